@@ -1,0 +1,427 @@
+package message
+
+import (
+	"bytes"
+	"strings"
+	"unsafe"
+)
+
+// Limits bounds what the parser accepts. The zero value of each field
+// selects its default; a negative value means no limit.
+type Limits struct {
+	// MaxMessageSize is the largest message in bytes, header section and
+	// body together. Default 65535 (the largest UDP datagram). A larger
+	// message fails with ErrTooLarge (status 513).
+	MaxMessageSize int
+	// MaxHeaders is the largest number of header field lines. Default
+	// 256. More fail with ErrTooLarge (status 400).
+	MaxHeaders int
+	// MaxLineLength is the longest start line or header field, folded
+	// lines included, in bytes. Default 8192. Longer fails with
+	// ErrTooLarge (status 400).
+	MaxLineLength int
+	// MaxBodySize is the largest body in bytes. Default 65535. Larger
+	// fails with ErrTooLarge (status 413).
+	MaxBodySize int
+}
+
+// Default limits; see Limits.
+const (
+	DefaultMaxMessageSize = 65535
+	DefaultMaxHeaders     = 256
+	DefaultMaxLineLength  = 8192
+	DefaultMaxBodySize    = 65535
+)
+
+func limit(v, def int) int {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return int(^uint(0) >> 1)
+	}
+	return v
+}
+
+func (l Limits) norm() Limits {
+	return Limits{
+		MaxMessageSize: limit(l.MaxMessageSize, DefaultMaxMessageSize),
+		MaxHeaders:     limit(l.MaxHeaders, DefaultMaxHeaders),
+		MaxLineLength:  limit(l.MaxLineLength, DefaultMaxLineLength),
+		MaxBodySize:    limit(l.MaxBodySize, DefaultMaxBodySize),
+	}
+}
+
+// Parse parses one message from a datagram (or a WebSocket message) with
+// the default Limits. The body is delimited by Content-Length when present,
+// and extends to the end of b otherwise; octets after Content-Length are
+// ignored (RFC 3261 §18.3). Parse copies b: the caller may reuse it.
+//
+// Parse checks the framing, the start line and the header section. It
+// checks header values only as far as the framing needs (Content-Length);
+// the rest is parsed when read. Call Validate on a received message before
+// acting on it.
+//
+// On error, the result is nil and the error is a *ParseError; its Message
+// field holds the message as far as it was parsed when a UAS can still
+// answer it (e.g. 400 for a bad Content-Length).
+func Parse(b []byte) (Message, error) { return Limits{}.Parse(b) }
+
+// Parse is like the package-level Parse with limits l.
+func (l Limits) Parse(b []byte) (Message, error) {
+	return parse(b, l.norm(), false)
+}
+
+// ParseRequest parses b and returns an error wrapping ErrMalformed if it
+// is a response.
+func ParseRequest(b []byte) (*Request, error) {
+	m, err := Parse(b)
+	if err != nil {
+		return nil, err
+	}
+	r, ok := m.(*Request)
+	if !ok {
+		return nil, errorf(ErrMalformed, "", "not a request")
+	}
+	return r, nil
+}
+
+// ParseResponse parses b and returns an error wrapping ErrMalformed if it
+// is a request.
+func ParseResponse(b []byte) (*Response, error) {
+	m, err := Parse(b)
+	if err != nil {
+		return nil, err
+	}
+	r, ok := m.(*Response)
+	if !ok {
+		return nil, errorf(ErrMalformed, "", "not a response")
+	}
+	return r, nil
+}
+
+// nextLine returns the line starting at i, without its CRLF or LF, and the
+// index after its end. end is -1 when no line end follows.
+func nextLine(s string, i int) (line string, next int) {
+	j := strings.IndexByte(s[i:], '\n')
+	if j < 0 {
+		return s[i:], -1
+	}
+	line = s[i : i+j]
+	if len(line) > 0 && line[len(line)-1] == '\r' {
+		line = line[:len(line)-1]
+	}
+	return line, i + j + 1
+}
+
+func parse(in []byte, lim Limits, stream bool) (Message, error) {
+	if len(in) > lim.MaxMessageSize {
+		e := errorf(ErrTooLarge, "", "message of %d bytes over the limit of %d", len(in), lim.MaxMessageSize)
+		e.Status = 513
+		return nil, e
+	}
+	// Skip CRLFs before the start line (RFC 3261 §7.5).
+	start := 0
+	for start < len(in) && (in[start] == '\r' || in[start] == '\n') {
+		start++
+	}
+	if start == len(in) {
+		return nil, errorf(ErrMalformed, "", "empty message")
+	}
+	// The message owns one copy of the input; every string of the parsed
+	// message points into it, and it is never written again, so the
+	// strings are immutable as Go requires. Body aliases the tail of the
+	// copy, which no string refers to.
+	own := make([]byte, len(in)-start)
+	copy(own, in[start:])
+	s := unsafe.String(&own[0], len(own))
+
+	first, i := nextLine(s, 0)
+	if i < 0 {
+		return nil, errorf(ErrMalformed, "", "no end of start line")
+	}
+	if len(first) > lim.MaxLineLength {
+		return nil, errorf(ErrTooLarge, "", "start line over %d bytes", lim.MaxLineLength)
+	}
+
+	// First pass: find the end of the header section and count fields.
+	nf := 0
+	p := i
+	bodyStart := -1
+	for {
+		line, next := nextLine(s, p)
+		if next < 0 {
+			if line == "" && p == len(s) && !stream {
+				// A datagram may end right after the last header line
+				// without the empty line (lenient).
+				bodyStart = len(s)
+				break
+			}
+			return nil, errorf(ErrMalformed, "", "no end of header section")
+		}
+		if line == "" {
+			bodyStart = next
+			break
+		}
+		if !isWS(line[0]) {
+			nf++
+		}
+		p = next
+	}
+	if nf > lim.MaxHeaders {
+		return nil, errorf(ErrTooLarge, "", "more than %d header fields", lim.MaxHeaders)
+	}
+
+	var msg Message
+	var h *Header
+	if strings.HasPrefix(first, "SIP/") || strings.HasPrefix(first, "sip/") {
+		r := &Response{}
+		if err := r.parseStatusLine(first); err != nil {
+			return nil, err
+		}
+		msg, h = r, &r.Header
+	} else {
+		r := &Request{}
+		if err := r.parseRequestLine(first); err != nil {
+			return nil, err
+		}
+		msg, h = r, &r.Header
+	}
+	h.fields = make([]Field, 0, nf)
+
+	// Second pass: the fields.
+	clCount := 0
+	cl := -1
+	var clErr *ParseError
+	p = i
+	for p < bodyStart {
+		line, next := nextLine(s, p)
+		if line == "" {
+			break
+		}
+		if isWS(line[0]) {
+			return nil, errorf(ErrMalformed, "", "continuation line before the first header")
+		}
+		colon := strings.IndexByte(line, ':')
+		if colon < 0 {
+			return nil, errorf(ErrMalformed, "", "header line without colon: %q", truncate(line))
+		}
+		name := line[:colon]
+		for len(name) > 0 && isWS(name[len(name)-1]) {
+			name = name[:len(name)-1]
+		}
+		if !isToken(name) {
+			return nil, errorf(ErrMalformed, "", "bad header name %q", truncate(name))
+		}
+		value := line[colon+1:]
+		total := len(line)
+		// Folded continuation lines.
+		var folded []string
+		for next < bodyStart {
+			cont, n2 := nextLine(s, next)
+			if cont == "" || !isWS(cont[0]) {
+				break
+			}
+			folded = append(folded, cont)
+			total += len(cont)
+			next = n2
+		}
+		if total > lim.MaxLineLength {
+			return nil, errorf(ErrTooLarge, CanonicalName(name), "header field over %d bytes", lim.MaxLineLength)
+		}
+		value = trimWS(value)
+		if folded != nil {
+			value = unfold(value, folded)
+		}
+		id := lookupID(name)
+		h.fields = append(h.fields, Field{Name: name, Value: value, id: id})
+		if id == hContentLength {
+			clCount++
+			if clCount > 1 {
+				clErr = errorf(ErrContentLength, "Content-Length", "repeated")
+			} else if n, ok := parseUint(value, 1<<31-1); ok {
+				cl = int(n)
+			} else {
+				clErr = errorf(ErrContentLength, "Content-Length", "%q", truncate(value))
+			}
+		}
+		p = next
+	}
+	if clErr != nil {
+		clErr.Message = msg
+		return nil, clErr
+	}
+
+	avail := len(s) - bodyStart
+	n := avail
+	switch {
+	case cl >= 0:
+		if cl > avail {
+			e := errorf(ErrContentLength, "Content-Length", "%d bytes announced, %d present", cl, avail)
+			e.Message = msg
+			return nil, e
+		}
+		n = cl
+	case stream:
+		n = 0
+	}
+	if n > lim.MaxBodySize {
+		e := errorf(ErrTooLarge, "", "body of %d bytes over the limit of %d", n, lim.MaxBodySize)
+		e.Status = 413
+		e.Message = msg
+		return nil, e
+	}
+	if n > 0 {
+		body := own[bodyStart : bodyStart+n : bodyStart+n]
+		switch r := msg.(type) {
+		case *Request:
+			r.Body = body
+		case *Response:
+			r.Body = body
+		}
+	}
+	return msg, nil
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+// unfold joins a header value with its continuation lines, replacing each
+// line break and the white space around it with one space.
+func unfold(first string, cont []string) string {
+	var b strings.Builder
+	b.WriteString(first)
+	for _, c := range cont {
+		c = trimWS(c)
+		if c == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(c)
+	}
+	return b.String()
+}
+
+func parseVersion(v string) (string, bool) {
+	if len(v) < 5 || !equalFold(v[:4], "SIP/") {
+		return "", false
+	}
+	maj, min, ok := strings.Cut(v[4:], ".")
+	if !ok || maj == "" || min == "" {
+		return "", false
+	}
+	for i := 0; i < len(maj); i++ {
+		if !isDigit(maj[i]) {
+			return "", false
+		}
+	}
+	for i := 0; i < len(min); i++ {
+		if !isDigit(min[i]) {
+			return "", false
+		}
+	}
+	if v == Version || equalFold(v, Version) {
+		return Version, true
+	}
+	return v, true
+}
+
+// splitSP splits s at runs of spaces into at most n fields (the last one
+// takes the rest, untrimmed on the right when keepRest is set).
+func (r *Request) parseRequestLine(line string) *ParseError {
+	// Method SP Request-URI SP SIP-Version. Runs of spaces and trailing
+	// spaces are tolerated (RFC 4475 §3.1.2.9, §3.1.2.10).
+	var parts [3]string
+	n := 0
+	i := 0
+	for n < 4 {
+		for i < len(line) && line[i] == ' ' {
+			i++
+		}
+		if i == len(line) {
+			break
+		}
+		st := i
+		for i < len(line) && line[i] != ' ' {
+			i++
+		}
+		if n == 3 {
+			n++
+			break
+		}
+		parts[n] = line[st:i]
+		n++
+	}
+	if n != 3 {
+		return errorf(ErrMalformed, "", "bad request line %q", truncate(line))
+	}
+	if !isToken(parts[0]) {
+		return errorf(ErrMalformed, "", "bad method %q", truncate(parts[0]))
+	}
+	r.Method = parts[0]
+	if err := r.URI.parse(parts[1]); err != nil {
+		return errorf(ErrMalformed, "", "bad Request-URI %q", truncate(parts[1]))
+	}
+	v, ok := parseVersion(parts[2])
+	if !ok {
+		return errorf(ErrMalformed, "", "bad SIP version %q", truncate(parts[2]))
+	}
+	if v != Version {
+		r.Proto = v
+	}
+	return nil
+}
+
+func (r *Response) parseStatusLine(line string) *ParseError {
+	ver, rest, ok := strings.Cut(line, " ")
+	if !ok {
+		return errorf(ErrMalformed, "", "bad status line %q", truncate(line))
+	}
+	v, ok := parseVersion(ver)
+	if !ok {
+		return errorf(ErrMalformed, "", "bad SIP version %q", truncate(ver))
+	}
+	if v != Version {
+		r.Proto = v
+	}
+	for len(rest) > 0 && rest[0] == ' ' {
+		rest = rest[1:]
+	}
+	code, reason, _ := strings.Cut(rest, " ")
+	if len(code) != 3 {
+		return errorf(ErrMalformed, "", "bad status code %q", truncate(code))
+	}
+	c, ok := parseUint(code, 999)
+	if !ok || c < 100 || c > 699 {
+		return errorf(ErrMalformed, "", "bad status code %q", code)
+	}
+	r.StatusCode = int(c)
+	r.Reason = reason
+	return nil
+}
+
+var crlfcrlf = []byte("\r\n\r\n")
+
+// headerEnd returns the index just after the empty line ending the header
+// section of b, or -1. Bare LF line ends are accepted.
+func headerEnd(b []byte) int {
+	if i := bytes.Index(b, crlfcrlf); i >= 0 {
+		if j := bytes.Index(b[:i+2], []byte("\n\n")); j >= 0 {
+			return j + 2
+		}
+		return i + 4
+	}
+	if j := bytes.Index(b, []byte("\n\n")); j >= 0 {
+		return j + 2
+	}
+	if j := bytes.Index(b, []byte("\n\r\n")); j >= 0 {
+		return j + 3
+	}
+	return -1
+}
