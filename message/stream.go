@@ -38,7 +38,8 @@ func (k Keepalive) String() string {
 // connection: the stream cannot be framed any more.
 //
 // Content-Length is required on streams; a message without one has an
-// empty body.
+// empty body. A CRLF with nothing after it yet is taken as a pong: a peer
+// writes the four bytes of a ping together.
 func (l Limits) Frame(b []byte) (n int, k Keepalive, err error) {
 	lim := l.norm()
 	if len(b) == 0 {

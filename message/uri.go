@@ -352,6 +352,10 @@ func b2i(b bool) int {
 func paramsEqual(a, b Params, all bool) bool {
 	check := func(x, y Params) bool {
 		for n, xv := range x.All() {
+			if first, _ := x.Get(n); first != xv {
+				// A repeated name: only its first occurrence counts.
+				continue
+			}
 			yv, ok := y.Get(n)
 			if !ok {
 				if all {
