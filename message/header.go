@@ -115,39 +115,11 @@ func lookupID(name string) hid {
 		return hOther
 	}
 	// Dispatch on the first letter, then compare whole names.
-	var cands []hid
-	switch name[0] | 0x20 {
-	case 'a':
-		cands = []hid{hAllow, hAuthorization, hAccept, hAllowEvents, hAcceptEncoding, hAcceptLanguage}
-	case 'c':
-		cands = []hid{hCallID, hCSeq, hContact, hContentLength, hContentType, hContentEncoding, hContentDisposition}
-	case 'd':
-		cands = []hid{hDate}
-	case 'e':
-		cands = []hid{hExpires, hEvent}
-	case 'f':
-		cands = []hid{hFrom}
-	case 'i':
-		cands = []hid{hIdentity}
-	case 'm':
-		cands = []hid{hMaxForwards, hMinExpires, hMinSE}
-	case 'o':
-		cands = []hid{hOrganization}
-	case 'p':
-		cands = []hid{hProxyAuthenticate, hProxyAuthorization, hProxyRequire, hPriority, hPath}
-	case 'r':
-		cands = []hid{hRoute, hRecordRoute, hRequire, hRSeq, hRAck, hReferTo, hReferredBy, hReplaces, hReason, hRetryAfter}
-	case 's':
-		cands = []hid{hSupported, hSessionExpires, hSubscriptionState, hServer, hSubject, hServiceRoute}
-	case 't':
-		cands = []hid{hTo, hTimestamp}
-	case 'u':
-		cands = []hid{hUnsupported, hUserAgent}
-	case 'v':
-		cands = []hid{hVia}
-	case 'w':
-		cands = []hid{hWWWAuthenticate, hWarning}
+	c := name[0] | 0x20
+	if c < 'a' || c > 'z' {
+		return hOther
 	}
+	cands := byFirstLetter[c-'a']
 	for _, id := range cands {
 		if equalFold(name, headerNames[id]) {
 			return id
@@ -155,6 +127,16 @@ func lookupID(name string) hid {
 	}
 	return hOther
 }
+
+// byFirstLetter lists the known headers by the first letter of their long
+// name.
+var byFirstLetter = func() (t [26][]hid) {
+	for id := hid(1); id < hCount; id++ {
+		c := headerNames[id][0] | 0x20
+		t[c-'a'] = append(t[c-'a'], id)
+	}
+	return t
+}()
 
 // CanonicalName returns the canonical spelling of a header name: the long
 // form of a compact name ("v" → "Via") and the usual capitalisation of

@@ -144,34 +144,6 @@ func parse(in []byte, lim Limits, stream bool) (Message, error) {
 		return nil, errorf(ErrTooLarge, "", "start line over %d bytes", lim.MaxLineLength)
 	}
 
-	// First pass: find the end of the header section and count fields.
-	nf := 0
-	p := i
-	bodyStart := -1
-	for {
-		line, next := nextLine(s, p)
-		if next < 0 {
-			if line == "" && p == len(s) && !stream {
-				// A datagram may end right after the last header line
-				// without the empty line (lenient).
-				bodyStart = len(s)
-				break
-			}
-			return nil, errorf(ErrMalformed, "", "no end of header section")
-		}
-		if line == "" {
-			bodyStart = next
-			break
-		}
-		if !isWS(line[0]) {
-			nf++
-		}
-		p = next
-	}
-	if nf > lim.MaxHeaders {
-		return nil, errorf(ErrTooLarge, "", "more than %d header fields", lim.MaxHeaders)
-	}
-
 	var msg Message
 	var h *Header
 	if strings.HasPrefix(first, "SIP/") || strings.HasPrefix(first, "sip/") {
@@ -187,20 +159,36 @@ func parse(in []byte, lim Limits, stream bool) (Message, error) {
 		}
 		msg, h = r, &r.Header
 	}
-	h.fields = make([]Field, 0, nf)
 
-	// Second pass: the fields.
+	// One pass over the header lines. Fields gather in a stack array and
+	// are copied once into a slice of the exact size.
+	var stackFields [32]Field
+	fields := stackFields[:0]
 	clCount := 0
 	cl := -1
 	var clErr *ParseError
-	p = i
-	for p < bodyStart {
+	p := i
+	bodyStart := -1
+	for {
 		line, next := nextLine(s, p)
+		if next < 0 {
+			if line == "" && !stream {
+				// A datagram may end right after the last header line
+				// without the empty line (lenient).
+				bodyStart = len(s)
+				break
+			}
+			return nil, errorf(ErrMalformed, "", "no end of header section")
+		}
 		if line == "" {
+			bodyStart = next
 			break
 		}
 		if isWS(line[0]) {
 			return nil, errorf(ErrMalformed, "", "continuation line before the first header")
+		}
+		if len(fields) == lim.MaxHeaders {
+			return nil, errorf(ErrTooLarge, "", "more than %d header fields", lim.MaxHeaders)
 		}
 		colon := strings.IndexByte(line, ':')
 		if colon < 0 {
@@ -213,28 +201,36 @@ func parse(in []byte, lim Limits, stream bool) (Message, error) {
 		if !isToken(name) {
 			return nil, errorf(ErrMalformed, "", "bad header name %q", truncate(name))
 		}
-		value := line[colon+1:]
+		value := trimWS(line[colon+1:])
 		total := len(line)
 		// Folded continuation lines.
-		var folded []string
-		for next < bodyStart {
-			cont, n2 := nextLine(s, next)
-			if cont == "" || !isWS(cont[0]) {
-				break
+		if next < len(s) && isWS(s[next]) {
+			var b strings.Builder
+			b.WriteString(value)
+			for next < len(s) && isWS(s[next]) {
+				cont, n2 := nextLine(s, next)
+				if n2 < 0 {
+					return nil, errorf(ErrMalformed, "", "no end of header section")
+				}
+				total += len(cont)
+				if total > lim.MaxLineLength {
+					break
+				}
+				if c := trimWS(cont); c != "" {
+					if b.Len() > 0 {
+						b.WriteByte(' ')
+					}
+					b.WriteString(c)
+				}
+				next = n2
 			}
-			folded = append(folded, cont)
-			total += len(cont)
-			next = n2
+			value = b.String()
 		}
 		if total > lim.MaxLineLength {
 			return nil, errorf(ErrTooLarge, CanonicalName(name), "header field over %d bytes", lim.MaxLineLength)
 		}
-		value = trimWS(value)
-		if folded != nil {
-			value = unfold(value, folded)
-		}
 		id := lookupID(name)
-		h.fields = append(h.fields, Field{Name: name, Value: value, id: id})
+		fields = append(fields, Field{Name: name, Value: value, id: id})
 		if id == hContentLength {
 			clCount++
 			if clCount > 1 {
@@ -247,6 +243,8 @@ func parse(in []byte, lim Limits, stream bool) (Message, error) {
 		}
 		p = next
 	}
+	h.fields = make([]Field, len(fields))
+	copy(h.fields, fields)
 	if clErr != nil {
 		clErr.Message = msg
 		return nil, clErr
@@ -288,24 +286,6 @@ func truncate(s string) string {
 		return s[:64] + "…"
 	}
 	return s
-}
-
-// unfold joins a header value with its continuation lines, replacing each
-// line break and the white space around it with one space.
-func unfold(first string, cont []string) string {
-	var b strings.Builder
-	b.WriteString(first)
-	for _, c := range cont {
-		c = trimWS(c)
-		if c == "" {
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(c)
-	}
-	return b.String()
 }
 
 func parseVersion(v string) (string, bool) {

@@ -136,9 +136,9 @@ func (u *URI) parseSIP(s, rest string) error {
 		}
 	}
 	// hostport
-	end := len(rest)
-	if i := strings.IndexAny(rest, ";?"); i >= 0 {
-		end = i
+	end := 0
+	for end < len(rest) && rest[end] != ';' && rest[end] != '?' {
+		end++
 	}
 	hostport := rest[:end]
 	rest = rest[end:]

@@ -1,0 +1,366 @@
+package transaction
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sipua/sip/message"
+)
+
+// Transaction is a *Client or a *Server.
+type Transaction interface {
+	// Request returns the request of the transaction.
+	Request() *message.Request
+	// State returns its state.
+	State() State
+	// Deadline returns when its next timer fires, or the zero time.
+	Deadline() time.Time
+
+	tick(now time.Time, out []Action) []Action
+	transportError(err error, out []Action) []Action
+	slot() *entry
+}
+
+// entry is the Layer's bookkeeping inside each transaction.
+type entry struct {
+	dest  any
+	index int // position in the deadline heap, -1 when absent
+	ckey  clientKey
+	skey  serverKey
+	live  bool
+}
+
+func (c *Client) tick(now time.Time, out []Action) []Action { return c.Tick(now, out) }
+func (c *Client) transportError(err error, out []Action) []Action {
+	return c.TransportError(err, out)
+}
+func (c *Client) slot() *entry { return &c.e }
+
+func (s *Server) tick(now time.Time, out []Action) []Action { return s.Tick(now, out) }
+func (s *Server) transportError(err error, out []Action) []Action {
+	return s.TransportError(err, out)
+}
+func (s *Server) slot() *entry { return &s.e }
+
+// Dest returns the destination given when the transaction was created.
+func (c *Client) Dest() any { return c.e.dest }
+
+// Source returns the source the request came from.
+func (s *Server) Source() any { return s.e.dest }
+
+type clientKey struct {
+	branch, method string
+}
+
+type serverKey struct {
+	branch string
+	host   string
+	port   int
+	method string
+	legacy string // RFC 2543 requests: no branch with the magic cookie
+}
+
+// Callbacks connect a Layer to the transport below and the transaction
+// user above. They are called synchronously from the Layer's methods, on
+// the goroutine that drives it; they may call back into the Layer.
+type Callbacks struct {
+	// Send sends msg to dest (the destination given to Layer.Request,
+	// or the source of a received request). An error is a transport
+	// error.
+	Send func(msg message.Message, dest any) error
+	// Request delivers a request: one that created the server
+	// transaction tx, an ACK for a 2xx that reached an INVITE server
+	// transaction in the Accepted state (tx set), or an ACK that matched
+	// no transaction (tx nil): both ACKs belong to the dialog layer.
+	Request func(tx *Server, req *message.Request, src any)
+	// Response delivers a response of client transaction tx, or one that
+	// matched no transaction (tx nil), which RFC 3261 §18.1.2 passes to
+	// the core.
+	Response func(tx *Client, resp *message.Response)
+	// Failed reports that tx failed with an error wrapping ErrTimeout or
+	// ErrTransport.
+	Failed func(tx Transaction, err error)
+	// Terminated, if set, reports that tx has ended.
+	Terminated func(tx Transaction)
+}
+
+// Layer holds the transactions of one user agent. It is driven by one
+// goroutine: none of its methods may be called concurrently.
+type Layer struct {
+	cfg     Config
+	cb      Callbacks
+	clients map[clientKey]*Client
+	servers map[serverKey]*Server
+	timers  deadlines
+}
+
+// NewLayer returns an empty Layer.
+func NewLayer(cfg Config, cb Callbacks) *Layer {
+	return &Layer{
+		cfg:     cfg.norm(),
+		cb:      cb,
+		clients: make(map[clientKey]*Client),
+		servers: make(map[serverKey]*Server),
+	}
+}
+
+// Len returns the number of client and server transactions alive.
+func (l *Layer) Len() (clients, servers int) { return len(l.clients), len(l.servers) }
+
+// NextDeadline returns when Tick must next be called; ok is false when no
+// timer runs.
+func (l *Layer) NextDeadline() (t time.Time, ok bool) {
+	if len(l.timers) == 0 {
+		return time.Time{}, false
+	}
+	return l.timers[0].Deadline(), true
+}
+
+// ErrBadRequest reports a request that cannot start a client transaction.
+var ErrBadRequest = errors.New("transaction: request cannot start a transaction")
+
+// Request starts a client transaction for req (not an ACK: an ACK to a 2xx
+// is sent by the dialog layer directly) and sends it to dest. req must
+// carry a top Via whose branch starts with the magic cookie. If the first
+// send fails, the transaction is dropped and the error, wrapping
+// ErrTransport, is returned; later failures go to Callbacks.Failed.
+func (l *Layer) Request(req *message.Request, dest any, reliable bool, now time.Time) (*Client, error) {
+	if req.Method == "ACK" {
+		return nil, fmt.Errorf("%w: ACK", ErrBadRequest)
+	}
+	via, err := req.Header.TopVia()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	b := via.Branch()
+	if !strings.HasPrefix(b, message.MagicCookie) || len(b) == len(message.MagicCookie) {
+		return nil, fmt.Errorf("%w: branch %q lacks the magic cookie", ErrBadRequest, b)
+	}
+	key := clientKey{branch: b, method: req.Method}
+	if _, dup := l.clients[key]; dup {
+		return nil, fmt.Errorf("%w: branch %q in use", ErrBadRequest, b)
+	}
+	var buf [4]Action
+	c, _ := NewClient(req, reliable, l.cfg, now, buf[:0])
+	if err := l.cb.Send(req, dest); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTransport, err)
+	}
+	c.e = entry{dest: dest, index: -1, ckey: key, live: true}
+	l.clients[key] = c
+	l.reschedule(c)
+	return c, nil
+}
+
+// Respond sends resp through server transaction tx.
+func (l *Layer) Respond(tx *Server, resp *message.Response, now time.Time) error {
+	var buf [4]Action
+	out, err := tx.Respond(resp, now, buf[:0])
+	if err != nil {
+		return err
+	}
+	l.run(tx, out, now)
+	return nil
+}
+
+// Receive takes a message from the transport: src is where it came from
+// (responses to a request go there), reliable whether its transport is.
+// Messages whose top Via or CSeq cannot be read are dropped: the transport
+// validates messages before.
+func (l *Layer) Receive(msg message.Message, src any, reliable bool, now time.Time) {
+	var buf [4]Action
+	switch m := msg.(type) {
+	case *message.Response:
+		via, err := m.Header.TopVia()
+		if err != nil {
+			return
+		}
+		cseq, err := m.Header.CSeq()
+		if err != nil {
+			return
+		}
+		c, ok := l.clients[clientKey{branch: via.Branch(), method: cseq.Method}]
+		if !ok {
+			if l.cb.Response != nil {
+				l.cb.Response(nil, m)
+			}
+			return
+		}
+		l.run(c, c.Receive(m, now, buf[:0]), now)
+	case *message.Request:
+		key, ok := l.serverKey(m)
+		if !ok {
+			return
+		}
+		if s, found := l.servers[key]; found {
+			l.run(s, s.Receive(m, now, buf[:0]), now)
+			return
+		}
+		if m.Method == "ACK" {
+			if l.cb.Request != nil {
+				l.cb.Request(nil, m, src)
+			}
+			return
+		}
+		s, out := NewServer(m, reliable, l.cfg, now, buf[:0])
+		s.e = entry{dest: src, index: -1, skey: key, live: true}
+		l.servers[key] = s
+		l.run(s, out, now)
+	}
+}
+
+// MatchCancel returns the INVITE server transaction that a CANCEL
+// targets (RFC 3261 §9.2), or nil.
+func (l *Layer) MatchCancel(cancel *message.Request) *Server {
+	key, ok := l.serverKey(cancel)
+	if !ok {
+		return nil
+	}
+	key.method = "INVITE"
+	s := l.servers[key]
+	if s == nil || !s.invite {
+		return nil
+	}
+	return s
+}
+
+func (l *Layer) serverKey(req *message.Request) (serverKey, bool) {
+	via, err := req.Header.TopVia()
+	if err != nil {
+		return serverKey{}, false
+	}
+	method := req.Method
+	if method == "ACK" {
+		method = "INVITE"
+	}
+	b := via.Branch()
+	if strings.HasPrefix(b, message.MagicCookie) && len(b) > len(message.MagicCookie) {
+		return serverKey{branch: b, host: strings.ToLower(via.Host), port: via.Port, method: method}, true
+	}
+	// RFC 2543 (§17.2.3): Request-URI, From tag, Call-ID, CSeq number and
+	// top Via identify the transaction. The To tag is left out, so that
+	// the ACK, which carries the tag of the response, matches its INVITE.
+	cseq, err := req.Header.CSeq()
+	if err != nil {
+		return serverKey{}, false
+	}
+	uri := req.URI.String()
+	legacy := uri + "\x00" + req.Header.FromTag() + "\x00" + req.Header.CallID() + "\x00" +
+		strconv.FormatUint(uint64(cseq.Seq), 10) + "\x00" + via.String()
+	return serverKey{method: method, legacy: legacy}, true
+}
+
+// Tick fires every timer due at now.
+func (l *Layer) Tick(now time.Time) {
+	for len(l.timers) > 0 {
+		tx := l.timers[0]
+		d := tx.Deadline()
+		if d.IsZero() || d.After(now) {
+			if d.IsZero() {
+				heap.Pop(&l.timers)
+				continue
+			}
+			return
+		}
+		var buf [4]Action
+		l.run(tx, tx.tick(now, buf[:0]), now)
+	}
+}
+
+// run carries out the actions of tx.
+func (l *Layer) run(tx Transaction, out []Action, now time.Time) {
+	for i := 0; i < len(out); i++ {
+		a := out[i]
+		switch a.Kind {
+		case Send:
+			if err := l.cb.Send(a.Msg, tx.slot().dest); err != nil {
+				out = tx.transportError(err, out)
+			}
+		case PassUp:
+			switch t := tx.(type) {
+			case *Client:
+				if l.cb.Response != nil {
+					l.cb.Response(t, a.Msg.(*message.Response))
+				}
+			case *Server:
+				if l.cb.Request != nil {
+					l.cb.Request(t, a.Msg.(*message.Request), t.e.dest)
+				}
+			}
+		case Fail:
+			if l.cb.Failed != nil {
+				l.cb.Failed(tx, a.Err)
+			}
+		case Terminate:
+			l.remove(tx)
+			if l.cb.Terminated != nil {
+				l.cb.Terminated(tx)
+			}
+		}
+	}
+	if tx.slot().live {
+		l.reschedule(tx)
+	}
+}
+
+func (l *Layer) remove(tx Transaction) {
+	e := tx.slot()
+	if !e.live {
+		return
+	}
+	e.live = false
+	switch t := tx.(type) {
+	case *Client:
+		if l.clients[e.ckey] == t {
+			delete(l.clients, e.ckey)
+		}
+	case *Server:
+		if l.servers[e.skey] == t {
+			delete(l.servers, e.skey)
+		}
+	}
+	if e.index >= 0 {
+		heap.Remove(&l.timers, e.index)
+	}
+}
+
+func (l *Layer) reschedule(tx Transaction) {
+	e := tx.slot()
+	switch {
+	case tx.Deadline().IsZero():
+		if e.index >= 0 {
+			heap.Remove(&l.timers, e.index)
+		}
+	case e.index >= 0:
+		heap.Fix(&l.timers, e.index)
+	default:
+		heap.Push(&l.timers, tx)
+	}
+}
+
+// deadlines is a min-heap of transactions by deadline.
+type deadlines []Transaction
+
+func (d deadlines) Len() int           { return len(d) }
+func (d deadlines) Less(i, j int) bool { return d[i].Deadline().Before(d[j].Deadline()) }
+func (d deadlines) Swap(i, j int) {
+	d[i], d[j] = d[j], d[i]
+	d[i].slot().index = i
+	d[j].slot().index = j
+}
+func (d *deadlines) Push(x any) {
+	tx := x.(Transaction)
+	tx.slot().index = len(*d)
+	*d = append(*d, tx)
+}
+func (d *deadlines) Pop() any {
+	old := *d
+	tx := old[len(old)-1]
+	old[len(old)-1] = nil
+	*d = old[:len(old)-1]
+	tx.slot().index = -1
+	return tx
+}

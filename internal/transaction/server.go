@@ -1,0 +1,187 @@
+package transaction
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/sipua/sip/message"
+)
+
+// Server is an INVITE or non-INVITE server transaction (RFC 3261 §17.2,
+// RFC 6026 §7.1). It is not safe for concurrent use.
+type Server struct {
+	req      *message.Request
+	last     *message.Response // the last response sent
+	cfg      Config
+	invite   bool
+	reliable bool
+	state    State
+
+	trying  timer // 100 Trying if the TU is silent (INVITE)
+	retrans timer // G
+	timeout timer // H
+	linger  timer // I, J or L
+
+	e entry
+}
+
+// NewServer creates the server transaction for a new request and passes
+// the request up. reliable tells whether it came over a reliable transport.
+func NewServer(req *message.Request, reliable bool, cfg Config, now time.Time, out []Action) (*Server, []Action) {
+	s := &Server{req: req, cfg: cfg.norm(), invite: req.Method == "INVITE", reliable: reliable, e: entry{index: -1}}
+	if s.invite {
+		s.state = Proceeding
+		s.trying.set(now, s.cfg.TryingDelay)
+	} else {
+		s.state = Trying
+	}
+	return s, append(out, Action{Kind: PassUp, Msg: req})
+}
+
+// Request returns the request that created the transaction.
+func (s *Server) Request() *message.Request { return s.req }
+
+// State returns the current state.
+func (s *Server) State() State { return s.state }
+
+// Invite reports whether this is an INVITE server transaction.
+func (s *Server) Invite() bool { return s.invite }
+
+// Reliable reports whether the transport is reliable.
+func (s *Server) Reliable() bool { return s.reliable }
+
+// LastResponse returns the last response sent, or nil.
+func (s *Server) LastResponse() *message.Response { return s.last }
+
+// Deadline returns when Tick must next be called, or the zero time.
+func (s *Server) Deadline() time.Time {
+	return earliest(s.trying.at, s.retrans.at, s.timeout.at, s.linger.at)
+}
+
+func (s *Server) terminate(out []Action) []Action {
+	s.state = Terminated
+	s.trying.stop()
+	s.retrans.stop()
+	s.timeout.stop()
+	s.linger.stop()
+	return append(out, Action{Kind: Terminate})
+}
+
+// Receive feeds a request matched to this transaction: a retransmission
+// of its request, or for INVITE an ACK.
+func (s *Server) Receive(req *message.Request, now time.Time, out []Action) []Action {
+	if req.Method == "ACK" {
+		if !s.invite {
+			return out
+		}
+		switch s.state {
+		case Completed:
+			s.state = Confirmed
+			s.retrans.stop()
+			s.timeout.stop()
+			if s.reliable {
+				return s.terminate(out)
+			}
+			s.linger.set(now, s.cfg.T4) // Timer I
+		case Accepted:
+			// RFC 6026: the ACK to a 2xx goes to the TU.
+			return append(out, Action{Kind: PassUp, Msg: req})
+		}
+		return out
+	}
+	// A retransmission of the request.
+	switch s.state {
+	case Proceeding, Completed:
+		if s.last != nil {
+			return append(out, Action{Kind: Send, Msg: s.last})
+		}
+	}
+	// Trying (non-INVITE, no response yet), Confirmed, Accepted:
+	// absorbed.
+	return out
+}
+
+// Respond sends a response of the transaction user. It returns an error
+// wrapping ErrTerminated when the transaction can take no more responses
+// (a final one was already sent, other than a 2xx to INVITE), and the
+// response is then not sent.
+func (s *Server) Respond(resp *message.Response, now time.Time, out []Action) ([]Action, error) {
+	code := resp.StatusCode
+	switch s.state {
+	case Trying, Proceeding:
+	case Accepted:
+		if code >= 200 && code < 300 {
+			// The TU retransmits its 2xx through here.
+			s.last = resp
+			return append(out, Action{Kind: Send, Msg: resp}), nil
+		}
+		return out, fmt.Errorf("%w: %d after a 2xx", ErrTerminated, code)
+	default:
+		return out, fmt.Errorf("%w: %d in state %v", ErrTerminated, code, s.state)
+	}
+	s.trying.stop()
+	s.last = resp
+	out = append(out, Action{Kind: Send, Msg: resp})
+	if code < 200 {
+		s.state = Proceeding
+		return out, nil
+	}
+	if s.invite {
+		if code < 300 {
+			s.state = Accepted
+			s.linger.set(now, 64*s.cfg.T1) // Timer L
+			return out, nil
+		}
+		s.state = Completed
+		if !s.reliable {
+			s.retrans.set(now, s.cfg.T1) // Timer G
+		}
+		s.timeout.set(now, 64*s.cfg.T1) // Timer H
+		return out, nil
+	}
+	s.state = Completed
+	if s.reliable {
+		return s.terminate(out), nil
+	}
+	s.linger.set(now, 64*s.cfg.T1) // Timer J
+	return out, nil
+}
+
+// Tick fires the timers that are due at now.
+func (s *Server) Tick(now time.Time, out []Action) []Action {
+	if s.state == Terminated {
+		return out
+	}
+	if s.timeout.due(now) {
+		// Timer H: the ACK never came.
+		out = append(out, Action{Kind: Fail, Err: fmt.Errorf("%w: no ACK after %v", ErrTimeout, s.timeout.interval)})
+		return s.terminate(out)
+	}
+	if s.linger.due(now) {
+		return s.terminate(out)
+	}
+	if s.trying.due(now) {
+		s.trying.stop()
+		if s.last == nil && s.state == Proceeding {
+			s.last = message.NewResponse(s.req, 100, "", "")
+			out = append(out, Action{Kind: Send, Msg: s.last})
+		}
+	}
+	if s.retrans.due(now) {
+		// Timer G: resend the final response, doubling up to T2.
+		out = append(out, Action{Kind: Send, Msg: s.last})
+		s.retrans.set(now, min(2*s.retrans.interval, s.cfg.T2))
+	}
+	return out
+}
+
+// TransportError reports that sending a response failed: the transaction
+// ends and the TU is told (RFC 3261 §17.2.4 leaves retrying other
+// destinations of §18.2.2 to the transport).
+func (s *Server) TransportError(err error, out []Action) []Action {
+	if s.state == Terminated {
+		return out
+	}
+	out = append(out, Action{Kind: Fail, Err: fmt.Errorf("%w: %w", ErrTransport, err)})
+	return s.terminate(out)
+}
