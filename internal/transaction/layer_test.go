@@ -18,7 +18,6 @@ type recorder struct {
 	log     []string
 	sendErr error
 	servers []*Server
-	clients []*Client
 	onReq   func(tx *Server, req *message.Request)
 }
 
