@@ -55,7 +55,9 @@ func newUA(t *testing.T, n *siptest.Network, name, addr string) *ua {
 		Send:     func(m message.Message, dest any) error { return u.send(m, dest.(netip.AddrPort)) },
 		Request:  u.onRequest,
 		Response: u.onResponse,
-		Failed:   func(tx transaction.Transaction, err error) { u.events = append(u.events, "failed "+tx.Request().Method) },
+		Failed: func(tx transaction.Transaction, err error) {
+			u.events = append(u.events, "failed "+tx.Request().Method)
+		},
 	})
 	u.answer = func(u *ua, tx *transaction.Server, req *message.Request) {
 		u.respond(tx, req, 180)
