@@ -85,6 +85,9 @@ type Dialog struct {
 	remote string // the peer's, without tag
 	target string // remote target URI
 	routes string // route set as a Route header value, "" when empty
+
+	ackSeq    uint32 // CSeq of the INVITE last acknowledged (UAC)
+	ackBranch string // branch of that ACK, to send the same ACK again
 }
 
 // Local returns the local address (URI and display name, no tag).
@@ -113,7 +116,7 @@ func (d *Dialog) RouteSet() []message.URI {
 
 // pack copies every string of the dialog into one allocation.
 func (d *Dialog) pack() {
-	parts := [...]*string{&d.ID.CallID, &d.ID.LocalTag, &d.ID.RemoteTag, &d.local, &d.remote, &d.target, &d.routes}
+	parts := [...]*string{&d.ID.CallID, &d.ID.LocalTag, &d.ID.RemoteTag, &d.local, &d.remote, &d.target, &d.routes, &d.ackBranch}
 	n := 0
 	for _, p := range parts {
 		n += len(*p)

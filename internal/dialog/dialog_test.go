@@ -313,3 +313,81 @@ func TestDialogMemory(t *testing.T) {
 	assert.Less(t, per, uint64(1024))
 	runtime.KeepAlive(ds)
 }
+
+func TestAck2xx(t *testing.T) {
+	inv := parseReq(t, inviteRaw)
+	set := NewSet()
+	via := func(b string) message.Via {
+		return message.Via{Transport: "UDP", Host: "pc33.atlanta.example.com", Params: message.Params("branch=" + b)}
+	}
+	// An early dialog from a 180, then the 2xx confirms it.
+	early, err := NewUAC(inv, answer(inv, 180, "b1", ""))
+	require.NoError(t, err)
+	set.Add(early)
+	ok1 := answer(inv, 200, "b1", "<sip:bob@192.0.2.4>")
+	d, ack, created, err := set.Ack2xx(inv, ok1, via("z9hG4bKack1"))
+	require.NoError(t, err)
+	assert.False(t, created)
+	assert.Same(t, early, d)
+	assert.Equal(t, Confirmed, d.State)
+	v, _ := ack.Header.TopVia()
+	assert.Equal(t, "z9hG4bKack1", v.Branch())
+	cs, _ := ack.Header.CSeq()
+	assert.Equal(t, message.CSeq{Seq: 1, Method: "ACK"}, cs)
+	assert.Equal(t, "sip:bob@192.0.2.4", ack.URI.String())
+
+	// The retransmitted 2xx: the same ACK, same branch.
+	_, again, _, err := set.Ack2xx(inv, ok1, via("z9hG4bKother"))
+	require.NoError(t, err)
+	assert.Equal(t, ack.String(), again.String())
+
+	// A forked 2xx: a new dialog, its own ACK.
+	d2, ack2, created, err := set.Ack2xx(inv, answer(inv, 200, "b2", "<sip:bob@192.0.2.5>"), via("z9hG4bKack2"))
+	require.NoError(t, err)
+	assert.True(t, created)
+	assert.NotSame(t, d, d2)
+	assert.Equal(t, "sip:bob@192.0.2.5", ack2.URI.String())
+	assert.Equal(t, 2, set.Len())
+
+	// A re-INVITE in the first dialog: a new ACK, and the new target.
+	reinv, err := d.NewRequest("INVITE")
+	require.NoError(t, err)
+	reinv.Header.PrependVia(via("z9hG4bKre"))
+	reok := answer(reinv, 200, "b1", "<sip:bob@moved.example.com>")
+	reok.Header.Set("From", reinv.Header.Get("From"))
+	_, ack3, created, err := set.Ack2xx(reinv, reok, via("z9hG4bKack3"))
+	require.NoError(t, err)
+	assert.False(t, created)
+	cs, _ = ack3.Header.CSeq()
+	assert.Equal(t, uint32(2), cs.Seq)
+	v, _ = ack3.Header.TopVia()
+	assert.Equal(t, "z9hG4bKack3", v.Branch())
+	assert.Equal(t, "sip:bob@moved.example.com", ack3.URI.String())
+
+	_, _, _, err = set.Ack2xx(inv, answer(inv, 486, "b1", ""), via("x"))
+	assert.Error(t, err)
+	_, _, _, err = set.Ack2xx(inv, answer(inv, 200, "b9", ""), via("x"))
+	assert.ErrorIs(t, err, ErrCannotCreate, "a 2xx without Contact")
+}
+
+func BenchmarkNewUASDialog(b *testing.B) {
+	inv := parseReq(b, inviteRaw)
+	ok := answer(inv, 200, "t", "<sip:bob@192.0.2.4>")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := NewUAS(inv, ok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkInDialogRequest(b *testing.B) {
+	inv := parseReq(b, inviteRaw)
+	d, _ := NewUAC(inv, answer(inv, 200, "t", "<sip:bob@192.0.2.4>"))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := d.NewRequest("INFO"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -29,9 +29,7 @@ type ua struct {
 	ep      *siptest.Endpoint
 	layer   *transaction.Layer
 	dialogs *Set
-	acks    map[ID]*message.Request // UAC: the ACK sent for each dialog's 2xx
 	waits   map[ID]*AckWait         // UAS: 2xx waiting for their ACK
-	invites map[ID]*message.Request // UAC: the INVITE of each dialog
 	branch  int
 	in      chan siptest.Packet
 	cmds    chan func()
@@ -46,7 +44,7 @@ type ua struct {
 
 func newUA(t *testing.T, n *siptest.Network, name, addr string) *ua {
 	u := &ua{t: t, name: name, addr: siptest.Addr(addr), dialogs: NewSet(),
-		acks: map[ID]*message.Request{}, waits: map[ID]*AckWait{}, invites: map[ID]*message.Request{},
+		waits: map[ID]*AckWait{},
 		in: make(chan siptest.Packet, 1024), cmds: make(chan func()), stop: make(chan struct{})}
 	ep, err := n.ListenFunc(name, u.addr, func(p siptest.Packet) { u.in <- p })
 	require.NoError(t, err)
@@ -180,22 +178,14 @@ func (u *ua) onResponse(tx *transaction.Client, resp *message.Response) {
 	}
 	// Every 2xx to INVITE is acknowledged, by its dialog; a retransmitted
 	// one gets the same ACK again.
-	id := ResponseID(resp)
-	if ack, ok := u.acks[id]; ok {
-		_ = u.send(ack, netip.MustParseAddrPort(NextHop(ack).HostPort()))
-		return
-	}
 	if tx == nil {
-		return // a 2xx for a dialog we never had
+		return // the INVITE transaction is over (Timer M): nothing to match
 	}
-	d, err := NewUAC(tx.Request(), resp)
+	d, ack, created, err := u.dialogs.Ack2xx(tx.Request(), resp, u.via())
 	require.NoError(u.t, err)
-	u.dialogs.Add(d)
-	u.invites[id] = tx.Request()
-	ack := d.NewAck(cs.Seq)
-	ack.Header.PrependVia(u.via())
-	u.acks[id] = ack
-	u.events = append(u.events, "confirmed "+id.RemoteTag)
+	if created {
+		u.events = append(u.events, "confirmed "+d.ID.RemoteTag)
+	}
 	_ = u.send(ack, netip.MustParseAddrPort(NextHop(ack).HostPort()))
 }
 

@@ -1,6 +1,8 @@
 package dialog
 
 import (
+	"fmt"
+
 	"github.com/sipua/sip/message"
 )
 
@@ -56,4 +58,46 @@ func (s *Set) MatchRequest(req *message.Request) (*Dialog, error) {
 // MatchResponse finds the dialog of a response received by a UAC, or nil.
 func (s *Set) MatchResponse(resp *message.Response) *Dialog {
 	return s.m[ResponseID(resp)]
+}
+
+// Ack2xx is the UAC core's handling of a 2xx to an INVITE it sent (RFC
+// 3261 §13.2.2.4, RFC 6026 §8): it finds the dialog of the 2xx's To tag or
+// creates it — every forked 2xx gets its own dialog — confirms an early
+// one, and returns the ACK to send to NextHop(ack). The first 2xx of a
+// dialog gets a new ACK carrying via; a retransmitted 2xx gets the same ACK
+// again (same branch). created tells whether the dialog is new. The caller
+// adds a body to the ACK when the offer was in the 2xx.
+func (s *Set) Ack2xx(invite *message.Request, resp *message.Response, via message.Via) (d *Dialog, ack *message.Request, created bool, err error) {
+	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
+		return nil, nil, false, fmt.Errorf("dialog: Ack2xx needs a 2xx, not %d", resp.StatusCode)
+	}
+	cseq, err := invite.Header.CSeq()
+	if err != nil {
+		return nil, nil, false, err
+	}
+	d = s.MatchResponse(resp)
+	if d == nil {
+		if d, err = NewUAC(invite, resp); err != nil {
+			return nil, nil, false, err
+		}
+		s.Add(d)
+		created = true
+	} else if d.State == Early {
+		if err := d.Confirm(resp); err != nil {
+			return nil, nil, false, err
+		}
+	} else if d.ackSeq != cseq.Seq {
+		// A 2xx to a re-INVITE: it may move the remote target.
+		d.RefreshTarget(resp)
+	}
+	if d.ackSeq == cseq.Seq && d.ackBranch != "" {
+		via.Params = via.Params.Set("branch", d.ackBranch)
+	} else {
+		d.ackSeq = cseq.Seq
+		d.ackBranch = via.Branch()
+		d.pack()
+	}
+	ack = d.NewAck(cseq.Seq)
+	ack.Header.PrependVia(via)
+	return d, ack, created, nil
 }
