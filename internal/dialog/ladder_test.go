@@ -29,7 +29,7 @@ type ua struct {
 	ep      *siptest.Endpoint
 	layer   *transaction.Layer
 	dialogs *Set
-	waits   map[ID]*AckWait         // UAS: 2xx waiting for their ACK
+	waits   map[ID]*AckWait // UAS: 2xx waiting for their ACK
 	branch  int
 	in      chan siptest.Packet
 	cmds    chan func()
@@ -45,7 +45,7 @@ type ua struct {
 func newUA(t *testing.T, n *siptest.Network, name, addr string) *ua {
 	u := &ua{t: t, name: name, addr: siptest.Addr(addr), dialogs: NewSet(),
 		waits: map[ID]*AckWait{},
-		in: make(chan siptest.Packet, 1024), cmds: make(chan func()), stop: make(chan struct{})}
+		in:    make(chan siptest.Packet, 1024), cmds: make(chan func()), stop: make(chan struct{})}
 	ep, err := n.ListenFunc(name, u.addr, func(p siptest.Packet) { u.in <- p })
 	require.NoError(t, err)
 	u.ep = ep
