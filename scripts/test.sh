@@ -23,6 +23,13 @@ note "$(go version)"
 step "go mod download"
 go mod download
 
+# The interop tests (./interop) run real peers such as Kamailio and fail,
+# not skip, when one is missing. The script is idempotent: it installs only
+# what is missing (as root; CI runs as root).
+step "interop peers (interop/install.sh)"
+./interop/install.sh
+ran+=("interop install")
+
 step "gofmt"
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 	mapfile -t gofiles < <(git ls-files --cached --others --exclude-standard -- '*.go' |

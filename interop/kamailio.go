@@ -1,0 +1,267 @@
+package interop
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sipua/sip/transport"
+)
+
+// Domain is the SIP domain Kamailio serves; Users maps its test users to
+// their passwords.
+const Domain = "sipua.test"
+
+// Users are the test users of the Kamailio configuration and their
+// passwords.
+var Users = map[string]string{"alice": "alice-secret", "bob": "bob-secret"}
+
+// Kamailio is a running Kamailio started by StartKamailio.
+type Kamailio struct {
+	// SIPPort is the UDP and TCP port; TLSPort, WSPort and WSSPort the
+	// others. All listen on 127.0.0.1.
+	SIPPort, TLSPort, WSPort, WSSPort uint16
+	// CertPool holds the self-signed certificate Kamailio presents on TLS
+	// and WSS (valid for 127.0.0.1, localhost and sipua.test).
+	CertPool *x509.CertPool
+	// Dir is the temporary directory with the configuration, certificate,
+	// PID file and log.
+	Dir string
+
+	cmd  *exec.Cmd
+	log  *lockedBuffer
+	done chan struct{}
+}
+
+// Target returns the target for proto on this Kamailio.
+func (k *Kamailio) Target(proto transport.Proto) transport.Target {
+	port := map[transport.Proto]uint16{
+		transport.UDP: k.SIPPort, transport.TCP: k.SIPPort, transport.TLS: k.TLSPort,
+		transport.WS: k.WSPort, transport.WSS: k.WSSPort,
+	}[proto]
+	return transport.Target{Proto: proto, Addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)}
+}
+
+// Log returns what Kamailio has written so far.
+func (k *Kamailio) Log() string { return k.log.String() }
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// StartKamailio starts Kamailio with the configuration in kamailio/ (read
+// relative to the package directory, as go test runs there) and stops it
+// when the test ends. It fails the test, with the reason and Kamailio's
+// log, when Kamailio is not installed or does not come up.
+func StartKamailio(t testing.TB) *Kamailio {
+	t.Helper()
+	bin, err := exec.LookPath("kamailio")
+	if err != nil {
+		t.Fatalf("kamailio is not installed (%v): run interop/install.sh as root "+
+			"(scripts/test.sh does), or apt-get install kamailio kamailio-websocket-modules kamailio-tls-modules", err)
+	}
+	dir := t.TempDir()
+	pool, err := writeCert(dir)
+	if err != nil {
+		t.Fatalf("kamailio: certificate: %v", err)
+	}
+	k := &Kamailio{CertPool: pool, Dir: dir, log: &lockedBuffer{}, done: make(chan struct{})}
+	ports, err := freePorts(4)
+	if err != nil {
+		t.Fatalf("kamailio: free ports: %v", err)
+	}
+	k.SIPPort, k.TLSPort, k.WSPort, k.WSSPort = ports[0], ports[1], ports[2], ports[3]
+	repl := strings.NewReplacer(
+		"@TMPDIR@", dir,
+		"@SIP_PORT@", strconv.Itoa(int(k.SIPPort)),
+		"@TLS_PORT@", strconv.Itoa(int(k.TLSPort)),
+		"@WS_PORT@", strconv.Itoa(int(k.WSPort)),
+		"@WSS_PORT@", strconv.Itoa(int(k.WSSPort)),
+	)
+	for _, name := range []string{"kamailio.cfg", "tls.cfg"} {
+		tmpl, err := os.ReadFile(filepath.Join("kamailio", name))
+		if err != nil {
+			t.Fatalf("kamailio: template: %v", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(repl.Replace(string(tmpl))), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pidFile := filepath.Join(dir, "kamailio.pid")
+	k.cmd = exec.Command(bin, "-f", filepath.Join(dir, "kamailio.cfg"), "-DD", "-E",
+		"-P", pidFile, "-Y", dir, "-w", dir, "-m", "64", "-M", "8")
+	k.cmd.Stdout, k.cmd.Stderr = k.log, k.log
+	k.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := k.cmd.Start(); err != nil {
+		t.Fatalf("kamailio: start: %v", err)
+	}
+	go func() { _ = k.cmd.Wait(); close(k.done) }()
+	t.Cleanup(func() {
+		k.stop(t, pidFile)
+		if t.Failed() {
+			t.Logf("kamailio log (%s):\n%s", dir, k.Log())
+		}
+	})
+	if err := k.waitReady(pidFile, 15*time.Second); err != nil {
+		t.Fatalf("kamailio did not come up: %v\n--- kamailio log ---\n%s", err, k.Log())
+	}
+	return k
+}
+
+// waitReady waits until the PID file exists and every TCP port accepts.
+func (k *Kamailio) waitReady(pidFile string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		select {
+		case <-k.done:
+			return fmt.Errorf("kamailio exited: %v", k.cmd.ProcessState)
+		default:
+		}
+		ready := true
+		if _, err := os.Stat(pidFile); err != nil {
+			ready = false
+		}
+		for _, p := range []uint16{k.SIPPort, k.TLSPort, k.WSPort, k.WSSPort} {
+			if !ready {
+				break
+			}
+			c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(p))), time.Second)
+			if err != nil {
+				ready = false
+				break
+			}
+			c.Close()
+		}
+		if ready {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("ports not answering after " + limit.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM to the PID in the PID file (Kamailio's main process,
+// which stops its children), then kills the process group if it lingers.
+func (k *Kamailio) stop(t testing.TB, pidFile string) {
+	pid := k.cmd.Process.Pid
+	if b, err := os.ReadFile(pidFile); err == nil {
+		if p, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && p > 0 {
+			pid = p
+		}
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	select {
+	case <-k.done:
+	case <-time.After(5 * time.Second):
+		t.Logf("kamailio (pid %d) ignored SIGTERM; killing its process group", pid)
+		_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGKILL)
+		<-k.done
+	}
+	// Children of the main process share its process group; none should
+	// survive it, but make sure.
+	_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGKILL)
+}
+
+// freePorts returns n distinct ports free on 127.0.0.1 for TCP and UDP.
+func freePorts(n int) ([]uint16, error) {
+	var out []uint16
+	var hold []func()
+	defer func() {
+		for _, f := range hold {
+			f()
+		}
+	}()
+	for tries := 0; len(out) < n && tries < 100; tries++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			l.Close()
+			continue
+		}
+		hold = append(hold, func() { l.Close(); u.Close() })
+		out = append(out, uint16(port))
+	}
+	if len(out) < n {
+		return nil, errors.New("not enough free ports")
+	}
+	return out, nil
+}
+
+// writeCert writes a self-signed certificate and key for 127.0.0.1,
+// localhost and sipua.test into dir and returns a pool trusting it.
+func writeCert(dir string) (*x509.CertPool, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: "sipua interop Kamailio"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		DNSNames:              []string{"localhost", Domain},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		return nil, err
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(c)
+	return pool, nil
+}

@@ -1,0 +1,183 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/sipua/sip/message"
+)
+
+// Config configures a Transport. Its zero value works: a Transport that
+// drops what it receives, with the defaults documented on each field.
+type Config struct {
+	// OnMessage is called for every message received, on the reader
+	// goroutine of its socket or connection, in order per connection. It
+	// should hand the message to the caller's own loop and return: the
+	// connection reads nothing more until it does. Nil drops messages.
+	OnMessage func(Incoming)
+	// OnConn is called when a stream connection opens or closes, on that
+	// connection's reader goroutine (so a connection's ConnOpen comes
+	// before its messages and its ConnClosed after them). Nil: not
+	// reported.
+	OnConn func(ConnEvent)
+	// Logger receives debug and warning records. Nil: the package is
+	// silent.
+	Logger *slog.Logger
+
+	// Limits bounds received messages (see message.Limits; its zero value
+	// selects the message package's defaults, 64 KiB per message). A
+	// stream connection that sends a message over the limits is closed.
+	Limits message.Limits
+	// MaxConns caps the inbound connections of all server sides together
+	// (TCP, TLS, WS, WSS listeners and WebSocketHandler). A connection
+	// over the cap is closed at once (WebSocket: refused with 503).
+	// Default 1024; negative: no cap.
+	MaxConns int
+	// ReadTimeout is the longest time one message may take to arrive once
+	// its first byte has been read (slowloris protection), and the limit
+	// for a server-side TLS or WebSocket handshake. Default 10s; negative:
+	// none.
+	ReadTimeout time.Duration
+	// IdleTimeout closes a stream connection on which nothing at all
+	// (not even a keepalive) has been received for this long. Default 5
+	// minutes, well above Keepalive.Interval; negative: never.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds one write to a connection or socket, on top of
+	// the caller's context. Default 10s; negative: none.
+	WriteTimeout time.Duration
+	// DialTimeout bounds opening an outbound connection including the TLS
+	// and WebSocket handshakes, on top of the caller's context. Default
+	// 10s; negative: none.
+	DialTimeout time.Duration
+
+	// DialContext opens the TCP connection under outbound TCP, TLS, WS
+	// and WSS connections (network is "tcp"). Nil: a net.Dialer. Tests
+	// use it to run on in-memory connections.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLSConfig is the client configuration for outbound TLS and WSS. Nil
+	// means the system roots with certificate verification on; pass a
+	// config with RootCAs for a private CA. ServerName is filled in from
+	// the target's host name when empty. Verification is skipped only if
+	// the config says InsecureSkipVerify.
+	TLSConfig *tls.Config
+	// ServerTLSConfig is the configuration of TLS and WSS listeners; it
+	// must have a certificate. Listen fails for TLS and WSS without it.
+	ServerTLSConfig *tls.Config
+	// DNS resolves host names and SRV records. Nil: net.DefaultResolver.
+	DNS DNS
+
+	// Keepalive configures keepalives on outbound stream connections.
+	Keepalive Keepalive
+	// UDP configures UDP sockets.
+	UDP UDPConfig
+	// WebSocket configures the WebSocket server side.
+	WebSocket WebSocketConfig
+}
+
+// Keepalive configures the pings a Transport sends on the stream
+// connections it opened: RFC 5626 double-CRLF pings on TCP and TLS, and
+// WebSocket ping frames on WS and WSS. The server side answers pings
+// whatever this says (a single CRLF, a pong frame).
+type Keepalive struct {
+	// Interval is the time between pings. Default 30s; negative: no
+	// keepalive and so no dead-peer detection.
+	Interval time.Duration
+	// Timeout is how long a pong may take. When it does not come, the
+	// connection is closed with ErrDeadPeer. Default 10s.
+	Timeout time.Duration
+	// Ping, when set, replaces the CRLF and WebSocket pings, for example
+	// with an OPTIONS request sent by the layer above: it is called every
+	// Interval on the connection's keepalive goroutine with a context
+	// that ends after Timeout (or when the connection closes), and an
+	// error marks the peer dead. An Upstream to a UDP server uses it too.
+	Ping func(ctx context.Context, f Flow) error
+}
+
+// UDPConfig configures UDP sockets.
+type UDPConfig struct {
+	// ReadBuffer is the socket receive buffer (SO_RCVBUF) in bytes.
+	// Default 4 MiB, so bursts on a busy socket are not dropped. Linux
+	// caps SO_RCVBUF at net.core.rmem_max; a process with CAP_NET_ADMIN
+	// (root) gets the full size through SO_RCVBUFFORCE. Negative: the OS
+	// default.
+	ReadBuffer int
+	// WriteBuffer is the socket send buffer (SO_SNDBUF) in bytes. Default
+	// 1 MiB (capped like ReadBuffer, SO_SNDBUFFORCE for root); negative:
+	// the OS default.
+	WriteBuffer int
+	// MaxRequestSize applies RFC 3261 §18.1.1: SendRequest sends a
+	// request larger than this many bytes over TCP instead of UDP (and
+	// falls back to UDP if the TCP connection is refused). Default 1300
+	// (an MTU of 1500 minus 200); negative: never switch.
+	MaxRequestSize int
+}
+
+// WebSocketConfig configures the WebSocket server side.
+type WebSocketConfig struct {
+	// CheckOrigin decides whether a handshake with this Origin header is
+	// accepted. Nil accepts every origin: SIP over WebSocket serves
+	// browsers on other sites, and authentication happens in SIP.
+	CheckOrigin func(r *http.Request) bool
+}
+
+const (
+	defaultMaxConns          = 1024
+	defaultReadTimeout       = 10 * time.Second
+	defaultIdleTimeout       = 5 * time.Minute
+	defaultWriteTimeout      = 10 * time.Second
+	defaultDialTimeout       = 10 * time.Second
+	defaultKeepaliveInterval = 30 * time.Second
+	defaultKeepaliveTimeout  = 10 * time.Second
+	defaultUDPReadBuffer     = 4 << 20
+	defaultUDPWriteBuffer    = 1 << 20
+	defaultUDPMaxRequestSize = 1300
+)
+
+func durDefault(d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		return 0
+	}
+	return d
+}
+
+func intDefault(v, def int) int {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
+}
+
+// norm returns c with defaults filled in; 0 then means "none".
+func (c Config) norm() Config {
+	c.MaxConns = intDefault(c.MaxConns, defaultMaxConns)
+	c.ReadTimeout = durDefault(c.ReadTimeout, defaultReadTimeout)
+	c.IdleTimeout = durDefault(c.IdleTimeout, defaultIdleTimeout)
+	c.WriteTimeout = durDefault(c.WriteTimeout, defaultWriteTimeout)
+	c.DialTimeout = durDefault(c.DialTimeout, defaultDialTimeout)
+	c.Keepalive.Interval = durDefault(c.Keepalive.Interval, defaultKeepaliveInterval)
+	c.Keepalive.Timeout = durDefault(c.Keepalive.Timeout, defaultKeepaliveTimeout)
+	c.UDP.ReadBuffer = intDefault(c.UDP.ReadBuffer, defaultUDPReadBuffer)
+	c.UDP.WriteBuffer = intDefault(c.UDP.WriteBuffer, defaultUDPWriteBuffer)
+	c.UDP.MaxRequestSize = intDefault(c.UDP.MaxRequestSize, defaultUDPMaxRequestSize)
+	if c.Limits.MaxMessageSize == 0 {
+		c.Limits.MaxMessageSize = message.DefaultMaxMessageSize
+	}
+	if c.DNS == nil {
+		c.DNS = net.DefaultResolver
+	}
+	if c.DialContext == nil {
+		d := &net.Dialer{}
+		c.DialContext = d.DialContext
+	}
+	return c
+}

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package transport
+
+import "net"
+
+func forceBuffers(*net.UDPConn, int, int) {}
+
+func socketBuffers(*net.UDPConn) (int, int) { return 0, 0 }

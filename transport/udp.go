@@ -1,0 +1,160 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// maxUDPPayload is the largest UDP payload over IPv4.
+const maxUDPPayload = 65507
+
+type udpSock struct {
+	t     *Transport
+	pc    *net.UDPConn
+	local netip.AddrPort
+}
+
+// udpLink sends from one UDP socket to one peer.
+type udpLink struct {
+	s  *udpSock
+	to netip.AddrPort
+}
+
+func (l udpLink) flow() Flow { return Flow{Proto: UDP, Local: l.s.local, Remote: l.to} }
+
+func (l udpLink) write(ctx context.Context, b []byte) error {
+	if len(b) > maxUDPPayload {
+		return fmt.Errorf("transport: %w: %d bytes do not fit a UDP datagram", ErrMessageTooLarge, len(b))
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	to := l.to
+	if l.s.local.Addr().Is6() && to.Addr().Is4() {
+		to = netip.AddrPortFrom(netip.AddrFrom16(to.Addr().As16()), to.Port())
+	}
+	if _, err := l.s.pc.WriteToUDPAddrPort(b, to); err != nil {
+		if errors.Is(err, net.ErrClosed) {
+			return fmt.Errorf("transport: send UDP to %v: %w", l.to, ErrClosed)
+		}
+		return fmt.Errorf("transport: send UDP to %v: %w", l.to, err)
+	}
+	return nil
+}
+
+// addUDP sets the socket buffers and starts the reader of a new socket.
+func (t *Transport) addUDP(pc *net.UDPConn) (*udpSock, error) {
+	if n := t.cfg.UDP.ReadBuffer; n > 0 {
+		if err := pc.SetReadBuffer(n); err != nil {
+			t.log.Warn("sip transport: cannot set UDP receive buffer", "bytes", n, "err", err)
+		}
+	}
+	if n := t.cfg.UDP.WriteBuffer; n > 0 {
+		if err := pc.SetWriteBuffer(n); err != nil {
+			t.log.Warn("sip transport: cannot set UDP send buffer", "bytes", n, "err", err)
+		}
+	}
+	forceBuffers(pc, t.cfg.UDP.ReadBuffer, t.cfg.UDP.WriteBuffer)
+	if rcv, snd := socketBuffers(pc); rcv > 0 {
+		t.log.Debug("sip transport: UDP socket buffers", "rcvbuf", rcv, "sndbuf", snd)
+	}
+	s := &udpSock{t: t, pc: pc, local: addrPortOf(pc.LocalAddr())}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		pc.Close()
+		return nil, ErrClosed
+	}
+	t.udp = append(t.udp, s)
+	if _, ok := t.listening[UDP]; !ok {
+		t.listening[UDP] = s.local
+	}
+	t.wg.Go(s.readLoop)
+	return s, nil
+}
+
+// udpFor picks the socket to send to target from: the one bound to
+// target.Local, else one of the right address family, else a new socket
+// on an OS-chosen port.
+func (t *Transport) udpFor(ctx context.Context, target Target) (*udpSock, error) {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil, ErrClosed
+	}
+	var pick *udpSock
+	for _, s := range t.udp {
+		if target.Local.IsValid() && s.local == target.Local {
+			pick = s
+			break
+		}
+		if pick == nil && familyOK(s.local.Addr(), target.Addr.Addr()) {
+			pick = s
+		}
+	}
+	t.mu.Unlock()
+	if pick != nil {
+		return pick, nil
+	}
+	network, addr := "udp4", "0.0.0.0:0"
+	if target.Addr.Addr().Is6() {
+		network, addr = "udp6", "[::]:0"
+	} else if target.Addr.Addr().IsLoopback() {
+		addr = "127.0.0.1:0"
+	}
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("transport: open UDP socket: %w", err)
+	}
+	return t.addUDP(pc.(*net.UDPConn))
+}
+
+// familyOK reports whether a socket bound to local can send to dst.
+func familyOK(local, dst netip.Addr) bool {
+	if local.IsLoopback() && !dst.IsLoopback() {
+		return false
+	}
+	if local.Is4() {
+		return dst.Is4()
+	}
+	// An IPv6 wildcard socket can usually reach both families.
+	return dst.Is6() || local.IsUnspecified()
+}
+
+func (s *udpSock) readLoop() {
+	t := s.t
+	buf := make([]byte, 65536)
+	for {
+		n, src, err := s.pc.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			// ICMP errors (connection refused) surface here on Linux:
+			// they are not fatal to the socket.
+			t.log.Debug("sip transport: UDP read error", "local", s.local, "err", err)
+			if t.isClosed() {
+				return
+			}
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		b := buf[:n]
+		if len(bytes.Trim(b, "\r\n\x00 ")) == 0 {
+			continue // keepalive datagram (CRLF, NUL): nothing to deliver
+		}
+		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+		m, perr := t.cfg.Limits.Parse(b)
+		t.deliver(m, perr, Flow{Proto: UDP, Local: s.local, Remote: src})
+	}
+}
