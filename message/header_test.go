@@ -230,3 +230,20 @@ func TestTypedHeaderErrors(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []AuthParam{{Value: "abc/def=="}}, a.Params)
 }
+
+func TestSetTopVia(t *testing.T) {
+	var h Header
+	h.Add("X", "y")
+	h.SetTopVia(Via{Transport: "UDP", Host: "a", Params: "branch=z9hG4bK1"})
+	assert.Equal(t, "SIP/2.0/UDP a;branch=z9hG4bK1", h.Get("Via"))
+	h.Set("Via", "SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/TCP b;branch=z9hG4bK2")
+	h.Add("Via", "SIP/2.0/UDP c")
+	v, _ := h.TopVia()
+	v.Params = v.Params.Set("received", "192.0.2.1")
+	h.SetTopVia(v)
+	assert.Equal(t, []string{"SIP/2.0/UDP a;branch=z9hG4bK1;received=192.0.2.1", "SIP/2.0/TCP b;branch=z9hG4bK2", "SIP/2.0/UDP c"}, slices.Collect(h.Values("Via")))
+	assert.Equal(t, 2, h.Count("Via"))
+	assert.Equal(t, "Via", h.Fields()[0].Name, "in place, where the first SetTopVia put it")
+	assert.Equal(t, "X", h.Fields()[1].Name)
+	assert.Equal(t, Limits{65535, 256, 8192, 65535}, Limits{}.WithDefaults())
+}

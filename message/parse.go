@@ -43,6 +43,10 @@ func limit(v, def int) int {
 	return v
 }
 
+// WithDefaults returns l with every zero field set to its default and
+// every negative one (no limit) set to the largest int.
+func (l Limits) WithDefaults() Limits { return l.norm() }
+
 func (l Limits) norm() Limits {
 	return Limits{
 		MaxMessageSize: limit(l.MaxMessageSize, DefaultMaxMessageSize),

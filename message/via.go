@@ -202,6 +202,38 @@ func (h *Header) ViaCount() int {
 // PrependVia inserts v as the first Via.
 func (h *Header) PrependVia(v Via) { h.Prepend("Via", v.String()) }
 
+// SetTopVia replaces the first Via value with v, in place, keeping the
+// other values of its line; without a Via it adds one first.
+func (h *Header) SetTopVia(v Via) {
+	i := h.index(hVia, "")
+	if i < 0 {
+		h.PrependVia(v)
+		return
+	}
+	val := h.fields[i].Value
+	rest := ""
+	if strings.IndexByte(val, ',') >= 0 {
+		seen := false
+		splitList(val, func(s string) bool {
+			if !seen {
+				seen = true
+				return true
+			}
+			if rest != "" {
+				rest += ", "
+			}
+			rest += s
+			return true
+		})
+	}
+	b := v.AppendTo(make([]byte, 0, 64+len(rest)))
+	if rest != "" {
+		b = append(b, ", "...)
+		b = append(b, rest...)
+	}
+	h.fields[i].Value = string(b)
+}
+
 // RemoveTopVia removes the first Via value, leaving the others of its line.
 func (h *Header) RemoveTopVia() {
 	i := h.index(hVia, "")

@@ -492,9 +492,7 @@ func (t *Transport) sendRequestOn(ctx context.Context, req *message.Request, tg 
 // adds one.
 func setVia(h *message.Header, proto Proto, host string, port int) {
 	v, err := h.TopVia()
-	if err == nil {
-		h.RemoveTopVia()
-	} else {
+	if err != nil {
 		v = message.Via{Params: message.Params("branch=" + message.NewBranch())}
 	}
 	v.Proto = message.Version
@@ -503,7 +501,7 @@ func setVia(h *message.Header, proto Proto, host string, port int) {
 	if !v.Params.Has("rport") {
 		v.Params = v.Params.Set("rport", "")
 	}
-	h.PrependVia(v)
+	h.SetTopVia(v)
 }
 
 // sentBy returns the Via sent-by for a message sent on f: the random
@@ -627,8 +625,7 @@ func fixVia(req *message.Request, src netip.AddrPort) {
 		changed = true
 	}
 	if changed {
-		req.Header.RemoveTopVia()
-		req.Header.PrependVia(v)
+		req.Header.SetTopVia(v)
 	}
 }
 
