@@ -2,6 +2,7 @@ package message
 
 import (
 	"strconv"
+	"unsafe"
 )
 
 // Message is a *Request or a *Response.
@@ -123,10 +124,19 @@ func (r *Response) AppendTo(b []byte) []byte {
 }
 
 // String returns the wire form of r.
-func (r *Request) String() string { return string(r.AppendTo(nil)) }
+func (r *Request) String() string { return ownedString(r.AppendTo(nil)) }
 
 // String returns the wire form of r.
-func (r *Response) String() string { return string(r.AppendTo(nil)) }
+func (r *Response) String() string { return ownedString(r.AppendTo(nil)) }
+
+// ownedString turns a buffer nobody else holds into a string without a
+// copy.
+func ownedString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
 
 // Clone returns a deep copy of r.
 func (r *Request) Clone() *Request {
