@@ -1,0 +1,451 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/sipua/sip/internal/dialog"
+	"github.com/sipua/sip/internal/transaction"
+	"github.com/sipua/sip/message"
+	"github.com/sipua/sip/transport"
+)
+
+// outgoing is a request the core sent and follows to its end, answering
+// authentication challenges on the way.
+type outgoing struct {
+	req        *message.Request
+	onResponse func(*message.Response) // every response, after authentication
+	onError    func(error)             // timeout, transport failure, refused credentials
+	// rebuild returns the request to send again after a challenge:
+	// nil selects a clone with the next CSeq and a new branch.
+	rebuild func(*message.Request) *message.Request
+	ended   bool
+}
+
+func (o *outgoing) fail(err error) {
+	if o.ended {
+		return
+	}
+	o.ended = true
+	if o.onError != nil {
+		o.onError(err)
+	}
+}
+
+// prepare adds what every request the UserAgent sends needs: a top Via
+// with a new branch (the transport fills in its sent-by), Max-Forwards
+// and User-Agent.
+func (ua *UserAgent) prepare(req *message.Request) {
+	req.Header.Del("Via")
+	req.Header.PrependVia(message.Via{Transport: "UDP", Host: "sipua.invalid", Params: message.Params("branch=" + message.NewBranch() + ";rport")})
+	if !req.Header.Has("Max-Forwards") {
+		req.Header.Add("Max-Forwards", "70")
+	}
+	if ua.opts.UserAgentString != "-" && !req.Header.Has("User-Agent") {
+		req.Header.Add("User-Agent", ua.opts.UserAgentString)
+	}
+}
+
+// routeFor decides where a request goes: the server connection, or the
+// resolved next hop (RFC 3263) without one.
+func (ua *UserAgent) routeFor(req *message.Request) (*route, bool, error) {
+	if ua.up != nil {
+		f, ok := ua.up.Flow()
+		if !ok {
+			return nil, false, fmt.Errorf("%w: not connected", ErrTransportClosed)
+		}
+		return &route{upstream: true}, f.Proto.Stream(), nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
+	defer cancel()
+	targets, err := ua.tp.Resolve(ctx, dialog.NextHop(req))
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: %w", ErrTransportClosed, err)
+	}
+	return &route{targets: targets}, targets[0].Proto.Stream(), nil
+}
+
+// send starts a client transaction for o.req. Runs on the loop.
+func (ua *UserAgent) send(o *outgoing) error {
+	ua.prepare(o.req)
+	rt, reliable, err := ua.routeFor(o.req)
+	if err != nil {
+		return err
+	}
+	tx, err := ua.layer.Request(o.req, rt, reliable, time.Now())
+	if err != nil {
+		if errors.Is(err, transaction.ErrTransport) {
+			return fmt.Errorf("%w: %w", ErrTransportClosed, err)
+		}
+		return err
+	}
+	ua.outgoing[tx] = o
+	return nil
+}
+
+// request sends req and waits for its final response. A non-2xx final
+// response is returned as a *ResponseError along with the response.
+func (ua *UserAgent) request(ctx context.Context, req *message.Request, onProvisional func(*message.Response)) (*message.Response, error) {
+	type result struct {
+		resp *message.Response
+		err  error
+	}
+	ch := make(chan result, 1)
+	o := &outgoing{req: req}
+	o.onResponse = func(resp *message.Response) {
+		if resp.StatusCode < 200 {
+			if onProvisional != nil {
+				ua.cbq.push(func() { onProvisional(resp) })
+			}
+			return
+		}
+		if o.ended {
+			return
+		}
+		o.ended = true
+		if resp.StatusCode >= 300 {
+			ch <- result{resp, responseError(resp)}
+			return
+		}
+		ch <- result{resp, nil}
+	}
+	o.onError = func(err error) { ch <- result{nil, err} }
+	var sendErr error
+	if err := ua.call(ctx, func() { sendErr = ua.send(o) }); err != nil {
+		return nil, err
+	}
+	if sendErr != nil {
+		return nil, sendErr
+	}
+	select {
+	case r := <-ch:
+		return r.resp, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
+	case <-ua.quit:
+		return nil, ErrStopped
+	}
+}
+
+// onResponse receives the responses of client transactions.
+func (ua *UserAgent) onResponse(tx *transaction.Client, resp *message.Response) {
+	if tx == nil {
+		return // stray response: nothing of ours waits for it
+	}
+	o := ua.outgoing[tx]
+	if o == nil || o.ended {
+		return
+	}
+	if (resp.StatusCode == 401 || resp.StatusCode == 407) && ua.auth != nil {
+		next := o.req.Clone()
+		if o.rebuild != nil {
+			next = o.rebuild(o.req)
+		} else {
+			bumpCSeq(next)
+		}
+		if err := ua.auth.Authorize(next, resp); err != nil {
+			if errors.Is(err, errAuthRefused) {
+				o.fail(fmt.Errorf("%w: %w", ErrAuthFailed, responseError(resp)))
+			} else {
+				// No usable challenge: the response stands as it is.
+				o.onResponse(resp)
+			}
+			return
+		}
+		o.req = next
+		if err := ua.send(o); err != nil {
+			o.fail(err)
+		}
+		return
+	}
+	o.onResponse(resp)
+}
+
+func bumpCSeq(req *message.Request) {
+	c, _ := req.Header.CSeq()
+	c.Seq++
+	req.Header.Set("CSeq", c.String())
+}
+
+func (ua *UserAgent) onFailed(tx transaction.Transaction, err error) {
+	c, ok := tx.(*transaction.Client)
+	if !ok {
+		ua.log.Debug("sip: server transaction failed", "method", tx.Request().Method, "err", err)
+		return
+	}
+	o := ua.outgoing[c]
+	if o == nil {
+		return
+	}
+	switch {
+	case errors.Is(err, transaction.ErrTimeout):
+		o.fail(fmt.Errorf("%w: %s", ErrTimeout, tx.Request().Method))
+	default:
+		o.fail(fmt.Errorf("%w: %w", ErrTransportClosed, err))
+	}
+}
+
+func (ua *UserAgent) onTerminated(tx transaction.Transaction) {
+	switch t := tx.(type) {
+	case *transaction.Client:
+		delete(ua.outgoing, t)
+	case *transaction.Server:
+		k := mergeKeyOf(t.Request())
+		if ua.merged[k] == t {
+			delete(ua.merged, k)
+		}
+	}
+}
+
+// mergeKey identifies a request for loop detection (RFC 3261 §8.2.2.2).
+type mergeKey struct {
+	fromTag, callID string
+	cseq            uint32
+	method          string
+}
+
+func mergeKeyOf(req *message.Request) mergeKey {
+	c, _ := req.Header.CSeq()
+	return mergeKey{fromTag: req.Header.FromTag(), callID: req.Header.CallID(), cseq: c.Seq, method: c.Method}
+}
+
+// supported lists the extensions the UserAgent supports (Require check).
+var supportedExtensions = []string{"outbound", "path"}
+
+func supported(ext string) bool {
+	for _, s := range supportedExtensions {
+		if strings.EqualFold(s, ext) {
+			return true
+		}
+	}
+	return false
+}
+
+// methods RFC 3261 and its extensions define: unsupported ones get 405,
+// others 501.
+func knownMethod(m string) bool {
+	switch m {
+	case "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE", "NOTIFY",
+		"PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE":
+		return true
+	}
+	return false
+}
+
+// allow returns the methods the UserAgent accepts, for Allow.
+func (ua *UserAgent) allow() string {
+	m := []string{"ACK", "CANCEL", "OPTIONS"}
+	if ua.opts.Delegate.OnMessage != nil {
+		m = append(m, "MESSAGE")
+	}
+	return strings.Join(m, ", ")
+}
+
+// respond sends a response in server transaction tx.
+func (ua *UserAgent) respond(tx *transaction.Server, resp *message.Response) error {
+	return ua.layer.Respond(tx, resp, time.Now())
+}
+
+func (ua *UserAgent) reply(tx *transaction.Server, code int, reason string, edit func(*message.Response)) {
+	resp := ua.newResponse(tx.Request(), code, reason)
+	if edit != nil {
+		edit(resp)
+	}
+	if err := ua.respond(tx, resp); err != nil {
+		ua.log.Debug("sip: response not sent", "code", code, "err", err)
+	}
+}
+
+// onRequest is the UAS core (RFC 3261 §8.2): it applies the checks every
+// request goes through, then dispatches by method.
+func (ua *UserAgent) onRequest(tx *transaction.Server, req *message.Request, src any) {
+	if tx == nil || req.Method == "ACK" {
+		return // ACKs to 2xx belong to calls
+	}
+	// §8.2.2.1: the Request-URI scheme.
+	if !req.URI.IsSIP() && req.URI.Scheme != "tel" {
+		ua.reply(tx, 416, "", nil)
+		return
+	}
+	// §8.2.2.2: merged requests (a fork coming back by another path).
+	if req.Header.ToTag() == "" && req.Method != "CANCEL" {
+		k := mergeKeyOf(req)
+		if other := ua.merged[k]; other != nil && other != tx {
+			ua.reply(tx, 482, "", nil)
+			return
+		}
+		ua.merged[k] = tx
+	}
+	// §8.2.2.3: extensions the request requires.
+	if req.Method != "CANCEL" {
+		var unsupported []string
+		for ext := range req.Header.Values("Require") {
+			if !supported(ext) {
+				unsupported = append(unsupported, ext)
+			}
+		}
+		if len(unsupported) > 0 {
+			ua.reply(tx, 420, "", func(r *message.Response) { r.Header.Add("Unsupported", strings.Join(unsupported, ", ")) })
+			return
+		}
+	}
+	if req.Method == "CANCEL" {
+		// No call can be canceled yet: the INVITE server transactions of
+		// this UserAgent all end at once.
+		ua.reply(tx, 481, "", nil)
+		return
+	}
+	// §12.2.2: a request inside a dialog that does not exist.
+	if req.Header.ToTag() != "" {
+		if _, err := ua.dialogs.MatchRequest(req); errors.Is(err, dialog.ErrNoDialog) {
+			ua.reply(tx, 481, "", nil)
+			return
+		}
+	}
+	allow := func(r *message.Response) { r.Header.Add("Allow", ua.allow()) }
+	switch req.Method {
+	case "OPTIONS":
+		ua.reply(tx, 200, "", func(r *message.Response) {
+			allow(r)
+			r.Header.Add("Accept", "application/sdp, text/plain")
+			r.Header.Add("Supported", strings.Join(supportedExtensions, ", "))
+		})
+		return
+	case "MESSAGE":
+		if d := ua.opts.Delegate.OnMessage; d != nil {
+			ua.deliver(tx, req, src, d)
+			return
+		}
+	case "INVITE":
+		// RFC 3261 §8.2.3: a body we cannot read, or an Accept we cannot
+		// satisfy.
+		if len(req.Body) > 0 {
+			if mt := req.Header.MediaType(); mt != "application/sdp" && mt != "multipart/mixed" {
+				ua.reply(tx, 415, "", func(r *message.Response) { r.Header.Add("Accept", "application/sdp") })
+				return
+			}
+		}
+		if req.Header.Has("Accept") && !acceptsSDP(&req.Header) {
+			ua.reply(tx, 406, "", func(r *message.Response) { r.Header.Add("Accept", "application/sdp") })
+			return
+		}
+		// Calls arrive with the calls API; until then the UserAgent is not
+		// reachable for them.
+		ua.reply(tx, 480, "", nil)
+		return
+	case "BYE", "NOTIFY":
+		ua.reply(tx, 481, "", nil)
+		return
+	}
+	if d := ua.opts.Delegate.OnRequest; d != nil {
+		ua.deliver(tx, req, src, d)
+		return
+	}
+	code := 501
+	if knownMethod(req.Method) {
+		code = 405
+	}
+	ua.reply(tx, code, "", allow)
+}
+
+// deliver hands an incoming request to a delegate callback.
+func (ua *UserAgent) deliver(tx *transaction.Server, req *message.Request, src any, f func(*IncomingRequest)) {
+	ir := &IncomingRequest{Request: req, ua: ua, tx: tx}
+	if flow, ok := src.(transport.Flow); ok {
+		ir.Flow = flow
+	}
+	ua.cbq.push(func() {
+		f(ir)
+		if !ir.answered.Load() {
+			_ = ir.Accept()
+		}
+	})
+}
+
+// IncomingRequest is a request given to a delegate callback. The callback
+// answers it with Accept, Reject or Respond; if it returns without doing
+// so, the request is accepted with 200.
+type IncomingRequest struct {
+	// Request is the request as received.
+	Request *message.Request
+	// Flow is the connection or socket it came on.
+	Flow transport.Flow
+
+	ua       *UserAgent
+	tx       *transaction.Server
+	answered atomic.Bool
+}
+
+// Accept answers 200 OK.
+func (r *IncomingRequest) Accept() error { return r.Reject(200, "") }
+
+// Reject answers with code (a final status) and reason ("" for the
+// standard phrase).
+func (r *IncomingRequest) Reject(code int, reason string) error {
+	resp := r.ua.newResponse(r.Request, code, reason)
+	return r.Respond(resp)
+}
+
+// NewResponse builds a response to the request for Respond, with the
+// UserAgent's Server header.
+func (r *IncomingRequest) NewResponse(code int, reason string) *message.Response {
+	return r.ua.newResponse(r.Request, code, reason)
+}
+
+// Respond sends resp (built with NewResponse and completed by the caller).
+// Only one final response can be sent; later ones fail.
+func (r *IncomingRequest) Respond(resp *message.Response) error {
+	if resp.StatusCode >= 200 && !r.answered.CompareAndSwap(false, true) {
+		return fmt.Errorf("%w: already answered", ErrInvalidState)
+	}
+	var err error
+	if cerr := r.ua.call(context.Background(), func() { err = r.ua.respond(r.tx, resp) }); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// contactAddress returns the UserAgent's Contact for the current
+// connection (RFC 7118 §5 on WebSocket: a .invalid host).
+func (ua *UserAgent) contactAddress() message.Address {
+	var u message.URI
+	switch {
+	case ua.up != nil:
+		if f, ok := ua.up.Flow(); ok {
+			u = ua.tp.ContactURI(ua.contactName, f)
+		} else {
+			u = message.URI{Scheme: "sip", User: ua.contactName, Host: ua.tp.InvalidHost()}
+		}
+	case len(ua.listenAddrs) > 0:
+		la := ua.listenAddrs[0]
+		u = message.URI{Scheme: "sip", User: ua.contactName, Host: la.addr.Addr().String(), Port: int(la.addr.Port())}
+		if la.proto.Secure() {
+			u.Scheme = "sips"
+		}
+		if la.proto != transport.UDP {
+			u.Params = message.Params("transport=" + la.proto.Param())
+		}
+	default:
+		u = message.URI{Scheme: "sip", User: ua.contactName, Host: ua.tp.InvalidHost()}
+	}
+	for n, v := range ua.opts.ContactParams.All() {
+		u.Params = u.Params.Set(n, v)
+	}
+	return message.Address{DisplayName: ua.opts.DisplayName, URI: u}
+}
+
+// acceptsSDP reports whether an Accept header admits application/sdp.
+func acceptsSDP(h *message.Header) bool {
+	for v := range h.Values("Accept") {
+		mt, _, _ := strings.Cut(v, ";")
+		switch strings.ToLower(strings.TrimSpace(mt)) {
+		case "application/sdp", "application/*", "*/*":
+			return true
+		}
+	}
+	return false
+}

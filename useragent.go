@@ -1,0 +1,593 @@
+// Package sip is an embeddable SIP user agent with the model of SIP.js:
+// a UserAgent (one SIP endpoint: its address, transport, credentials and
+// delegate callbacks), a Registerer (REGISTER and its refreshes), a
+// Messager (MESSAGE), OPTIONS requests, and the calls of Inviter,
+// Invitation and Session.
+//
+// A UserAgent owns one goroutine, its event loop, that holds all protocol
+// state: transactions, dialogs, registrations. Transports post what they
+// receive to it, timers live in one heap inside it, and public methods post
+// their work to it and wait for the result or for their context. Delegate
+// callbacks and state listeners run outside the loop, one at a time and in
+// order, so a slow callback never stalls the stack and a callback may call
+// back into the API.
+//
+// The layers below are packages of their own: message (parsing and
+// writing), transport (UDP, TCP, TLS, WebSocket), digest (authentication),
+// and the internal transaction and dialog machines. The siptest package is
+// a test kit with an in-memory network.
+package sip
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sipua/sip/internal/dialog"
+	"github.com/sipua/sip/internal/transaction"
+	"github.com/sipua/sip/message"
+	"github.com/sipua/sip/transport"
+)
+
+// UserAgentOptions configures a UserAgent. Only URI is required; every
+// other field has a documented default.
+type UserAgentOptions struct {
+	// URI is the address of record, e.g. "sip:alice@example.com".
+	// Required.
+	URI string
+	// DisplayName goes into From (and Contact) when set.
+	DisplayName string
+	// AuthorizationUsername is the user name for digest authentication.
+	// Default: the user part of URI.
+	AuthorizationUsername string
+	// AuthorizationPassword is the password for digest authentication.
+	AuthorizationPassword string
+	// AuthorizationHA1, if set, is used instead of the password: it
+	// returns the hex H(username:realm:password) for the realm and
+	// algorithm, so the application need not hold the password.
+	AuthorizationHA1 func(realm, algorithm string) (string, error)
+	// Transport says how to reach the network.
+	Transport TransportOptions
+	// UserAgentString is sent in User-Agent and Server headers. Default
+	// "sipua". "-" sends none.
+	UserAgentString string
+	// ContactName is the user part of the Contact. Default: a random
+	// token, as SIP.js does.
+	ContactName string
+	// ContactParams are extra Contact URI parameters, e.g. "ob".
+	ContactParams message.Params
+	// InstanceID is the RFC 5626 instance ID ("urn:uuid:…"). When set,
+	// registrations carry +sip.instance and reg-id (outbound).
+	InstanceID string
+	// Logger receives the user agent's logs. Nil: silent.
+	Logger *slog.Logger
+	// Delegate receives incoming requests and connection changes.
+	Delegate UserAgentDelegate
+	// Timers are the RFC 3261 timers. Zero fields: the defaults.
+	Timers Timers
+}
+
+// TransportOptions says how a UserAgent reaches the network.
+type TransportOptions struct {
+	// Server is the server the UserAgent keeps a connection to and sends
+	// every request through (SIP.js's transportOptions.server):
+	// "wss://sip.example.com/ws", "ws://…", or a SIP URI such as
+	// "sip:proxy.example.com;transport=tcp", "sip:192.0.2.1:5060"
+	// (UDP) or "sips:proxy.example.com". Empty: no server; requests go
+	// where their Route or Request-URI resolves (RFC 3263), and the
+	// UserAgent receives on Listen.
+	Server string
+	// Servers lists several servers for failover, by Priority (lower
+	// first) then Weight. It replaces Server when set.
+	Servers []ServerOption
+	// Listen lists local addresses to receive on, as URIs:
+	// "udp://127.0.0.1:5060", "tcp://…", "tls://…", "ws://…",
+	// "wss://…"; port 0 picks a free port. Needed to receive requests
+	// without a Server.
+	Listen []string
+	// TLSConfig is used for wss:, sips: and TLS. Nil: the system roots,
+	// verification on.
+	TLSConfig *tls.Config
+	// ServerTLSConfig is the certificate for tls:// and wss:// Listen
+	// addresses.
+	ServerTLSConfig *tls.Config
+	// KeepaliveInterval is how often the server connection is probed
+	// (CRLF ping or WebSocket ping). Default: the transport's (30 s).
+	KeepaliveInterval time.Duration
+	// KeepaliveTimeout is how long a pong may take before the connection
+	// is declared dead. Default: the transport's (10 s).
+	KeepaliveTimeout time.Duration
+	// ReconnectMin and ReconnectMax bound the back-off between
+	// reconnection attempts. Defaults: the transport's (1 s, 30 s).
+	ReconnectMin, ReconnectMax time.Duration
+	// ReconnectAttempts bounds the attempts in a row; 0: unlimited.
+	ReconnectAttempts int
+}
+
+// ServerOption is one server of TransportOptions.Servers.
+type ServerOption struct {
+	Address  string
+	Priority int
+	Weight   int
+}
+
+// Timers holds the RFC 3261 timer values; zero fields take the defaults
+// (T1 500 ms, T2 4 s, T4 5 s).
+type Timers struct {
+	T1, T2, T4 time.Duration
+}
+
+// UserAgentDelegate receives what a UserAgent cannot decide alone. Every
+// field is optional; a nil field selects the documented default. The
+// callbacks run one at a time on the UserAgent's callback goroutine, never
+// under a lock; they may call any method of the package.
+type UserAgentDelegate struct {
+	// OnConnect is called when the connection to the server is up.
+	OnConnect func()
+	// OnDisconnect is called when it is lost, with the reason. The
+	// UserAgent reconnects by itself.
+	OnDisconnect func(err error)
+	// OnMessage receives an out-of-dialog MESSAGE. Nil: answered 405 and
+	// MESSAGE is left out of Allow.
+	OnMessage func(m *IncomingRequest)
+	// OnRequest receives any other out-of-dialog request the UserAgent
+	// does not handle itself (OPTIONS is answered automatically). Nil:
+	// 405 for methods RFC 3261 knows, 501 for others, with Allow.
+	OnRequest func(r *IncomingRequest)
+}
+
+// UserAgentState is the state of a UserAgent.
+type UserAgentState int
+
+// UserAgent states, as SIP.js's.
+const (
+	Stopped UserAgentState = iota
+	Started
+)
+
+func (s UserAgentState) String() string {
+	if s == Started {
+		return "Started"
+	}
+	return "Stopped"
+}
+
+const defaultUserAgentString = "sipua"
+
+// sendTimeout bounds one write to the transport from the event loop.
+const sendTimeout = 5 * time.Second
+
+// UserAgent is one SIP endpoint. Create it with NewUserAgent, then Start
+// it. All methods are safe for concurrent use.
+type UserAgent struct {
+	opts     UserAgentOptions
+	aor      message.URI
+	log      *slog.Logger
+	cbq      callbackQueue
+	events   chan func()
+	quit     chan struct{}
+	loopDone chan struct{}
+
+	mu        sync.Mutex // guards state and the listeners below
+	state     UserAgentState
+	listeners map[int]func(UserAgentState)
+	nextID    int
+	stopOnce  sync.Once
+	connected atomic.Bool
+
+	// Owned by the event loop.
+	tp          *transport.Transport
+	up          *transport.Upstream
+	layer       *transaction.Layer
+	dialogs     *dialog.Set
+	auth        authorizer
+	timers      timers
+	outgoing    map[*transaction.Client]*outgoing
+	registerers map[*Registerer]struct{}
+	listenAddrs []listenAddr
+	contactName string
+	merged      map[mergeKey]*transaction.Server
+	wasUp       bool
+}
+
+type listenAddr struct {
+	proto transport.Proto
+	addr  netip.AddrPort
+}
+
+// NewUserAgent checks opts and returns a stopped UserAgent.
+func NewUserAgent(opts UserAgentOptions) (*UserAgent, error) {
+	aor, err := message.ParseURI(opts.URI)
+	if err != nil {
+		return nil, fmt.Errorf("%w: URI: %w", ErrBadOptions, err)
+	}
+	if !aor.IsSIP() || aor.Host == "" {
+		return nil, fmt.Errorf("%w: URI %q is not a sip: or sips: address", ErrBadOptions, opts.URI)
+	}
+	if opts.UserAgentString == "" {
+		opts.UserAgentString = defaultUserAgentString
+	}
+	if opts.AuthorizationUsername == "" {
+		opts.AuthorizationUsername = aor.User
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	ua := &UserAgent{
+		opts:        opts,
+		aor:         aor,
+		log:         log,
+		listeners:   map[int]func(UserAgentState){},
+		contactName: opts.ContactName,
+	}
+	if ua.contactName == "" {
+		ua.contactName = message.NewTag()
+	}
+	return ua, nil
+}
+
+// URI returns the address of record.
+func (ua *UserAgent) URI() message.URI { return ua.aor }
+
+// State returns the current state.
+func (ua *UserAgent) State() UserAgentState {
+	ua.mu.Lock()
+	defer ua.mu.Unlock()
+	return ua.state
+}
+
+// IsConnected reports whether the connection to the server is up (always
+// true after Start without a Server).
+func (ua *UserAgent) IsConnected() bool { return ua.connected.Load() }
+
+// OnStateChange adds a listener for state changes and returns a function
+// that removes it. Listeners run on the callback goroutine.
+func (ua *UserAgent) OnStateChange(f func(UserAgentState)) (remove func()) {
+	ua.mu.Lock()
+	defer ua.mu.Unlock()
+	id := ua.nextID
+	ua.nextID++
+	ua.listeners[id] = f
+	return func() {
+		ua.mu.Lock()
+		defer ua.mu.Unlock()
+		delete(ua.listeners, id)
+	}
+}
+
+func (ua *UserAgent) setState(s UserAgentState) {
+	ua.mu.Lock()
+	ua.state = s
+	ls := make([]func(UserAgentState), 0, len(ua.listeners))
+	for _, f := range ua.listeners {
+		ls = append(ls, f)
+	}
+	ua.mu.Unlock()
+	for _, f := range ls {
+		ua.cbq.push(func() { f(s) })
+	}
+}
+
+// Start starts the transport and the event loop. With a Server it waits
+// until the first connection is up or ctx ends; if ctx ends first, Start
+// returns an error wrapping ErrTransportClosed and the UserAgent goes on
+// trying to connect in the background (Stop ends that). A UserAgent starts
+// once; Start on a started or stopped one fails with ErrInvalidState.
+func (ua *UserAgent) Start(ctx context.Context) error {
+	ua.mu.Lock()
+	if ua.state == Started || ua.events != nil {
+		ua.mu.Unlock()
+		return fmt.Errorf("%w: already started", ErrInvalidState)
+	}
+	ua.events = make(chan func(), 256)
+	ua.quit = make(chan struct{})
+	ua.loopDone = make(chan struct{})
+	ua.mu.Unlock()
+
+	ua.outgoing = map[*transaction.Client]*outgoing{}
+	ua.registerers = map[*Registerer]struct{}{}
+	ua.merged = map[mergeKey]*transaction.Server{}
+	ua.dialogs = dialog.NewSet()
+	ua.auth = newAuthorizer(ua.opts)
+	ua.layer = transaction.NewLayer(transaction.Config{T1: ua.opts.Timers.T1, T2: ua.opts.Timers.T2, T4: ua.opts.Timers.T4},
+		transaction.Callbacks{
+			Send:       ua.layerSend,
+			Request:    ua.onRequest,
+			Response:   ua.onResponse,
+			Failed:     ua.onFailed,
+			Terminated: ua.onTerminated,
+		})
+	to := ua.opts.Transport
+	ua.tp = transport.New(transport.Config{
+		OnMessage:       func(in transport.Incoming) { ua.post(func() { ua.receive(in) }) },
+		Logger:          ua.opts.Logger,
+		TLSConfig:       to.TLSConfig,
+		ServerTLSConfig: to.ServerTLSConfig,
+		Keepalive:       transport.Keepalive{Interval: to.KeepaliveInterval, Timeout: to.KeepaliveTimeout},
+	})
+	for _, l := range to.Listen {
+		proto, hostport, err := parseListen(l)
+		if err != nil {
+			ua.tp.Close()
+			return err
+		}
+		addr, err := ua.tp.Listen(ctx, proto, hostport)
+		if err != nil {
+			ua.tp.Close()
+			return fmt.Errorf("%w: listen %s: %w", ErrTransportClosed, l, err)
+		}
+		ua.listenAddrs = append(ua.listenAddrs, listenAddr{proto, addr})
+	}
+	servers := to.Servers
+	if len(servers) == 0 && to.Server != "" {
+		servers = []ServerOption{{Address: to.Server}}
+	}
+	go ua.run()
+	ua.setState(Started)
+	if len(servers) == 0 {
+		ua.connected.Store(true)
+		return nil
+	}
+	cfg := transport.UpstreamConfig{
+		Backoff: transport.Backoff{Min: to.ReconnectMin, Max: to.ReconnectMax, MaxAttempts: to.ReconnectAttempts},
+		OnState: func(ev transport.StateEvent) { ua.post(func() { ua.onUpstream(ev) }) },
+	}
+	for _, s := range servers {
+		cfg.Servers = append(cfg.Servers, transport.Server{Addr: s.Address, Priority: s.Priority, Weight: s.Weight})
+	}
+	up, err := ua.tp.Connect(cfg)
+	if err != nil {
+		ua.shutdown()
+		return fmt.Errorf("%w: %w", ErrBadOptions, err)
+	}
+	ua.call(context.Background(), func() { ua.up = up })
+	if _, err := up.WaitConnected(ctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrTransportClosed, err)
+	}
+	return nil
+}
+
+func parseListen(s string) (transport.Proto, string, error) {
+	scheme, hostport, ok := strings.Cut(s, "://")
+	if !ok {
+		return "", "", fmt.Errorf("%w: listen address %q: want scheme://host:port", ErrBadOptions, s)
+	}
+	p, ok := transport.ParseProto(scheme)
+	if !ok {
+		return "", "", fmt.Errorf("%w: listen address %q: unknown transport", ErrBadOptions, s)
+	}
+	return p, hostport, nil
+}
+
+// Stop ends the UserAgent gracefully: registrations are removed (each
+// waits for its answer until ctx ends), then the transport is closed and
+// the event loop ends. It returns when everything has stopped; no
+// goroutine is left. Stop is idempotent.
+func (ua *UserAgent) Stop(ctx context.Context) error {
+	ua.mu.Lock()
+	started := ua.events != nil
+	ua.mu.Unlock()
+	if !started {
+		ua.stopOnce.Do(func() {})
+		return nil
+	}
+	var regs []*Registerer
+	ua.call(ctx, func() {
+		for r := range ua.registerers {
+			regs = append(regs, r)
+		}
+	})
+	for _, r := range regs {
+		if r.State() == Registered {
+			_ = r.Unregister(ctx, UnregisterOptions{})
+		}
+		r.dispose()
+	}
+	ua.shutdown()
+	return nil
+}
+
+func (ua *UserAgent) shutdown() {
+	ua.stopOnce.Do(func() {
+		ua.call(context.Background(), func() {
+			if ua.up != nil {
+				_ = ua.up.Close()
+			}
+		})
+		close(ua.quit)
+		<-ua.loopDone
+		_ = ua.tp.Close()
+		ua.connected.Store(false)
+		ua.setState(Stopped)
+		ua.cbq.wait()
+	})
+}
+
+// Reconnect drops the connection to the server and connects again at
+// once, as SIP.js's reconnect(); registrations are renewed on the new
+// connection. It waits until connected or ctx ends.
+func (ua *UserAgent) Reconnect(ctx context.Context) error {
+	var up *transport.Upstream
+	if err := ua.call(ctx, func() { up = ua.up }); err != nil {
+		return err
+	}
+	if up == nil {
+		return fmt.Errorf("%w: no server configured", ErrInvalidState)
+	}
+	up.Reconnect()
+	if _, err := up.WaitConnected(ctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrTransportClosed, err)
+	}
+	return nil
+}
+
+// post hands f to the event loop; it is dropped once the loop has ended.
+func (ua *UserAgent) post(f func()) {
+	select {
+	case ua.events <- f:
+	case <-ua.quit:
+	}
+}
+
+// call runs f on the event loop and waits for it, or for ctx.
+func (ua *UserAgent) call(ctx context.Context, f func()) error {
+	if ua.events == nil {
+		return ErrNotStarted
+	}
+	done := make(chan struct{})
+	select {
+	case ua.events <- func() { f(); close(done) }:
+	case <-ua.quit:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ua.quit:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// run is the event loop.
+func (ua *UserAgent) run() {
+	defer close(ua.loopDone)
+	tm := time.NewTimer(time.Hour)
+	defer tm.Stop()
+	for {
+		next, ok := ua.layer.NextDeadline()
+		if t, ok2 := ua.timers.next(); ok2 && (!ok || t.Before(next)) {
+			next, ok = t, true
+		}
+		if ok {
+			tm.Reset(time.Until(next))
+		} else {
+			tm.Stop()
+		}
+		select {
+		case f := <-ua.events:
+			f()
+		case <-tm.C:
+			now := time.Now()
+			ua.layer.Tick(now)
+			for _, e := range ua.timers.due(now) {
+				e.f()
+			}
+		case <-ua.quit:
+			return
+		}
+	}
+}
+
+// after runs f on the loop after d.
+func (ua *UserAgent) after(d time.Duration, f func()) *timerEntry {
+	return ua.timers.add(time.Now().Add(d), f)
+}
+
+// onUpstream follows the server connection.
+func (ua *UserAgent) onUpstream(ev transport.StateEvent) {
+	switch ev.State {
+	case transport.Connected:
+		ua.connected.Store(true)
+		if d := ua.opts.Delegate.OnConnect; d != nil {
+			ua.cbq.push(d)
+		}
+		if ua.wasUp {
+			// A new flow: registrations are renewed on it.
+			for r := range ua.registerers {
+				r.onReconnected()
+			}
+		}
+		ua.wasUp = true
+	case transport.Disconnected:
+		was := ua.connected.Swap(false)
+		if d := ua.opts.Delegate.OnDisconnect; d != nil && was {
+			err := ev.Err
+			ua.cbq.push(func() { d(err) })
+		}
+	}
+}
+
+// receive takes a message from the transport.
+func (ua *UserAgent) receive(in transport.Incoming) {
+	if in.Err != nil {
+		var pe *message.ParseError
+		if errors.As(in.Err, &pe) {
+			if req, ok := pe.Message.(*message.Request); ok && req.Method != "ACK" && req.Header.Has("Via") {
+				ua.respondStateless(req, in.Flow, pe.Status, "")
+			}
+		}
+		return
+	}
+	if err := in.Msg.Validate(); err != nil {
+		if req, ok := in.Msg.(*message.Request); ok && req.Method != "ACK" {
+			ua.respondStateless(req, in.Flow, message.StatusCode(err), "")
+		}
+		ua.log.Debug("sip: invalid message dropped", "err", err, "flow", in.Flow)
+		return
+	}
+	ua.layer.Receive(in.Msg, in.Flow, in.Flow.Proto.Stream(), time.Now())
+}
+
+// respondStateless answers a request that cannot enter a transaction.
+func (ua *UserAgent) respondStateless(req *message.Request, flow transport.Flow, code int, reason string) {
+	resp := ua.newResponse(req, code, reason)
+	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
+	defer cancel()
+	_, _ = ua.tp.SendResponse(ctx, resp, flow)
+}
+
+// newResponse builds a response with the UserAgent's Server header.
+func (ua *UserAgent) newResponse(req *message.Request, code int, reason string) *message.Response {
+	resp := message.NewResponse(req, code, reason, "")
+	if ua.opts.UserAgentString != "-" {
+		resp.Header.Add("Server", ua.opts.UserAgentString)
+	}
+	return resp
+}
+
+// route is where a client transaction's messages go.
+type route struct {
+	upstream bool
+	targets  []transport.Target
+}
+
+// layerSend carries out the transaction layer's sends.
+func (ua *UserAgent) layerSend(m message.Message, dest any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
+	defer cancel()
+	var err error
+	switch d := dest.(type) {
+	case transport.Flow:
+		resp, ok := m.(*message.Response)
+		if !ok {
+			return fmt.Errorf("sip: request to a flow")
+		}
+		_, err = ua.tp.SendResponse(ctx, resp, d)
+	case *route:
+		req := m.(*message.Request)
+		if d.upstream {
+			if ua.up == nil {
+				return ErrTransportClosed
+			}
+			_, err = ua.up.SendRequest(ctx, req)
+		} else {
+			_, err = ua.tp.SendRequest(ctx, req, d.targets...)
+		}
+	default:
+		err = fmt.Errorf("sip: unknown destination %T", dest)
+	}
+	return err
+}
