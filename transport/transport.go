@@ -560,9 +560,19 @@ func (t *Transport) SendResponse(ctx context.Context, resp *message.Response, fl
 	}
 	v, err := resp.Header.TopVia()
 	if err != nil {
+		if flow.Proto == UDP && flow.Remote.IsValid() {
+			// A Via we cannot read (the reason for a 400, often): answer
+			// the datagram's source.
+			return t.Send(ctx, resp, Target{Proto: UDP, Addr: flow.Remote, Local: flow.Local})
+		}
 		return Flow{}, fmt.Errorf("transport: response without a usable Via: %w", err)
 	}
 	proto, ok := ParseProto(v.Transport)
+	if flow.Proto == UDP {
+		// The request came as a datagram, whatever its Via claims: so
+		// goes the answer.
+		proto, ok = UDP, true
+	}
 	if !ok {
 		return Flow{}, fmt.Errorf("transport: response Via transport %q: %w", v.Transport, ErrUnsupported)
 	}
