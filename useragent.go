@@ -591,3 +591,13 @@ func (ua *UserAgent) layerSend(m message.Message, dest any) error {
 	}
 	return err
 }
+
+// ContactURI returns the URI other user agents reach this one at: its
+// Contact on the current connection, or on its first Listen address.
+func (ua *UserAgent) ContactURI() message.URI {
+	var u message.URI
+	if err := ua.call(context.Background(), func() { u = ua.contactAddress().URI }); err != nil {
+		return message.URI{}
+	}
+	return u
+}
