@@ -1,0 +1,216 @@
+package sip
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sipua/sip/message"
+)
+
+// fakeRegistrar answers REGISTERs over UDP with a scripted policy.
+type fakeRegistrar struct {
+	conn   *net.UDPConn
+	mu     sync.Mutex
+	reqs   []*message.Request
+	policy func(n int, req *message.Request) *message.Response
+	done   chan struct{}
+}
+
+func newFakeRegistrar(t *testing.T, policy func(n int, req *message.Request) *message.Response) *fakeRegistrar {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	r := &fakeRegistrar{conn: c, policy: policy, done: make(chan struct{})}
+	go r.serve()
+	t.Cleanup(func() { c.Close(); <-r.done })
+	return r
+}
+
+func (r *fakeRegistrar) serve() {
+	defer close(r.done)
+	buf := make([]byte, 65535)
+	for {
+		n, from, err := r.conn.ReadFromUDP(buf)
+		if err != nil {
+			return
+		}
+		req, err := message.ParseRequest(buf[:n])
+		if err != nil {
+			continue
+		}
+		r.mu.Lock()
+		r.reqs = append(r.reqs, req)
+		k := len(r.reqs)
+		r.mu.Unlock()
+		if resp := r.policy(k, req); resp != nil {
+			_, _ = r.conn.WriteToUDP([]byte(resp.String()), from)
+		}
+	}
+}
+
+func (r *fakeRegistrar) requests() []*message.Request {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*message.Request(nil), r.reqs...)
+}
+
+func (r *fakeRegistrar) addr() string { return r.conn.LocalAddr().String() }
+
+// ok answers 200 echoing the Contact with expires.
+func ok(req *message.Request, expires string) *message.Response {
+	resp := message.NewResponse(req, 200, "", "reg")
+	if c := req.Header.Get("Contact"); c != "" && c != "*" && expires != "" {
+		resp.Header.Add("Contact", c+";expires="+expires)
+	}
+	return resp
+}
+
+func newRegUA(t *testing.T, reg *fakeRegistrar, opts RegistererOptions) (*UserAgent, *Registerer) {
+	ua, err := NewUserAgent(UserAgentOptions{
+		URI:         "sip:alice@127.0.0.1",
+		InstanceID:  "urn:uuid:00000000-0000-1000-8000-000000000001",
+		ContactName: "alicecontact",
+		Transport:   TransportOptions{Server: "sip:" + reg.addr()},
+	})
+	require.NoError(t, err)
+	require.NoError(t, ua.Start(ctx5(t)))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_ = ua.Stop(ctx)
+	})
+	r, err := NewRegisterer(ua, opts)
+	require.NoError(t, err)
+	return ua, r
+}
+
+func TestRegisterRefreshUnregister(t *testing.T) {
+	reg := newFakeRegistrar(t, func(n int, req *message.Request) *message.Response {
+		exp := req.Header.Get("Expires")
+		if exp == "0" {
+			return ok(req, "0")
+		}
+		return ok(req, "2") // a short lifetime: refreshed after 1 s
+	})
+	_, r := newRegUA(t, reg, RegistererOptions{Expires: 60})
+	var mu sync.Mutex
+	var states []RegistererState
+	r.OnStateChange(func(s RegistererState) { mu.Lock(); states = append(states, s); mu.Unlock() })
+
+	require.NoError(t, r.Register(ctx5(t), RegisterOptions{ExtraHeaders: []string{"X-Once: 1"}}))
+	assert.Equal(t, Registered, r.State())
+	b := r.Bindings()
+	require.Len(t, b, 1)
+	assert.Equal(t, 2*time.Second, b[0].Expires)
+	assert.Equal(t, "alicecontact", b[0].Contact.URI.User)
+
+	first := reg.requests()[0]
+	assert.Equal(t, "sip:127.0.0.1", first.URI.String())
+	assert.Equal(t, "60", first.Header.Get("Expires"))
+	assert.Equal(t, "1", first.Header.Get("X-Once"))
+	c, _ := first.Header.Contacts()
+	inst, _ := c[0].Params.Get("+sip.instance")
+	assert.Equal(t, `"<urn:uuid:00000000-0000-1000-8000-000000000001>"`, inst)
+	regID, _ := c[0].Params.Get("reg-id")
+	assert.Equal(t, "1", regID)
+
+	// The refresh comes by itself, with the same Call-ID and a higher CSeq.
+	require.Eventually(t, func() bool { return len(reg.requests()) >= 3 }, 4*time.Second, 20*time.Millisecond)
+	rs := reg.requests()
+	assert.Equal(t, rs[0].Header.CallID(), rs[1].Header.CallID())
+	c0, _ := rs[0].Header.CSeq()
+	c1, _ := rs[1].Header.CSeq()
+	assert.Greater(t, c1.Seq, c0.Seq)
+	assert.Empty(t, rs[1].Header.Get("X-Once"), "per-call headers are not repeated")
+
+	require.NoError(t, r.Unregister(ctx5(t), UnregisterOptions{}))
+	assert.Equal(t, Unregistered, r.State())
+	last := reg.requests()[len(reg.requests())-1]
+	assert.Equal(t, "0", last.Header.Get("Expires"))
+	n := len(reg.requests())
+	time.Sleep(1500 * time.Millisecond)
+	assert.Len(t, reg.requests(), n, "no refresh after Unregister")
+
+	require.NoError(t, r.Unregister(ctx5(t), UnregisterOptions{All: true}))
+	assert.Equal(t, "*", reg.requests()[n].Header.Get("Contact"))
+
+	require.NoError(t, r.Dispose(ctx5(t)))
+	assert.Equal(t, RegistererTerminated, r.State())
+	assert.ErrorIs(t, r.Register(ctx5(t), RegisterOptions{}), ErrInvalidState)
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(states) == 3
+	}, time.Second, 5*time.Millisecond, "listeners run on the callback goroutine")
+	mu.Lock()
+	assert.Equal(t, []RegistererState{Registered, Unregistered, RegistererTerminated}, states)
+	mu.Unlock()
+}
+
+func TestRegister423(t *testing.T) {
+	reg := newFakeRegistrar(t, func(n int, req *message.Request) *message.Response {
+		if req.Header.Get("Expires") == "30" {
+			resp := message.NewResponse(req, 423, "", "reg")
+			resp.Header.Add("Min-Expires", "120")
+			return resp
+		}
+		return ok(req, req.Header.Get("Expires"))
+	})
+	_, r := newRegUA(t, reg, RegistererOptions{Expires: 30})
+	require.NoError(t, r.Register(ctx5(t), RegisterOptions{}))
+	rs := reg.requests()
+	require.Len(t, rs, 2)
+	assert.Equal(t, "120", rs[1].Header.Get("Expires"))
+	assert.Equal(t, 120*time.Second, r.Bindings()[0].Expires)
+}
+
+func TestRegisterRejectedAndRetry(t *testing.T) {
+	reg := newFakeRegistrar(t, func(n int, req *message.Request) *message.Response {
+		if n <= 2 {
+			resp := message.NewResponse(req, 503, "", "reg")
+			resp.Header.Add("Retry-After", "1")
+			return resp
+		}
+		return ok(req, "600")
+	})
+	_, r := newRegUA(t, reg, RegistererOptions{})
+	err := r.Register(ctx5(t), RegisterOptions{})
+	var re *ResponseError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, 503, re.StatusCode)
+	assert.Equal(t, Unregistered, r.State())
+	// Retry-After: 1 → tried again after 1 s, refused again, then accepted.
+	require.Eventually(t, func() bool { return r.State() == Registered }, 5*time.Second, 20*time.Millisecond)
+	assert.Len(t, reg.requests(), 3)
+}
+
+func TestRegisterTimeout(t *testing.T) {
+	reg := newFakeRegistrar(t, func(int, *message.Request) *message.Response { return nil })
+	ua, err := NewUserAgent(UserAgentOptions{URI: "sip:alice@127.0.0.1", Timers: Timers{T1: 5 * time.Millisecond},
+		Transport: TransportOptions{Server: "sip:" + reg.addr()}})
+	require.NoError(t, err)
+	require.NoError(t, ua.Start(ctx5(t)))
+	defer ua.Stop(context.Background())
+	r, _ := NewRegisterer(ua, RegistererOptions{})
+	assert.ErrorIs(t, r.Register(ctx5(t), RegisterOptions{}), ErrTimeout)
+	assert.Equal(t, Unregistered, r.State())
+	assert.NoError(t, r.Dispose(ctx5(t)))
+}
+
+func TestRegistererOptions(t *testing.T) {
+	ua, _ := NewUserAgent(UserAgentOptions{URI: "sip:alice@example.com:5070"})
+	r, err := NewRegisterer(ua, RegistererOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "sip:example.com:5070", r.uri.String())
+	_, err = NewRegisterer(ua, RegistererOptions{Registrar: "::"})
+	assert.ErrorIs(t, err, ErrBadOptions)
+	_, err = NewRegisterer(ua, RegistererOptions{ExtraHeaders: []string{"bad"}})
+	assert.ErrorIs(t, err, ErrBadOptions)
+	assert.Equal(t, "Registered", Registered.String())
+	assert.Equal(t, "Unknown", RegistererState(9).String())
+}
