@@ -2,7 +2,9 @@ package sip
 
 import (
 	"errors"
+	"fmt"
 
+	"github.com/sipua/sip/digest"
 	"github.com/sipua/sip/message"
 )
 
@@ -18,4 +20,26 @@ type authorizer interface {
 	Authorize(req *message.Request, resp *message.Response) error
 }
 
-func newAuthorizer(opts UserAgentOptions) authorizer { return nil }
+// newAuthorizer returns the digest client for the UserAgent's
+// credentials, or nil without credentials (challenges then end requests
+// as *ResponseError).
+func newAuthorizer(opts UserAgentOptions) authorizer {
+	if opts.AuthorizationPassword == "" && opts.AuthorizationHA1 == nil {
+		return nil
+	}
+	return digestAuth{digest.NewClient(digest.Credentials{
+		Username: opts.AuthorizationUsername,
+		Password: opts.AuthorizationPassword,
+		HA1:      opts.AuthorizationHA1,
+	})}
+}
+
+type digestAuth struct{ c *digest.Client }
+
+func (d digestAuth) Authorize(req *message.Request, resp *message.Response) error {
+	err := d.c.Authorize(req, resp)
+	if errors.Is(err, digest.ErrAuthFailed) {
+		return fmt.Errorf("%w: %w", errAuthRefused, err)
+	}
+	return err
+}

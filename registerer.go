@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -337,6 +338,10 @@ func (r *Registerer) send(expires uint32, all bool, extra []string, retried423 b
 		}
 	}
 	o.onError = func(err error) {
+		if errors.Is(err, ErrAuthFailed) {
+			// Refused credentials: retrying would only be refused again.
+			r.wanted = false
+		}
 		r.onFailure(nil, expires)
 		done(err)
 	}

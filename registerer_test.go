@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sipua/sip/digest"
 	"github.com/sipua/sip/message"
 )
 
@@ -213,4 +215,62 @@ func TestRegistererOptions(t *testing.T) {
 	assert.ErrorIs(t, err, ErrBadOptions)
 	assert.Equal(t, "Registered", Registered.String())
 	assert.Equal(t, "Unknown", RegistererState(9).String())
+}
+
+// authRegistrar challenges every REGISTER with digest (SHA-256 and MD5
+// offered) and accepts alice/secret.
+func authRegistrar(t *testing.T) *fakeRegistrar {
+	srv, err := digest.NewServer(digest.ServerOptions{Realm: "127.0.0.1", Lookup: func(u string) (digest.Credentials, bool) {
+		return digest.Credentials{Password: "secret"}, u == "alice"
+	}})
+	require.NoError(t, err)
+	return newFakeRegistrar(t, func(n int, req *message.Request) *message.Response {
+		if _, err := srv.Verify(req); err != nil {
+			resp := message.NewResponse(req, 401, "", "reg")
+			srv.Challenge(resp, errors.Is(err, digest.ErrStale))
+			return resp
+		}
+		return ok(req, "600")
+	})
+}
+
+func TestRegisterWithDigest(t *testing.T) {
+	reg := authRegistrar(t)
+	ua, err := NewUserAgent(UserAgentOptions{URI: "sip:alice@127.0.0.1", AuthorizationPassword: "secret",
+		Transport: TransportOptions{Server: "sip:" + reg.addr()}})
+	require.NoError(t, err)
+	require.NoError(t, ua.Start(ctx5(t)))
+	defer ua.Stop(context.Background())
+	r, _ := NewRegisterer(ua, RegistererOptions{})
+	require.NoError(t, r.Register(ctx5(t), RegisterOptions{}))
+	rs := reg.requests()
+	require.Len(t, rs, 2)
+	assert.False(t, rs[0].Header.Has("Authorization"))
+	assert.Contains(t, rs[1].Header.Get("Authorization"), "algorithm=SHA-256")
+	assert.NotContains(t, rs[1].String(), "secret")
+	c0, _ := rs[0].Header.CSeq()
+	c1, _ := rs[1].Header.CSeq()
+	assert.Equal(t, c0.Seq+1, c1.Seq)
+	v0, _ := rs[0].Header.TopVia()
+	v1, _ := rs[1].Header.TopVia()
+	assert.NotEqual(t, v0.Branch(), v1.Branch())
+}
+
+func TestRegisterWrongPassword(t *testing.T) {
+	reg := authRegistrar(t)
+	ua, err := NewUserAgent(UserAgentOptions{URI: "sip:alice@127.0.0.1", AuthorizationPassword: "wrong",
+		Transport: TransportOptions{Server: "sip:" + reg.addr()}})
+	require.NoError(t, err)
+	require.NoError(t, ua.Start(ctx5(t)))
+	defer ua.Stop(context.Background())
+	r, _ := NewRegisterer(ua, RegistererOptions{})
+	err = r.Register(ctx5(t), RegisterOptions{})
+	require.ErrorIs(t, err, ErrAuthFailed)
+	var re *ResponseError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, 401, re.StatusCode)
+	assert.NotContains(t, err.Error(), "wrong")
+	assert.Equal(t, Unregistered, r.State())
+	ua.call(ctx5(t), func() { assert.False(t, r.wanted, "no automatic retries after refused credentials") })
+	assert.Len(t, reg.requests(), 2, "exactly one retry")
 }
