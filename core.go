@@ -201,6 +201,13 @@ func (ua *UserAgent) onTerminated(tx transaction.Transaction) {
 	}
 }
 
+// usage is what uses a dialog (RFC 5057): a subscription, a call. The core
+// hands it the in-dialog requests it receives, after the dialog checked
+// their CSeq.
+type usage interface {
+	onRequest(tx *transaction.Server, req *message.Request, d *dialog.Dialog)
+}
+
 // mergeKey identifies a request for loop detection (RFC 3261 §8.2.2.2).
 type mergeKey struct {
 	fromTag, callID string
@@ -299,9 +306,32 @@ func (ua *UserAgent) onRequest(tx *transaction.Server, req *message.Request, src
 		ua.reply(tx, 481, "", nil)
 		return
 	}
-	// §12.2.2: a request inside a dialog that does not exist.
+	// §12.2.2: requests inside a dialog go to the dialog's usage (a
+	// subscription, a call …); those of a dialog that does not exist get
+	// 481. A usage may also claim a request before its dialog exists (a
+	// NOTIFY that overtakes the 2xx to its SUBSCRIBE).
 	if req.Header.ToTag() != "" {
-		if _, err := ua.dialogs.MatchRequest(req); errors.Is(err, dialog.ErrNoDialog) {
+		d, err := ua.dialogs.MatchRequest(req)
+		if d != nil {
+			if u := ua.usages[d.ID]; u != nil {
+				if err := d.ReceiveRequest(req); err != nil {
+					if errors.Is(err, dialog.ErrCSeqOrder) {
+						ua.reply(tx, 500, "CSeq Out of Order", nil)
+					} else {
+						ua.reply(tx, 481, "", nil)
+					}
+					return
+				}
+				u.onRequest(tx, req, d)
+				return
+			}
+		}
+		for _, c := range ua.claims {
+			if c(tx, req) {
+				return
+			}
+		}
+		if d == nil || errors.Is(err, dialog.ErrNoDialog) {
 			ua.reply(tx, 481, "", nil)
 			return
 		}

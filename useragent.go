@@ -195,6 +195,10 @@ type UserAgent struct {
 	listenAddrs []listenAddr
 	contactName string
 	merged      map[mergeKey]*transaction.Server
+	usages      map[dialog.ID]usage
+	// claims may take a request with a To tag that matches no dialog
+	// yet (a NOTIFY before the 2xx to its SUBSCRIBE); true: taken.
+	claims map[any]func(tx *transaction.Server, req *message.Request) bool
 	wasUp       bool
 }
 
@@ -296,6 +300,8 @@ func (ua *UserAgent) Start(ctx context.Context) error {
 	ua.outgoing = map[*transaction.Client]*outgoing{}
 	ua.registerers = map[*Registerer]struct{}{}
 	ua.merged = map[mergeKey]*transaction.Server{}
+	ua.usages = map[dialog.ID]usage{}
+	ua.claims = map[any]func(*transaction.Server, *message.Request) bool{}
 	ua.dialogs = dialog.NewSet()
 	ua.auth = newAuthorizer(ua.opts)
 	ua.layer = transaction.NewLayer(transaction.Config{T1: ua.opts.Timers.T1, T2: ua.opts.Timers.T2, T4: ua.opts.Timers.T4},
