@@ -27,8 +27,11 @@ const (
 // challenges the realm again, without stale=true) from a first challenge
 // or an expired nonce. It remembers at most 32 realms.
 //
-// A Client is safe for concurrent use. Its credential callbacks are never
-// called with a lock held.
+// A Client is safe for concurrent use, and its credential callbacks are
+// never called with a lock held. The wrong-password detection remembers
+// one request per realm, though: a UA that authorizes several requests in
+// one realm at once may see a wrong password take one more round before
+// ErrAuthFailed.
 type Client struct {
 	lookup func(realm string) (Credentials, error)
 	// cnonce returns a new client nonce; tests inject fixed ones.
@@ -59,7 +62,8 @@ type realmState struct {
 	used   uint64
 }
 
-// NewClient returns a Client that answers every realm with creds.
+// NewClient returns a Client that answers every realm with creds. Use
+// NewClientFunc to answer only the realms an account belongs to.
 func NewClient(creds Credentials) *Client {
 	return NewClientFunc(func(string) (Credentials, error) { return creds, nil })
 }

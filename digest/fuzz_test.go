@@ -55,7 +55,7 @@ func FuzzParseChallenge(f *testing.F) {
 			}
 			for _, name := range []string{"Authorization", "Proxy-Authorization"} {
 				for _, v := range headerValues(&n.Header, name) {
-					if _, err := credentialsRealm(v); !err {
+					if _, ok := credentialsRealm(v); !ok {
 						t.Fatalf("written %s %q does not parse", name, v)
 					}
 				}
