@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -110,6 +111,12 @@ type TransportOptions struct {
 	ReconnectMin, ReconnectMax time.Duration
 	// ReconnectAttempts bounds the attempts in a row; 0: unlimited.
 	ReconnectAttempts int
+	// ListenPacket, when set, opens the UserAgent's UDP sockets instead
+	// of the operating system (see transport.Config.ListenPacket): those
+	// of udp:// Listen addresses and any opened to send over UDP. Tests
+	// use siptest.Network.PacketListener to run UserAgents on an
+	// in-memory network, on virtual time inside testing/synctest.
+	ListenPacket func(ctx context.Context, network, address string) (net.PacketConn, error)
 }
 
 // ServerOption is one server of TransportOptions.Servers.
@@ -199,7 +206,7 @@ type UserAgent struct {
 	// claims may take a request with a To tag that matches no dialog
 	// yet (a NOTIFY before the 2xx to its SUBSCRIBE); true: taken.
 	claims map[any]func(tx *transaction.Server, req *message.Request) bool
-	wasUp       bool
+	wasUp  bool
 }
 
 type listenAddr struct {
@@ -319,6 +326,7 @@ func (ua *UserAgent) Start(ctx context.Context) error {
 		TLSConfig:       to.TLSConfig,
 		ServerTLSConfig: to.ServerTLSConfig,
 		Keepalive:       transport.Keepalive{Interval: to.KeepaliveInterval, Timeout: to.KeepaliveTimeout},
+		ListenPacket:    to.ListenPacket,
 	})
 	for _, l := range to.Listen {
 		proto, hostport, err := parseListen(l)

@@ -55,6 +55,56 @@
 // Close an Endpoint (or the whole Network) to drop everything still in
 // flight to it; no goroutine of the kit outlives it.
 //
+// # Sockets and whole user agents
+//
+// Network.ListenPacket returns an Endpoint as a net.PacketConn (a
+// *PacketConn), for code written against UDP sockets: ReadFrom blocks until
+// a datagram arrives, its deadline expires (on virtual time in a bubble) or
+// the conn is closed (net.ErrClosed). Network.PacketListener returns a
+// function with the signature of net.ListenConfig.ListenPacket that opens
+// such conns at the numeric address asked for (port 0: a free port), for
+// components that open their own sockets.
+//
+// Give it to a sip.UserAgent as TransportOptions.ListenPacket and the
+// UserAgent's UDP runs on the Network: two or more UserAgents then talk
+// through its Links, and every RFC 3261 timer (retransmissions, the
+// 32-second timeouts) runs on virtual time:
+//
+//	func TestMessage(t *testing.T) {
+//		synctest.Test(t, func(t *testing.T) {
+//			n := siptest.NewNetwork(1)
+//			defer n.Close()
+//			newUA := func(name, addr string, d sip.UserAgentDelegate) *sip.UserAgent {
+//				ua, err := sip.NewUserAgent(sip.UserAgentOptions{
+//					URI: "sip:" + name + "@" + addr,
+//					Transport: sip.TransportOptions{
+//						Listen:       []string{"udp://" + addr},
+//						ListenPacket: n.PacketListener(name),
+//					},
+//					Delegate: d,
+//				})
+//				require.NoError(t, err)
+//				require.NoError(t, ua.Start(t.Context()))
+//				t.Cleanup(func() { ua.Stop(context.Background()) })
+//				return ua
+//			}
+//			alice := newUA("alice", "192.0.2.1:5060", sip.UserAgentDelegate{})
+//			newUA("bob", "192.0.2.2:5060", sip.UserAgentDelegate{
+//				OnMessage: func(r *sip.IncomingRequest) { r.Accept() },
+//			})
+//			n.SetLinks(siptest.Addr("192.0.2.1:5060"), siptest.Addr("192.0.2.2:5060"), siptest.Link{Loss: 0.3})
+//			m, _ := sip.NewMessager(alice, "sip:bob@192.0.2.2:5060", []byte("hi"), "text/plain", sip.RequestOptions{})
+//			require.NoError(t, m.Message(t.Context()))
+//			t.Log(n.Ladder()) // the losses and the retransmissions
+//		})
+//	}
+//
+// Use numeric addresses only (host names would need real DNS), create the
+// Network and the UserAgents inside the bubble, and Stop every UserAgent
+// before the bubble ends: synctest fails a test that leaves goroutines
+// behind. A UserAgent on a Network keeps every request on UDP, however
+// large (the RFC 3261 §18.1.1 switch to TCP would leave the Network).
+//
 // # Traces and ladder diagrams
 //
 // The Network records every sent, delivered and dropped datagram as an

@@ -58,6 +58,17 @@ type Config struct {
 	// and WSS connections (network is "tcp"). Nil: a net.Dialer. Tests
 	// use it to run on in-memory connections.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// ListenPacket opens every UDP socket: those of Listen (network
+	// "udp") and those opened to send to a UDP target when no socket
+	// fits (network "udp4" or "udp6", address "0.0.0.0:0",
+	// "127.0.0.1:0" or "[::]:0"), including an Upstream's to a UDP
+	// server. Nil: net.ListenConfig.ListenPacket. Tests use it to run on
+	// an in-memory network (siptest.Network.PacketListener). The
+	// UDPConfig buffer sizes apply to *net.UDPConn only. The conn's
+	// LocalAddr should be a specific address: for a wildcard one, Via
+	// and Contact hosts are found by asking the OS (a connected UDP
+	// socket that sends nothing).
+	ListenPacket func(ctx context.Context, network, address string) (net.PacketConn, error)
 	// TLSConfig is the client configuration for outbound TLS and WSS. Nil
 	// means the system roots with certificate verification on; pass a
 	// config with RootCAs for a private CA. ServerName is filled in from
@@ -112,7 +123,9 @@ type UDPConfig struct {
 	// MaxRequestSize applies RFC 3261 §18.1.1: SendRequest sends a
 	// request larger than this many bytes over TCP instead of UDP (and
 	// falls back to UDP if the TCP connection is refused). Default 1300
-	// (an MTU of 1500 minus 200); negative: never switch.
+	// (an MTU of 1500 minus 200), except with a Config.ListenPacket and
+	// no DialContext, where TCP would leave the network UDP runs on: then
+	// never; negative: never switch.
 	MaxRequestSize int
 }
 
@@ -168,6 +181,9 @@ func (c Config) norm() Config {
 	c.Keepalive.Timeout = durDefault(c.Keepalive.Timeout, defaultKeepaliveTimeout)
 	c.UDP.ReadBuffer = intDefault(c.UDP.ReadBuffer, defaultUDPReadBuffer)
 	c.UDP.WriteBuffer = intDefault(c.UDP.WriteBuffer, defaultUDPWriteBuffer)
+	if c.UDP.MaxRequestSize == 0 && c.ListenPacket != nil && c.DialContext == nil {
+		c.UDP.MaxRequestSize = -1 // UDP on the caller's network, TCP on the OS's
+	}
 	c.UDP.MaxRequestSize = intDefault(c.UDP.MaxRequestSize, defaultUDPMaxRequestSize)
 	if c.Limits.MaxMessageSize == 0 {
 		c.Limits.MaxMessageSize = message.DefaultMaxMessageSize
@@ -178,6 +194,10 @@ func (c Config) norm() Config {
 	if c.DialContext == nil {
 		d := &net.Dialer{}
 		c.DialContext = d.DialContext
+	}
+	if c.ListenPacket == nil {
+		var lc net.ListenConfig
+		c.ListenPacket = lc.ListenPacket
 	}
 	return c
 }

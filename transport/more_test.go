@@ -24,7 +24,7 @@ func TestUDPBuffers(t *testing.T) {
 	defer tr.Close()
 	_, err := tr.Listen(ctxT(t), UDP, "127.0.0.1:0")
 	require.NoError(t, err)
-	rcv, snd := socketBuffers(tr.udp[0].pc)
+	rcv, snd := socketBuffers(tr.udp[0].pc.(*net.UDPConn))
 	if rcv == 0 {
 		t.Skip("socket buffer sizes not readable on this OS")
 	}
@@ -38,7 +38,7 @@ func TestUDPBuffers(t *testing.T) {
 	defer def.Close()
 	_, err = def.Listen(ctxT(t), UDP, "127.0.0.1:0")
 	require.NoError(t, err)
-	r2, _ := socketBuffers(def.udp[0].pc)
+	r2, _ := socketBuffers(def.udp[0].pc.(*net.UDPConn))
 	assert.Less(t, r2, rcv, "OS default is smaller")
 }
 

@@ -104,11 +104,11 @@ func (t *Transport) Listen(ctx context.Context, proto Proto, addr string) (netip
 	var lc net.ListenConfig
 	switch proto {
 	case UDP:
-		pc, err := lc.ListenPacket(ctx, "udp", addr)
+		pc, err := t.cfg.ListenPacket(ctx, "udp", addr)
 		if err != nil {
 			return netip.AddrPort{}, fmt.Errorf("transport: listen UDP %s: %w", addr, err)
 		}
-		s, err := t.addUDP(pc.(*net.UDPConn))
+		s, err := t.addUDP(pc)
 		if err != nil {
 			return netip.AddrPort{}, err
 		}

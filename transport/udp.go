@@ -15,8 +15,32 @@ const maxUDPPayload = 65507
 
 type udpSock struct {
 	t     *Transport
-	pc    *net.UDPConn
+	pc    net.PacketConn // a *net.UDPConn unless Config.ListenPacket says otherwise
 	local netip.AddrPort
+}
+
+// addrPortConn is implemented by *net.UDPConn and by in-memory conns that
+// spare the net.Addr allocation of ReadFrom and WriteTo.
+type addrPortConn interface {
+	ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error)
+	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
+}
+
+func (s *udpSock) writeTo(b []byte, to netip.AddrPort) error {
+	if c, ok := s.pc.(addrPortConn); ok {
+		_, err := c.WriteToUDPAddrPort(b, to)
+		return err
+	}
+	_, err := s.pc.WriteTo(b, net.UDPAddrFromAddrPort(to))
+	return err
+}
+
+func (s *udpSock) readFrom(b []byte) (int, netip.AddrPort, error) {
+	if c, ok := s.pc.(addrPortConn); ok {
+		return c.ReadFromUDPAddrPort(b)
+	}
+	n, src, err := s.pc.ReadFrom(b)
+	return n, addrPortOf(src), err
 }
 
 // udpLink sends from one UDP socket to one peer.
@@ -38,7 +62,7 @@ func (l udpLink) write(ctx context.Context, b []byte) error {
 	if l.s.local.Addr().Is6() && to.Addr().Is4() {
 		to = netip.AddrPortFrom(netip.AddrFrom16(to.Addr().As16()), to.Port())
 	}
-	if _, err := l.s.pc.WriteToUDPAddrPort(b, to); err != nil {
+	if err := l.s.writeTo(b, to); err != nil {
 		if errors.Is(err, net.ErrClosed) {
 			return fmt.Errorf("transport: send UDP to %v: %w", l.to, ErrClosed)
 		}
@@ -47,21 +71,11 @@ func (l udpLink) write(ctx context.Context, b []byte) error {
 	return nil
 }
 
-// addUDP sets the socket buffers and starts the reader of a new socket.
-func (t *Transport) addUDP(pc *net.UDPConn) (*udpSock, error) {
-	if n := t.cfg.UDP.ReadBuffer; n > 0 {
-		if err := pc.SetReadBuffer(n); err != nil {
-			t.log.Warn("sip transport: cannot set UDP receive buffer", "bytes", n, "err", err)
-		}
-	}
-	if n := t.cfg.UDP.WriteBuffer; n > 0 {
-		if err := pc.SetWriteBuffer(n); err != nil {
-			t.log.Warn("sip transport: cannot set UDP send buffer", "bytes", n, "err", err)
-		}
-	}
-	forceBuffers(pc, t.cfg.UDP.ReadBuffer, t.cfg.UDP.WriteBuffer)
-	if rcv, snd := socketBuffers(pc); rcv > 0 {
-		t.log.Debug("sip transport: UDP socket buffers", "rcvbuf", rcv, "sndbuf", snd)
+// addUDP sets the socket buffers (of a real socket) and starts the reader
+// of a new socket.
+func (t *Transport) addUDP(pc net.PacketConn) (*udpSock, error) {
+	if uc, ok := pc.(*net.UDPConn); ok {
+		t.setBuffers(uc)
 	}
 	s := &udpSock{t: t, pc: pc, local: addrPortOf(pc.LocalAddr())}
 	t.mu.Lock()
@@ -76,6 +90,24 @@ func (t *Transport) addUDP(pc *net.UDPConn) (*udpSock, error) {
 	}
 	t.wg.Go(s.readLoop)
 	return s, nil
+}
+
+// setBuffers applies UDPConfig's buffer sizes to a socket.
+func (t *Transport) setBuffers(pc *net.UDPConn) {
+	if n := t.cfg.UDP.ReadBuffer; n > 0 {
+		if err := pc.SetReadBuffer(n); err != nil {
+			t.log.Warn("sip transport: cannot set UDP receive buffer", "bytes", n, "err", err)
+		}
+	}
+	if n := t.cfg.UDP.WriteBuffer; n > 0 {
+		if err := pc.SetWriteBuffer(n); err != nil {
+			t.log.Warn("sip transport: cannot set UDP send buffer", "bytes", n, "err", err)
+		}
+	}
+	forceBuffers(pc, t.cfg.UDP.ReadBuffer, t.cfg.UDP.WriteBuffer)
+	if rcv, snd := socketBuffers(pc); rcv > 0 {
+		t.log.Debug("sip transport: UDP socket buffers", "rcvbuf", rcv, "sndbuf", snd)
+	}
 }
 
 // udpFor picks the socket to send to target from: the one bound to
@@ -107,12 +139,11 @@ func (t *Transport) udpFor(ctx context.Context, target Target) (*udpSock, error)
 	} else if target.Addr.Addr().IsLoopback() {
 		addr = "127.0.0.1:0"
 	}
-	var lc net.ListenConfig
-	pc, err := lc.ListenPacket(ctx, network, addr)
+	pc, err := t.cfg.ListenPacket(ctx, network, addr)
 	if err != nil {
 		return nil, fmt.Errorf("transport: open UDP socket: %w", err)
 	}
-	return t.addUDP(pc.(*net.UDPConn))
+	return t.addUDP(pc)
 }
 
 // familyOK reports whether a socket bound to local can send to dst.
@@ -131,7 +162,7 @@ func (s *udpSock) readLoop() {
 	t := s.t
 	buf := make([]byte, 65536)
 	for {
-		n, src, err := s.pc.ReadFromUDPAddrPort(buf)
+		n, src, err := s.readFrom(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
