@@ -24,6 +24,9 @@ type authorizer interface {
 // credentials, or nil without credentials (challenges then end requests
 // as *ResponseError).
 func newAuthorizer(opts UserAgentOptions) authorizer {
+	if opts.Credentials != nil {
+		return digestAuth{digest.NewClientFunc(opts.Credentials)}
+	}
 	if opts.AuthorizationPassword == "" && opts.AuthorizationHA1 == nil {
 		return nil
 	}

@@ -274,3 +274,20 @@ func TestRegisterWrongPassword(t *testing.T) {
 	ua.call(ctx5(t), func() { assert.False(t, r.wanted, "no automatic retries after refused credentials") })
 	assert.Len(t, reg.requests(), 2, "exactly one retry")
 }
+
+func TestRegisterWithCredentialsCallback(t *testing.T) {
+	reg := authRegistrar(t)
+	var realms []string
+	ua, err := NewUserAgent(UserAgentOptions{URI: "sip:alice@127.0.0.1",
+		Credentials: func(realm string) (digest.Credentials, error) {
+			realms = append(realms, realm) // called on the event loop, one at a time
+			return digest.Credentials{Username: "alice", Password: "secret"}, nil
+		},
+		Transport: TransportOptions{Server: "sip:" + reg.addr()}})
+	require.NoError(t, err)
+	require.NoError(t, ua.Start(ctx5(t)))
+	defer ua.Stop(context.Background())
+	r, _ := NewRegisterer(ua, RegistererOptions{})
+	require.NoError(t, r.Register(ctx5(t), RegisterOptions{}))
+	ua.call(ctx5(t), func() { assert.Equal(t, []string{"127.0.0.1"}, realms) })
+}

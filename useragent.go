@@ -32,6 +32,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sipua/sip/digest"
 	"github.com/sipua/sip/internal/dialog"
 	"github.com/sipua/sip/internal/transaction"
 	"github.com/sipua/sip/message"
@@ -55,6 +56,12 @@ type UserAgentOptions struct {
 	// returns the hex H(username:realm:password) for the realm and
 	// algorithm, so the application need not hold the password.
 	AuthorizationHA1 func(realm, algorithm string) (string, error)
+	// Credentials, if set, is asked for the credentials of each realm
+	// that challenges a request, each time one does: passwords can change
+	// while the UserAgent runs, and realms can have their own. It replaces
+	// the three Authorization fields above. It runs on the UserAgent's
+	// event loop and must return quickly (no network look-ups).
+	Credentials func(realm string) (digest.Credentials, error)
 	// Transport says how to reach the network.
 	Transport TransportOptions
 	// UserAgentString is sent in User-Agent and Server headers. Default
@@ -145,6 +152,10 @@ type UserAgentDelegate struct {
 	// OnMessage receives an out-of-dialog MESSAGE. Nil: answered 405 and
 	// MESSAGE is left out of Allow.
 	OnMessage func(m *IncomingRequest)
+	// OnSubscribe receives an out-of-dialog SUBSCRIBE (RFC 6665), to be
+	// accepted or rejected; see IncomingSubscription. Nil: SUBSCRIBE is
+	// answered 405 (or given to OnRequest) and left out of Allow.
+	OnSubscribe func(s *IncomingSubscription)
 	// OnRequest receives any other out-of-dialog request the UserAgent
 	// does not handle itself (OPTIONS is answered automatically). Nil:
 	// 405 for methods RFC 3261 knows, 501 for others, with Allow.
