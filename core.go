@@ -249,6 +249,12 @@ func (ua *UserAgent) allow() string {
 	if ua.opts.Delegate.OnMessage != nil {
 		m = append(m, "MESSAGE")
 	}
+	if ua.opts.Delegate.OnSubscribe != nil {
+		m = append(m, "SUBSCRIBE")
+	}
+	if ua.hasSubscribers() {
+		m = append(m, "NOTIFY")
+	}
 	return strings.Join(m, ", ")
 }
 
@@ -348,6 +354,11 @@ func (ua *UserAgent) onRequest(tx *transaction.Server, req *message.Request, src
 	case "MESSAGE":
 		if d := ua.opts.Delegate.OnMessage; d != nil {
 			ua.deliver(tx, req, src, d)
+			return
+		}
+	case "SUBSCRIBE":
+		if d := ua.opts.Delegate.OnSubscribe; d != nil {
+			ua.onSubscribe(tx, req, src, d)
 			return
 		}
 	case "INVITE":
