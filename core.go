@@ -249,6 +249,9 @@ func (ua *UserAgent) allow() string {
 	if ua.opts.Delegate.OnMessage != nil {
 		m = append(m, "MESSAGE")
 	}
+	if ua.opts.Delegate.OnRefer != nil {
+		m = append(m, "REFER")
+	}
 	if ua.opts.Delegate.OnSubscribe != nil {
 		m = append(m, "SUBSCRIBE")
 	}
@@ -378,7 +381,21 @@ func (ua *UserAgent) onRequest(tx *transaction.Server, req *message.Request, src
 		// reachable for them.
 		ua.reply(tx, 480, "", nil)
 		return
-	case "BYE", "NOTIFY":
+	case "NOTIFY":
+		// Out of dialog (an unsolicited NOTIFY, e.g. message-summary):
+		// the application's, or no subscription (481).
+		if d := ua.opts.Delegate.OnNotify; d != nil {
+			ua.deliver(tx, req, src, d)
+			return
+		}
+		ua.reply(tx, 481, "", nil)
+		return
+	case "REFER":
+		if d := ua.opts.Delegate.OnRefer; d != nil {
+			ua.deliver(tx, req, src, d)
+			return
+		}
+	case "BYE":
 		ua.reply(tx, 481, "", nil)
 		return
 	}

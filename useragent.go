@@ -152,6 +152,12 @@ type UserAgentDelegate struct {
 	// OnMessage receives an out-of-dialog MESSAGE. Nil: answered 405 and
 	// MESSAGE is left out of Allow.
 	OnMessage func(m *IncomingRequest)
+	// OnNotify receives a NOTIFY outside any subscription of this
+	// UserAgent (unsolicited, e.g. message-summary). Nil: 481.
+	OnNotify func(n *IncomingRequest)
+	// OnRefer receives an out-of-dialog REFER (RFC 3515). The callback
+	// answers it (202 to accept) and reports progress itself. Nil: 405.
+	OnRefer func(r *IncomingRequest)
 	// OnSubscribe receives an out-of-dialog SUBSCRIBE (RFC 6665), to be
 	// accepted or rejected; see IncomingSubscription. Nil: SUBSCRIBE is
 	// answered 405 (or given to OnRequest) and left out of Allow.

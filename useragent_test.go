@@ -280,3 +280,36 @@ func TestCoreRules(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestNotifyAndReferDelegates(t *testing.T) {
+	got := make(chan string, 2)
+	bob := startUA(t, "bob", UserAgentDelegate{
+		OnNotify: func(r *IncomingRequest) { got <- "notify " + r.Request.Header.Get("Event") },
+		OnRefer: func(r *IncomingRequest) {
+			got <- "refer " + r.Request.Header.Get("Refer-To")
+			require.NoError(t, r.Reject(202, ""))
+		},
+	})
+	alice := startUA(t, "alice", UserAgentDelegate{})
+	n := alice.newRequest("NOTIFY", message.MustParseURI(addr(bob)), []string{"Event: message-summary", "Subscription-State: active"})
+	resp, err := alice.request(ctx5(t), n, nil)
+	require.NoError(t, err)
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, "notify message-summary", <-got)
+	r := alice.newRequest("REFER", message.MustParseURI(addr(bob)), []string{"Refer-To: <sip:carol@example.com>"})
+	resp, err = alice.request(ctx5(t), r, nil)
+	require.NoError(t, err)
+	assert.Equal(t, 202, resp.StatusCode)
+	assert.Equal(t, "refer <sip:carol@example.com>", <-got)
+
+	// Without the delegates: 481 for NOTIFY, 405 for REFER.
+	n = bob.newRequest("NOTIFY", message.MustParseURI(addr(alice)), []string{"Event: message-summary"})
+	_, err = bob.request(ctx5(t), n, nil)
+	var re *ResponseError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, 481, re.StatusCode)
+	r = bob.newRequest("REFER", message.MustParseURI(addr(alice)), []string{"Refer-To: <sip:x@y>"})
+	_, err = bob.request(ctx5(t), r, nil)
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, 405, re.StatusCode)
+}
