@@ -461,3 +461,24 @@ func TestSubscriberOptions(t *testing.T) {
 	assert.Equal(t, 54*time.Second, refreshDelay(60*time.Second, 0.9))
 	assert.Equal(t, time.Second, refreshDelay(2*time.Second, 0.9))
 }
+
+// TestStopEndsSubscriptions: Stop unsubscribes, and the notifier sees the
+// subscription end.
+func TestStopEndsSubscriptions(t *testing.T) {
+	subs := make(chan *IncomingSubscription, 1)
+	bob := startUA(t, "bob", UserAgentDelegate{OnSubscribe: func(s *IncomingSubscription) {
+		require.NoError(t, s.Accept(ctx5(t), AcceptSubscriptionOptions{ContentType: "text/plain", Body: []byte("open")}))
+		subs <- s
+	}})
+	alice, err := NewUserAgent(UserAgentOptions{URI: "sip:alice@127.0.0.1", Transport: TransportOptions{Listen: []string{"udp://127.0.0.1:0"}}})
+	require.NoError(t, err)
+	require.NoError(t, alice.Start(ctx5(t)))
+	sub, err := NewSubscriber(alice, addr(bob), "presence", SubscriberOptions{})
+	require.NoError(t, err)
+	require.NoError(t, sub.Subscribe(ctx5(t), SubscribeOptions{}))
+	is := <-subs
+	require.Eventually(t, func() bool { return sub.State() == SubscriptionActive }, 2*time.Second, 5*time.Millisecond)
+	require.NoError(t, alice.Stop(ctx5(t)))
+	assert.Equal(t, SubscriptionTerminated, sub.State())
+	require.Eventually(t, func() bool { return is.State() == SubscriptionTerminated }, 2*time.Second, 5*time.Millisecond)
+}

@@ -399,8 +399,10 @@ func parseListen(s string) (transport.Proto, string, error) {
 	return p, hostport, nil
 }
 
-// Stop ends the UserAgent gracefully: registrations are removed (each
-// waits for its answer until ctx ends), then the transport is closed and
+// Stop ends the UserAgent gracefully: subscriptions are ended
+// (unsubscribed, or terminated with reason noresource) and registrations
+// removed, each waiting for its answer until ctx ends, then the transport
+// is closed and
 // the event loop ends. It returns when everything has stopped; no
 // goroutine is left. Stop is idempotent.
 func (ua *UserAgent) Stop(ctx context.Context) error {
@@ -412,11 +414,33 @@ func (ua *UserAgent) Stop(ctx context.Context) error {
 		return nil
 	}
 	var regs []*Registerer
+	var subs []*Subscriber
+	var incoming []*IncomingSubscription
 	ua.call(ctx, func() {
 		for r := range ua.registerers {
 			regs = append(regs, r)
 		}
+		for _, u := range ua.usages {
+			switch s := u.(type) {
+			case *Subscriber:
+				subs = append(subs, s)
+			case *IncomingSubscription:
+				incoming = append(incoming, s)
+			}
+		}
 	})
+	// Subscriptions end first (their requests may need the registration's
+	// connection), then registrations.
+	for _, s := range subs {
+		if st := s.State(); st == SubscriptionActive || st == SubscriptionPending {
+			_ = s.Unsubscribe(ctx)
+		}
+	}
+	for _, s := range incoming {
+		if st := s.State(); st == SubscriptionActive || st == SubscriptionPending {
+			_ = s.Terminate(ctx, "noresource")
+		}
+	}
 	for _, r := range regs {
 		if r.State() == Registered {
 			_ = r.Unregister(ctx, UnregisterOptions{})
