@@ -1,0 +1,89 @@
+// Package media defines the session-description handler through which a
+// SIP session negotiates its media (SIP.js's SessionDescriptionHandler):
+// the UserAgent asks it for a local offer or answer and hands it the
+// remote one; what flows after that — WebRTC, plain RTP, nothing — is the
+// handler's business. Applications bring their own handler, or use
+// media/webrtc (pion/webrtc) or a plain-RTP one.
+package media
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors a Handler returns.
+var (
+	// ErrUnsupportedContent reports a body type the handler cannot read
+	// (the session answers 415 or ends).
+	ErrUnsupportedContent = errors.New("media: unsupported session description type")
+	// ErrNotAcceptable reports an offer with nothing the handler can take
+	// (the session answers 488).
+	ErrNotAcceptable = errors.New("media: offer not acceptable")
+	// ErrClosed reports use of a closed handler.
+	ErrClosed = errors.New("media: handler closed")
+	// ErrNotSupported reports an operation the handler does not offer
+	// (e.g. DTMF).
+	ErrNotSupported = errors.New("media: not supported")
+)
+
+// Description is a session description with its content type, e.g.
+// "application/sdp".
+type Description struct {
+	ContentType string
+	Body        []byte
+}
+
+// Constraints say which media a session wants, as SIP.js's
+// constraints: {audio, video}.
+type Constraints struct {
+	Audio bool
+	Video bool
+}
+
+// Options are passed with each description request.
+type Options struct {
+	// Constraints select the media. The zero value means audio only.
+	Constraints Constraints
+	// Hold asks for a description that puts the media on hold
+	// (a=sendonly, or inactive when the peer holds too).
+	Hold bool
+	// GatheringTimeout bounds how long ICE candidate gathering (or any
+	// other preparation) may take before the description is returned
+	// with what is there. Zero: the handler's default.
+	GatheringTimeout time.Duration
+}
+
+// Handler negotiates the media of one session. The UserAgent calls its
+// methods from one goroutine at a time, never on its event loop, so a
+// handler may block (gathering candidates, opening devices) within the
+// context it is given.
+type Handler interface {
+	// GetDescription returns the local description: an offer when no
+	// remote description has been set since the last exchange completed,
+	// otherwise the answer to it.
+	GetDescription(ctx context.Context, opts Options) (Description, error)
+	// SetDescription applies the remote offer or answer. It returns an
+	// error wrapping ErrUnsupportedContent or ErrNotAcceptable when it
+	// cannot.
+	SetDescription(ctx context.Context, d Description, opts Options) error
+	// HasDescription reports whether the handler reads contentType.
+	HasDescription(contentType string) bool
+	// SendDTMF sends tones ("0"–"9", "*", "#", "A"–"D") out of band in
+	// the media (RFC 4733); handlers without it return ErrNotSupported.
+	SendDTMF(tones string, duration time.Duration) error
+	// Close releases the media. It is called once, when the session ends.
+	Close() error
+}
+
+// Factory makes the Handler of a new session. info tells which side the
+// UserAgent is on; the factory may keep it to label its media.
+type Factory func(info SessionInfo) (Handler, error)
+
+// SessionInfo describes the session a handler is made for.
+type SessionInfo struct {
+	// ID identifies the session (its Call-ID and tags, once known).
+	ID string
+	// Incoming is true for a call the UserAgent answers.
+	Incoming bool
+}
