@@ -4,7 +4,18 @@
 // whose peer is missing fails and says how to install it, it is never
 // skipped.
 //
-// Kamailio starts a Kamailio registrar from the template in kamailio/
-// with ports chosen at run time and a freshly generated self-signed
-// certificate, and stops it by its PID when the test ends.
+// StartKamailio starts a Kamailio registrar and proxy for Domain from the
+// template in kamailio/ with ports chosen at run time (UDP, TCP, TLS, WS,
+// WSS) and a freshly generated self-signed certificate, and stops it by
+// its PID when the test ends. The configuration demands digest
+// authentication from the test users in Users (401 for REGISTER, 407 for
+// requests out of dialog), record-routes dialogs, and refuses in-dialog
+// requests that ignore the route set (Kamailio.RouteSetViolations).
+//
+// StartPeer starts a SIP.js or JsSIP user agent under Node (node/, see
+// node/README.md for the JSON-lines protocol): the test sends it commands
+// (Peer.Do) and waits for its events (Peer.Expect, Peer.WaitEvent).
+// StartSipp runs a sipp scenario from sipp/. Every process is stopped by
+// PID when its test ends, and its log and SIP trace are printed when the
+// test fails.
 package interop

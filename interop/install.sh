@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
-# Installs the real SIP peers the interop tests need (issue 6 lab; for now
-# Kamailio with its WebSocket and TLS modules). Idempotent: packages already
-# installed are skipped, and `apt-get update` runs only when something is
-# missing and the package lists do not know it yet. Must run as root (as the
-# test script does in CI); without apt-get it fails with a clear message.
+# Installs the real SIP peers the interop tests need (issue 6 lab):
+#   apt: Kamailio with its WebSocket and TLS modules, sipp (sip-tester);
+#   npm: SIP.js, JsSIP and ws into interop/node/node_modules, exactly as
+#        pinned by interop/node/package-lock.json (npm ci).
+# Idempotent and fast when everything is present: packages already installed
+# are skipped, `apt-get update` runs only when something is missing and the
+# package lists do not know it yet, and `npm ci` runs only when
+# node_modules is missing or was installed from another package-lock.json.
+# Must run as root when an apt package is missing (as the test script does
+# in CI); without apt-get it fails with a clear message.
 set -euo pipefail
 
-PACKAGES=(kamailio kamailio-websocket-modules kamailio-tls-modules)
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+say() { echo "interop/install.sh: $*"; }
+
+PACKAGES=(kamailio kamailio-websocket-modules kamailio-tls-modules sip-tester)
+# Node and npm come with the machine (CI: Node 20, npm 11); only when they
+# are absent are Debian's packages installed.
+command -v node >/dev/null || PACKAGES+=(nodejs)
+command -v npm >/dev/null || PACKAGES+=(npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -16,42 +28,57 @@ for p in "${PACKAGES[@]}"; do
 done
 
 if ((${#missing[@]} == 0)); then
-	echo "interop/install.sh: all installed (${PACKAGES[*]})"
-	exit 0
-fi
-
-if ! command -v apt-get >/dev/null; then
-	echo "interop/install.sh: missing ${missing[*]} and no apt-get: install them by hand" >&2
-	exit 1
-fi
-if [[ "$(id -u)" != "0" ]]; then
-	echo "interop/install.sh: missing ${missing[*]}: run as root (or install them by hand)" >&2
-	exit 1
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-# Update the package lists only when apt does not know a missing package.
-need_update=0
-for p in "${missing[@]}"; do
-	if ! apt-cache show "$p" >/dev/null 2>&1; then
-		need_update=1
-		break
+	say "apt: all installed (${PACKAGES[*]})"
+else
+	if ! command -v apt-get >/dev/null; then
+		say "missing ${missing[*]} and no apt-get: install them by hand" >&2
+		exit 1
 	fi
-done
-if ((need_update)); then
-	echo "interop/install.sh: apt-get update"
-	apt-get update -qq
+	if [[ "$(id -u)" != "0" ]]; then
+		say "missing ${missing[*]}: run as root (or install them by hand)" >&2
+		exit 1
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	# Update the package lists only when apt does not know a missing package.
+	need_update=0
+	for p in "${missing[@]}"; do
+		if ! apt-cache show "$p" >/dev/null 2>&1; then
+			need_update=1
+			break
+		fi
+	done
+	if ((need_update)); then
+		say "apt-get update"
+		apt-get update -qq
+	fi
+	say "installing ${missing[*]}"
+	# --no-install-recommends keeps the install small; policy-rc.d stops the
+	# packages from starting their system services (the tests run their own).
+	policy=/usr/sbin/policy-rc.d
+	created_policy=0
+	if [[ ! -e "$policy" ]]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy"
+		chmod +x "$policy"
+		created_policy=1
+	fi
+	trap '((created_policy)) && rm -f "$policy"' EXIT
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	say "apt: done"
 fi
-echo "interop/install.sh: installing ${missing[*]}"
-# --no-install-recommends keeps the install small; policy-rc.d stops the
-# package from starting its system service (the tests run their own).
-policy=/usr/sbin/policy-rc.d
-created_policy=0
-if [[ ! -e "$policy" ]]; then
-	printf '#!/bin/sh\nexit 101\n' >"$policy"
-	chmod +x "$policy"
-	created_policy=1
+
+# npm: node_modules is (re)built with `npm ci` when it is missing or when
+# package-lock.json changed since the last install (a stamp file holds the
+# lock file's checksum).
+node_dir="$here/node"
+stamp="$node_dir/node_modules/.sipua-lock.sha256"
+want="$(sha256sum "$node_dir/package-lock.json" | cut -d' ' -f1)"
+have="$(cat "$stamp" 2>/dev/null || true)"
+if [[ "$want" == "$have" && -d "$node_dir/node_modules/sip.js" && -d "$node_dir/node_modules/jssip" &&
+	-d "$node_dir/node_modules/ws" ]]; then
+	say "npm: node_modules up to date ($(node --version))"
+else
+	say "npm ci in interop/node ($(node --version), npm $(npm --version))"
+	(cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+	echo "$want" >"$stamp"
+	say "npm: done"
 fi
-trap '((created_policy)) && rm -f "$policy"' EXIT
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "interop/install.sh: done"

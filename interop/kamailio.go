@@ -10,12 +10,15 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
+	mrand "math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,9 +33,22 @@ import (
 // their passwords.
 const Domain = "sipua.test"
 
-// Users are the test users of the Kamailio configuration and their
-// passwords.
-var Users = map[string]string{"alice": "alice-secret", "bob": "bob-secret"}
+// Users are the test users of the Kamailio configuration (realm Domain) and
+// their passwords; kamailio/kamailio.cfg knows the same ones. Tests only
+// read it.
+var Users = map[string]string{
+	"alice": "alice-secret",
+	"bob":   "bob-secret",
+	"carol": "carol-secret",
+	"dave":  "dave-secret",
+	"eve":   "eve-secret",
+}
+
+// RouteSetMarker starts the line Kamailio logs (and the reason phrase of
+// its 403 is "Route set ignored") when an in-dialog request reaches it
+// without a Route header naming it, i.e. its sender ignored the
+// Record-Route set.
+const RouteSetMarker = "ROUTE-SET-IGNORED"
 
 // Kamailio is a running Kamailio started by StartKamailio.
 type Kamailio struct {
@@ -62,6 +78,41 @@ func (k *Kamailio) Target(proto transport.Proto) transport.Target {
 
 // Log returns what Kamailio has written so far.
 func (k *Kamailio) Log() string { return k.log.String() }
+
+// RouteSetViolations returns the log lines of the strict route-set check
+// (RouteSetMarker): one per in-dialog request that arrived without a Route
+// to Kamailio. A test whose peers behave expects none.
+func (k *Kamailio) RouteSetViolations() []string {
+	var out []string
+	for _, line := range strings.Split(k.Log(), "\n") {
+		if i := strings.Index(line, RouteSetMarker+":"); i >= 0 {
+			out = append(out, line[i:])
+		}
+	}
+	return out
+}
+
+// WaitLog waits up to timeout for substr to appear in Kamailio's log (its
+// stderr reaches the test shortly after the SIP messages it logs about)
+// and reports whether it did.
+func (k *Kamailio) WaitLog(substr string, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if strings.Contains(k.Log(), substr) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// WSURL returns the ws:// URL of Kamailio's WebSocket listener.
+func (k *Kamailio) WSURL() string { return fmt.Sprintf("ws://127.0.0.1:%d/", k.WSPort) }
+
+// WSSURL returns the wss:// URL of Kamailio's secure WebSocket listener.
+func (k *Kamailio) WSSURL() string { return fmt.Sprintf("wss://127.0.0.1:%d/", k.WSSPort) }
 
 type lockedBuffer struct {
 	mu sync.Mutex
@@ -195,27 +246,38 @@ func (k *Kamailio) stop(t testing.TB, pidFile string) {
 	_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGKILL)
 }
 
+// Ports for Kamailio and the peers are picked below Linux's default
+// ephemeral range (32768-60999): a port the kernel hands to another
+// process's bind to port 0, or to an outgoing connection, between our check
+// and the peer's own bind would make the peer fail to start, and tests in
+// other packages run at the same time.
+const portLow, portHigh = 20000, 32000
+
 // freePorts returns n distinct ports free on 127.0.0.1 for TCP and UDP.
 func freePorts(n int) ([]uint16, error) {
 	var out []uint16
-	var hold []func()
+	var hold []io.Closer
 	defer func() {
-		for _, f := range hold {
-			f()
+		for _, c := range hold {
+			c.Close()
 		}
 	}()
-	for tries := 0; len(out) < n && tries < 100; tries++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
+	for tries := 0; len(out) < n && tries < 500; tries++ {
+		port := portLow + mrand.IntN(portHigh-portLow)
+		if slices.Contains(out, uint16(port)) {
+			continue
 		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		u, err := net.ListenPacket("udp", addr)
 		if err != nil {
 			l.Close()
 			continue
 		}
-		hold = append(hold, func() { l.Close(); u.Close() })
+		hold = append(hold, l, u)
 		out = append(out, uint16(port))
 	}
 	if len(out) < n {

@@ -2,14 +2,12 @@ package interop
 
 import (
 	"context"
-	"crypto/md5"
 	"crypto/tls"
-	"encoding/hex"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/sipua/sip/digest"
 	"github.com/sipua/sip/message"
 	"github.com/sipua/sip/transport"
 	"github.com/stretchr/testify/assert"
@@ -44,22 +42,17 @@ func rawRegister(user string, cseq int, contact string, auth string) *message.Re
 	return req
 }
 
-func md5hex(s string) string { h := md5.Sum([]byte(s)); return hex.EncodeToString(h[:]) }
-
-// digest answers a Digest challenge (RFC 2617, qop=auth, MD5).
-func digest(ch message.Auth, method, uri, user, pass string) string {
-	realm, _ := ch.Get("realm")
-	nonce, _ := ch.Get("nonce")
-	cnonce := message.NewTag()
-	ha1 := md5hex(user + ":" + realm + ":" + pass)
-	ha2 := md5hex(method + ":" + uri)
-	resp := md5hex(ha1 + ":" + nonce + ":00000001:" + cnonce + ":auth:" + ha2)
-	s := fmt.Sprintf(`Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", algorithm=MD5, qop=auth, nc=00000001, cnonce="%s"`,
-		user, realm, nonce, uri, resp, cnonce)
-	if op, ok := ch.Get("opaque"); ok {
-		s += fmt.Sprintf(`, opaque="%s"`, op)
+// retry returns the request a UA sends after a challenge to req: a copy
+// with CSeq+1 and a new branch (digest.Client adds the credentials).
+func retry(req *message.Request) *message.Request {
+	n := req.Clone()
+	cs, err := n.Header.CSeq()
+	if err != nil {
+		panic(err)
 	}
-	return s
+	n.Header.Set("CSeq", fmt.Sprintf("%d %s", cs.Seq+1, cs.Method))
+	n.Header.Set("Via", "SIP/2.0/UDP placeholder.invalid;branch="+message.NewBranch())
+	return n
 }
 
 // awaitResponse waits for the response to the request with callID.
@@ -83,7 +76,8 @@ func awaitResponse(t *testing.T, in <-chan transport.Incoming, callID string) (*
 
 // TestKamailioRegister sends a raw REGISTER through the transport package
 // over each transport to Kamailio and expects its 401 with a parseable
-// Digest challenge, then registers with the credentials and expects 200.
+// Digest challenge, then lets digest.Client answer it and expects 200. A
+// client with a wrong password gets ErrAuthFailed after exactly one retry.
 func TestKamailioRegister(t *testing.T) {
 	k := StartKamailio(t)
 	for _, proto := range allProtos {
@@ -121,19 +115,18 @@ func TestKamailioRegister(t *testing.T) {
 				assert.Equal(t, tr.InvalidHost(), v.Host, "RFC 7118 §5 Via host")
 			}
 
-			ch, err := message.ParseAuth(resp.Header.Get("WWW-Authenticate"))
+			chs, err := digest.ParseChallenges(resp)
 			require.NoError(t, err)
-			assert.True(t, strings.EqualFold(ch.Scheme, "Digest"))
-			realm, _ := ch.Get("realm")
-			assert.Equal(t, Domain, realm)
-			nonce, _ := ch.Get("nonce")
-			assert.NotEmpty(t, nonce)
-			qop, _ := ch.Get("qop")
-			assert.Contains(t, qop, "auth")
+			require.NotEmpty(t, chs)
+			assert.Equal(t, Domain, chs[0].Realm)
+			assert.NotEmpty(t, chs[0].Nonce)
+			assert.Contains(t, chs[0].QOP, "auth")
+			assert.False(t, chs[0].Proxy)
 
 			// With credentials Kamailio registers the contact.
-			auth := digest(ch, "REGISTER", "sip:"+Domain, "alice", Users["alice"])
-			req2 := rawRegister("alice", 2, contact, auth)
+			client := digest.NewClient(digest.Credentials{Username: "alice", Password: Users["alice"]})
+			req2 := retry(req)
+			require.NoError(t, client.Authorize(req2, resp))
 			_, err = tr.SendRequest(ctx, req2, rflow.Target())
 			require.NoError(t, err)
 			resp2, _ := awaitResponse(t, in, req2.Header.CallID())
@@ -142,12 +135,23 @@ func TestKamailioRegister(t *testing.T) {
 			require.NoError(t, err)
 			require.NotEmpty(t, cs)
 
-			// A wrong password is refused again.
-			bad := rawRegister("alice", 3, contact, digest(ch, "REGISTER", "sip:"+Domain, "alice", "wrong"))
-			_, err = tr.SendRequest(ctx, bad, rflow.Target())
+			// A wrong password is refused again, and the client gives up
+			// after that one retry.
+			bad := digest.NewClient(digest.Credentials{Username: "alice", Password: "wrong"})
+			b1 := rawRegister("alice", 1, contact, "")
+			_, err = tr.SendRequest(ctx, b1, rflow.Target())
 			require.NoError(t, err)
-			resp3, _ := awaitResponse(t, in, bad.Header.CallID())
-			assert.Contains(t, []int{401, 403}, resp3.StatusCode)
+			r1, _ := awaitResponse(t, in, b1.Header.CallID())
+			require.Equal(t, 401, r1.StatusCode, r1.StatusLine())
+			b2 := retry(b1)
+			require.NoError(t, bad.Authorize(b2, r1))
+			_, err = tr.SendRequest(ctx, b2, rflow.Target())
+			require.NoError(t, err)
+			r2, _ := awaitResponse(t, in, b2.Header.CallID())
+			require.Contains(t, []int{401, 403}, r2.StatusCode)
+			if r2.StatusCode == 401 {
+				require.ErrorIs(t, bad.Authorize(retry(b2), r2), digest.ErrAuthFailed)
+			}
 		})
 	}
 }

@@ -23,9 +23,11 @@ note "$(go version)"
 step "go mod download"
 go mod download
 
-# The interop tests (./interop) run real peers such as Kamailio and fail,
-# not skip, when one is missing. The script is idempotent: it installs only
-# what is missing (as root; CI runs as root).
+# The interop tests (./interop) run real peers (Kamailio, sipp, SIP.js and
+# JsSIP under Node) and fail, not skip, when one is missing. The script is
+# idempotent and quick when all is there: it installs only what is missing
+# (apt packages as root, as CI runs; npm packages with npm ci into
+# interop/node/node_modules).
 step "interop peers (interop/install.sh)"
 ./interop/install.sh
 ran+=("interop install")
