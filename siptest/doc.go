@@ -115,4 +115,14 @@
 //	alice→bob INVITE
 //	bob→alice 100
 //	bob→alice 200 (dropped)
+//
+// # A registrar and proxy
+//
+// Package github.com/sipua/sip/siptest/sipserver completes the kit with a
+// small registrar and record-routing proxy, for tests that need a server
+// between user agents and for demos: sipserver.New, Listen on UDP, TCP or
+// WebSocket on loopback (or, through Options.ListenPacket, on a Network,
+// inside a synctest bubble), optional digest authentication, and a trace
+// of every message the server sees (Flow, Ladder). It is a package of its
+// own because it is built on package transport, whose tests use siptest.
 package siptest
