@@ -24,6 +24,7 @@ type outgoing struct {
 	// nil selects a clone with the next CSeq and a new branch.
 	rebuild func(*message.Request) *message.Request
 	ended   bool
+	tx      *transaction.Client // the current client transaction
 }
 
 func (o *outgoing) fail(err error) {
@@ -84,7 +85,43 @@ func (ua *UserAgent) send(o *outgoing) error {
 		return err
 	}
 	ua.outgoing[tx] = o
+	o.tx = tx
 	return nil
+}
+
+// txOf returns the current client transaction of o.
+func (ua *UserAgent) txOf(o *outgoing) *transaction.Client { return o.tx }
+
+// ackVia returns a Via for an ACK to a 2xx, a transaction of its own.
+func (ua *UserAgent) ackVia() message.Via {
+	return message.Via{Transport: "UDP", Host: "sipua.invalid", Params: message.Params("branch=" + message.NewBranch() + ";rport")}
+}
+
+// sendDirect sends a request outside any transaction (an ACK to a 2xx).
+// Runs on the loop.
+func (ua *UserAgent) sendDirect(req *message.Request) {
+	if !req.Header.Has("Max-Forwards") {
+		req.Header.Add("Max-Forwards", "70")
+	}
+	rt, _, err := ua.routeFor(req)
+	if err != nil {
+		ua.log.Debug("sip: no route", "method", req.Method, "err", err)
+		return
+	}
+	if err := ua.layerSend(req, rt); err != nil {
+		ua.log.Debug("sip: send failed", "method", req.Method, "err", err)
+	}
+}
+
+// byeDialog ends a dialog nobody wants (a forked or late 2xx) with BYE.
+// Runs on the loop.
+func (ua *UserAgent) byeDialog(d *dialog.Dialog) {
+	bye, err := d.NewRequest("BYE")
+	ua.dialogs.Remove(d.ID)
+	if err != nil {
+		return
+	}
+	_ = ua.send(&outgoing{req: bye, onResponse: func(*message.Response) {}})
 }
 
 // request sends req and waits for its final response. A non-2xx final
@@ -246,6 +283,9 @@ func knownMethod(m string) bool {
 // allow returns the methods the UserAgent accepts, for Allow.
 func (ua *UserAgent) allow() string {
 	m := []string{"ACK", "CANCEL", "OPTIONS"}
+	if ua.opts.Delegate.OnInvite != nil {
+		m = append(m, "INVITE", "BYE")
+	}
 	if ua.opts.Delegate.OnMessage != nil {
 		m = append(m, "MESSAGE")
 	}
@@ -279,8 +319,17 @@ func (ua *UserAgent) reply(tx *transaction.Server, code int, reason string, edit
 // onRequest is the UAS core (RFC 3261 §8.2): it applies the checks every
 // request goes through, then dispatches by method.
 func (ua *UserAgent) onRequest(tx *transaction.Server, req *message.Request, src any) {
-	if tx == nil || req.Method == "ACK" {
-		return // ACKs to 2xx belong to calls
+	if req.Method == "ACK" {
+		// An ACK to a 2xx belongs to the call of its dialog.
+		if d := ua.dialogs.Get(dialog.RequestID(req)); d != nil {
+			if s, ok := ua.usages[d.ID].(*Session); ok {
+				s.onAck(req)
+			}
+		}
+		return
+	}
+	if tx == nil {
+		return
 	}
 	// §8.2.2.1: the Request-URI scheme.
 	if !req.URI.IsSIP() && req.URI.Scheme != "tel" {
@@ -310,9 +359,7 @@ func (ua *UserAgent) onRequest(tx *transaction.Server, req *message.Request, src
 		}
 	}
 	if req.Method == "CANCEL" {
-		// No call can be canceled yet: the INVITE server transactions of
-		// this UserAgent all end at once.
-		ua.reply(tx, 481, "", nil)
+		ua.onCancel(tx, req)
 		return
 	}
 	// §12.2.2: requests inside a dialog go to the dialog's usage (a
@@ -377,8 +424,10 @@ func (ua *UserAgent) onRequest(tx *transaction.Server, req *message.Request, src
 			ua.reply(tx, 406, "", func(r *message.Response) { r.Header.Add("Accept", "application/sdp") })
 			return
 		}
-		// Calls arrive with the calls API; until then the UserAgent is not
-		// reachable for them.
+		if f := ua.opts.Delegate.OnInvite; f != nil {
+			ua.onInvite(tx, req, src, f)
+			return
+		}
 		ua.reply(tx, 480, "", nil)
 		return
 	case "NOTIFY":

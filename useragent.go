@@ -35,6 +35,7 @@ import (
 	"github.com/sipua/sip/digest"
 	"github.com/sipua/sip/internal/dialog"
 	"github.com/sipua/sip/internal/transaction"
+	"github.com/sipua/sip/media"
 	"github.com/sipua/sip/message"
 	"github.com/sipua/sip/transport"
 )
@@ -81,6 +82,9 @@ type UserAgentOptions struct {
 	Delegate UserAgentDelegate
 	// Timers are the RFC 3261 timers. Zero fields: the defaults.
 	Timers Timers
+	// MediaFactory makes the media handler of each call. Nil: calls carry
+	// no session descriptions (signalling only).
+	MediaFactory media.Factory
 }
 
 // TransportOptions says how a UserAgent reaches the network.
@@ -149,6 +153,10 @@ type UserAgentDelegate struct {
 	// OnDisconnect is called when it is lost, with the reason. The
 	// UserAgent reconnects by itself.
 	OnDisconnect func(err error)
+	// OnInvite receives an incoming call. The callback (or any goroutine
+	// later) answers it with Progress, Accept or Reject; until then the
+	// caller hears it ringing only if Progress is called. Nil: 480.
+	OnInvite func(inv *Invitation)
 	// OnMessage receives an out-of-dialog MESSAGE. Nil: answered 405 and
 	// MESSAGE is left out of Allow.
 	OnMessage func(m *IncomingRequest)
@@ -220,6 +228,8 @@ type UserAgent struct {
 	contactName string
 	merged      map[mergeKey]*transaction.Server
 	usages      map[dialog.ID]usage
+	sessions    map[*Session]struct{}
+	invitations map[*transaction.Server]*Invitation
 	// claims may take a request with a To tag that matches no dialog
 	// yet (a NOTIFY before the 2xx to its SUBSCRIBE); true: taken.
 	claims map[any]func(tx *transaction.Server, req *message.Request) bool
@@ -325,6 +335,8 @@ func (ua *UserAgent) Start(ctx context.Context) error {
 	ua.registerers = map[*Registerer]struct{}{}
 	ua.merged = map[mergeKey]*transaction.Server{}
 	ua.usages = map[dialog.ID]usage{}
+	ua.sessions = map[*Session]struct{}{}
+	ua.invitations = map[*transaction.Server]*Invitation{}
 	ua.claims = map[any]func(*transaction.Server, *message.Request) bool{}
 	ua.dialogs = dialog.NewSet()
 	ua.auth = newAuthorizer(ua.opts)
@@ -399,7 +411,8 @@ func parseListen(s string) (transport.Proto, string, error) {
 	return p, hostport, nil
 }
 
-// Stop ends the UserAgent gracefully: subscriptions are ended
+// Stop ends the UserAgent gracefully: calls are ended (see
+// Session.Dispose), subscriptions are ended
 // (unsubscribed, or terminated with reason noresource) and registrations
 // removed, each waiting for its answer until ctx ends, then the transport
 // is closed and
@@ -416,7 +429,11 @@ func (ua *UserAgent) Stop(ctx context.Context) error {
 	var regs []*Registerer
 	var subs []*Subscriber
 	var incoming []*IncomingSubscription
+	var sessions []*Session
 	ua.call(ctx, func() {
+		for s := range ua.sessions {
+			sessions = append(sessions, s)
+		}
 		for r := range ua.registerers {
 			regs = append(regs, r)
 		}
@@ -429,8 +446,11 @@ func (ua *UserAgent) Stop(ctx context.Context) error {
 			}
 		}
 	})
-	// Subscriptions end first (their requests may need the registration's
-	// connection), then registrations.
+	// Calls and subscriptions end first (their requests may need the
+	// registration's connection), then registrations.
+	for _, s := range sessions {
+		_ = s.Dispose(ctx)
+	}
 	for _, s := range subs {
 		if st := s.State(); st == SubscriptionActive || st == SubscriptionPending {
 			_ = s.Unsubscribe(ctx)

@@ -1,0 +1,302 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sipua/sip/media"
+	"github.com/sipua/sip/message"
+)
+
+// fixedSDP is a media handler that offers and answers a fixed SDP and
+// records what it was given.
+type fixedSDP struct {
+	mu     sync.Mutex
+	got    []string
+	closed bool
+}
+
+const testSDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+
+func (f *fixedSDP) GetDescription(context.Context, media.Options) (media.Description, error) {
+	return media.Description{ContentType: "application/sdp", Body: []byte(testSDP)}, nil
+}
+func (f *fixedSDP) SetDescription(_ context.Context, d media.Description, _ media.Options) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.got = append(f.got, d.ContentType)
+	return nil
+}
+func (f *fixedSDP) HasDescription(ct string) bool        { return ct == "application/sdp" }
+func (f *fixedSDP) SendDTMF(string, time.Duration) error { return media.ErrNotSupported }
+func (f *fixedSDP) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	return nil
+}
+
+type handlers struct {
+	mu sync.Mutex
+	hs []*fixedSDP
+}
+
+func (h *handlers) factory(media.SessionInfo) (media.Handler, error) {
+	f := &fixedSDP{}
+	h.mu.Lock()
+	h.hs = append(h.hs, f)
+	h.mu.Unlock()
+	return f, nil
+}
+
+func (h *handlers) last() *fixedSDP {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.hs[len(h.hs)-1]
+}
+
+// callUA starts a UserAgent with a fixed-SDP media factory.
+func callUA(t *testing.T, user string, onInvite func(*Invitation)) (*UserAgent, *handlers) {
+	hs := &handlers{}
+	ua, err := NewUserAgent(UserAgentOptions{
+		URI:          "sip:" + user + "@127.0.0.1",
+		Transport:    TransportOptions{Listen: []string{"udp://127.0.0.1:0"}},
+		Delegate:     UserAgentDelegate{OnInvite: onInvite},
+		MediaFactory: hs.factory,
+	})
+	require.NoError(t, err)
+	require.NoError(t, ua.Start(ctx5(t)))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		require.NoError(t, ua.Stop(ctx))
+	})
+	return ua, hs
+}
+
+// states records a session's states.
+func watch(s *Session) *recorder[SessionState] {
+	var r recorder[SessionState]
+	s.OnStateChange(r.add)
+	return &r
+}
+
+func waitState(t *testing.T, s *Session, want SessionState) {
+	t.Helper()
+	require.Eventually(t, func() bool { return s.State() == want }, 5*time.Second, 5*time.Millisecond, "state %v", s.State())
+}
+
+func TestCallAcceptAndBye(t *testing.T) {
+	invs := make(chan *Invitation, 1)
+	bob, bobMedia := callUA(t, "bob", func(inv *Invitation) {
+		invs <- inv
+		require.NoError(t, inv.Progress(ctx5(t), ProgressOptions{}))
+		require.NoError(t, inv.Accept(ctx5(t), AcceptOptions{Media: media.Options{Constraints: media.Constraints{Audio: true}}}))
+	})
+	alice, aliceMedia := callUA(t, "alice", nil)
+
+	call, err := NewInviter(alice, addr(bob), InviterOptions{ExtraHeaders: []string{"X-Call: 1"}})
+	require.NoError(t, err)
+	aliceStates := watch(call.Session)
+	var progress, accepted sync.WaitGroup
+	progress.Add(1)
+	accepted.Add(1)
+	require.NoError(t, call.Invite(ctx5(t), InviteOptions{
+		OnProgress: func(r *message.Response) { assert.Equal(t, 180, r.StatusCode); progress.Done() },
+		OnAccept:   func(r *message.Response) { accepted.Done() },
+	}))
+	progress.Wait()
+	accepted.Wait()
+	assert.Equal(t, SessionEstablished, call.State())
+	inv := <-invs
+	assert.Equal(t, "1", inv.Request.Header.Get("X-Call"))
+	assert.Equal(t, "application/sdp", inv.Request.Header.ContentType())
+	waitState(t, inv.Session, SessionEstablished)
+	bobStates := watch(inv.Session)
+
+	cid, lt, rt := call.DialogID()
+	bcid, blt, brt := inv.DialogID()
+	assert.Equal(t, cid, bcid)
+	assert.Equal(t, lt, brt)
+	assert.Equal(t, rt, blt)
+	assert.Equal(t, []string{"application/sdp"}, aliceMedia.last().got, "the answer was applied")
+	assert.Equal(t, []string{"application/sdp"}, bobMedia.last().got, "the offer was applied")
+
+	require.NoError(t, call.Bye(ctx5(t)))
+	assert.Equal(t, SessionTerminated, call.State())
+	assert.Equal(t, EndLocalBye, call.EndReason().Cause)
+	waitState(t, inv.Session, SessionTerminated)
+	assert.Equal(t, EndRemoteBye, inv.EndReason().Cause)
+	<-call.Done()
+	<-inv.Done()
+	assert.ErrorIs(t, call.Bye(ctx5(t)), ErrInvalidState)
+	aliceStates.wait(t, []SessionState{SessionEstablishing, SessionEstablished, SessionTerminating, SessionTerminated})
+	bobStates.wait(t, []SessionState{SessionTerminated})
+	require.Eventually(t, func() bool {
+		aliceMedia.last().mu.Lock()
+		defer aliceMedia.last().mu.Unlock()
+		return aliceMedia.last().closed
+	}, time.Second, 5*time.Millisecond)
+}
+
+func TestCallReject(t *testing.T) {
+	invs := make(chan *Invitation, 1)
+	bob, _ := callUA(t, "bob", func(inv *Invitation) {
+		invs <- inv
+		require.NoError(t, inv.Reject(486, "Busy Here"))
+		assert.ErrorIs(t, inv.Accept(ctx5(t), AcceptOptions{}), ErrInvalidState)
+	})
+	alice, _ := callUA(t, "alice", nil)
+	call, _ := NewInviter(alice, addr(bob), InviterOptions{})
+	rejected := make(chan int, 1)
+	err := call.Invite(ctx5(t), InviteOptions{OnReject: func(r *message.Response) { rejected <- r.StatusCode }})
+	var re *ResponseError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, 486, re.StatusCode)
+	assert.Equal(t, 486, <-rejected)
+	assert.Equal(t, EndReason{Cause: EndRejected, StatusCode: 486}, call.EndReason())
+	assert.Equal(t, "rejected (486)", call.EndReason().String())
+	inv := <-invs
+	waitState(t, inv.Session, SessionTerminated)
+	assert.Equal(t, EndRejected, inv.EndReason().Cause)
+	assert.ErrorIs(t, call.Invite(ctx5(t), InviteOptions{}), ErrInvalidState)
+}
+
+func TestCallCancelWhileRinging(t *testing.T) {
+	invs := make(chan *Invitation, 1)
+	bob, _ := callUA(t, "bob", func(inv *Invitation) {
+		require.NoError(t, inv.Progress(ctx5(t), ProgressOptions{}))
+		invs <- inv
+	})
+	alice, _ := callUA(t, "alice", nil)
+	call, _ := NewInviter(alice, addr(bob), InviterOptions{})
+	ringing := make(chan struct{})
+	go func() {
+		<-ringing
+		assert.NoError(t, call.Cancel(ctx5(t), `SIP;cause=200;text="Call completed elsewhere"`))
+	}()
+	var once sync.Once
+	err := call.Invite(ctx5(t), InviteOptions{OnProgress: func(*message.Response) { once.Do(func() { close(ringing) }) }})
+	require.ErrorIs(t, err, ErrCanceled)
+	var re *ResponseError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, 487, re.StatusCode)
+	assert.Equal(t, EndCanceled, call.EndReason().Cause)
+	inv := <-invs
+	waitState(t, inv.Session, SessionTerminated)
+	assert.Equal(t, EndRemoteCancel, inv.EndReason().Cause)
+	assert.ErrorIs(t, inv.Accept(ctx5(t), AcceptOptions{}), ErrInvalidState)
+}
+
+func TestCallCanceledByContext(t *testing.T) {
+	invs := make(chan *Invitation, 1)
+	bob, _ := callUA(t, "bob", func(inv *Invitation) {
+		require.NoError(t, inv.Progress(ctx5(t), ProgressOptions{StatusCode: 183}))
+		invs <- inv
+	})
+	alice, _ := callUA(t, "alice", nil)
+	call, _ := NewInviter(alice, addr(bob), InviterOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err := call.Invite(ctx, InviteOptions{})
+	require.ErrorIs(t, err, ErrCanceled)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	inv := <-invs
+	waitState(t, inv.Session, SessionTerminated)
+	assert.Equal(t, EndRemoteCancel, inv.EndReason().Cause)
+	waitState(t, call.Session, SessionTerminated)
+	assert.Equal(t, EndCanceled, call.EndReason().Cause)
+}
+
+func TestCalleeHangsUp(t *testing.T) {
+	invs := make(chan *Invitation, 1)
+	bob, _ := callUA(t, "bob", func(inv *Invitation) {
+		require.NoError(t, inv.Accept(ctx5(t), AcceptOptions{}))
+		invs <- inv
+	})
+	alice, _ := callUA(t, "alice", nil)
+	call, _ := NewInviter(alice, addr(bob), InviterOptions{})
+	require.NoError(t, call.Invite(ctx5(t), InviteOptions{}))
+	inv := <-invs
+	waitState(t, inv.Session, SessionEstablished)
+	require.NoError(t, inv.Bye(ctx5(t)))
+	assert.Equal(t, EndLocalBye, inv.EndReason().Cause)
+	waitState(t, call.Session, SessionTerminated)
+	assert.Equal(t, EndRemoteBye, call.EndReason().Cause)
+}
+
+func TestCallOfferless(t *testing.T) {
+	invs := make(chan *Invitation, 1)
+	bob, bobMedia := callUA(t, "bob", func(inv *Invitation) {
+		assert.Empty(t, inv.Request.Body)
+		require.NoError(t, inv.Accept(ctx5(t), AcceptOptions{}))
+		invs <- inv
+	})
+	alice, aliceMedia := callUA(t, "alice", nil)
+	call, _ := NewInviter(alice, addr(bob), InviterOptions{Offerless: true})
+	require.NoError(t, call.Invite(ctx5(t), InviteOptions{}))
+	inv := <-invs
+	waitState(t, inv.Session, SessionEstablished)
+	assert.Equal(t, []string{"application/sdp"}, aliceMedia.last().got, "the offer in the 200")
+	require.Eventually(t, func() bool {
+		f := bobMedia.last()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.got) == 1
+	}, 2*time.Second, 5*time.Millisecond, "the answer in the ACK")
+	require.NoError(t, call.Bye(ctx5(t)))
+}
+
+func TestInviteWithoutOnInvite(t *testing.T) {
+	bob := startUA(t, "bob", UserAgentDelegate{})
+	alice, _ := callUA(t, "alice", nil)
+	call, _ := NewInviter(alice, addr(bob), InviterOptions{})
+	err := call.Invite(ctx5(t), InviteOptions{})
+	var re *ResponseError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, 480, re.StatusCode)
+	assert.False(t, errors.Is(err, ErrCanceled))
+}
+
+func (r *recorder[S]) wait(t *testing.T, want []S) {
+	t.Helper()
+	require.Eventually(t, func() bool { return len(r.get()) >= len(want) }, 2*time.Second, 5*time.Millisecond, "states %v", r.get())
+	assert.Equal(t, want, r.get())
+}
+
+func TestStopEndsCalls(t *testing.T) {
+	invs := make(chan *Invitation, 2)
+	bob, _ := callUA(t, "bob", func(inv *Invitation) {
+		if inv.Request.Header.Get("X-Ring") != "" {
+			require.NoError(t, inv.Progress(ctx5(t), ProgressOptions{}))
+		} else {
+			require.NoError(t, inv.Accept(ctx5(t), AcceptOptions{}))
+		}
+		invs <- inv
+	})
+	alice, err := NewUserAgent(UserAgentOptions{URI: "sip:alice@127.0.0.1", Transport: TransportOptions{Listen: []string{"udp://127.0.0.1:0"}}})
+	require.NoError(t, err)
+	require.NoError(t, alice.Start(ctx5(t)))
+	established, _ := NewInviter(alice, addr(bob), InviterOptions{})
+	require.NoError(t, established.Invite(ctx5(t), InviteOptions{}))
+	accepted := <-invs
+	waitState(t, accepted.Session, SessionEstablished)
+
+	ringing, _ := NewInviter(alice, addr(bob), InviterOptions{ExtraHeaders: []string{"X-Ring: 1"}})
+	errc := make(chan error, 1)
+	go func() { errc <- ringing.Invite(context.Background(), InviteOptions{}) }()
+	rung := <-invs
+	require.NoError(t, alice.Stop(ctx5(t)))
+	assert.Equal(t, EndLocalBye, established.EndReason().Cause)
+	waitState(t, accepted.Session, SessionTerminated)
+	assert.Equal(t, EndRemoteBye, accepted.EndReason().Cause)
+	assert.ErrorIs(t, <-errc, ErrCanceled)
+	waitState(t, rung.Session, SessionTerminated)
+	assert.Equal(t, EndRemoteCancel, rung.EndReason().Cause)
+}

@@ -1,0 +1,227 @@
+package sip
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/sipua/sip/internal/dialog"
+	"github.com/sipua/sip/internal/transaction"
+	"github.com/sipua/sip/media"
+	"github.com/sipua/sip/message"
+	"github.com/sipua/sip/transport"
+)
+
+// Invitation is an incoming call (SIP.js's Invitation), given to
+// UserAgentDelegate.OnInvite.
+type Invitation struct {
+	*Session
+	// Request is the INVITE.
+	Request *message.Request
+	// Flow is where it came from.
+	Flow transport.Flow
+
+	toTag string
+	// Owned by the event loop.
+	answered bool // a final response was sent
+}
+
+// ProgressOptions are the options of Progress.
+type ProgressOptions struct {
+	// StatusCode is 180 (default) or 183 (session progress).
+	StatusCode int
+	// Reason is the reason phrase; "" for the standard one.
+	Reason string
+	// ExtraHeaders are added to the response, as "Name: value".
+	ExtraHeaders []string
+}
+
+// AcceptOptions are the options of Accept.
+type AcceptOptions struct {
+	// Media are the media options for the answer (or offer, when the
+	// INVITE had none), e.g. Constraints{Audio: true}.
+	Media media.Options
+	// ExtraHeaders are added to the 200, as "Name: value".
+	ExtraHeaders []string
+}
+
+// onInvite is the UAS core's handling of a new INVITE. Runs on the loop.
+func (ua *UserAgent) onInvite(tx *transaction.Server, req *message.Request, src any, f func(*Invitation)) {
+	s, err := newSession(ua, true, media.Options{})
+	if err != nil {
+		ua.reply(tx, 500, "", nil)
+		return
+	}
+	inv := &Invitation{Session: s, Request: req, toTag: message.NewTag()}
+	s.owner = inv
+	if flow, ok := src.(transport.Flow); ok {
+		inv.Flow = flow
+	}
+	if inv.handler != nil && len(req.Body) > 0 && !inv.handler.HasDescription(req.Header.MediaType()) {
+		ua.reply(tx, 415, "", func(r *message.Response) { r.Header.Add("Accept", "application/sdp") })
+		return
+	}
+	s.invite = req
+	s.ist = tx
+	ua.sessions[s] = struct{}{}
+	ua.invitations[tx] = inv
+	s.setState(SessionEstablishing)
+	ua.cbq.push(func() { f(inv) })
+}
+
+// onCancel ends a ringing call the caller canceled (RFC 3261 §9.2).
+// Runs on the loop.
+func (ua *UserAgent) onCancel(tx *transaction.Server, req *message.Request) {
+	ist := ua.layer.MatchCancel(req)
+	inv := ua.invitations[ist]
+	if ist == nil || inv == nil {
+		ua.reply(tx, 481, "", nil)
+		return
+	}
+	ua.reply(tx, 200, "", nil)
+	if inv.answered || inv.ended {
+		return
+	}
+	inv.answered = true
+	ua.reply(ist, 487, "", func(r *message.Response) { inv.tagged(r) })
+	delete(ua.invitations, ist)
+	inv.terminate(EndReason{Cause: EndRemoteCancel})
+}
+
+// tagged puts the call's To tag on a response.
+func (inv *Invitation) tagged(r *message.Response) {
+	to, err := r.Header.To()
+	if err == nil && to.Tag() == "" {
+		to.Params = to.Params.Set("tag", inv.toTag)
+		r.Header.Set("To", to.String())
+	}
+}
+
+func addExtra(h *message.Header, extra []string) {
+	for _, x := range extra {
+		n, v, _ := strings.Cut(x, ":")
+		h.Add(strings.TrimSpace(n), strings.TrimSpace(v))
+	}
+}
+
+// Progress sends a provisional response: 180 Ringing by default.
+func (inv *Invitation) Progress(ctx context.Context, opts ProgressOptions) error {
+	code := opts.StatusCode
+	if code == 0 {
+		code = 180
+	}
+	if code <= 100 || code >= 200 {
+		return fmt.Errorf("%w: progress status %d", ErrBadOptions, code)
+	}
+	if err := checkExtraHeaders(opts.ExtraHeaders); err != nil {
+		return err
+	}
+	var err error
+	if cerr := inv.ua.call(ctx, func() {
+		if inv.answered || inv.ended {
+			err = fmt.Errorf("%w: already answered", ErrInvalidState)
+			return
+		}
+		resp := inv.ua.newResponse(inv.Request, code, opts.Reason)
+		inv.tagged(resp)
+		resp.Header.Add("Contact", inv.ua.contactAddress().String())
+		addExtra(&resp.Header, opts.ExtraHeaders)
+		err = inv.ua.respond(inv.ist, resp)
+	}); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// Reject refuses the call with code (default 480) and reason.
+func (inv *Invitation) Reject(code int, reason string) error {
+	if code == 0 {
+		code = 480
+	}
+	if code < 300 || code > 699 {
+		return fmt.Errorf("%w: reject status %d", ErrBadOptions, code)
+	}
+	var err error
+	if cerr := inv.ua.call(context.Background(), func() {
+		if inv.answered || inv.ended {
+			err = fmt.Errorf("%w: already answered", ErrInvalidState)
+			return
+		}
+		inv.answered = true
+		resp := inv.ua.newResponse(inv.Request, code, reason)
+		inv.tagged(resp)
+		err = inv.ua.respond(inv.ist, resp)
+		delete(inv.ua.invitations, inv.ist)
+		inv.terminate(EndReason{Cause: EndRejected, StatusCode: code})
+	}); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// Accept answers the call with 200 OK, carrying the media answer (or an
+// offer, when the INVITE had none). It returns once the 200 is sent; the
+// session is Established when the ACK arrives. Without an ACK in 64*T1
+// the call ends with BYE (EndNoAck).
+func (inv *Invitation) Accept(ctx context.Context, opts AcceptOptions) error {
+	if err := checkExtraHeaders(opts.ExtraHeaders); err != nil {
+		return err
+	}
+	inv.mopts = opts.Media
+	var desc media.Description
+	if h := inv.handler; h != nil {
+		if len(inv.Request.Body) > 0 {
+			off := media.Description{ContentType: inv.Request.Header.MediaType(), Body: inv.Request.Body}
+			if err := h.SetDescription(ctx, off, opts.Media); err != nil {
+				_ = inv.Reject(488, "")
+				return fmt.Errorf("sip: offer: %w", err)
+			}
+		}
+		d, err := h.GetDescription(ctx, opts.Media)
+		if err != nil {
+			_ = inv.Reject(500, "")
+			return fmt.Errorf("sip: answer: %w", err)
+		}
+		desc = d
+	}
+	var err error
+	if cerr := inv.ua.call(ctx, func() {
+		if inv.answered || inv.ended {
+			err = fmt.Errorf("%w: already answered", ErrInvalidState)
+			return
+		}
+		inv.answered = true
+		resp := inv.ua.newResponse(inv.Request, 200, "")
+		inv.tagged(resp)
+		resp.Header.Add("Contact", inv.ua.contactAddress().String())
+		resp.Header.Add("Allow", "ACK, BYE, CANCEL, INVITE, OPTIONS")
+		for _, f := range inv.Request.Header.Fields() {
+			if message.CanonicalName(f.Name) == "Record-Route" {
+				resp.Header.Add("Record-Route", f.Value)
+			}
+		}
+		addExtra(&resp.Header, opts.ExtraHeaders)
+		if desc.Body != nil {
+			resp.Header.Add("Content-Type", desc.ContentType)
+			resp.Body = desc.Body
+		}
+		d, derr := dialog.NewUAS(inv.Request, resp)
+		if derr != nil {
+			err = derr
+			inv.ua.reply(inv.ist, 400, "", nil)
+			inv.terminate(EndReason{Cause: EndRejected, StatusCode: 400, Err: derr})
+			return
+		}
+		if err = inv.ua.respond(inv.ist, resp); err != nil {
+			inv.terminate(EndReason{Cause: EndTransport, Err: err})
+			return
+		}
+		delete(inv.ua.invitations, inv.ist)
+		inv.ua.dialogs.Add(d)
+		inv.confirm(d)
+		inv.waitAck(resp)
+	}); cerr != nil {
+		return cerr
+	}
+	return err
+}

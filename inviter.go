@@ -1,0 +1,305 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sipua/sip/internal/transaction"
+	"github.com/sipua/sip/media"
+	"github.com/sipua/sip/message"
+)
+
+// InviterOptions configure an Inviter.
+type InviterOptions struct {
+	// ExtraHeaders are added to the INVITE, as "Name: value".
+	ExtraHeaders []string
+	// Media are the media options for the offer.
+	Media media.Options
+	// Offerless sends the INVITE without an offer: the offer comes in the
+	// 2xx and the answer goes in the ACK (RFC 3261 §13.2.1).
+	Offerless bool
+}
+
+// InviteOptions are the options of one Invite call.
+type InviteOptions struct {
+	// OnTrying, OnProgress, OnAccept, OnReject and OnRedirect follow the
+	// INVITE (SIP.js's requestDelegate): 100, other 1xx, 2xx, 4xx–6xx and
+	// 3xx responses. They run on the callback goroutine.
+	OnTrying   func(*message.Response)
+	OnProgress func(*message.Response)
+	OnAccept   func(*message.Response)
+	OnReject   func(*message.Response)
+	OnRedirect func(*message.Response)
+}
+
+// Inviter makes an outgoing call (SIP.js's Inviter).
+type Inviter struct {
+	*Session
+	target message.URI
+	opts   InviterOptions
+
+	// Owned by the event loop.
+	tx            *transaction.Client
+	provisional   bool // a provisional response has arrived: CANCEL may go
+	cancelPending bool
+	cancelReason  string
+	result        chan error
+}
+
+// NewInviter prepares a call from ua to target (a SIP URI).
+func NewInviter(ua *UserAgent, target string, opts InviterOptions) (*Inviter, error) {
+	u, err := parseTarget(target)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkExtraHeaders(opts.ExtraHeaders); err != nil {
+		return nil, err
+	}
+	s, err := newSession(ua, false, opts.Media)
+	if err != nil {
+		return nil, err
+	}
+	i := &Inviter{Session: s, target: u, opts: opts}
+	s.owner = i
+	return i, nil
+}
+
+// Invite sends the INVITE and waits until the call is answered (nil), or
+// fails: a *ResponseError for a rejection, ErrCanceled (wrapping ctx's
+// error) when ctx ends first — the INVITE is then canceled —, ErrTimeout or
+// ErrTransportClosed otherwise. The session's state and EndReason follow
+// the same events.
+func (i *Inviter) Invite(ctx context.Context, opts InviteOptions) error {
+	if i.State() != SessionInitial {
+		return fmt.Errorf("%w: Invite in state %v", ErrInvalidState, i.State())
+	}
+	req := i.ua.newRequest("INVITE", i.target, i.opts.ExtraHeaders)
+	if i.handler != nil && !i.opts.Offerless {
+		d, err := i.handler.GetDescription(ctx, i.opts.Media)
+		if err != nil {
+			return fmt.Errorf("sip: offer: %w", err)
+		}
+		req.Header.Add("Content-Type", d.ContentType)
+		req.Body = d.Body
+	}
+	req.Header.Add("Allow", "ACK, BYE, CANCEL, INVITE, OPTIONS")
+	i.result = make(chan error, 1)
+	answered := make(chan *message.Response, 1)
+	var sendErr error
+	if err := i.ua.call(ctx, func() {
+		req.Header.Add("Contact", i.ua.contactAddress().String())
+		i.invite = req
+		i.ua.sessions[i.Session] = struct{}{}
+		i.setState(SessionEstablishing)
+		sendErr = i.start(req, opts, answered)
+	}); err != nil {
+		return err
+	}
+	if sendErr != nil {
+		return sendErr
+	}
+	select {
+	case err := <-i.result:
+		if err != nil {
+			return err
+		}
+	case <-ctx.Done():
+		_ = i.ua.call(context.Background(), func() { i.cancel("") })
+		return fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
+	case <-i.ua.quit:
+		return ErrStopped
+	}
+	// Apply the answer (or, offerless, the offer was answered in the ACK
+	// already) off the event loop.
+	resp := <-answered
+	if i.handler != nil && len(resp.Body) > 0 && !i.opts.Offerless {
+		d := media.Description{ContentType: resp.Header.MediaType(), Body: resp.Body}
+		if err := i.handler.SetDescription(ctx, d, i.opts.Media); err != nil {
+			_ = i.Bye(context.Background())
+			return fmt.Errorf("sip: answer: %w", err)
+		}
+	}
+	return nil
+}
+
+// start sends the INVITE. Runs on the loop.
+func (i *Inviter) start(req *message.Request, opts InviteOptions, answered chan<- *message.Response) error {
+	o := &outgoing{req: req}
+	o.onResponse = func(resp *message.Response) { i.onResponse(o, resp, opts, answered) }
+	o.onError = func(err error) {
+		cause := EndTransport
+		if errors.Is(err, ErrTimeout) {
+			cause = EndTimeout
+		}
+		i.finish(err)
+		i.terminate(EndReason{Cause: cause, Err: err})
+	}
+	if err := i.ua.send(o); err != nil {
+		i.terminate(EndReason{Cause: EndTransport, Err: err})
+		return err
+	}
+	i.tx = i.ua.txOf(o)
+	return nil
+}
+
+func (i *Inviter) finish(err error) {
+	select {
+	case i.result <- err:
+	default:
+	}
+}
+
+func (i *Inviter) push(f func(*message.Response), resp *message.Response) {
+	if f != nil {
+		i.ua.cbq.push(func() { f(resp) })
+	}
+}
+
+// onResponse follows the INVITE's responses. Runs on the loop.
+func (i *Inviter) onResponse(o *outgoing, resp *message.Response, opts InviteOptions, answered chan<- *message.Response) {
+	code := resp.StatusCode
+	i.invite = o.req // after authentication, the INVITE that counts
+	i.tx = i.ua.txOf(o)
+	switch {
+	case code < 200:
+		if code == 100 {
+			i.push(opts.OnTrying, resp)
+		} else {
+			i.push(opts.OnProgress, resp)
+		}
+		i.provisional = true
+		if i.cancelPending {
+			i.sendCancel()
+		}
+	case code < 300:
+		d, ack, created, err := i.ua.dialogs.Ack2xx(o.req, resp, i.ua.ackVia())
+		if err != nil {
+			i.ua.log.Debug("sip: unusable 2xx", "err", err)
+			return
+		}
+		if i.handler != nil && i.opts.Offerless && len(resp.Body) > 0 && created && i.d == nil {
+			// The offer is in the 2xx: answer in the ACK, off the loop.
+			i.answerInAck(resp, ack, answered)
+			return
+		}
+		i.ua.sendDirect(ack)
+		switch {
+		case i.d == nil && created && !i.ended && !i.cancelPending:
+			i.confirm(d)
+			i.setState(SessionEstablished)
+			i.push(opts.OnAccept, resp)
+			answered <- resp
+			i.finish(nil)
+		case created:
+			// A second 2xx from a forked INVITE, or a 2xx that crossed our
+			// CANCEL: acknowledged, then ended (RFC 3261 §13.2.2.4, §9.1).
+			i.ua.byeDialog(d)
+			if d2 := i.d; d2 == nil && i.cancelPending {
+				i.finish(fmt.Errorf("%w: answered while canceling", ErrCanceled))
+				i.terminate(EndReason{Cause: EndCanceled})
+			}
+		}
+	default:
+		if i.d != nil {
+			return // a late failure from another fork
+		}
+		switch {
+		case code < 400:
+			i.push(opts.OnRedirect, resp)
+		default:
+			i.push(opts.OnReject, resp)
+		}
+		if i.cancelPending && code == 487 {
+			i.finish(fmt.Errorf("%w: %w", ErrCanceled, responseError(resp)))
+			i.terminate(EndReason{Cause: EndCanceled, StatusCode: code})
+			return
+		}
+		i.finish(responseError(resp))
+		i.terminate(EndReason{Cause: EndRejected, StatusCode: code})
+	}
+}
+
+// answerInAck answers an offer that came in a 2xx, then sends the ACK
+// with the answer.
+func (i *Inviter) answerInAck(resp *message.Response, ack *message.Request, answered chan<- *message.Response) {
+	h, mo := i.handler, i.opts.Media
+	i.ua.cbq.push(func() {
+		ctx := context.Background()
+		off := media.Description{ContentType: resp.Header.MediaType(), Body: resp.Body}
+		var ans media.Description
+		err := h.SetDescription(ctx, off, mo)
+		if err == nil {
+			ans, err = h.GetDescription(ctx, mo)
+		}
+		i.ua.post(func() {
+			if err == nil {
+				ack.Header.Set("Content-Type", ans.ContentType)
+				ack.Body = ans.Body
+			}
+			i.ua.sendDirect(ack)
+			dd := i.ua.dialogs.MatchResponse(resp)
+			if dd == nil || i.ended {
+				return
+			}
+			i.confirm(dd)
+			if err != nil {
+				i.sendBye(nil)
+				i.finish(fmt.Errorf("sip: offer in 2xx: %w", err))
+				i.terminate(EndReason{Cause: EndLocalBye, Err: err})
+				return
+			}
+			i.setState(SessionEstablished)
+			answered <- resp
+			i.finish(nil)
+		})
+	})
+}
+
+// Cancel cancels the INVITE before it is answered (CANCEL, RFC 3261 §9);
+// reason, if not empty, goes in a Reason header (e.g. `SIP;cause=200;text="Call completed elsewhere"`).
+// Invite then returns an error wrapping ErrCanceled.
+func (i *Inviter) Cancel(ctx context.Context, reason string) error {
+	var err error
+	if cerr := i.ua.call(ctx, func() {
+		if i.ended || i.d != nil {
+			err = fmt.Errorf("%w: nothing to cancel (%v)", ErrInvalidState, i.State())
+			return
+		}
+		i.cancel(reason)
+	}); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// cancel runs on the loop.
+func (i *Inviter) cancel(reason string) {
+	if i.ended || i.d != nil || i.cancelPending {
+		return
+	}
+	i.cancelPending = true
+	i.cancelReason = reason
+	i.setState(SessionTerminating)
+	if i.provisional {
+		i.sendCancel()
+	}
+	// Otherwise the CANCEL goes with the first provisional response
+	// (RFC 3261 §9.1); without one, Timer B ends the INVITE.
+}
+
+func (i *Inviter) sendCancel() {
+	if i.tx == nil || i.tx.State() == transaction.Terminated {
+		return
+	}
+	c := transaction.NewCancel(i.invite)
+	if r := strings.TrimSpace(i.cancelReason); r != "" {
+		c.Header.Add("Reason", r)
+	}
+	if ua := i.ua.opts.UserAgentString; ua != "-" {
+		c.Header.Add("User-Agent", ua)
+	}
+	_, _ = i.ua.layer.Request(c, i.tx.Dest(), i.tx.Reliable(), time.Now())
+}

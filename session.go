@@ -1,0 +1,365 @@
+package sip
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sipua/sip/internal/dialog"
+	"github.com/sipua/sip/internal/transaction"
+	"github.com/sipua/sip/media"
+	"github.com/sipua/sip/message"
+)
+
+// SessionState is the state of a Session, as SIP.js's.
+type SessionState int
+
+// Session states.
+const (
+	SessionInitial SessionState = iota
+	SessionEstablishing
+	SessionEstablished
+	SessionTerminating
+	SessionTerminated
+)
+
+func (s SessionState) String() string {
+	switch s {
+	case SessionInitial:
+		return "Initial"
+	case SessionEstablishing:
+		return "Establishing"
+	case SessionEstablished:
+		return "Established"
+	case SessionTerminating:
+		return "Terminating"
+	case SessionTerminated:
+		return "Terminated"
+	}
+	return "Unknown"
+}
+
+// EndCause says why a session ended.
+type EndCause int
+
+// End causes.
+const (
+	// EndNone: the session has not ended.
+	EndNone EndCause = iota
+	// EndLocalBye: this side hung up.
+	EndLocalBye
+	// EndRemoteBye: the peer hung up.
+	EndRemoteBye
+	// EndCanceled: this side canceled its INVITE.
+	EndCanceled
+	// EndRemoteCancel: the caller canceled before the call was answered.
+	EndRemoteCancel
+	// EndRejected: the INVITE got a final non-2xx response (StatusCode
+	// tells which); on the UAS side, the application rejected it.
+	EndRejected
+	// EndTimeout: no final response came (Timer B).
+	EndTimeout
+	// EndNoAck: the 2xx was never acknowledged; a BYE was sent.
+	EndNoAck
+	// EndTransport: a message could not be sent.
+	EndTransport
+	// EndStopped: the UserAgent stopped.
+	EndStopped
+)
+
+func (c EndCause) String() string {
+	return [...]string{"none", "local BYE", "remote BYE", "canceled", "remote CANCEL", "rejected",
+		"timeout", "no ACK", "transport failure", "user agent stopped"}[c]
+}
+
+// EndReason tells why and how a session ended.
+type EndReason struct {
+	Cause EndCause
+	// StatusCode is the final status of a rejected INVITE.
+	StatusCode int
+	// Err is the error behind a timeout or transport failure.
+	Err error
+}
+
+func (r EndReason) String() string {
+	if r.StatusCode != 0 {
+		return fmt.Sprintf("%s (%d)", r.Cause, r.StatusCode)
+	}
+	return r.Cause.String()
+}
+
+// Session is what an Inviter and an Invitation share: the call's state,
+// its dialog and media, BYE. All methods are safe for concurrent use.
+type Session struct {
+	ua       *UserAgent
+	st       stateBox[SessionState]
+	incoming bool
+	handler  media.Handler
+	mopts    media.Options
+
+	mu     sync.Mutex
+	reason EndReason
+	id     dialog.ID
+
+	done chan struct{}
+
+	owner any // the *Inviter or *Invitation embedding the session
+
+	// Owned by the event loop.
+	d        *dialog.Dialog
+	invite   *message.Request
+	ist      *transaction.Server // UAS: the INVITE server transaction
+	ackWait  *dialog.AckWait
+	ackTimer *timerEntry
+	ended    bool
+}
+
+func newSession(ua *UserAgent, incoming bool, mopts media.Options) (*Session, error) {
+	s := &Session{ua: ua, incoming: incoming, mopts: mopts, done: make(chan struct{})}
+	if f := ua.opts.MediaFactory; f != nil {
+		h, err := f(media.SessionInfo{Incoming: incoming})
+		if err != nil {
+			return nil, fmt.Errorf("sip: media handler: %w", err)
+		}
+		s.handler = h
+	}
+	return s, nil
+}
+
+// State returns the current state.
+func (s *Session) State() SessionState { return s.st.get() }
+
+// OnStateChange adds a state listener and returns a function removing it.
+// Listeners run on the UserAgent's callback goroutine, in order.
+func (s *Session) OnStateChange(f func(SessionState)) (remove func()) { return s.st.listen(f) }
+
+// EndReason tells why the session ended (Cause EndNone while it runs).
+func (s *Session) EndReason() EndReason {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reason
+}
+
+// DialogID returns the dialog's Call-ID and tags once the call is
+// answered (zero before).
+func (s *Session) DialogID() (callID, localTag, remoteTag string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.id.CallID, s.id.LocalTag, s.id.RemoteTag
+}
+
+// MediaHandler returns the session's media handler (nil without a
+// UserAgentOptions.MediaFactory).
+func (s *Session) MediaHandler() media.Handler { return s.handler }
+
+// Done is closed when the session has terminated.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+func (s *Session) setState(st SessionState) {
+	s.st.set(st, SessionTerminated, &s.ua.cbq)
+}
+
+// terminate ends the session. Runs on the loop.
+func (s *Session) terminate(r EndReason) {
+	if s.ended {
+		return
+	}
+	s.ended = true
+	s.mu.Lock()
+	s.reason = r
+	s.mu.Unlock()
+	s.ua.timers.stop(s.ackTimer)
+	if s.d != nil {
+		s.d.Terminate()
+		s.ua.dialogs.Remove(s.d.ID)
+		if s.ua.usages[s.d.ID] == usage(s) {
+			delete(s.ua.usages, s.d.ID)
+		}
+	}
+	delete(s.ua.sessions, s)
+	if h := s.handler; h != nil {
+		s.ua.cbq.push(func() { _ = h.Close() })
+	}
+	s.setState(SessionTerminated)
+	close(s.done)
+}
+
+// confirm takes the dialog of the established call. Runs on the loop.
+func (s *Session) confirm(d *dialog.Dialog) {
+	s.d = d
+	s.ua.usages[d.ID] = s
+	s.mu.Lock()
+	s.id = d.ID
+	s.mu.Unlock()
+}
+
+// onRequest receives the in-dialog requests of the call.
+func (s *Session) onRequest(tx *transaction.Server, req *message.Request, d *dialog.Dialog) {
+	switch req.Method {
+	case "BYE":
+		s.ua.reply(tx, 200, "", nil)
+		s.terminate(EndReason{Cause: EndRemoteBye})
+	case "INVITE", "UPDATE":
+		// Session modification comes with the mid-call issue; until then
+		// the session stays as it is.
+		s.ua.reply(tx, 488, "", nil)
+	default:
+		s.ua.reply(tx, 405, "", func(r *message.Response) { r.Header.Add("Allow", "ACK, BYE, CANCEL, INVITE") })
+	}
+}
+
+// onAck receives the ACK to our 2xx. Runs on the loop.
+func (s *Session) onAck(ack *message.Request) {
+	if s.ackWait == nil || !s.ackWait.Ack(ack) {
+		return
+	}
+	s.ua.timers.stop(s.ackTimer)
+	s.ackWait = nil
+	if len(ack.Body) > 0 && s.handler != nil {
+		// Offerless INVITE: the answer comes in the ACK.
+		d := media.Description{ContentType: ack.Header.MediaType(), Body: ack.Body}
+		h, mo := s.handler, s.mopts
+		s.ua.cbq.push(func() { _ = h.SetDescription(context.Background(), d, mo) })
+	}
+	if s.State() == SessionEstablishing {
+		s.setState(SessionEstablished)
+	}
+}
+
+// waitAck retransmits our 2xx until the ACK (RFC 3261 §13.3.1.4).
+func (s *Session) waitAck(resp *message.Response) {
+	t := Timers(s.ua.opts.Timers)
+	s.ackWait = dialog.NewAckWait(resp, dialog.Timers{T1: t.T1, T2: t.T2}, time.Now())
+	s.armAck()
+}
+
+func (s *Session) armAck() {
+	if s.ackWait == nil {
+		return
+	}
+	s.ackTimer = s.ua.timers.add(s.ackWait.Deadline(), func() {
+		if s.ackWait == nil {
+			return
+		}
+		resend, timedOut := s.ackWait.Tick(time.Now())
+		if resend != nil && s.ist != nil {
+			// Through the INVITE server transaction, which passes 2xx
+			// retransmissions on in its Accepted state (RFC 6026).
+			_ = s.ua.respond(s.ist, resend)
+		}
+		if timedOut {
+			s.ackWait = nil
+			s.sendBye(nil)
+			s.terminate(EndReason{Cause: EndNoAck})
+			return
+		}
+		s.armAck()
+	})
+}
+
+// Bye hangs up an established call and waits for the answer to the BYE
+// (any answer ends the call).
+func (s *Session) Bye(ctx context.Context) error {
+	errc := make(chan error, 1)
+	if err := s.ua.call(ctx, func() {
+		if s.d == nil || s.ended || s.State() == SessionTerminating {
+			errc <- fmt.Errorf("%w: no established call (%v)", ErrInvalidState, s.State())
+			return
+		}
+		s.setState(SessionTerminating)
+		s.sendBye(func(err error) {
+			s.terminate(EndReason{Cause: EndLocalBye})
+			errc <- err
+		})
+	}); err != nil {
+		return err
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
+	case <-s.ua.quit:
+		return ErrStopped
+	}
+}
+
+// Dispose ends the session whatever its state, as SIP.js's dispose():
+// BYE when established, CANCEL for an unanswered outgoing call, 480 for
+// an unanswered incoming one. It waits for the session to terminate or for
+// ctx.
+func (s *Session) Dispose(ctx context.Context) error {
+	var err error
+	switch o := s.owner.(type) {
+	case *Inviter:
+		if s.State() == SessionEstablishing {
+			err = o.Cancel(ctx, "")
+		}
+	case *Invitation:
+		var unanswered bool
+		_ = s.ua.call(ctx, func() { unanswered = !o.answered && !o.ended })
+		if unanswered {
+			err = o.Reject(480, "")
+		}
+	}
+	if st := s.State(); st == SessionEstablished || (st == SessionEstablishing && s.isConfirmed()) {
+		err = s.Bye(ctx)
+	}
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		if err == nil {
+			err = fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
+		}
+	case <-s.ua.quit:
+	}
+	return err
+}
+
+// isConfirmed reports whether the session has its dialog (an accepted
+// incoming call waiting for its ACK, for instance).
+func (s *Session) isConfirmed() bool {
+	var ok bool
+	_ = s.ua.call(context.Background(), func() { ok = s.d != nil && !s.ended })
+	return ok
+}
+
+// sendBye sends BYE in the dialog; done (if any) gets the outcome.
+func (s *Session) sendBye(done func(error)) {
+	bye, err := s.d.NewRequest("BYE")
+	if err != nil {
+		if done != nil {
+			done(err)
+		}
+		return
+	}
+	o := &outgoing{req: bye}
+	o.rebuild = func(old *message.Request) *message.Request {
+		next := old.Clone()
+		s.d.LocalSeq++
+		next.Header.Set("CSeq", message.CSeq{Seq: s.d.LocalSeq, Method: "BYE"}.String())
+		return next
+	}
+	o.onResponse = func(resp *message.Response) {
+		if resp.StatusCode < 200 || o.ended {
+			return
+		}
+		o.ended = true
+		if done != nil {
+			if resp.StatusCode >= 300 {
+				done(responseError(resp))
+			} else {
+				done(nil)
+			}
+		}
+	}
+	o.onError = func(err error) {
+		if done != nil {
+			done(err)
+		}
+	}
+	if err := s.ua.send(o); err != nil && done != nil {
+		done(err)
+	}
+}
