@@ -1,0 +1,106 @@
+package interop
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	sip "github.com/sipua/sip"
+	"github.com/sipua/sip/media"
+	"github.com/sipua/sip/transport"
+)
+
+// udpUser starts one of our UserAgents registered with Kamailio over UDP.
+func udpUser(t *testing.T, k *Kamailio, user string, d sip.UserAgentDelegate) *sip.UserAgent {
+	t.Helper()
+	ua, err := sip.NewUserAgent(sip.UserAgentOptions{
+		URI:                   "sip:" + user + "@" + Domain,
+		AuthorizationPassword: Users[user],
+		Transport:             sip.TransportOptions{Server: server(k, transport.UDP)},
+		MediaFactory:          func(media.SessionInfo) (media.Handler, error) { return fixedSDP{}, nil },
+		Delegate:              d,
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, ua.Start(ctx))
+	t.Cleanup(func() { _ = ua.Stop(context.Background()) })
+	reg, err := sip.NewRegisterer(ua, sip.RegistererOptions{})
+	require.NoError(t, err)
+	require.NoError(t, reg.Register(ctx, sip.RegisterOptions{}))
+	return ua
+}
+
+// TestSippCallsUserAgent: a sipp UAC (dave) calls our UserAgent (eve)
+// through Kamailio, answering Kamailio's 407; we answer, sipp hangs up.
+func TestSippCallsUserAgent(t *testing.T) {
+	k := StartKamailio(t)
+	invs := make(chan *sip.Invitation, 1)
+	udpUser(t, k, "eve", sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {
+		assert.NoError(t, inv.Progress(context.Background(), sip.ProgressOptions{}))
+		assert.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
+		invs <- inv
+	}})
+	uac := StartSipp(t, SippConfig{
+		Scenario: "uac-auth.xml",
+		Remote:   k.Target(transport.UDP).Addr.String(),
+		User:     "dave", Password: Users["dave"],
+		Service: "eve",
+		Keys:    map[string]string{"user": "dave", "domain": Domain},
+		Timeout: 15 * time.Second,
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, uac.Wait(ctx), "sipp UAC:\n%s\n%s", uac.Messages(), k.Log())
+	inv := <-invs
+	select {
+	case <-inv.Done():
+	case <-ctx.Done():
+		t.Fatal("the call did not end")
+	}
+	assert.Equal(t, sip.EndRemoteBye, inv.EndReason().Cause)
+	assert.Contains(t, uac.Messages(), "SIP/2.0 407 Proxy Authentication Required")
+	noRouteSetViolations(t, k)
+}
+
+// TestUserAgentCallsSipp: our UserAgent (dave) calls a sipp UAS (eve)
+// through Kamailio, answers the 407 itself, and hangs up.
+func TestUserAgentCallsSipp(t *testing.T) {
+	k := StartKamailio(t)
+	uas := StartSipp(t, SippConfig{Scenario: "uas.xml", Timeout: 20 * time.Second})
+	sippRegister(t, k, "eve", uas.Port)
+	ua := udpUser(t, k, "dave", sip.UserAgentDelegate{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	call, err := sip.NewInviter(ua, "sip:eve@"+Domain, sip.InviterOptions{})
+	require.NoError(t, err)
+	require.NoError(t, call.Invite(ctx, sip.InviteOptions{}), k.Log())
+	require.NoError(t, call.Bye(ctx))
+	require.NoError(t, uas.Wait(ctx), "sipp UAS:\n%s", uas.Messages())
+	msgs := uas.Messages()
+	assert.Contains(t, msgs, "CSeq: 2 INVITE", "the INVITE sipp got is the one that answered Kamailio's 407")
+	assert.True(t, strings.Contains(msgs, "BYE sip:"), "sipp got our BYE")
+	noRouteSetViolations(t, k)
+}
+
+// TestSippOptionsToUserAgent: sipp pings our UserAgent with OPTIONS and
+// gets 200.
+func TestSippOptionsToUserAgent(t *testing.T) {
+	ua, err := sip.NewUserAgent(sip.UserAgentOptions{
+		URI:       "sip:frank@127.0.0.1",
+		Transport: sip.TransportOptions{Listen: []string{"udp://127.0.0.1:0"}},
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	require.NoError(t, ua.Start(ctx))
+	defer ua.Stop(context.Background())
+	c := ua.ContactURI()
+	p := StartSipp(t, SippConfig{Scenario: "options.xml", Remote: c.HostPort(), Service: "frank", Timeout: 10 * time.Second})
+	require.NoError(t, p.Wait(ctx), "sipp:\n%s", p.Messages())
+	assert.Contains(t, p.Messages(), "SIP/2.0 200 OK")
+}
