@@ -62,9 +62,11 @@ type Kamailio struct {
 	// PID file and log.
 	Dir string
 
-	cmd  *exec.Cmd
-	log  *lockedBuffer
-	done chan struct{}
+	cmd     *exec.Cmd
+	log     *lockedBuffer
+	done    chan struct{}
+	bin     string
+	pidFile string
 }
 
 // Target returns the target for proto on this Kamailio.
@@ -169,25 +171,48 @@ func StartKamailio(t testing.TB) *Kamailio {
 			t.Fatal(err)
 		}
 	}
-	pidFile := filepath.Join(dir, "kamailio.pid")
-	k.cmd = exec.Command(bin, "-f", filepath.Join(dir, "kamailio.cfg"), "-DD", "-E",
-		"-P", pidFile, "-Y", dir, "-w", dir, "-m", "64", "-M", "8")
+	k.bin = bin
+	k.pidFile = filepath.Join(dir, "kamailio.pid")
+	k.launch(t)
+	t.Cleanup(func() {
+		k.stop(t, k.pidFile)
+		if t.Failed() {
+			t.Logf("kamailio log (%s):\n%s", dir, k.Log())
+		}
+	})
+	return k
+}
+
+// launch starts the Kamailio process and waits until it answers.
+func (k *Kamailio) launch(t testing.TB) {
+	t.Helper()
+	k.done = make(chan struct{})
+	k.cmd = exec.Command(k.bin, "-f", filepath.Join(k.Dir, "kamailio.cfg"), "-DD", "-E",
+		"-P", k.pidFile, "-Y", k.Dir, "-w", k.Dir, "-m", "64", "-M", "8")
 	k.cmd.Stdout, k.cmd.Stderr = k.log, k.log
 	k.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := k.cmd.Start(); err != nil {
 		t.Fatalf("kamailio: start: %v", err)
 	}
-	go func() { _ = k.cmd.Wait(); close(k.done) }()
-	t.Cleanup(func() {
-		k.stop(t, pidFile)
-		if t.Failed() {
-			t.Logf("kamailio log (%s):\n%s", dir, k.Log())
-		}
-	})
-	if err := k.waitReady(pidFile, 15*time.Second); err != nil {
+	done, cmd := k.done, k.cmd
+	go func() { _ = cmd.Wait(); close(done) }()
+	if err := k.waitReady(k.pidFile, 15*time.Second); err != nil {
 		t.Fatalf("kamailio did not come up: %v\n--- kamailio log ---\n%s", err, k.Log())
 	}
-	return k
+}
+
+// Stop stops Kamailio (by its PID) as a crash or an outage would; Start
+// brings it back on the same ports. Its registrations are lost.
+func (k *Kamailio) Stop(t testing.TB) {
+	t.Helper()
+	k.stop(t, k.pidFile)
+	_ = os.Remove(k.pidFile)
+}
+
+// Start starts Kamailio again after Stop, on the same ports.
+func (k *Kamailio) Start(t testing.TB) {
+	t.Helper()
+	k.launch(t)
 }
 
 // waitReady waits until the PID file exists and every TCP port accepts.
@@ -227,6 +252,11 @@ func (k *Kamailio) waitReady(pidFile string, limit time.Duration) error {
 // stop sends SIGTERM to the PID in the PID file (Kamailio's main process,
 // which stops its children), then kills the process group if it lingers.
 func (k *Kamailio) stop(t testing.TB, pidFile string) {
+	select {
+	case <-k.done:
+		return // already stopped
+	default:
+	}
 	pid := k.cmd.Process.Pid
 	if b, err := os.ReadFile(pidFile); err == nil {
 		if p, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && p > 0 {

@@ -107,3 +107,63 @@ func TestUserAgentWrongPassword(t *testing.T) {
 	require.ErrorIs(t, err, sip.ErrAuthFailed)
 	assert.Equal(t, sip.Unregistered, reg.State())
 }
+
+// TestUserAgentReregistersAfterRestart: Kamailio goes away and comes back
+// (losing its registrations); our UserAgent notices the lost connection,
+// reconnects with its back-off and registers again by itself, within 5 s
+// of Kamailio's return — proven by a MESSAGE that reaches it.
+func TestUserAgentReregistersAfterRestart(t *testing.T) {
+	k := StartKamailio(t)
+	for _, proto := range []transport.Proto{transport.WS, transport.TCP} {
+		t.Run(string(proto), func(t *testing.T) {
+			got := make(chan string, 4)
+			disconnected := make(chan error, 4)
+			connected := make(chan struct{}, 4)
+			ua, err := sip.NewUserAgent(sip.UserAgentOptions{
+				URI:                   "sip:bob@" + Domain,
+				AuthorizationPassword: Users["bob"],
+				Transport: sip.TransportOptions{
+					Server:       server(k, proto),
+					ReconnectMin: 100 * time.Millisecond, ReconnectMax: 500 * time.Millisecond,
+				},
+				Delegate: sip.UserAgentDelegate{
+					OnMessage:    func(m *sip.IncomingRequest) { got <- string(m.Request.Body) },
+					OnConnect:    func() { connected <- struct{}{} },
+					OnDisconnect: func(err error) { disconnected <- err },
+				},
+			})
+			require.NoError(t, err)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			require.NoError(t, ua.Start(ctx))
+			defer ua.Stop(context.Background())
+			<-connected
+			reg, err := sip.NewRegisterer(ua, sip.RegistererOptions{})
+			require.NoError(t, err)
+			require.NoError(t, reg.Register(ctx, sip.RegisterOptions{}))
+
+			k.Stop(t)
+			select {
+			case <-disconnected:
+			case <-ctx.Done():
+				t.Fatal("no OnDisconnect")
+			}
+			k.Start(t)
+			back := time.Now()
+			select {
+			case <-connected:
+			case <-ctx.Done():
+				t.Fatal("no OnConnect after the restart")
+			}
+			alice := startUser(t, k, "alice", Users["alice"], transport.UDP, sip.UserAgentDelegate{})
+			require.Eventually(t, func() bool {
+				m, _ := sip.NewMessager(alice, "sip:bob@"+Domain, []byte("are you back?"), "text/plain", sip.RequestOptions{})
+				return m.Message(ctx) == nil
+			}, 5*time.Second, 100*time.Millisecond, "bob is not registered again\n%s", k.Log())
+			assert.Less(t, time.Since(back), 5*time.Second)
+			assert.Equal(t, "are you back?", <-got)
+			assert.Equal(t, sip.Registered, reg.State())
+			t.Logf("%s: registered again and reachable %v after Kamailio was back", proto, time.Since(back).Round(time.Millisecond))
+		})
+	}
+}
