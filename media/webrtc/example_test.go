@@ -1,0 +1,54 @@
+package webrtc_test
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sipua/sip/media"
+	"github.com/sipua/sip/media/webrtc"
+)
+
+// Two handlers in one process negotiate a call in which Bob answers on
+// hold; no media is awaited.
+func Example() {
+	ctx := context.Background()
+	cfg := webrtc.Config{LoopbackOnly: true} // both ends on this machine
+	alice, err := webrtc.New(cfg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer alice.Close()
+	bob, err := webrtc.New(cfg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer bob.Close()
+	alice.SetAudioSource(webrtc.Tone(440))
+
+	offer, err := alice.GetDescription(ctx, media.Options{}) // an INVITE's body
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := bob.SetDescription(ctx, offer, media.Options{}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	answer, err := bob.GetDescription(ctx, media.Options{Hold: true}) // the 200 OK's
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := alice.SetDescription(ctx, answer, media.Options{}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	a, b := alice.Stats().Audio, bob.Stats().Audio
+	fmt.Println("alice:", a.Codec, a.Direction)
+	fmt.Println("bob:", b.Codec, b.Direction)
+	// Output:
+	// alice: audio/PCMU recvonly
+	// bob: audio/PCMU sendonly
+}
