@@ -19,9 +19,10 @@ func simCallPair(t *testing.T, n *siptest.Network) (alice *sip.UserAgent, invs <
 	ch := make(chan *sip.Invitation, 4)
 	start := func(name, addr string, d sip.UserAgentDelegate) *sip.UserAgent {
 		ua, err := sip.NewUserAgent(sip.UserAgentOptions{
-			URI:       "sip:" + name + "@" + addr,
-			Transport: sip.TransportOptions{Listen: []string{"udp://" + addr}, ListenPacket: n.PacketListener(name)},
-			Delegate:  d,
+			URI:          "sip:" + name + "@" + addr,
+			Transport:    sip.TransportOptions{Listen: []string{"udp://" + addr}, ListenPacket: n.PacketListener(name)},
+			Delegate:     d,
+			MediaFactory: sip.NoMedia, // pion's sockets have no place in a synctest bubble
 		})
 		require.NoError(t, err)
 		require.NoError(t, ua.Start(context.Background()))

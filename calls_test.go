@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sipua/sip/media"
+	"github.com/sipua/sip/media/webrtc"
 	"github.com/sipua/sip/message"
 )
 
@@ -280,7 +281,8 @@ func TestStopEndsCalls(t *testing.T) {
 		}
 		invs <- inv
 	})
-	alice, err := NewUserAgent(UserAgentOptions{URI: "sip:alice@127.0.0.1", Transport: TransportOptions{Listen: []string{"udp://127.0.0.1:0"}}})
+	alice, err := NewUserAgent(UserAgentOptions{URI: "sip:alice@127.0.0.1", MediaFactory: NoMedia,
+		Transport: TransportOptions{Listen: []string{"udp://127.0.0.1:0"}}})
 	require.NoError(t, err)
 	require.NoError(t, alice.Start(ctx5(t)))
 	established, _ := NewInviter(alice, addr(bob), InviterOptions{})
@@ -299,4 +301,24 @@ func TestStopEndsCalls(t *testing.T) {
 	assert.ErrorIs(t, <-errc, ErrCanceled)
 	waitState(t, rung.Session, SessionTerminated)
 	assert.Equal(t, EndRemoteCancel, rung.EndReason().Cause)
+}
+
+// TestDefaultMediaIsWebRTC: without a MediaFactory, calls negotiate WebRTC
+// media on pion (DTLS-SRTP in the SDP).
+func TestDefaultMediaIsWebRTC(t *testing.T) {
+	invs := make(chan *Invitation, 1)
+	bob := startUA(t, "bob", UserAgentDelegate{OnInvite: func(inv *Invitation) {
+		invs <- inv
+		assert.NoError(t, inv.Accept(ctx5(t), AcceptOptions{}))
+	}})
+	alice := startUA(t, "alice", UserAgentDelegate{})
+	call, err := NewInviter(alice, addr(bob), InviterOptions{})
+	require.NoError(t, err)
+	_, isWebRTC := call.MediaHandler().(*webrtc.Handler)
+	assert.True(t, isWebRTC)
+	require.NoError(t, call.Invite(ctx5(t), InviteOptions{}))
+	inv := <-invs
+	assert.Contains(t, string(inv.Request.Body), "a=fingerprint:")
+	assert.Contains(t, string(inv.Request.Body), "UDP/TLS/RTP/SAVPF")
+	require.NoError(t, call.Bye(ctx5(t)))
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/sipua/sip/internal/dialog"
 	"github.com/sipua/sip/internal/transaction"
 	"github.com/sipua/sip/media"
+	"github.com/sipua/sip/media/webrtc"
 	"github.com/sipua/sip/message"
 	"github.com/sipua/sip/transport"
 )
@@ -82,8 +83,10 @@ type UserAgentOptions struct {
 	Delegate UserAgentDelegate
 	// Timers are the RFC 3261 timers. Zero fields: the defaults.
 	Timers Timers
-	// MediaFactory makes the media handler of each call. Nil: calls carry
-	// no session descriptions (signalling only).
+	// MediaFactory makes the media handler of each call. Nil: the default,
+	// WebRTC on pion (media/webrtc with its zero Config: no STUN or TURN
+	// server, host candidates). NoMedia: calls carry no session
+	// descriptions (signalling only).
 	MediaFactory media.Factory
 }
 
@@ -255,6 +258,9 @@ func NewUserAgent(opts UserAgentOptions) (*UserAgent, error) {
 	}
 	if opts.AuthorizationUsername == "" {
 		opts.AuthorizationUsername = aor.User
+	}
+	if opts.MediaFactory == nil {
+		opts.MediaFactory = webrtc.NewFactory(webrtc.Config{Logger: opts.Logger})
 	}
 	log := opts.Logger
 	if log == nil {
@@ -676,3 +682,8 @@ func (ua *UserAgent) ContactURI() message.URI {
 	}
 	return u
 }
+
+// NoMedia is a media factory for calls without session descriptions
+// (signalling only): INVITEs and answers carry no body, and bodies
+// received are ignored.
+func NoMedia(media.SessionInfo) (media.Handler, error) { return nil, nil }
