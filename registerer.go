@@ -79,6 +79,12 @@ type UnregisterOptions struct {
 type Binding struct {
 	Contact message.Address
 	Expires time.Duration
+	// Mine is true for this UserAgent's own binding.
+	Mine bool
+	// PubGRUU and TempGRUU are the GRUUs the registrar assigned to the
+	// binding (RFC 5627), when it supports them and the UserAgent has an
+	// InstanceID.
+	PubGRUU, TempGRUU string
 }
 
 // Registerer registers the UserAgent's contact with its registrar and
@@ -160,6 +166,17 @@ func (r *Registerer) Bindings() []Binding {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]Binding(nil), r.bindings...)
+}
+
+// GRUU returns the public and temporary GRUU (RFC 5627) the registrar
+// gave this UserAgent's binding, or "".
+func (r *Registerer) GRUU() (pub, temp string) {
+	for _, b := range r.Bindings() {
+		if b.Mine {
+			return b.PubGRUU, b.TempGRUU
+		}
+	}
+	return "", ""
 }
 
 // OnStateChange adds a state listener and returns a function removing it.
@@ -294,7 +311,7 @@ func (r *Registerer) build(expires uint32, all bool, extra []string) *message.Re
 	}
 	h.Add("Expires", strconv.FormatUint(uint64(expires), 10))
 	if r.ua.opts.InstanceID != "" {
-		h.Add("Supported", "path, outbound")
+		h.Add("Supported", "path, outbound, gruu")
 	}
 	for _, x := range append(append([]string(nil), r.opts.ExtraHeaders...), extra...) {
 		n, v, _ := strings.Cut(x, ":")
@@ -374,10 +391,18 @@ func (r *Registerer) onSuccess(resp *message.Response, asked uint32, req *messag
 					exp = uint32(n)
 				}
 			}
-			bindings = append(bindings, Binding{Contact: c, Expires: time.Duration(exp) * time.Second})
+			b := Binding{Contact: c, Expires: time.Duration(exp) * time.Second}
+			if v, ok := c.Params.Get("pub-gruu"); ok {
+				b.PubGRUU = message.Unquote(v)
+			}
+			if v, ok := c.Params.Get("temp-gruu"); ok {
+				b.TempGRUU = message.Unquote(v)
+			}
 			if len(mine) == 1 && sameContact(c.URI, mine[0].URI) {
 				granted = exp
+				b.Mine = true
 			}
+			bindings = append(bindings, b)
 		}
 	}
 	r.mu.Lock()

@@ -97,7 +97,11 @@ func TestRegisterRefreshUnregister(t *testing.T) {
 		if exp == "0" {
 			return ok(req, "0")
 		}
-		return ok(req, "2") // a short lifetime: refreshed after 1 s
+		resp := ok(req, "2") // a short lifetime: refreshed after 1 s
+		if c := resp.Header.Get("Contact"); c != "" {
+			resp.Header.Set("Contact", c+`;pub-gruu="sip:alice@127.0.0.1;gr=urn:uuid:1";temp-gruu="sip:tgruu.1@127.0.0.1;gr"`)
+		}
+		return resp
 	})
 	_, r := newRegUA(t, reg, RegistererOptions{Expires: 60})
 	var mu sync.Mutex
@@ -110,6 +114,10 @@ func TestRegisterRefreshUnregister(t *testing.T) {
 	require.Len(t, b, 1)
 	assert.Equal(t, 2*time.Second, b[0].Expires)
 	assert.Equal(t, "alicecontact", b[0].Contact.URI.User)
+	assert.True(t, b[0].Mine)
+	pub, temp := r.GRUU()
+	assert.Equal(t, "sip:alice@127.0.0.1;gr=urn:uuid:1", pub)
+	assert.Equal(t, "sip:tgruu.1@127.0.0.1;gr", temp)
 
 	first := reg.requests()[0]
 	assert.Equal(t, "sip:127.0.0.1", first.URI.String())
