@@ -104,3 +104,58 @@ func TestSippOptionsToUserAgent(t *testing.T) {
 	require.NoError(t, p.Wait(ctx), "sipp:\n%s", p.Messages())
 	assert.Contains(t, p.Messages(), "SIP/2.0 200 OK")
 }
+
+// TestUserAgentCallsUserAgent: two of our UserAgents call each other
+// through Kamailio over UDP (407 on the INVITE, Record-Route followed).
+func TestUserAgentCallsUserAgent(t *testing.T) {
+	k := StartKamailio(t)
+	invs := make(chan *sip.Invitation, 1)
+	udpUser(t, k, "bob", sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {
+		assert.NoError(t, inv.Progress(context.Background(), sip.ProgressOptions{}))
+		assert.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
+		invs <- inv
+	}})
+	alice := udpUser(t, k, "alice", sip.UserAgentDelegate{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	call, err := sip.NewInviter(alice, "sip:bob@"+Domain, sip.InviterOptions{})
+	require.NoError(t, err)
+	require.NoError(t, call.Invite(ctx, sip.InviteOptions{}), k.Log())
+	inv := <-invs
+	require.Eventually(t, func() bool { return inv.State() == sip.SessionEstablished }, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, inv.Bye(ctx), "the callee hangs up, through the route set")
+	<-call.Done()
+	assert.Equal(t, sip.EndRemoteBye, call.EndReason().Cause)
+	noRouteSetViolations(t, k)
+}
+
+// TestRegistrationRefreshWithKamailio: with a short lifetime the
+// registration is refreshed before it expires, and stays reachable.
+func TestRegistrationRefreshWithKamailio(t *testing.T) {
+	k := StartKamailio(t)
+	ua, err := sip.NewUserAgent(sip.UserAgentOptions{
+		URI: "sip:dave@" + Domain, AuthorizationPassword: Users["dave"],
+		Transport: sip.TransportOptions{Server: server(k, transport.TCP)},
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, ua.Start(ctx))
+	defer ua.Stop(context.Background())
+	reg, err := sip.NewRegisterer(ua, sip.RegistererOptions{Expires: 4})
+	require.NoError(t, err)
+	require.NoError(t, reg.Register(ctx, sip.RegisterOptions{}))
+	// Lifetime 4 s: refreshed 2 s before it ends. Count the REGISTERs
+	// Kamailio logged for dave (two per round: 401, then credentials).
+	time.Sleep(5 * time.Second)
+	n := strings.Count(k.Log(), "REGISTER sip:"+Domain+" from") // every REGISTER is logged
+	assert.GreaterOrEqual(t, n, 4, "a refresh happened:\n%s", k.Log())
+	assert.Equal(t, sip.Registered, reg.State())
+	alice := startUser(t, k, "alice", Users["alice"], transport.UDP, sip.UserAgentDelegate{})
+	m, _ := sip.NewMessager(alice, "sip:dave@"+Domain, []byte("still there?"), "text/plain", sip.RequestOptions{})
+	// dave has no OnMessage: 405 from dave proves the binding is alive.
+	err = m.Message(ctx)
+	var re *sip.ResponseError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, 405, re.StatusCode)
+}
