@@ -73,13 +73,15 @@ func (ua *UserAgent) onInvite(tx *transaction.Server, req *message.Request, src 
 // Runs on the loop.
 func (ua *UserAgent) onCancel(tx *transaction.Server, req *message.Request) {
 	ist := ua.layer.MatchCancel(req)
-	inv := ua.invitations[ist]
-	if ist == nil || inv == nil {
+	if ist == nil {
 		ua.reply(tx, 481, "", nil)
 		return
 	}
+	// The CANCEL matched a transaction: 200, whatever happens to the
+	// INVITE. Once a final response went out, it changes nothing.
 	ua.reply(tx, 200, "", nil)
-	if inv.answered || inv.ended {
+	inv := ua.invitations[ist]
+	if inv == nil || inv.answered || inv.ended {
 		return
 	}
 	inv.answered = true

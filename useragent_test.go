@@ -313,3 +313,25 @@ func TestNotifyAndReferDelegates(t *testing.T) {
 	require.ErrorAs(t, err, &re)
 	assert.Equal(t, 405, re.StatusCode)
 }
+
+// TestSlowCallbackDoesNotStallTheStack: while a delegate callback takes
+// its time, the UserAgent goes on answering other requests.
+func TestSlowCallbackDoesNotStallTheStack(t *testing.T) {
+	release := make(chan struct{})
+	bob := startUA(t, "bob", UserAgentDelegate{OnMessage: func(r *IncomingRequest) {
+		<-release // a slow application
+		_ = r.Accept()
+	}})
+	alice := startUA(t, "alice", UserAgentDelegate{})
+	m, _ := NewMessager(alice, addr(bob), []byte("x"), "", RequestOptions{})
+	done := make(chan error, 1)
+	go func() { done <- m.Message(context.Background()) }()
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	resp, err := alice.Options(ctx5(t), addr(bob), RequestOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Less(t, time.Since(start), time.Second, "OPTIONS answered while the callback blocks")
+	close(release)
+	require.NoError(t, <-done)
+}
