@@ -325,3 +325,46 @@ func TestDefaultMediaIsWebRTC(t *testing.T) {
 	assert.Contains(t, string(inv.Request.Body), "UDP/TLS/RTP/SAVPF")
 	require.NoError(t, call.Bye(ctx5(t)))
 }
+
+// TestEarlyMedia: bob answers the offer in a 183 before he accepts; alice,
+// asking for early media, applies it at once, and the 200 repeats it.
+func TestEarlyMedia(t *testing.T) {
+	invs := make(chan *Invitation, 1)
+	proceed := make(chan struct{})
+	bob, _ := callUA(t, "bob", func(inv *Invitation) {
+		invs <- inv
+		assert.NoError(t, inv.Progress(context.Background(), ProgressOptions{EarlyMedia: true}))
+		<-proceed
+		assert.NoError(t, inv.Accept(context.Background(), AcceptOptions{}))
+	})
+	alice, aliceMedia := callUA(t, "alice", nil)
+	call, _ := NewInviter(alice, addr(bob), InviterOptions{EarlyMedia: true})
+	var early *message.Response
+	finals := make(chan *message.Response, 1)
+	applied := make(chan int, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- call.Invite(ctx5(t), InviteOptions{
+			OnProgress: func(r *message.Response) {
+				early = r
+				f := aliceMedia.last()
+				require.Eventually(t, func() bool { f.mu.Lock(); defer f.mu.Unlock(); return len(f.got) == 1 }, time.Second, 5*time.Millisecond)
+				applied <- 1
+			},
+			OnAccept: func(r *message.Response) { finals <- r },
+		})
+	}()
+	<-applied
+	close(proceed)
+	require.NoError(t, <-errc)
+	<-invs
+	assert.Equal(t, 183, early.StatusCode)
+	assert.NotEmpty(t, early.Body)
+	final := <-finals
+	assert.Equal(t, string(early.Body), string(final.Body), "the 200 repeats the early answer")
+	f := aliceMedia.last()
+	f.mu.Lock()
+	assert.Len(t, f.got, 1, "the answer is applied once")
+	f.mu.Unlock()
+	require.NoError(t, call.Bye(ctx5(t)))
+}

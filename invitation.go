@@ -22,6 +22,7 @@ type Invitation struct {
 	Flow transport.Flow
 
 	toTag string
+	early *media.Description // the answer sent early, repeated in the 200
 	// Owned by the event loop.
 	answered bool // a final response was sent
 }
@@ -34,6 +35,12 @@ type ProgressOptions struct {
 	Reason string
 	// ExtraHeaders are added to the response, as "Name: value".
 	ExtraHeaders []string
+	// EarlyMedia answers the INVITE's offer in this provisional response
+	// (183 by default then), so that media flows before the call is
+	// answered (RFC 3960's gateway model); Accept repeats the same answer.
+	EarlyMedia bool
+	// Media are the media options of the early answer.
+	Media media.Options
 }
 
 // AcceptOptions are the options of Accept.
@@ -111,12 +118,23 @@ func (inv *Invitation) Progress(ctx context.Context, opts ProgressOptions) error
 	code := opts.StatusCode
 	if code == 0 {
 		code = 180
+		if opts.EarlyMedia {
+			code = 183
+		}
 	}
 	if code <= 100 || code >= 200 {
 		return fmt.Errorf("%w: progress status %d", ErrBadOptions, code)
 	}
 	if err := checkExtraHeaders(opts.ExtraHeaders); err != nil {
 		return err
+	}
+	var early *media.Description
+	if opts.EarlyMedia && inv.handler != nil && len(inv.Request.Body) > 0 && inv.early == nil {
+		d, err := inv.answer(ctx, opts.Media)
+		if err != nil {
+			return err
+		}
+		early = &d
 	}
 	var err error
 	if cerr := inv.ua.call(ctx, func() {
@@ -128,6 +146,11 @@ func (inv *Invitation) Progress(ctx context.Context, opts ProgressOptions) error
 		inv.tagged(resp)
 		resp.Header.Add("Contact", inv.ua.contactAddress().String())
 		addExtra(&resp.Header, opts.ExtraHeaders)
+		if early != nil {
+			inv.early = early
+			resp.Header.Add("Content-Type", early.ContentType)
+			resp.Body = early.Body
+		}
 		err = inv.ua.respond(inv.ist, resp)
 	}); cerr != nil {
 		return cerr
@@ -171,18 +194,13 @@ func (inv *Invitation) Accept(ctx context.Context, opts AcceptOptions) error {
 	}
 	inv.mopts = opts.Media
 	var desc media.Description
-	if h := inv.handler; h != nil {
-		if len(inv.Request.Body) > 0 {
-			off := media.Description{ContentType: inv.Request.Header.MediaType(), Body: inv.Request.Body}
-			if err := h.SetDescription(ctx, off, opts.Media); err != nil {
-				_ = inv.Reject(488, "")
-				return fmt.Errorf("sip: offer: %w", err)
-			}
-		}
-		d, err := h.GetDescription(ctx, opts.Media)
+	switch {
+	case inv.early != nil:
+		desc = *inv.early // the early answer stands (RFC 3261 §13.3.1.4)
+	case inv.handler != nil:
+		d, err := inv.answer(ctx, opts.Media)
 		if err != nil {
-			_ = inv.Reject(500, "")
-			return fmt.Errorf("sip: answer: %w", err)
+			return err
 		}
 		desc = d
 	}
@@ -226,4 +244,24 @@ func (inv *Invitation) Accept(ctx context.Context, opts AcceptOptions) error {
 		return cerr
 	}
 	return err
+}
+
+// answer applies the INVITE's offer, if any, and returns the local
+// description (the answer, or an offer when the INVITE had none). On
+// failure the call is rejected (488, or 500).
+func (inv *Invitation) answer(ctx context.Context, mo media.Options) (media.Description, error) {
+	h := inv.handler
+	if len(inv.Request.Body) > 0 {
+		off := media.Description{ContentType: inv.Request.Header.MediaType(), Body: inv.Request.Body}
+		if err := h.SetDescription(ctx, off, mo); err != nil {
+			_ = inv.Reject(488, "")
+			return media.Description{}, fmt.Errorf("sip: offer: %w", err)
+		}
+	}
+	d, err := h.GetDescription(ctx, mo)
+	if err != nil {
+		_ = inv.Reject(500, "")
+		return media.Description{}, fmt.Errorf("sip: answer: %w", err)
+	}
+	return d, nil
 }

@@ -21,6 +21,11 @@ type InviterOptions struct {
 	// Offerless sends the INVITE without an offer: the offer comes in the
 	// 2xx and the answer goes in the ACK (RFC 3261 §13.2.1).
 	Offerless bool
+	// EarlyMedia applies an answer that arrives in a reliable or
+	// unreliable provisional response (183 Session Progress) at once, so
+	// that early media (ring-back tones, announcements) plays before the
+	// call is answered. Without it, only the 2xx's answer counts.
+	EarlyMedia bool
 }
 
 // InviteOptions are the options of one Invite call.
@@ -43,7 +48,8 @@ type Inviter struct {
 
 	// Owned by the event loop.
 	tx            *transaction.Client
-	provisional   bool // a provisional response has arrived: CANCEL may go
+	provisional   bool   // a provisional response has arrived: CANCEL may go
+	earlyApplied  []byte // the early answer applied, if any
 	cancelPending bool
 	cancelReason  string
 	result        chan error
@@ -115,7 +121,9 @@ func (i *Inviter) Invite(ctx context.Context, opts InviteOptions) error {
 	// Apply the answer (or, offerless, the offer was answered in the ACK
 	// already) off the event loop.
 	resp := <-answered
-	if i.handler != nil && len(resp.Body) > 0 && !i.opts.Offerless {
+	var early []byte
+	_ = i.ua.call(context.Background(), func() { early = i.earlyApplied })
+	if i.handler != nil && len(resp.Body) > 0 && !i.opts.Offerless && string(early) != string(resp.Body) {
 		d := media.Description{ContentType: resp.Header.MediaType(), Body: resp.Body}
 		if err := i.handler.SetDescription(ctx, d, i.opts.Media); err != nil {
 			_ = i.Bye(context.Background())
@@ -165,6 +173,13 @@ func (i *Inviter) onResponse(o *outgoing, resp *message.Response, opts InviteOpt
 	i.tx = i.ua.txOf(o)
 	switch {
 	case code < 200:
+		// Early media first, so that OnProgress sees it applied.
+		if i.opts.EarlyMedia && i.handler != nil && len(resp.Body) > 0 && i.earlyApplied == nil && !i.opts.Offerless {
+			i.earlyApplied = resp.Body
+			d := media.Description{ContentType: resp.Header.MediaType(), Body: resp.Body}
+			h, mo := i.handler, i.opts.Media
+			i.ua.cbq.push(func() { _ = h.SetDescription(context.Background(), d, mo) })
+		}
 		if code == 100 {
 			i.push(opts.OnTrying, resp)
 		} else {
@@ -174,6 +189,7 @@ func (i *Inviter) onResponse(o *outgoing, resp *message.Response, opts InviteOpt
 		if i.cancelPending {
 			i.sendCancel()
 		}
+
 	case code < 300:
 		d, ack, created, err := i.ua.dialogs.Ack2xx(o.req, resp, i.ua.ackVia())
 		if err != nil {
