@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real SIP peers the interop tests need (issue 6 lab):
-#   apt: Kamailio with its WebSocket and TLS modules, sipp (sip-tester);
+#   apt: Kamailio with its WebSocket and TLS modules, sipp (sip-tester),
+#        baresip (baresip-core);
 #   npm: SIP.js, JsSIP and ws into interop/node/node_modules, exactly as
 #        pinned by interop/node/package-lock.json (npm ci).
 # Idempotent and fast when everything is present: packages already installed
@@ -14,11 +15,15 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 say() { echo "interop/install.sh: $*"; }
 
-PACKAGES=(kamailio kamailio-websocket-modules kamailio-tls-modules sip-tester)
+PACKAGES=(kamailio kamailio-websocket-modules kamailio-tls-modules sip-tester baresip-core)
 # Node and npm come with the machine (CI: Node 20, npm 11); only when they
 # are absent are Debian's packages installed.
 command -v node >/dev/null || PACKAGES+=(nodejs)
 command -v npm >/dev/null || PACKAGES+=(npm)
+# Headless Chromium for the SIP.js-in-a-browser test (chromium.go): Debian's
+# package only, no browser is downloaded; skipped when one is in PATH or
+# SIPUA_CHROMIUM names one.
+[[ -n "${SIPUA_CHROMIUM:-}" ]] || command -v chromium >/dev/null || PACKAGES+=(chromium)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
