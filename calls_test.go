@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -367,4 +368,46 @@ func TestEarlyMedia(t *testing.T) {
 	assert.Len(t, f.got, 1, "the answer is applied once")
 	f.mu.Unlock()
 	require.NoError(t, call.Bye(ctx5(t)))
+}
+
+// TestInDialogInfoMessageDTMF: INFO, MESSAGE and SIP INFO DTMF inside a
+// call, both ways.
+func TestInDialogInfoMessageDTMF(t *testing.T) {
+	invs := make(chan *Invitation, 1)
+	got := make(chan string, 16)
+	bob, _ := callUA(t, "bob", func(inv *Invitation) {
+		inv.SetDelegate(SessionDelegate{
+			OnMessage: func(r *IncomingRequest) { got <- "message " + string(r.Request.Body) },
+			OnDTMF:    func(tone rune, d time.Duration) { got <- fmt.Sprintf("dtmf %c %v", tone, d) },
+		})
+		assert.NoError(t, inv.Accept(context.Background(), AcceptOptions{}))
+		invs <- inv
+	})
+	alice, _ := callUA(t, "alice", nil)
+	call, _ := NewInviter(alice, addr(bob), InviterOptions{})
+	call.SetDelegate(SessionDelegate{OnInfo: func(r *IncomingRequest) {
+		got <- "info " + string(r.Request.Body)
+		assert.NoError(t, r.Accept())
+	}})
+	require.NoError(t, call.Invite(ctx5(t), InviteOptions{}))
+	inv := <-invs
+	waitState(t, inv.Session, SessionEstablished)
+
+	require.NoError(t, call.Message(ctx5(t), "text/plain", []byte("in the call")))
+	assert.Equal(t, "message in the call", <-got)
+	require.NoError(t, call.SendDTMF(ctx5(t), "5#", 160*time.Millisecond, DTMFInfo))
+	assert.Equal(t, "dtmf 5 160ms", <-got)
+	assert.Equal(t, "dtmf # 160ms", <-got)
+	require.NoError(t, inv.Info(ctx5(t), "application/x-test", []byte("ping")))
+	assert.Equal(t, "info ping", <-got)
+	// Without OnInfo, a body bob cannot read is refused 415; without
+	// OnMessage, MESSAGE gets 405.
+	var re *ResponseError
+	require.ErrorAs(t, call.Info(ctx5(t), "application/x-unknown", []byte("?")), &re)
+	assert.Equal(t, 415, re.StatusCode)
+	require.ErrorAs(t, inv.Message(ctx5(t), "text/plain", []byte("x")), &re)
+	assert.Equal(t, 405, re.StatusCode)
+	assert.ErrorIs(t, call.SendDTMF(ctx5(t), "x", 0, DTMFInfo), ErrBadOptions)
+	require.NoError(t, call.Bye(ctx5(t)))
+	assert.ErrorIs(t, call.Info(ctx5(t), "text/plain", nil), ErrInvalidState)
 }

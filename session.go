@@ -105,6 +105,7 @@ type Session struct {
 	done chan struct{}
 
 	owner any // the *Inviter or *Invitation embedding the session
+	del   sessionDelegates
 
 	// Owned by the event loop.
 	d        *dialog.Dialog
@@ -204,8 +205,13 @@ func (s *Session) onRequest(tx *transaction.Server, req *message.Request, d *dia
 		// Session modification comes with the mid-call issue; until then
 		// the session stays as it is.
 		s.ua.reply(tx, 488, "", nil)
+	case "INFO", "MESSAGE":
+		s.onInfoOrMessage(
+			func(code int, edit func(*message.Response)) { s.ua.reply(tx, code, "", edit) },
+			func(f func(*IncomingRequest)) { s.ua.deliver(tx, req, tx.Source(), f) },
+			req)
 	default:
-		s.ua.reply(tx, 405, "", func(r *message.Response) { r.Header.Add("Allow", "ACK, BYE, CANCEL, INVITE") })
+		s.ua.reply(tx, 405, "", func(r *message.Response) { r.Header.Add("Allow", "ACK, BYE, CANCEL, INVITE, INFO, MESSAGE") })
 	}
 }
 
