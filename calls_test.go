@@ -411,3 +411,45 @@ func TestInDialogInfoMessageDTMF(t *testing.T) {
 	require.NoError(t, call.Bye(ctx5(t)))
 	assert.ErrorIs(t, call.Info(ctx5(t), "text/plain", nil), ErrInvalidState)
 }
+
+// TestHoldUnhold: re-INVITEs over real WebRTC handlers move the media
+// direction to sendonly/recvonly and back (RFC 3264 §8.4).
+func TestHoldUnhold(t *testing.T) {
+	mf := webrtc.NewFactory(webrtc.Config{LoopbackOnly: true})
+	start := func(name string, d UserAgentDelegate) *UserAgent {
+		ua, err := NewUserAgent(UserAgentOptions{URI: "sip:" + name + "@127.0.0.1", MediaFactory: mf, Delegate: d,
+			Transport: TransportOptions{Listen: []string{"udp://127.0.0.1:0"}}})
+		require.NoError(t, err)
+		require.NoError(t, ua.Start(ctx5(t)))
+		t.Cleanup(func() { _ = ua.Stop(context.Background()) })
+		return ua
+	}
+	invs := make(chan *Invitation, 1)
+	bob := start("bob", UserAgentDelegate{OnInvite: func(inv *Invitation) {
+		assert.NoError(t, inv.Accept(context.Background(), AcceptOptions{}))
+		invs <- inv
+	}})
+	alice := start("alice", UserAgentDelegate{})
+	call, err := NewInviter(alice, addr(bob), InviterOptions{})
+	require.NoError(t, err)
+	require.NoError(t, call.Invite(ctx5(t), InviteOptions{}))
+	inv := <-invs
+	waitState(t, inv.Session, SessionEstablished)
+	dir := func(s *Session) string { return s.MediaHandler().(*webrtc.Handler).Stats().Audio.Direction.String() }
+	assert.Equal(t, "sendrecv", dir(call.Session))
+
+	require.NoError(t, call.Hold(ctx5(t)))
+	assert.True(t, call.OnHold())
+	assert.Equal(t, "sendonly", dir(call.Session))
+	require.Eventually(t, func() bool { return dir(inv.Session) == "recvonly" }, 2*time.Second, 10*time.Millisecond)
+
+	require.NoError(t, call.Unhold(ctx5(t)))
+	assert.False(t, call.OnHold())
+	assert.Equal(t, "sendrecv", dir(call.Session))
+	require.Eventually(t, func() bool { return dir(inv.Session) == "sendrecv" }, 2*time.Second, 10*time.Millisecond)
+
+	// The callee re-INVITEs too.
+	require.NoError(t, inv.Reinvite(ctx5(t), ReinviteOptions{}))
+	require.NoError(t, call.Bye(ctx5(t)))
+	assert.ErrorIs(t, call.Hold(ctx5(t)), ErrInvalidState)
+}

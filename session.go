@@ -114,6 +114,9 @@ type Session struct {
 	ackWait  *dialog.AckWait
 	ackTimer *timerEntry
 	ended    bool
+	// re-INVITEs in progress: ours, and the peer's
+	reinviting, incomingReinvite bool
+	held                         bool // guarded by mu
 }
 
 func newSession(ua *UserAgent, incoming bool, mopts media.Options) (*Session, error) {
@@ -201,10 +204,11 @@ func (s *Session) onRequest(tx *transaction.Server, req *message.Request, d *dia
 	case "BYE":
 		s.ua.reply(tx, 200, "", nil)
 		s.terminate(EndReason{Cause: EndRemoteBye})
-	case "INVITE", "UPDATE":
-		// Session modification comes with the mid-call issue; until then
-		// the session stays as it is.
-		s.ua.reply(tx, 488, "", nil)
+	case "INVITE":
+		s.onReinvite(tx, req)
+	case "UPDATE":
+		// UPDATE (RFC 3311) is not supported yet.
+		s.ua.reply(tx, 501, "", func(r *message.Response) { r.Header.Add("Allow", "ACK, BYE, CANCEL, INVITE, INFO, MESSAGE") })
 	case "INFO", "MESSAGE":
 		s.onInfoOrMessage(
 			func(code int, edit func(*message.Response)) { s.ua.reply(tx, code, "", edit) },

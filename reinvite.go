@@ -1,0 +1,215 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/sipua/sip/internal/transaction"
+	"github.com/sipua/sip/media"
+	"github.com/sipua/sip/message"
+)
+
+// ReinviteOptions are the options of Session.Reinvite.
+type ReinviteOptions struct {
+	// Media are the media options of the new offer (Hold puts the call on
+	// hold).
+	Media media.Options
+	// ExtraHeaders are added to the re-INVITE, as "Name: value".
+	ExtraHeaders []string
+}
+
+// Reinvite modifies an established call (RFC 3261 §14): a re-INVITE with a
+// new offer, then the answer applied. It returns nil on a 2xx, a
+// *ResponseError otherwise (491 when the peer's own re-INVITE crossed
+// ours: try again later). A failed re-INVITE leaves the session as it was.
+func (s *Session) Reinvite(ctx context.Context, opts ReinviteOptions) error {
+	if err := checkExtraHeaders(opts.ExtraHeaders); err != nil {
+		return err
+	}
+	if st := s.State(); st != SessionEstablished {
+		return fmt.Errorf("%w: re-INVITE needs an established call (%v)", ErrInvalidState, st)
+	}
+	var offer *media.Description
+	if s.handler != nil {
+		d, err := s.handler.GetDescription(ctx, opts.Media)
+		if err != nil {
+			return fmt.Errorf("sip: offer: %w", err)
+		}
+		offer = &d
+	}
+	type result struct {
+		resp *message.Response
+		err  error
+	}
+	done := make(chan result, 1)
+	if err := s.ua.call(ctx, func() {
+		if s.d == nil || s.ended || s.State() != SessionEstablished {
+			done <- result{nil, fmt.Errorf("%w: re-INVITE needs an established call (%v)", ErrInvalidState, s.State())}
+			return
+		}
+		if s.reinviting || s.incomingReinvite {
+			done <- result{nil, fmt.Errorf("%w: a re-INVITE is in progress", ErrInvalidState)}
+			return
+		}
+		req, err := s.d.NewRequest("INVITE")
+		if err != nil {
+			done <- result{nil, err}
+			return
+		}
+		req.Header.Add("Contact", s.ua.contactAddress().String())
+		req.Header.Add("Allow", "ACK, BYE, CANCEL, INVITE, OPTIONS, INFO, MESSAGE")
+		addExtra(&req.Header, opts.ExtraHeaders)
+		if offer != nil {
+			req.Header.Add("Content-Type", offer.ContentType)
+			req.Body = offer.Body
+		}
+		s.reinviting = true
+		o := &outgoing{req: req}
+		o.rebuild = func(old *message.Request) *message.Request {
+			next := old.Clone()
+			s.d.LocalSeq++
+			next.Header.Set("CSeq", message.CSeq{Seq: s.d.LocalSeq, Method: "INVITE"}.String())
+			return next
+		}
+		o.onResponse = func(resp *message.Response) {
+			switch {
+			case resp.StatusCode < 200:
+			case resp.StatusCode < 300:
+				_, ack, _, err := s.ua.dialogs.Ack2xx(o.req, resp, s.ua.ackVia())
+				if err == nil {
+					s.ua.sendDirect(ack)
+				}
+				if !o.ended {
+					o.ended = true
+					s.reinviting = false
+					done <- result{resp, nil}
+				}
+			default:
+				if o.ended {
+					return
+				}
+				o.ended = true
+				s.reinviting = false
+				done <- result{resp, responseError(resp)}
+				if resp.StatusCode == 481 || resp.StatusCode == 408 {
+					s.terminate(EndReason{Cause: EndRemoteBye, StatusCode: resp.StatusCode})
+				}
+			}
+		}
+		o.onError = func(err error) {
+			s.reinviting = false
+			done <- result{nil, err}
+		}
+		if err := s.ua.send(o); err != nil {
+			s.reinviting = false
+			done <- result{nil, err}
+		}
+	}); err != nil {
+		return err
+	}
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
+	case <-s.ua.quit:
+		return ErrStopped
+	}
+	if r.err != nil {
+		if offer != nil && s.handler != nil {
+			// Give the handler back the state before the refused offer.
+			var re *ResponseError
+			if errors.As(r.err, &re) {
+				s.ua.log.Debug("sip: re-INVITE refused", "code", re.StatusCode)
+			}
+		}
+		return r.err
+	}
+	if s.handler != nil && len(r.resp.Body) > 0 {
+		d := media.Description{ContentType: r.resp.Header.MediaType(), Body: r.resp.Body}
+		if err := s.handler.SetDescription(ctx, d, opts.Media); err != nil {
+			return fmt.Errorf("sip: answer: %w", err)
+		}
+	}
+	s.mu.Lock()
+	s.held = opts.Media.Hold
+	s.mu.Unlock()
+	return nil
+}
+
+// Hold puts the call on hold: a re-INVITE offering sendonly media (RFC
+// 3264 §8.4). The hold state changes only when the peer accepts.
+func (s *Session) Hold(ctx context.Context) error {
+	mo := s.mopts
+	mo.Hold = true
+	return s.Reinvite(ctx, ReinviteOptions{Media: mo})
+}
+
+// Unhold takes the call off hold.
+func (s *Session) Unhold(ctx context.Context) error {
+	mo := s.mopts
+	mo.Hold = false
+	return s.Reinvite(ctx, ReinviteOptions{Media: mo})
+}
+
+// OnHold reports whether this side has put the call on hold.
+func (s *Session) OnHold() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held
+}
+
+// onReinvite answers a re-INVITE from the peer. Runs on the loop.
+func (s *Session) onReinvite(tx *transaction.Server, req *message.Request) {
+	if s.reinviting || s.incomingReinvite || s.ackWait != nil {
+		// Crossing re-INVITEs (RFC 3261 §14.2), or our 2xx unacknowledged.
+		s.ua.reply(tx, 491, "", nil)
+		return
+	}
+	s.incomingReinvite = true
+	h, mo := s.handler, s.mopts
+	answer := func(desc *media.Description, code int) {
+		s.ua.post(func() {
+			s.incomingReinvite = false
+			if s.ended {
+				return
+			}
+			if code != 200 {
+				s.ua.reply(tx, code, "", nil)
+				return
+			}
+			resp := s.ua.newResponse(req, 200, "")
+			resp.Header.Add("Contact", s.ua.contactAddress().String())
+			if desc != nil {
+				resp.Header.Add("Content-Type", desc.ContentType)
+				resp.Body = desc.Body
+			}
+			if err := s.ua.respond(tx, resp); err != nil {
+				return
+			}
+			s.ist = tx
+			s.waitAck(resp)
+		})
+	}
+	if h == nil {
+		answer(nil, 200)
+		return
+	}
+	s.ua.cbq.push(func() {
+		ctx := context.Background()
+		if len(req.Body) > 0 {
+			off := media.Description{ContentType: req.Header.MediaType(), Body: req.Body}
+			if err := h.SetDescription(ctx, off, mo); err != nil {
+				answer(nil, 488)
+				return
+			}
+		}
+		d, err := h.GetDescription(ctx, mo)
+		if err != nil {
+			answer(nil, 500)
+			return
+		}
+		answer(&d, 200)
+	})
+}
