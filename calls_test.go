@@ -453,3 +453,48 @@ func TestHoldUnhold(t *testing.T) {
 	require.NoError(t, call.Bye(ctx5(t)))
 	assert.ErrorIs(t, call.Hold(ctx5(t)), ErrInvalidState)
 }
+
+// TestBlindTransfer: alice, in a call with bob, transfers him to carol;
+// bob calls carol and reports the progress back by NOTIFY.
+func TestBlindTransfer(t *testing.T) {
+	carolCalls := make(chan *Invitation, 1)
+	carol, _ := callUA(t, "carol", func(inv *Invitation) {
+		assert.NoError(t, inv.Progress(context.Background(), ProgressOptions{}))
+		assert.NoError(t, inv.Accept(context.Background(), AcceptOptions{}))
+		carolCalls <- inv
+	})
+	transferred := make(chan *Inviter, 1)
+	bobCalls := make(chan *Invitation, 1)
+	bob, _ := callUA(t, "bob", func(inv *Invitation) {
+		inv.SetDelegate(SessionDelegate{OnRefer: func(r *Referral) {
+			assert.Equal(t, "carol", r.ReferTo.URI.User)
+			assert.Contains(t, r.ReferredBy, "sip:alice@")
+			call, err := r.Accept(context.Background(), InviterOptions{})
+			assert.NoError(t, err)
+			transferred <- call
+		}})
+		assert.NoError(t, inv.Accept(context.Background(), AcceptOptions{}))
+		bobCalls <- inv
+	})
+	alice, _ := callUA(t, "alice", nil)
+	call, _ := NewInviter(alice, addr(bob), InviterOptions{})
+	require.NoError(t, call.Invite(ctx5(t), InviteOptions{}))
+	bobSide := <-bobCalls
+	waitState(t, bobSide.Session, SessionEstablished)
+
+	progress := make(chan string, 8)
+	require.NoError(t, call.Refer(ctx5(t), addr(carol), ReferOptions{OnNotify: func(code int, final bool) {
+		progress <- fmt.Sprint(code, final)
+	}}))
+	assert.Equal(t, "100 false", <-progress)
+	assert.Equal(t, "180 false", <-progress)
+	assert.Equal(t, "200 true", <-progress)
+	newCall := <-transferred
+	carolSide := <-carolCalls
+	assert.Equal(t, SessionEstablished, newCall.State())
+	assert.Contains(t, carolSide.Request.Header.Get("Referred-By"), "sip:alice@")
+
+	require.NoError(t, call.Bye(ctx5(t)))
+	require.NoError(t, newCall.Bye(ctx5(t)))
+	<-carolSide.Done()
+}

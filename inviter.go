@@ -47,12 +47,15 @@ type Inviter struct {
 	opts   InviterOptions
 
 	// Owned by the event loop.
-	tx            *transaction.Client
-	provisional   bool   // a provisional response has arrived: CANCEL may go
-	earlyApplied  []byte // the early answer applied, if any
-	cancelPending bool
-	cancelReason  string
-	result        chan error
+	tx           *transaction.Client
+	provisional  bool   // a provisional response has arrived: CANCEL may go
+	earlyApplied []byte // the early answer applied, if any
+	// onLoopProgress, if set, sees provisional responses on the loop (a
+	// transferee reports them by NOTIFY in order).
+	onLoopProgress func(*message.Response)
+	cancelPending  bool
+	cancelReason   string
+	result         chan error
 }
 
 // NewInviter prepares a call from ua to target (a SIP URI).
@@ -184,6 +187,9 @@ func (i *Inviter) onResponse(o *outgoing, resp *message.Response, opts InviteOpt
 			i.push(opts.OnTrying, resp)
 		} else {
 			i.push(opts.OnProgress, resp)
+			if i.onLoopProgress != nil {
+				i.onLoopProgress(resp)
+			}
 		}
 		i.provisional = true
 		if i.cancelPending {

@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -117,6 +118,9 @@ type Session struct {
 	// re-INVITEs in progress: ours, and the peer's
 	reinviting, incomingReinvite bool
 	held                         bool // guarded by mu
+	referNotify                  func(code int, final bool)
+	notifyQueue                  []*message.Request
+	notifyBusy                   bool
 }
 
 func newSession(ua *UserAgent, incoming bool, mopts media.Options) (*Session, error) {
@@ -209,6 +213,14 @@ func (s *Session) onRequest(tx *transaction.Server, req *message.Request, d *dia
 	case "UPDATE":
 		// UPDATE (RFC 3311) is not supported yet.
 		s.ua.reply(tx, 501, "", func(r *message.Response) { r.Header.Add("Allow", "ACK, BYE, CANCEL, INVITE, INFO, MESSAGE") })
+	case "REFER":
+		s.onRefer(tx, req)
+	case "NOTIFY":
+		if ev, _, _ := req.Header.Event(); strings.EqualFold(ev.Value, "refer") {
+			s.onReferNotify(tx, req)
+			return
+		}
+		s.ua.reply(tx, 489, "", nil)
 	case "INFO", "MESSAGE":
 		s.onInfoOrMessage(
 			func(code int, edit func(*message.Response)) { s.ua.reply(tx, code, "", edit) },

@@ -23,6 +23,9 @@ type SessionDelegate struct {
 	// OnDTMF receives tones sent by SIP INFO (application/dtmf-relay or
 	// application/dtmf).
 	OnDTMF func(tone rune, duration time.Duration)
+	// OnRefer receives a REFER (transfer request). The callback accepts
+	// it (Referral.Accept calls the target) or rejects it. Nil: 603.
+	OnRefer func(r *Referral)
 }
 
 // sessionDelegates holds the delegate of a session under a lock, since

@@ -1,0 +1,234 @@
+package sip
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/sipua/sip/internal/transaction"
+	"github.com/sipua/sip/message"
+)
+
+// ReferOptions are the options of Session.Refer.
+type ReferOptions struct {
+	// OnNotify receives the progress of the transfer: the status code of
+	// each NOTIFY's sipfrag (100, 180, 200, 486 …), and whether it was
+	// the last one.
+	OnNotify func(code int, final bool)
+	// ExtraHeaders are added to the REFER, as "Name: value".
+	ExtraHeaders []string
+}
+
+// Refer asks the peer to call target (blind transfer, RFC 3515) and waits
+// for its answer to the REFER: nil when accepted (202 or 200), a
+// *ResponseError when refused. Progress then arrives through
+// opts.OnNotify; the application usually hangs up when it reports 200.
+func (s *Session) Refer(ctx context.Context, target string, opts ReferOptions) error {
+	u, err := parseTarget(target)
+	if err != nil {
+		return err
+	}
+	if err := checkExtraHeaders(opts.ExtraHeaders); err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	if err := s.ua.call(ctx, func() {
+		if s.d == nil || s.ended {
+			errc <- fmt.Errorf("%w: REFER needs an established call (%v)", ErrInvalidState, s.State())
+			return
+		}
+		req, err := s.d.NewRequest("REFER")
+		if err != nil {
+			errc <- err
+			return
+		}
+		req.Header.Add("Refer-To", "<"+u.String()+">")
+		req.Header.Add("Referred-By", "<"+s.ua.aor.String()+">")
+		req.Header.Add("Contact", s.ua.contactAddress().String())
+		addExtra(&req.Header, opts.ExtraHeaders)
+		s.referNotify = opts.OnNotify
+		o := &outgoing{req: req}
+		o.rebuild = func(old *message.Request) *message.Request {
+			next := old.Clone()
+			s.d.LocalSeq++
+			next.Header.Set("CSeq", message.CSeq{Seq: s.d.LocalSeq, Method: "REFER"}.String())
+			return next
+		}
+		o.onResponse = func(resp *message.Response) {
+			if resp.StatusCode < 200 || o.ended {
+				return
+			}
+			o.ended = true
+			if resp.StatusCode >= 300 {
+				errc <- responseError(resp)
+				return
+			}
+			errc <- nil
+		}
+		o.onError = func(err error) { errc <- err }
+		if err := s.ua.send(o); err != nil {
+			errc <- err
+		}
+	}); err != nil {
+		return err
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
+	case <-s.ua.quit:
+		return ErrStopped
+	}
+}
+
+// onReferNotify handles a NOTIFY of the refer event package in the
+// dialog (the transferee's progress). Runs on the loop.
+func (s *Session) onReferNotify(tx *transaction.Server, req *message.Request) {
+	code := sipfragCode(req.Body)
+	ss, _, _ := req.Header.SubscriptionState()
+	final := ss.Value == "terminated"
+	s.ua.reply(tx, 200, "", nil)
+	if f := s.referNotify; f != nil && code > 0 {
+		s.ua.cbq.push(func() { f(code, final) })
+	}
+}
+
+// sipfragCode reads the status code of a message/sipfrag status line.
+func sipfragCode(body []byte) int {
+	line, _, _ := strings.Cut(strings.TrimSpace(string(body)), "\n")
+	f := strings.Fields(line)
+	if len(f) >= 2 && strings.HasPrefix(strings.ToUpper(f[0]), "SIP/") {
+		if n, err := strconv.Atoi(f[1]); err == nil {
+			return n
+		}
+	}
+	return 0
+}
+
+// Referral is a REFER received in a call (the peer asks this side to call
+// someone else), given to SessionDelegate.OnRefer.
+type Referral struct {
+	// Request is the REFER.
+	Request *message.Request
+	// ReferTo is the target to call.
+	ReferTo message.Address
+	// ReferredBy is the Referred-By address, if any.
+	ReferredBy string
+
+	s  *Session
+	tx *transaction.Server
+}
+
+// Reject refuses the transfer with code (default 603).
+func (r *Referral) Reject(code int, reason string) error {
+	if code == 0 {
+		code = 603
+	}
+	return r.s.ua.call(context.Background(), func() { r.s.ua.reply(r.tx, code, reason, nil) })
+}
+
+// Accept accepts the transfer (202), calls the Refer-To target with a new
+// Inviter, and reports the call's progress to the transferor by NOTIFY
+// (message/sipfrag, RFC 3515). It returns the new call once it is
+// answered, or the error that ended it.
+func (r *Referral) Accept(ctx context.Context, opts InviterOptions) (*Inviter, error) {
+	if err := r.s.ua.call(ctx, func() {
+		r.s.ua.reply(r.tx, 202, "", nil)
+		r.s.sendReferNotify(100, "Trying", false)
+	}); err != nil {
+		return nil, err
+	}
+	if rb := r.ReferredBy; rb != "" {
+		opts.ExtraHeaders = append(opts.ExtraHeaders, "Referred-By: "+rb)
+	}
+	call, err := NewInviter(r.s.ua, r.ReferTo.URI.String(), opts)
+	if err != nil {
+		_ = r.s.ua.call(ctx, func() { r.s.sendReferNotify(503, "Service Unavailable", true) })
+		return nil, err
+	}
+	call.onLoopProgress = func(resp *message.Response) { r.s.sendReferNotify(resp.StatusCode, resp.Reason, false) }
+	err = call.Invite(ctx, InviteOptions{})
+	code, reason := 200, "OK"
+	if err != nil {
+		code, reason = 487, "Request Terminated"
+		if re, ok := err.(*ResponseError); ok {
+			code, reason = re.StatusCode, re.Reason
+		}
+	}
+	_ = r.s.ua.call(context.Background(), func() { r.s.sendReferNotify(code, reason, true) })
+	if err != nil {
+		return nil, err
+	}
+	return call, nil
+}
+
+// sendReferNotify reports transfer progress in the referring dialog.
+// Runs on the loop.
+func (s *Session) sendReferNotify(code int, reason string, final bool) {
+	if s.d == nil || s.ended {
+		return
+	}
+	n, err := s.d.NewRequest("NOTIFY")
+	if err != nil {
+		return
+	}
+	n.Header.Add("Event", "refer")
+	if final {
+		n.Header.Add("Subscription-State", "terminated;reason=noresource")
+	} else {
+		n.Header.Add("Subscription-State", "active;expires=60")
+	}
+	n.Header.Add("Contact", s.ua.contactAddress().String())
+	n.Header.Add("Content-Type", "message/sipfrag;version=2.0")
+	n.Body = []byte("SIP/2.0 " + strconv.Itoa(code) + " " + reason + "\r\n")
+	s.notifyQueue = append(s.notifyQueue, n)
+	s.nextNotify()
+}
+
+// nextNotify sends the next queued NOTIFY once the previous one is
+// answered: NOTIFYs of one subscription go one at a time (RFC 6665
+// §4.2.2), so they arrive in order. Runs on the loop.
+func (s *Session) nextNotify() {
+	if s.notifyBusy || len(s.notifyQueue) == 0 {
+		return
+	}
+	n := s.notifyQueue[0]
+	s.notifyQueue = s.notifyQueue[1:]
+	s.notifyBusy = true
+	done := func() {
+		s.notifyBusy = false
+		s.nextNotify()
+	}
+	o := &outgoing{req: n}
+	o.onResponse = func(resp *message.Response) {
+		if resp.StatusCode >= 200 && !o.ended {
+			o.ended = true
+			done()
+		}
+	}
+	o.onError = func(error) { done() }
+	if err := s.ua.send(o); err != nil {
+		done()
+	}
+}
+
+// onRefer handles a REFER in the dialog. Runs on the loop.
+func (s *Session) onRefer(tx *transaction.Server, req *message.Request) {
+	f := s.delegate().OnRefer
+	if f == nil {
+		s.ua.reply(tx, 603, "", nil)
+		return
+	}
+	to, err := req.Header.ReferTo()
+	if err != nil {
+		s.ua.reply(tx, 400, "Bad Refer-To", nil)
+		return
+	}
+	r := &Referral{Request: req, ReferTo: to, s: s, tx: tx}
+	if rb, ok := req.Header.Lookup("Referred-By"); ok {
+		r.ReferredBy = rb
+	}
+	s.ua.cbq.push(func() { f(r) })
+}
