@@ -498,3 +498,23 @@ func TestBlindTransfer(t *testing.T) {
 	require.NoError(t, newCall.Bye(ctx5(t)))
 	<-carolSide.Done()
 }
+
+// TestProvisionalAndFinalShareTheToTag: the 180 and the 200 to one INVITE
+// carry the same To tag (one dialog, RFC 3261 §12.1.1).
+func TestProvisionalAndFinalShareTheToTag(t *testing.T) {
+	bob, _ := callUA(t, "bob", func(inv *Invitation) {
+		assert.NoError(t, inv.Progress(context.Background(), ProgressOptions{}))
+		assert.NoError(t, inv.Accept(context.Background(), AcceptOptions{}))
+	})
+	alice, _ := callUA(t, "alice", nil)
+	call, _ := NewInviter(alice, addr(bob), InviterOptions{})
+	tags := make(chan string, 2)
+	require.NoError(t, call.Invite(ctx5(t), InviteOptions{
+		OnProgress: func(r *message.Response) { tags <- r.Header.ToTag() },
+		OnAccept:   func(r *message.Response) { tags <- r.Header.ToTag() },
+	}))
+	t180, t200 := <-tags, <-tags
+	assert.NotEmpty(t, t180)
+	assert.Equal(t, t180, t200)
+	require.NoError(t, call.Bye(ctx5(t)))
+}

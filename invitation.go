@@ -142,7 +142,7 @@ func (inv *Invitation) Progress(ctx context.Context, opts ProgressOptions) error
 			err = fmt.Errorf("%w: already answered", ErrInvalidState)
 			return
 		}
-		resp := inv.ua.newResponse(inv.Request, code, opts.Reason)
+		resp := inv.ua.newResponseTag(inv.Request, code, opts.Reason, inv.toTag)
 		inv.tagged(resp)
 		resp.Header.Add("Contact", inv.ua.contactAddress().String())
 		addExtra(&resp.Header, opts.ExtraHeaders)
@@ -173,7 +173,7 @@ func (inv *Invitation) Reject(code int, reason string) error {
 			return
 		}
 		inv.answered = true
-		resp := inv.ua.newResponse(inv.Request, code, reason)
+		resp := inv.ua.newResponseTag(inv.Request, code, reason, inv.toTag)
 		inv.tagged(resp)
 		err = inv.ua.respond(inv.ist, resp)
 		delete(inv.ua.invitations, inv.ist)
@@ -211,7 +211,7 @@ func (inv *Invitation) Accept(ctx context.Context, opts AcceptOptions) error {
 			return
 		}
 		inv.answered = true
-		resp := inv.ua.newResponse(inv.Request, 200, "")
+		resp := inv.ua.newResponseTag(inv.Request, 200, "", inv.toTag)
 		inv.tagged(resp)
 		resp.Header.Add("Contact", inv.ua.contactAddress().String())
 		resp.Header.Add("Allow", "ACK, BYE, CANCEL, INVITE, OPTIONS")

@@ -632,7 +632,13 @@ func (ua *UserAgent) respondStateless(req *message.Request, flow transport.Flow,
 
 // newResponse builds a response with the UserAgent's Server header.
 func (ua *UserAgent) newResponse(req *message.Request, code int, reason string) *message.Response {
-	resp := message.NewResponse(req, code, reason, "")
+	return ua.newResponseTag(req, code, reason, "")
+}
+
+// newResponseTag is newResponse with the To tag to add (a dialog's; ""
+// for a new random one).
+func (ua *UserAgent) newResponseTag(req *message.Request, code int, reason, toTag string) *message.Response {
+	resp := message.NewResponse(req, code, reason, toTag)
 	if ua.opts.UserAgentString != "-" {
 		resp.Header.Add("Server", ua.opts.UserAgentString)
 	}

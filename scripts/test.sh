@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 STATICCHECK_VERSION="v0.8.2" # staticcheck 2026.2.2; supports Go 1.26
-FUZZ_TARGETS=("./message FuzzParse" "./message FuzzURI" "./digest FuzzParseChallenge")
+FUZZ_TARGETS=("./message FuzzParse" "./message FuzzURI" "./siptest/replay FuzzReadTrace" "./digest FuzzParseChallenge")
 FUZZTIME="${FUZZTIME:-15s}"
 
 step() { printf '==> %s\n' "$*"; }

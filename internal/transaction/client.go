@@ -116,7 +116,9 @@ func (c *Client) receiveInvite(resp *message.Response, code int, now time.Time, 
 			c.retrans.stop()
 			c.timeout.stop()
 			c.ack = NewAckForFailure(c.req, resp)
-			out = append(out, Action{Kind: PassUp, Msg: resp}, Action{Kind: Send, Msg: c.ack})
+			// The ACK goes first: the TU may send a new INVITE at once
+			// (after a 401/407), which should follow it on the wire.
+			out = append(out, Action{Kind: Send, Msg: c.ack}, Action{Kind: PassUp, Msg: resp})
 			if c.reliable {
 				return c.terminate(out)
 			}

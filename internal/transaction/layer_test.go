@@ -90,7 +90,7 @@ func TestLayerClientFlow(t *testing.T) {
 
 	l.Receive(respTo(req, 180), "proxy", false, t0.Add(time.Second))
 	l.Receive(respTo(req, 486), "proxy", false, t0.Add(2*time.Second))
-	assert.Equal(t, []string{"response 180 tx=true", "response 486 tx=true", "send ACK to proxy"}, rec.take())
+	assert.Equal(t, []string{"response 180 tx=true", "send ACK to proxy", "response 486 tx=true"}, rec.take())
 
 	// A response for another branch or method matches nothing.
 	other := respTo(newReq(t, "INVITE", "z9hG4bKzz"), 200)

@@ -118,12 +118,12 @@ func TestInviteClientFailureResponse(t *testing.T) {
 		fail := respTo(req, 486)
 		acts = c.Receive(fail, t0.Add(time.Second), nil)
 		if reliable {
-			assert.Equal(t, "PassUp 486, Send ACK, Terminate", describe(acts))
+			assert.Equal(t, "Send ACK, PassUp 486, Terminate", describe(acts))
 			continue
 		}
-		assert.Equal(t, "PassUp 486, Send ACK", describe(acts))
+		assert.Equal(t, "Send ACK, PassUp 486", describe(acts))
 		assert.Equal(t, Completed, c.State())
-		ack := acts[1].Msg.(*message.Request)
+		ack := acts[0].Msg.(*message.Request)
 		assert.Equal(t, "ACK sip:bob@example.com SIP/2.0", strings.SplitN(ack.String(), "\r\n", 2)[0])
 		assert.Equal(t, "tt", ack.Header.ToTag())
 		assert.Equal(t, "ft", ack.Header.FromTag())
