@@ -145,8 +145,8 @@ func (i *Inviter) start(req *message.Request, opts InviteOptions, answered chan<
 		if errors.Is(err, ErrTimeout) {
 			cause = EndTimeout
 		}
-		i.finish(err)
 		i.terminate(EndReason{Cause: cause, Err: err})
+		i.finish(err)
 	}
 	if err := i.ua.send(o); err != nil {
 		i.terminate(EndReason{Cause: EndTransport, Err: err})
@@ -220,8 +220,8 @@ func (i *Inviter) onResponse(o *outgoing, resp *message.Response, opts InviteOpt
 			// CANCEL: acknowledged, then ended (RFC 3261 §13.2.2.4, §9.1).
 			i.ua.byeDialog(d)
 			if d2 := i.d; d2 == nil && i.cancelPending {
-				i.finish(fmt.Errorf("%w: answered while canceling", ErrCanceled))
 				i.terminate(EndReason{Cause: EndCanceled})
+				i.finish(fmt.Errorf("%w: answered while canceling", ErrCanceled))
 			}
 		}
 	default:
@@ -235,12 +235,12 @@ func (i *Inviter) onResponse(o *outgoing, resp *message.Response, opts InviteOpt
 			i.push(opts.OnReject, resp)
 		}
 		if i.cancelPending && code == 487 {
-			i.finish(fmt.Errorf("%w: %w", ErrCanceled, responseError(resp)))
 			i.terminate(EndReason{Cause: EndCanceled, StatusCode: code})
+			i.finish(fmt.Errorf("%w: %w", ErrCanceled, responseError(resp)))
 			return
 		}
-		i.finish(responseError(resp))
 		i.terminate(EndReason{Cause: EndRejected, StatusCode: code})
+		i.finish(responseError(resp))
 	}
 }
 
@@ -269,8 +269,8 @@ func (i *Inviter) answerInAck(resp *message.Response, ack *message.Request, answ
 			i.confirm(dd)
 			if err != nil {
 				i.sendBye(nil)
-				i.finish(fmt.Errorf("sip: offer in 2xx: %w", err))
 				i.terminate(EndReason{Cause: EndLocalBye, Err: err})
+				i.finish(fmt.Errorf("sip: offer in 2xx: %w", err))
 				return
 			}
 			i.setState(SessionEstablished)
