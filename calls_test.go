@@ -386,8 +386,8 @@ func TestInDialogInfoMessageDTMF(t *testing.T) {
 	alice, _ := callUA(t, "alice", nil)
 	call, _ := NewInviter(alice, addr(bob), InviterOptions{})
 	call.SetDelegate(SessionDelegate{OnInfo: func(r *IncomingRequest) {
-		got <- "info " + string(r.Request.Body)
 		assert.NoError(t, r.Accept())
+		got <- "info " + string(r.Request.Body)
 	}})
 	require.NoError(t, call.Invite(ctx5(t), InviteOptions{}))
 	inv := <-invs
