@@ -15,7 +15,13 @@
 // StartPeer starts a SIP.js or JsSIP user agent under Node (node/, see
 // node/README.md for the JSON-lines protocol): the test sends it commands
 // (Peer.Do) and waits for its events (Peer.Expect, Peer.WaitEvent).
-// StartSipp runs a sipp scenario from sipp/. Every process is stopped by
-// PID when its test ends, and its log and SIP trace are printed when the
-// test fails.
+// StartSipp runs a sipp scenario from sipp/. StartBaresip runs baresip
+// (plain RTP) driven over ctrl_tcp (baresip/README.md). StartChromium and
+// StartBrowserPeer run SIP.js in headless Chromium with real WebRTC
+// (web/README.md). Every process is stopped by PID when its test ends, and
+// its log and SIP trace are printed when the test fails.
+//
+// TestRecordTraces (record_test.go) records testdata/traces from these
+// peers when SIPUA_RECORD=1, and otherwise checks the committed traces,
+// which the root package's replay tests play against our UserAgent.
 package interop
