@@ -518,3 +518,62 @@ func TestProvisionalAndFinalShareTheToTag(t *testing.T) {
 	assert.Equal(t, t180, t200)
 	require.NoError(t, call.Bye(ctx5(t)))
 }
+
+// TestAttendedTransfer: alice talks to bob, then consults carol; she
+// transfers bob to carol with Replaces, so carol's call with bob takes
+// the place of her call with alice (RFC 3891, RFC 5589).
+func TestAttendedTransfer(t *testing.T) {
+	carolCalls := make(chan *Invitation, 2)
+	carol, _ := callUA(t, "carol", func(inv *Invitation) {
+		assert.NoError(t, inv.Accept(context.Background(), AcceptOptions{}))
+		carolCalls <- inv
+	})
+	bobCalls := make(chan *Invitation, 1)
+	transferred := make(chan *Inviter, 1)
+	bob, _ := callUA(t, "bob", func(inv *Invitation) {
+		inv.SetDelegate(SessionDelegate{OnRefer: func(r *Referral) {
+			call, err := r.Accept(context.Background(), InviterOptions{})
+			assert.NoError(t, err)
+			transferred <- call
+		}})
+		assert.NoError(t, inv.Accept(context.Background(), AcceptOptions{}))
+		bobCalls <- inv
+	})
+	alice, _ := callUA(t, "alice", nil)
+
+	toBob, _ := NewInviter(alice, addr(bob), InviterOptions{})
+	require.NoError(t, toBob.Invite(ctx5(t), InviteOptions{}))
+	<-bobCalls
+	toCarol, _ := NewInviter(alice, addr(carol), InviterOptions{})
+	require.NoError(t, toCarol.Invite(ctx5(t), InviteOptions{}))
+	consult := <-carolCalls
+	waitState(t, consult.Session, SessionEstablished)
+
+	done := make(chan struct{})
+	require.NoError(t, toBob.ReferReplacing(ctx5(t), toCarol.Session, ReferOptions{OnNotify: func(code int, final bool) {
+		if final {
+			assert.Equal(t, 200, code)
+			close(done)
+		}
+	}}))
+	<-done
+	bobToCarol := <-transferred
+	replacing := <-carolCalls
+	assert.Same(t, consult.Session, replacing.Replaces)
+	assert.Contains(t, replacing.Request.Header.Get("Replaces"), consult.Request.Header.CallID())
+	<-consult.Done()
+	assert.Equal(t, EndReplaced, consult.EndReason().Cause)
+	<-toCarol.Done()
+	assert.Equal(t, EndRemoteBye, toCarol.EndReason().Cause, "carol hung up on alice")
+	assert.Equal(t, SessionEstablished, bobToCarol.State())
+
+	require.NoError(t, toBob.Bye(ctx5(t)))
+	require.NoError(t, bobToCarol.Bye(ctx5(t)))
+	<-replacing.Done()
+
+	// A Replaces that names no call of carol's is refused 481.
+	bad, _ := NewInviter(alice, addr(carol), InviterOptions{ExtraHeaders: []string{"Replaces: nope;to-tag=a;from-tag=b"}})
+	var re *ResponseError
+	require.ErrorAs(t, bad.Invite(ctx5(t), InviteOptions{}), &re)
+	assert.Equal(t, 481, re.StatusCode)
+}

@@ -20,6 +20,10 @@ type Invitation struct {
 	Request *message.Request
 	// Flow is where it came from.
 	Flow transport.Flow
+	// Replaces is the call this one replaces (an INVITE with a Replaces
+	// header, RFC 3891: attended transfer, call pickup), or nil. When the
+	// invitation is accepted, the replaced call is ended with BYE.
+	Replaces *Session
 
 	toTag string
 	early *media.Description // the answer sent early, repeated in the 200
@@ -54,12 +58,28 @@ type AcceptOptions struct {
 
 // onInvite is the UAS core's handling of a new INVITE. Runs on the loop.
 func (ua *UserAgent) onInvite(tx *transaction.Server, req *message.Request, src any, f func(*Invitation)) {
+	// RFC 3891: an INVITE that replaces one of our calls (attended
+	// transfer, call pickup) must name a dialog we have.
+	var replaced *Session
+	if r, ok, err := req.Header.Replaces(); ok {
+		if err != nil {
+			ua.reply(tx, 400, "Bad Replaces", nil)
+			return
+		}
+		id := dialog.ID{CallID: r.CallID, LocalTag: r.ToTag, RemoteTag: r.FromTag}
+		old, _ := ua.usages[id].(*Session)
+		if old == nil || old.ended || (r.EarlyOnly && old.State() == SessionEstablished) {
+			ua.reply(tx, 481, "", nil)
+			return
+		}
+		replaced = old
+	}
 	s, err := newSession(ua, true, media.Options{})
 	if err != nil {
 		ua.reply(tx, 500, "", nil)
 		return
 	}
-	inv := &Invitation{Session: s, Request: req, toTag: message.NewTag()}
+	inv := &Invitation{Session: s, Request: req, toTag: message.NewTag(), Replaces: replaced}
 	s.owner = inv
 	if flow, ok := src.(transport.Flow); ok {
 		inv.Flow = flow
@@ -240,6 +260,10 @@ func (inv *Invitation) Accept(ctx context.Context, opts AcceptOptions) error {
 		inv.ua.dialogs.Add(d)
 		inv.confirm(d)
 		inv.waitAck(resp)
+		if old := inv.Replaces; old != nil && !old.ended && old.d != nil {
+			old.sendBye(nil)
+			old.terminate(EndReason{Cause: EndReplaced})
+		}
 	}); cerr != nil {
 		return cerr
 	}

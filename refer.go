@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -83,6 +84,47 @@ func (s *Session) Refer(ctx context.Context, target string, opts ReferOptions) e
 	}
 }
 
+// ReferReplacing asks the peer of s to call the party of other, replacing
+// other's call (attended transfer, RFC 3891 and RFC 5589): the REFER's
+// Refer-To names other's remote target with a Replaces header, so the
+// party of other takes the new call in place of its call with us. Both
+// of this side's calls are usually hung up once OnNotify reports 200.
+func (s *Session) ReferReplacing(ctx context.Context, other *Session, opts ReferOptions) error {
+	var target string
+	if err := s.ua.call(ctx, func() {
+		if other.d == nil || other.ended {
+			return
+		}
+		u := other.d.RemoteTarget()
+		// The Replaces names the dialog as the receiver of the INVITE
+		// sees it: its local tag is our remote tag.
+		id := other.d.ID
+		rep := message.Replaces{CallID: id.CallID, ToTag: id.RemoteTag, FromTag: id.LocalTag}
+		u.Headers = "Replaces=" + escapeHeaderValue(rep.String())
+		target = u.String()
+	}); err != nil {
+		return err
+	}
+	if target == "" {
+		return fmt.Errorf("%w: the other call is not established", ErrInvalidState)
+	}
+	return s.Refer(ctx, target, opts)
+}
+
+// escapeHeaderValue %-escapes a value for a URI headers component.
+func escapeHeaderValue(v string) string {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') || strings.IndexByte("-_.!~*'()[]/?:+$", c) >= 0 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
 // onReferNotify handles a NOTIFY of the refer event package in the
 // dialog (the transferee's progress). Runs on the loop.
 func (s *Session) onReferNotify(tx *transaction.Server, req *message.Request) {
@@ -143,7 +185,20 @@ func (r *Referral) Accept(ctx context.Context, opts InviterOptions) (*Inviter, e
 	if rb := r.ReferredBy; rb != "" {
 		opts.ExtraHeaders = append(opts.ExtraHeaders, "Referred-By: "+rb)
 	}
-	call, err := NewInviter(r.s.ua, r.ReferTo.URI.String(), opts)
+	// Headers in the Refer-To URI (e.g. Replaces, for an attended
+	// transfer) go into the INVITE (RFC 3261 §19.1.5).
+	target := r.ReferTo.URI
+	for _, kv := range strings.Split(target.Headers, "&") {
+		name, value, ok := strings.Cut(kv, "=")
+		if !ok || name == "" {
+			continue
+		}
+		if v, err := url.PathUnescape(value); err == nil {
+			opts.ExtraHeaders = append(opts.ExtraHeaders, name+": "+v)
+		}
+	}
+	target.Headers = ""
+	call, err := NewInviter(r.s.ua, target.String(), opts)
 	if err != nil {
 		_ = r.s.ua.call(ctx, func() { r.s.sendReferNotify(503, "Service Unavailable", true) })
 		return nil, err

@@ -67,11 +67,13 @@ const (
 	EndTransport
 	// EndStopped: the UserAgent stopped.
 	EndStopped
+	// EndReplaced: another call took this one's place (RFC 3891).
+	EndReplaced
 )
 
 func (c EndCause) String() string {
 	return [...]string{"none", "local BYE", "remote BYE", "canceled", "remote CANCEL", "rejected",
-		"timeout", "no ACK", "transport failure", "user agent stopped"}[c]
+		"timeout", "no ACK", "transport failure", "user agent stopped", "replaced"}[c]
 }
 
 // EndReason tells why and how a session ended.
