@@ -333,7 +333,9 @@ func oneLine(s string) string {
 }
 
 func validFieldName(s string) bool {
-	if s == "" {
+	// A letter first: a name starting with "-" would be written as a
+	// line that reads back as a message marker.
+	if s == "" || !(s[0] >= 'A' && s[0] <= 'Z' || s[0] >= 'a' && s[0] <= 'z') {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
