@@ -159,3 +159,33 @@ func TestRegistrationRefreshWithKamailio(t *testing.T) {
 	require.ErrorAs(t, err, &re)
 	assert.Equal(t, 405, re.StatusCode)
 }
+
+// TestSippReinviteAndInfo: a sipp UAC calls our UserAgent, puts the call
+// on hold and back with re-INVITEs, sends a DTMF digit by INFO, and hangs
+// up.
+func TestSippReinviteAndInfo(t *testing.T) {
+	digits := make(chan rune, 1)
+	invs := make(chan *sip.Invitation, 1)
+	ua, err := sip.NewUserAgent(sip.UserAgentOptions{
+		URI:          "sip:frank@127.0.0.1",
+		Transport:    sip.TransportOptions{Listen: []string{"udp://127.0.0.1:0"}},
+		MediaFactory: func(media.SessionInfo) (media.Handler, error) { return fixedSDP{}, nil },
+		Delegate: sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {
+			inv.SetDelegate(sip.SessionDelegate{OnDTMF: func(tone rune, _ time.Duration) { digits <- tone }})
+			assert.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
+			invs <- inv
+		}},
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, ua.Start(ctx))
+	defer ua.Stop(context.Background())
+	p := StartSipp(t, SippConfig{Scenario: "uac-reinvite-info.xml", Remote: ua.ContactURI().HostPort(), Service: "frank", Timeout: 15 * time.Second})
+	require.NoError(t, p.Wait(ctx), "sipp:\n%s", p.Messages())
+	inv := <-invs
+	assert.Equal(t, '7', <-digits)
+	<-inv.Done()
+	assert.Equal(t, sip.EndRemoteBye, inv.EndReason().Cause)
+	assert.GreaterOrEqual(t, strings.Count(p.Messages(), "CSeq: 2 INVITE"), 2, "the re-INVITE was sent and answered")
+}
