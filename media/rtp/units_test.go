@@ -1,0 +1,271 @@
+package rtp
+
+import (
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// popAll pops until the buffer says there is nothing to play and returns
+// what came out: the sequence numbers played (low 16 bits), -1 for a gap.
+func popAll(j *jitterBuffer) []int {
+	var out []int
+	for {
+		e, k := j.pop()
+		switch k {
+		case jbNone:
+			return out
+		case jbGap:
+			out = append(out, -1)
+		default:
+			out = append(out, int(uint16(e.ext)))
+		}
+	}
+}
+
+func payload(b byte) []byte { return []byte{b, b} }
+
+// TestJitterBufferReorders: packets pushed out of order come out in
+// sequence once the buffer holds its depth.
+func TestJitterBufferReorders(t *testing.T) {
+	j := newJitterBuffer(3, 12)
+	for _, seq := range []uint16{101, 100} {
+		j.push(seq, uint32(seq)*160, PCMU, payload(byte(seq)))
+	}
+	_, k := j.pop()
+	assert.Equal(t, jbNone, k, "buffering: fewer packets than the depth")
+	for _, seq := range []uint16{104, 102, 103} {
+		j.push(seq, uint32(seq)*160, PCMU, payload(byte(seq)))
+	}
+	assert.Equal(t, []int{100, 101, 102, 103, 104}, popAll(j))
+
+	// It ran dry: it buffers again before playing.
+	j.push(105, 0, PCMU, payload(1))
+	_, k = j.pop()
+	assert.Equal(t, jbNone, k)
+	j.push(107, 0, PCMU, payload(1))
+	j.push(106, 0, PCMU, payload(1))
+	assert.Equal(t, []int{105, 106, 107}, popAll(j))
+}
+
+// TestJitterBufferGapsAndLate: a missing packet becomes a gap in its
+// slot; when it comes after its slot it is dropped as late; a duplicate
+// is dropped; a packet without audio plays as a gap.
+func TestJitterBufferGapsAndLate(t *testing.T) {
+	j := newJitterBuffer(2, 10)
+	j.push(10, 0, PCMU, payload(1))
+	j.push(12, 0, PCMU, payload(1))
+	j.push(13, 0, PCMU, nil) // e.g. telephone-event
+	j.push(12, 0, PCMU, payload(1))
+	assert.Equal(t, uint64(1), j.dropped, "the duplicate")
+	e, k := j.pop()
+	assert.Equal(t, jbAudio, k)
+	assert.Equal(t, uint16(10), uint16(e.ext))
+	_, k = j.pop()
+	assert.Equal(t, jbGap, k, "11 is missing")
+	j.push(11, 0, PCMU, payload(1))
+	assert.Equal(t, uint64(1), j.late, "11 came after its slot")
+	e, k = j.pop()
+	assert.Equal(t, jbAudio, k)
+	assert.Equal(t, uint16(12), uint16(e.ext))
+	_, k = j.pop()
+	assert.Equal(t, jbGap, k, "13 carries no audio")
+	assert.Zero(t, j.len())
+}
+
+// TestJitterBufferBounded: the buffer never holds more than its bound;
+// the oldest packets go and playout skips ahead.
+func TestJitterBufferBounded(t *testing.T) {
+	j := newJitterBuffer(2, 5)
+	for seq := uint16(0); seq < 20; seq++ {
+		j.push(seq, 0, PCMU, payload(1))
+		assert.LessOrEqual(t, j.len(), 5)
+	}
+	assert.Equal(t, uint64(15), j.dropped)
+	assert.Equal(t, []int{15, 16, 17, 18, 19}, popAll(j))
+}
+
+// TestJitterBufferWraps: the 16-bit sequence number wraps around, in and
+// out of order.
+func TestJitterBufferWraps(t *testing.T) {
+	j := newJitterBuffer(4, 10)
+	for _, seq := range []uint16{65534, 0, 65535, 1, 2} {
+		j.push(seq, 0, PCMU, payload(1))
+	}
+	assert.Equal(t, []int{65534, 65535, 0, 1, 2}, popAll(j))
+}
+
+// TestJitterBufferNewStream: a jump of thousands of packets is a new
+// stream: the buffer starts over instead of counting everything late.
+func TestJitterBufferNewStream(t *testing.T) {
+	j := newJitterBuffer(1, 10)
+	j.push(100, 0, PCMU, payload(1))
+	assert.Equal(t, []int{100}, popAll(j))
+	j.push(40000, 0, PCMU, payload(1))
+	j.push(40001, 0, PCMU, payload(1))
+	assert.Equal(t, []int{40000, 40001}, popAll(j))
+	assert.Zero(t, j.late)
+}
+
+// te builds a telephone-event payload.
+func te(code byte, end bool, dur uint16) []byte {
+	p := []byte{code, 10, 0, 0}
+	if end {
+		p[1] |= 0x80
+	}
+	binary.BigEndian.PutUint16(p[2:], dur)
+	return p
+}
+
+// TestDTMFReceiver: one report per event, at its first end packet; the
+// repeated end packets and late packets report nothing; an event whose
+// end packets were all lost is reported when the next starts, or after a
+// silence.
+func TestDTMFReceiver(t *testing.T) {
+	var r dtmfReceiver
+	now := time.Now()
+	var got []received
+	feed := func(ts uint32, p []byte) { got = append(got, r.packet(ts, p, now)...) }
+
+	feed(1000, te(5, false, 160))
+	feed(1000, te(5, false, 320))
+	assert.Empty(t, got)
+	feed(1000, te(5, true, 800))
+	feed(1000, te(5, true, 800))
+	feed(1000, te(5, true, 800))
+	require.Len(t, got, 1)
+	assert.Equal(t, received{'5', 100 * time.Millisecond}, got[0])
+
+	// '#' loses its end packets; '*' starts.
+	got = nil
+	feed(3000, te(11, false, 160))
+	feed(3000, te(11, false, 320))
+	feed(1000, te(5, true, 800)) // late, of the first event
+	feed(5000, te(10, false, 160))
+	require.Len(t, got, 1)
+	assert.Equal(t, received{'#', 40 * time.Millisecond}, got[0])
+
+	// '*' loses its end too, and nothing follows: the timeout reports it.
+	_, ok := r.expire(now.Add(dtmfTimeout / 2))
+	assert.False(t, ok)
+	ev, ok := r.expire(now.Add(dtmfTimeout))
+	assert.True(t, ok)
+	assert.Equal(t, received{'*', 20 * time.Millisecond}, ev)
+	_, ok = r.expire(now.Add(2 * dtmfTimeout))
+	assert.False(t, ok, "once")
+
+	// Events above 15 (not DTMF) are not reported.
+	got = nil
+	feed(9000, te(32, true, 800))
+	assert.Empty(t, got)
+}
+
+// TestDTMFEventPackets: the packets of a 100 ms event at 20 ms: growing
+// durations, the end bit on the last three, the marker on the first.
+func TestDTMFEventPackets(t *testing.T) {
+	e := &dtmfEvent{code: 11, samples: 800}
+	buf := make([]byte, 4)
+	var durs []int
+	var ends, firsts int
+	for i := 0; ; i++ {
+		p, first, done := e.next(buf, 160)
+		durs = append(durs, int(binary.BigEndian.Uint16(p[2:])))
+		assert.Equal(t, byte(11), p[0])
+		if p[1]&0x80 != 0 {
+			ends++
+		}
+		if first {
+			firsts++
+			assert.Zero(t, i)
+		}
+		if done {
+			break
+		}
+		require.Less(t, i, 20)
+	}
+	assert.Equal(t, []int{160, 320, 480, 640, 800, 800, 800}, durs)
+	assert.Equal(t, 3, ends)
+	assert.Equal(t, 1, firsts)
+}
+
+// TestDTMFCodes maps characters to RFC 4733 event codes and back.
+func TestDTMFCodes(t *testing.T) {
+	for i, c := range "0123456789*#ABCD" {
+		code, ok := dtmfCode(c)
+		require.True(t, ok)
+		assert.Equal(t, byte(i), code)
+		r, ok := dtmfRune(code)
+		require.True(t, ok)
+		assert.Equal(t, c, r)
+	}
+	code, ok := dtmfCode('b')
+	assert.True(t, ok)
+	assert.Equal(t, byte(13), code)
+	_, ok = dtmfCode('x')
+	assert.False(t, ok)
+}
+
+// TestRTCPRoundTrip: SR, RR, SDES and BYE as built here parse back.
+func TestRTCPRoundTrip(t *testing.T) {
+	blocks := []reportBlock{{ssrc: 7, fractionLost: 25, totalLost: -3, highestSeq: 70000, jitter: 12, lsr: 0xabcd1234, dlsr: 65536}}
+	si := senderInfo{ntp: ntpTime(time.Unix(1700000000, 500000000)), rtpTS: 1234, packets: 50, octets: 8000}
+	b := appendSR(nil, 42, si, blocks)
+	assert.Len(t, b, 28+24)
+	b = appendSDES(b, 42, "sipua-abc")
+	assert.Zero(t, len(b)%4)
+	b = appendBYE(b, 42)
+	rs, err := parseRTCP(b)
+	require.NoError(t, err)
+	require.Len(t, rs, 3)
+	assert.Equal(t, rtcpReport{typ: rtcpSR, ssrc: 42, sr: si, blocks: blocks}, rs[0])
+	assert.Equal(t, rtcpReport{typ: rtcpSDES, ssrc: 42}, rs[1])
+	assert.Equal(t, rtcpReport{typ: rtcpBYE, ssrc: 42}, rs[2])
+	assert.Equal(t, uint64(2208988800+1700000000), si.ntp>>32)
+	assert.Equal(t, uint64(1<<31), si.ntp&0xffffffff, "half a second")
+
+	b = appendRR(nil, 9, nil)
+	b = appendSDES(b, 9, "x")
+	rs, err = parseRTCP(b)
+	require.NoError(t, err)
+	assert.Equal(t, rtcpReport{typ: rtcpRR, ssrc: 9}, rs[0])
+
+	_, err = parseRTCP([]byte{0x80, 200, 0, 10, 1, 2, 3, 4})
+	assert.Error(t, err, "length beyond the packet")
+	_, err = parseRTCP([]byte{0x40, 201, 0, 1, 0, 0, 0, 1})
+	assert.Error(t, err, "version 1")
+}
+
+// TestRxStats: loss, reordering, wrap-around and jitter per RFC 3550.
+func TestRxStats(t *testing.T) {
+	var r rxStats
+	assert.True(t, r.seq(1, 65530))
+	for _, s := range []uint16{65531, 65533, 65532, 65535, 0, 2} { // 65534 and 1 lost
+		assert.False(t, r.seq(1, s))
+	}
+	assert.Equal(t, uint32(1<<16+2), r.extendedMax())
+	assert.Equal(t, int64(2), r.lost())
+	b := r.block(0, 0)
+	assert.Equal(t, int32(2), b.totalLost)
+	assert.Equal(t, uint8(2*256/9), b.fractionLost)
+	b = r.block(0, 0)
+	assert.Zero(t, b.fractionLost, "no loss since the last report")
+
+	assert.True(t, r.seq(2, 5), "a new SSRC starts over")
+	assert.Zero(t, r.lost())
+
+	// Packets 20 ms apart arriving alternately 0 and 10 ms late: the
+	// jitter converges towards 80 timestamp units (10 ms).
+	var j rxStats
+	j.seq(1, 0)
+	for i := range 400 {
+		late := uint32(0)
+		if i%2 == 1 {
+			late = 80
+		}
+		j.arrival(uint32(i*160), uint32(i*160)+late+5000)
+	}
+	assert.InDelta(t, 80, j.jitter, 5)
+}
