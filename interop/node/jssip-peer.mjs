@@ -171,7 +171,8 @@ function track(session, direction) {
       emit("info", { call: id, contentType: request.getHeader("content-type") || "", body: request.body || "" });
     }
   });
-  session.on("reinvite", () => emit("reinvite", { call: id }));
+  session.on("reinvite", (e) =>
+    emit("reinvite", { call: id, direction: sdpDirection((e && e.request && e.request.body) || "") }));
   session.on("refer", ({ request, accept }) => {
     const target = request.refer_to.uri.toString();
     emit("refer", { call: id, target });
@@ -311,3 +312,10 @@ ua.once("connected", () => {
   commands(handle, quit);
 });
 ua.start();
+
+// sdpDirection returns the direction attribute of an SDP offer (the first
+// one found), "sendrecv" when none is given (RFC 3264 §5.1).
+function sdpDirection(sdp) {
+  const m = /^a=(sendrecv|sendonly|recvonly|inactive)\s*$/m.exec(sdp);
+  return m ? m[1] : "sendrecv";
+}

@@ -120,7 +120,8 @@ function track(session, direction) {
       info.accept();
       emit("info", { call: id, contentType: req.getHeader("content-type") || "", body: req.body || "" });
     },
-    onInvite: (request, response, statusCode) => emit("reinvite", { call: id, code: statusCode }),
+    onInvite: (request, response, statusCode) =>
+      emit("reinvite", { call: id, code: statusCode, direction: sdpDirection(request.body || "") }),
     onMessage: (message) => {
       const req = message.request;
       message.accept();
@@ -325,3 +326,10 @@ ua.start()
     emit("error", { error: `start: ${e.message || e}` });
     process.exit(1);
   });
+
+// sdpDirection returns the direction attribute of an SDP offer (the first
+// one found), "sendrecv" when none is given (RFC 3264 §5.1).
+function sdpDirection(sdp) {
+  const m = /^a=(sendrecv|sendonly|recvonly|inactive)\s*$/m.exec(sdp);
+  return m ? m[1] : "sendrecv";
+}
