@@ -483,9 +483,12 @@ func TestBlindTransfer(t *testing.T) {
 	waitState(t, bobSide.Session, SessionEstablished)
 
 	progress := make(chan string, 8)
-	require.NoError(t, call.Refer(ctx5(t), addr(carol), ReferOptions{OnNotify: func(code int, final bool) {
-		progress <- fmt.Sprint(code, final)
-	}}))
+	accepted := make(chan int, 1)
+	require.NoError(t, call.Refer(ctx5(t), addr(carol), ReferOptions{
+		OnAccept: func(r *message.Response) { accepted <- r.StatusCode },
+		OnNotify: func(code int, final bool) { progress <- fmt.Sprint(code, final) },
+	}))
+	assert.Equal(t, 202, <-accepted)
 	assert.Equal(t, "100 false", <-progress)
 	assert.Equal(t, "180 false", <-progress)
 	assert.Equal(t, "200 true", <-progress)

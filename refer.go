@@ -13,6 +13,10 @@ import (
 
 // ReferOptions are the options of Session.Refer.
 type ReferOptions struct {
+	// OnAccept and OnReject receive the final response to the REFER
+	// (SIP.js's requestDelegate), on the callback goroutine.
+	OnAccept func(*message.Response)
+	OnReject func(*message.Response)
 	// OnNotify receives the progress of the transfer: the status code of
 	// each NOTIFY's sipfrag (100, 180, 200, 486 …), and whether it was
 	// the last one.
@@ -62,8 +66,14 @@ func (s *Session) Refer(ctx context.Context, target string, opts ReferOptions) e
 			}
 			o.ended = true
 			if resp.StatusCode >= 300 {
+				if f := opts.OnReject; f != nil {
+					s.ua.cbq.push(func() { f(resp) })
+				}
 				errc <- responseError(resp)
 				return
+			}
+			if f := opts.OnAccept; f != nil {
+				s.ua.cbq.push(func() { f(resp) })
 			}
 			errc <- nil
 		}
