@@ -556,3 +556,29 @@ func acceptsSDP(h *message.Header) bool {
 	}
 	return false
 }
+
+// nextCSeq returns an outgoing.rebuild that resends a challenged request
+// with the next number of the counter seq (a dialog's local CSeq, a
+// registration's …).
+func nextCSeq(seq *uint32) func(*message.Request) *message.Request {
+	return func(old *message.Request) *message.Request {
+		next := old.Clone()
+		*seq++
+		c, _ := old.Header.CSeq()
+		next.Header.Set("CSeq", message.CSeq{Seq: *seq, Method: c.Method}.String())
+		return next
+	}
+}
+
+// await waits for the outcome of an operation posted to the loop, for
+// ctx, or for the UserAgent to stop.
+func (ua *UserAgent) await(ctx context.Context, errc <-chan error) error {
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
+	case <-ua.quit:
+		return ErrStopped
+	}
+}

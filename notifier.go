@@ -305,14 +305,7 @@ func (s *IncomingSubscription) Terminate(ctx context.Context, reason string) err
 }
 
 func (s *IncomingSubscription) wait(ctx context.Context, errc chan error) error {
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
-	case <-s.ua.quit:
-		return ErrStopped
-	}
+	return s.ua.await(ctx, errc)
 }
 
 func isToken(s string) bool {
@@ -440,12 +433,7 @@ func (s *IncomingSubscription) sendNext() {
 		req.Body = j.body
 	}
 	o := &outgoing{req: req}
-	o.rebuild = func(old *message.Request) *message.Request {
-		next := old.Clone()
-		s.d.LocalSeq++
-		next.Header.Set("CSeq", message.CSeq{Seq: s.d.LocalSeq, Method: "NOTIFY"}.String())
-		return next
-	}
+	o.rebuild = nextCSeq(&s.d.LocalSeq)
 	o.onResponse = func(resp *message.Response) {
 		if resp.StatusCode < 200 || o.ended {
 			return

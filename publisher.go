@@ -173,14 +173,7 @@ func (p *Publisher) do(ctx context.Context, op func(done func(error))) error {
 	}); err != nil {
 		return err
 	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
-	case <-p.ua.quit:
-		return ErrStopped
-	}
+	return p.ua.await(ctx, errc)
 }
 
 // enqueue runs f now, or after the PUBLISH in flight.
@@ -235,12 +228,7 @@ func (p *Publisher) build(expires uint32, ifMatch, contentType string, body []by
 // the loop.
 func (p *Publisher) send(req *message.Request, onFinal func(*message.Response, error)) {
 	o := &outgoing{req: req}
-	o.rebuild = func(old *message.Request) *message.Request {
-		next := old.Clone()
-		p.cseq++
-		next.Header.Set("CSeq", message.CSeq{Seq: p.cseq, Method: "PUBLISH"}.String())
-		return next
-	}
+	o.rebuild = nextCSeq(&p.cseq)
 	o.onResponse = func(resp *message.Response) {
 		if resp.StatusCode < 200 || o.ended {
 			return

@@ -54,12 +54,7 @@ func (s *Session) Refer(ctx context.Context, target string, opts ReferOptions) e
 		addExtra(&req.Header, opts.ExtraHeaders)
 		s.referNotify = opts.OnNotify
 		o := &outgoing{req: req}
-		o.rebuild = func(old *message.Request) *message.Request {
-			next := old.Clone()
-			s.d.LocalSeq++
-			next.Header.Set("CSeq", message.CSeq{Seq: s.d.LocalSeq, Method: "REFER"}.String())
-			return next
-		}
+		o.rebuild = nextCSeq(&s.d.LocalSeq)
 		o.onResponse = func(resp *message.Response) {
 			if resp.StatusCode < 200 || o.ended {
 				return
@@ -84,14 +79,7 @@ func (s *Session) Refer(ctx context.Context, target string, opts ReferOptions) e
 	}); err != nil {
 		return err
 	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
-	case <-s.ua.quit:
-		return ErrStopped
-	}
+	return s.ua.await(ctx, errc)
 }
 
 // ReferReplacing asks the peer of s to call the party of other, replacing

@@ -234,14 +234,7 @@ func (r *Registerer) Register(ctx context.Context, opts RegisterOptions) error {
 	}); err != nil {
 		return err
 	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
-	case <-r.ua.quit:
-		return ErrStopped
-	}
+	return r.ua.await(ctx, errc)
 }
 
 // Unregister removes this UserAgent's binding (or all bindings of the
@@ -255,14 +248,7 @@ func (r *Registerer) Unregister(ctx context.Context, opts UnregisterOptions) err
 	}); err != nil {
 		return err
 	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
-	case <-r.ua.quit:
-		return ErrStopped
-	}
+	return r.ua.await(ctx, errc)
 }
 
 // Dispose unregisters if registered and ends the Registerer for good.
@@ -325,12 +311,7 @@ func (r *Registerer) build(expires uint32, all bool, extra []string) *message.Re
 func (r *Registerer) send(expires uint32, all bool, extra []string, retried423 bool, done func(error)) {
 	req := r.build(expires, all, extra)
 	o := &outgoing{req: req}
-	o.rebuild = func(old *message.Request) *message.Request {
-		next := old.Clone()
-		r.cseq++
-		next.Header.Set("CSeq", message.CSeq{Seq: r.cseq, Method: "REGISTER"}.String())
-		return next
-	}
+	o.rebuild = nextCSeq(&r.cseq)
 	o.onResponse = func(resp *message.Response) {
 		if resp.StatusCode < 200 || o.ended {
 			return

@@ -66,12 +66,7 @@ func (s *Session) Reinvite(ctx context.Context, opts ReinviteOptions) error {
 		}
 		s.reinviting = true
 		o := &outgoing{req: req}
-		o.rebuild = func(old *message.Request) *message.Request {
-			next := old.Clone()
-			s.d.LocalSeq++
-			next.Header.Set("CSeq", message.CSeq{Seq: s.d.LocalSeq, Method: "INVITE"}.String())
-			return next
-		}
+		o.rebuild = nextCSeq(&s.d.LocalSeq)
 		o.onResponse = func(resp *message.Response) {
 			switch {
 			case resp.StatusCode < 200:

@@ -299,14 +299,7 @@ func (s *Session) Bye(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
-	case <-s.ua.quit:
-		return ErrStopped
-	}
+	return s.ua.await(ctx, errc)
 }
 
 // Dispose ends the session whatever its state, as SIP.js's dispose():
@@ -359,12 +352,7 @@ func (s *Session) sendBye(done func(error)) {
 		return
 	}
 	o := &outgoing{req: bye}
-	o.rebuild = func(old *message.Request) *message.Request {
-		next := old.Clone()
-		s.d.LocalSeq++
-		next.Header.Set("CSeq", message.CSeq{Seq: s.d.LocalSeq, Method: "BYE"}.String())
-		return next
-	}
+	o.rebuild = nextCSeq(&s.d.LocalSeq)
 	o.onResponse = func(resp *message.Response) {
 		if resp.StatusCode < 200 || o.ended {
 			return

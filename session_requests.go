@@ -167,12 +167,7 @@ func (s *Session) inDialog(ctx context.Context, method, contentType string, body
 			req.Body = body
 		}
 		o := &outgoing{req: req}
-		o.rebuild = func(old *message.Request) *message.Request {
-			next := old.Clone()
-			s.d.LocalSeq++
-			next.Header.Set("CSeq", message.CSeq{Seq: s.d.LocalSeq, Method: method}.String())
-			return next
-		}
+		o.rebuild = nextCSeq(&s.d.LocalSeq)
 		o.onResponse = func(resp *message.Response) {
 			if resp.StatusCode < 200 || o.ended {
 				return
@@ -195,12 +190,5 @@ func (s *Session) inDialog(ctx context.Context, method, contentType string, body
 	}); err != nil {
 		return err
 	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
-	case <-s.ua.quit:
-		return ErrStopped
-	}
+	return s.ua.await(ctx, errc)
 }

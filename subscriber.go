@@ -230,14 +230,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, opts SubscribeOptions) error
 	}); err != nil {
 		return err
 	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
-	case <-s.ua.quit:
-		return ErrStopped
-	}
+	return s.ua.await(ctx, errc)
 }
 
 // Unsubscribe ends the subscription: it sends SUBSCRIBE with Expires: 0
@@ -315,12 +308,7 @@ func (s *Subscriber) sendInitial(extra []string, retried423 bool, done func(erro
 	s.addHeaders(req, s.expires, extra, true)
 
 	o := &outgoing{req: req}
-	o.rebuild = func(old *message.Request) *message.Request {
-		next := old.Clone()
-		s.cseq++
-		next.Header.Set("CSeq", message.CSeq{Seq: s.cseq, Method: "SUBSCRIBE"}.String())
-		return next
-	}
+	o.rebuild = nextCSeq(&s.cseq)
 	o.onResponse = func(resp *message.Response) {
 		if resp.StatusCode < 200 || o.ended {
 			return
@@ -553,12 +541,7 @@ func (s *Subscriber) newInDialog(expires uint32, extra []string, body bool) (*ou
 	}
 	s.addHeaders(req, expires, extra, body)
 	o := &outgoing{req: req}
-	o.rebuild = func(old *message.Request) *message.Request {
-		next := old.Clone()
-		s.d.LocalSeq++
-		next.Header.Set("CSeq", message.CSeq{Seq: s.d.LocalSeq, Method: "SUBSCRIBE"}.String())
-		return next
-	}
+	o.rebuild = nextCSeq(&s.d.LocalSeq)
 	return o, nil
 }
 
