@@ -527,8 +527,8 @@ func (r *reader) readMessage(marker string) (Message, error) {
 			return Message{}, r.errorf("unknown attribute %q", attr)
 		}
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return Message{}, r.errorf("bad length %q", attr)
+		if err != nil || n < 0 || n > maxBody {
+			return Message{}, r.errorf("bad length %q (at most %d)", attr, maxBody)
 		}
 		length = n
 	}
@@ -590,7 +590,8 @@ func (r *reader) readFramed() ([]byte, error) {
 	return append(buf, body...), nil
 }
 
-// maxBody bounds the Content-Length ReadTrace accepts.
+// maxBody bounds the Content-Length and the len= of a message ReadTrace
+// accepts (a trace is read before its sizes can be trusted).
 const maxBody = 1 << 20
 
 func truncate(s string) string {
