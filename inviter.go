@@ -26,6 +26,12 @@ type InviterOptions struct {
 	// that early media (ring-back tones, announcements) plays before the
 	// call is answered. Without it, only the 2xx's answer counts.
 	EarlyMedia bool
+	// Rel100 says whether reliable provisional responses (RFC 3262,
+	// PRACK) are supported (default), required, or not used.
+	Rel100 Rel100
+	// SessionTimers, if set, replace the UserAgent's session timer
+	// options for this call (RFC 4028).
+	SessionTimers *SessionTimerOptions
 }
 
 // InviteOptions are the options of one Invite call.
@@ -94,7 +100,10 @@ func (i *Inviter) Invite(ctx context.Context, opts InviteOptions) error {
 		req.Header.Add("Content-Type", d.ContentType)
 		req.Body = d.Body
 	}
-	req.Header.Add("Allow", "ACK, BYE, CANCEL, INVITE, OPTIONS")
+	req.Header.Add("Allow", inviteAllow)
+	if err := i.extendInvite(req); err != nil {
+		return err
+	}
 	i.result = make(chan error, 1)
 	answered := make(chan *message.Response, 1)
 	var sendErr error
@@ -176,6 +185,9 @@ func (i *Inviter) onResponse(o *outgoing, resp *message.Response, opts InviteOpt
 	i.tx = i.ua.txOf(o)
 	switch {
 	case code < 200:
+		if !i.onProvisional(o, resp) {
+			return // a reliable response repeated or out of order
+		}
 		// Early media first, so that OnProgress sees it applied.
 		if i.opts.EarlyMedia && i.handler != nil && len(resp.Body) > 0 && i.earlyApplied == nil && !i.opts.Offerless {
 			i.earlyApplied = resp.Body
@@ -202,6 +214,7 @@ func (i *Inviter) onResponse(o *outgoing, resp *message.Response, opts InviteOpt
 			i.ua.log.Debug("sip: unusable 2xx", "err", err)
 			return
 		}
+		i.on2xx(resp)
 		if i.handler != nil && i.opts.Offerless && len(resp.Body) > 0 && created && i.d == nil {
 			// The offer is in the 2xx: answer in the ACK, off the loop.
 			i.answerInAck(resp, ack, answered)
@@ -227,6 +240,9 @@ func (i *Inviter) onResponse(o *outgoing, resp *message.Response, opts InviteOpt
 	default:
 		if i.d != nil {
 			return // a late failure from another fork
+		}
+		if code == 422 && i.retry422(o, resp) {
+			return
 		}
 		switch {
 		case code < 400:

@@ -58,7 +58,8 @@ func (s *Session) Reinvite(ctx context.Context, opts ReinviteOptions) error {
 			return
 		}
 		req.Header.Add("Contact", s.ua.contactAddress().String())
-		req.Header.Add("Allow", "ACK, BYE, CANCEL, INVITE, OPTIONS, INFO, MESSAGE")
+		req.Header.Add("Allow", "ACK, BYE, CANCEL, INVITE, OPTIONS, INFO, MESSAGE, PRACK, UPDATE")
+		s.refreshHeaders(req)
 		addExtra(&req.Header, opts.ExtraHeaders)
 		if offer != nil {
 			req.Header.Add("Content-Type", offer.ContentType)
@@ -78,6 +79,10 @@ func (s *Session) Reinvite(ctx context.Context, opts ReinviteOptions) error {
 				if !o.ended {
 					o.ended = true
 					s.reinviting = false
+					if offer != nil {
+						s.noteLocal(offer.ContentType, offer.Body)
+					}
+					s.refreshed(resp)
 					done <- result{resp, nil}
 				}
 			default:
@@ -162,6 +167,9 @@ func (s *Session) onReinvite(tx *transaction.Server, req *message.Request) {
 		s.ua.reply(tx, 491, "", nil)
 		return
 	}
+	if s.ua.tooSmall(tx, req, s.x.timer.opts) {
+		return // 422 (RFC 4028 §8.1)
+	}
 	s.incomingReinvite = true
 	h, mo := s.handler, s.mopts
 	answer := func(desc *media.Description, code int) {
@@ -179,7 +187,9 @@ func (s *Session) onReinvite(tx *transaction.Server, req *message.Request) {
 			if desc != nil {
 				resp.Header.Add("Content-Type", desc.ContentType)
 				resp.Body = desc.Body
+				s.noteLocal(desc.ContentType, desc.Body)
 			}
+			s.timerAnswerInDialog(req, resp)
 			if err := s.ua.respond(tx, resp); err != nil {
 				return
 			}

@@ -83,6 +83,10 @@ type UserAgentOptions struct {
 	Delegate UserAgentDelegate
 	// Timers are the RFC 3261 timers. Zero fields: the defaults.
 	Timers Timers
+	// SessionTimers configure the session timers (RFC 4028) of calls;
+	// InviterOptions and AcceptOptions may override them per call. The
+	// zero value: on, 1800 s asked for, Min-SE 90 s.
+	SessionTimers SessionTimerOptions
 	// MediaFactory makes the media handler of each call. Nil: the default,
 	// WebRTC on pion (media/webrtc with its zero Config: no STUN or TURN
 	// server, host candidates). NoMedia: calls carry no session
