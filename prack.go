@@ -339,6 +339,7 @@ func (inv *Invitation) sendReliable(resp *message.Response, offer *media.Descrip
 	if x.rel != nil {
 		return fmt.Errorf("%w: a reliable provisional response waits for its PRACK", ErrInvalidState)
 	}
+	x.notePeerAllow(&inv.Request.Header)
 	if x.rseq == 0 {
 		x.rseq = 1 + rand.Uint32N(1<<31-1)
 	} else {

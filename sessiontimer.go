@@ -179,7 +179,11 @@ func (s *Session) timerStart() {
 		return
 	}
 	if t.weRefresh {
+		// The refresher hangs up when its refresh fails (see
+		// timerRefresh), or, at the latest, when the session expires.
 		t.refreshT = s.ua.after(t.interval/2, s.timerRefresh)
+		t.expireT = s.ua.after(t.interval, s.timerExpired)
+		return
 	}
 	grace := min(32*time.Second, t.interval/3)
 	t.expireT = s.ua.after(t.interval-grace, s.timerExpired)
