@@ -357,6 +357,15 @@ func (inv *Invitation) sendReliable(resp *message.Response, offer *media.Descrip
 	}
 	resp.Header.Add("Require", "100rel")
 	resp.Header.Add("RSeq", fmt.Sprint(x.rseq))
+	if !resp.Header.Has("Record-Route") {
+		// The response creates the early dialog its PRACK goes in: the
+		// route set goes back to the caller (RFC 3261 §12.1.1).
+		for _, f := range inv.Request.Header.Fields() {
+			if message.CanonicalName(f.Name) == "Record-Route" {
+				resp.Header.Add("Record-Route", f.Value)
+			}
+		}
+	}
 	resp.Header.Add("Allow", inviteAllow)
 	if x.uasEarly == nil {
 		d, err := dialog.NewUAS(inv.Request, resp)

@@ -162,8 +162,9 @@ func (s *Session) OnHold() bool {
 
 // onReinvite answers a re-INVITE from the peer. Runs on the loop.
 func (s *Session) onReinvite(tx *transaction.Server, req *message.Request) {
-	if s.reinviting || s.incomingReinvite || s.ackWait != nil {
-		// Crossing re-INVITEs (RFC 3261 §14.2), or our 2xx unacknowledged.
+	if s.reinviting || s.incomingReinvite || s.ackWait != nil || s.x.updOffer || s.x.updAnswer {
+		// Crossing re-INVITEs (RFC 3261 §14.2), our 2xx unacknowledged,
+		// or an UPDATE's offer/answer in progress (RFC 3311 §5.2).
 		s.ua.reply(tx, 491, "", nil)
 		return
 	}

@@ -172,3 +172,36 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// TestUserAgentPrackThroughKamailio: two of our UserAgents call each
+// other through Kamailio over UDP with a reliable 183 (early media):
+// the PRACK and an early UPDATE follow the early dialog's route set (the
+// 183's Record-Route), then the call is refreshed by UPDATE in the
+// confirmed dialog and hung up.
+func TestUserAgentPrackThroughKamailio(t *testing.T) {
+	k := StartKamailio(t)
+	invs := make(chan *sip.Invitation, 1)
+	udpUser(t, k, "bob", sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) { invs <- inv }})
+	alice := udpUser(t, k, "alice", sip.UserAgentDelegate{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	call, err := sip.NewInviter(alice, "sip:bob@"+Domain, sip.InviterOptions{Rel100: sip.Rel100Required})
+	require.NoError(t, err)
+	errc := make(chan error, 1)
+	go func() { errc <- call.Invite(ctx, sip.InviteOptions{}) }()
+	inv := <-invs
+	require.NoError(t, inv.Progress(ctx, sip.ProgressOptions{EarlyMedia: true}))
+	// An UPDATE in the early dialog, once the PRACK is through.
+	require.Eventually(t, func() bool { return strings.Contains(k.Log(), "PRACK sip:") }, 5*time.Second, 10*time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
+	require.NoError(t, inv.Update(ctx, sip.UpdateOptions{Offer: true}), k.Log())
+	require.NoError(t, inv.Accept(ctx, sip.AcceptOptions{}))
+	require.NoError(t, <-errc, k.Log())
+	require.Eventually(t, func() bool { return inv.State() == sip.SessionEstablished }, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, call.Update(ctx, sip.UpdateOptions{}))
+	require.NoError(t, inv.Bye(ctx))
+	<-call.Done()
+	assert.Equal(t, sip.EndRemoteBye, call.EndReason().Cause)
+	assert.Equal(t, 2, strings.Count(k.Log(), "UPDATE sip:"), k.Log())
+	noRouteSetViolations(t, k)
+}
