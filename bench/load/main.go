@@ -22,12 +22,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
 )
 
 func main() {
+	exit := 0
+	defer func() { os.Exit(exit) }()
 	if len(os.Args) < 2 {
 		usage()
 	}
@@ -38,8 +41,25 @@ func main() {
 		fs := flag.NewFlagSet("uas", flag.ExitOnError)
 		stack := fs.String("stack", "sipua", "sipua or sipgo")
 		addr := fs.String("addr", "127.0.0.1:5060", "UDP address to listen on")
+		cpuprofile := fs.String("cpuprofile", os.Getenv("SIPLOAD_CPUPROFILE"), "write a CPU profile of the UAS here (env SIPLOAD_CPUPROFILE)")
+		memprofile := fs.String("memprofile", os.Getenv("SIPLOAD_MEMPROFILE"), "write a heap profile at exit here (env SIPLOAD_MEMPROFILE)")
 		_ = fs.Parse(args)
 		c := &counters{}
+		if *cpuprofile != "" {
+			f, perr := os.Create(*cpuprofile + "." + *stack)
+			if perr == nil {
+				_ = pprof.StartCPUProfile(f)
+				defer pprof.StopCPUProfile()
+			}
+		}
+		if *memprofile != "" {
+			defer func() {
+				if f, perr := os.Create(*memprofile + "." + *stack); perr == nil {
+					_ = pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+			}()
+		}
 		switch *stack {
 		case "sipua":
 			err = runSipuaUAS(*addr, c)
@@ -65,7 +85,7 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
-		os.Exit(1)
+		exit = 1
 	}
 }
 
@@ -288,6 +308,7 @@ type Idle struct {
 	Stack              string
 	Calls              int
 	Base, Held         Stats // after GC: before any call; all calls established
+	Idle               Stats // after GC: established and their INVITE transactions ended (timer-wait later)
 	Finished, AfterTmr Stats // after GC: all calls ended; transaction timers expired too
 	Sipp               SippResult
 }
@@ -338,7 +359,7 @@ func idle(c config, stack string) (*Idle, error) {
 		return nil, err
 	}
 	setup := time.Duration(float64(c.idleN)/float64(c.idleRate)*float64(time.Second)) + 2*time.Second
-	hold := setup + 8*time.Second
+	hold := setup + c.timerWait + 8*time.Second
 	p, _ := freePort()
 	mp, _ := freePort()
 	sp, err := startSipp(dir, "-sf", scen, u.addr, "-i", "127.0.0.1", "-p", strconv.Itoa(p), "-mp", strconv.Itoa(mp),
@@ -355,6 +376,10 @@ func idle(c config, stack string) (*Idle, error) {
 		return nil, fmt.Errorf("%s: %d calls not all established: %w", stack, c.idleN, err)
 	}
 	if i.Held, err = u.stats(true); err != nil {
+		return nil, err
+	}
+	time.Sleep(c.timerWait)
+	if i.Idle, err = u.stats(true); err != nil {
 		return nil, err
 	}
 	_ = sp.wait(hold + setup + 90*time.Second)
@@ -374,8 +399,9 @@ func idle(c config, stack string) (*Idle, error) {
 	if i.AfterTmr, err = u.stats(true); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(os.Stderr, "idle %s: base %d B heap, %d goroutines; held %d calls: %d B heap, %d goroutines, RSS %d KiB; finished: %d B; after timers: %d B\n",
-		stack, i.Base.HeapLive, i.Base.Goroutines, c.idleN, i.Held.HeapLive, i.Held.Goroutines, i.Held.RSSKiB, i.Finished.HeapLive, i.AfterTmr.HeapLive)
+	fmt.Fprintf(os.Stderr, "idle %s: base %d B heap, %d goroutines; %d calls established: %d B heap, %d goroutines, RSS %d KiB; idle: %d B heap, %d goroutines, RSS %d KiB; finished: %d B; after timers: %d B\n",
+		stack, i.Base.HeapLive, i.Base.Goroutines, c.idleN, i.Held.HeapLive, i.Held.Goroutines, i.Held.RSSKiB,
+		i.Idle.HeapLive, i.Idle.Goroutines, i.Idle.RSSKiB, i.Finished.HeapLive, i.AfterTmr.HeapLive)
 	return i, nil
 }
 
@@ -457,11 +483,13 @@ func (rep report) print(w io.Writer) {
 		f    func(*Idle) string
 	}{
 		{"idle calls held (sipp, established)", func(i *Idle) string { return strconv.Itoa(i.Calls) }},
-		{"heap per idle call (B)", func(i *Idle) string { return perCall(i.Held.HeapLive, i.Base.HeapLive, i.Calls) }},
+		{"heap per established call, INVITE transaction still in its timers (B)", func(i *Idle) string { return perCall(i.Held.HeapLive, i.Base.HeapLive, i.Calls) }},
+		{"heap per idle call, transactions ended (B)", func(i *Idle) string { return perCall(i.Idle.HeapLive, i.Base.HeapLive, i.Calls) }},
 		{"goroutines per idle call", func(i *Idle) string {
-			return fmt.Sprintf("%.2f", float64(i.Held.Goroutines-i.Base.Goroutines)/float64(i.Calls))
+			return fmt.Sprintf("%.2f", float64(i.Idle.Goroutines-i.Base.Goroutines)/float64(i.Calls))
 		}},
-		{"RSS with the idle calls (MiB)", func(i *Idle) string { return fmt.Sprintf("%.1f", float64(i.Held.RSSKiB)/1024) }},
+		{"RSS with the idle calls (MiB)", func(i *Idle) string { return fmt.Sprintf("%.1f", float64(i.Idle.RSSKiB)/1024) }},
+		{"live heap with the idle calls (MiB)", func(i *Idle) string { return fmt.Sprintf("%.1f", float64(i.Idle.HeapLive)/(1<<20)) }},
 		{"heap held per finished call, timers running (B)", func(i *Idle) string { return perCall(i.Finished.HeapLive, i.Base.HeapLive, i.Calls) }},
 		{"heap held per finished call, timers expired (B)", func(i *Idle) string { return perCall(i.AfterTmr.HeapLive, i.Base.HeapLive, i.Calls) }},
 	} {
@@ -480,8 +508,8 @@ func (rep report) print(w io.Writer) {
 		fg, _ := strconv.ParseFloat(vg, 64)
 		target := ""
 		switch {
-		case strings.HasPrefix(k.name, "heap per idle"), strings.HasPrefix(k.name, "RSS"):
-			target = "10k calls ≤100 MiB"
+		case strings.HasPrefix(k.name, "RSS"), strings.HasPrefix(k.name, "live heap"):
+			target = "≤100 MiB for 10k"
 		case strings.HasPrefix(k.name, "goroutines"):
 			target = "0"
 		case strings.HasSuffix(k.name, "expired (B)"):
