@@ -48,9 +48,11 @@ func (c *feedConn) Write(p []byte) (int, error) {
 	return c.wrote.Write(p)
 }
 
-func (c *feedConn) Close() error                     { return nil }
-func (c *feedConn) LocalAddr() net.Addr              { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5060} }
-func (c *feedConn) RemoteAddr() net.Addr             { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 40000} }
+func (c *feedConn) Close() error        { return nil }
+func (c *feedConn) LocalAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5060} }
+func (c *feedConn) RemoteAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 40000}
+}
 func (c *feedConn) SetDeadline(time.Time) error      { return nil }
 func (c *feedConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *feedConn) SetWriteDeadline(time.Time) error { return nil }
