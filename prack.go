@@ -148,12 +148,12 @@ func (i *Inviter) extendInvite(req *message.Request) error {
 	return nil
 }
 
-// onProvisional looks at a provisional response to our INVITE before
-// the Inviter does: a reliable one (RFC 3262 §4) is acknowledged with
+// onReliable looks at a provisional response to our INVITE after the
+// early dialog bookkeeping (onProvisional) and before the callbacks: a reliable one (RFC 3262 §4) is acknowledged with
 // PRACK in its early dialog, and its offer or answer taken. It returns
 // false for a response that must go no further: a retransmission or one
 // out of RSeq order. Runs on the loop.
-func (i *Inviter) onProvisional(o *outgoing, resp *message.Response) bool {
+func (i *Inviter) onReliable(o *outgoing, resp *message.Response) bool {
 	if resp.StatusCode == 100 || !resp.Header.HasToken("Require", "100rel") {
 		return true
 	}
@@ -210,9 +210,16 @@ func (i *Inviter) onProvisional(o *outgoing, resp *message.Response) bool {
 	desc := media.Description{ContentType: resp.Header.MediaType(), Body: resp.Body}
 	h, mo := i.handler, i.opts.Media
 	if len(o.req.Body) > 0 {
-		// The answer to our INVITE's offer: it stands for the call.
-		i.earlyApplied = resp.Body
-		i.ua.cbq.push(func() { _ = h.SetDescription(context.Background(), desc, mo) })
+		// The answer to our INVITE's offer: it stands for the call
+		// (unless early media applied it already).
+		if i.earlyApplied == nil {
+			if fe := i.forks.lookup(tag); fe != nil {
+				i.setEarlyMedia(fe, resp.Body)
+			} else {
+				i.earlyApplied = resp.Body
+			}
+			i.ua.cbq.push(func() { _ = h.SetDescription(context.Background(), desc, mo) })
+		}
 		send()
 		return true
 	}
