@@ -60,11 +60,13 @@ func simUA(t *testing.T, n *siptest.Network, name string, addr fmt.Stringer, opt
 	var last *recSDP
 	opts.URI = "sip:" + name + "@" + addr.String()
 	opts.Transport = sip.TransportOptions{Listen: []string{"udp://" + addr.String()}, ListenPacket: n.PacketListener(name)}
-	opts.MediaFactory = func(media.SessionInfo) (media.Handler, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		last = &recSDP{name: name}
-		return last, nil
+	if opts.MediaFactory == nil {
+		opts.MediaFactory = func(media.SessionInfo) (media.Handler, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			last = &recSDP{name: name}
+			return last, nil
+		}
 	}
 	ua, err := sip.NewUserAgent(opts)
 	require.NoError(t, err)
@@ -310,4 +312,71 @@ func normalize(pracks []string, inviteSeq uint32) []string {
 		out[i] = strings.Replace(p, fmt.Sprintf(" %d INVITE", inviteSeq), " 1 INVITE", 1)
 	}
 	return out
+}
+
+// TestSimPrackUnknownRAck: as UAS, bob answers a PRACK that matches no
+// unacknowledged reliable response with 481 (RFC 3262 §3) and keeps
+// repeating his 180 until the right PRACK comes.
+func TestSimPrackUnknownRAck(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := siptest.NewNetwork(15)
+		defer n.Close()
+		invs := make(chan *sip.Invitation, 1)
+		simUA(t, n, "bob", bobAddr, sip.UserAgentOptions{Delegate: sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {
+			assert.NoError(t, inv.Progress(context.Background(), sip.ProgressOptions{}))
+			invs <- inv
+		}}})
+		alice := newRawPeer(t, n, "alice", aliceAddr)
+		to := net.UDPAddrFromAddrPort(bobAddr)
+		req := func(method string, cseq int, toTag, extra string) *message.Request {
+			tt := ""
+			if toTag != "" {
+				tt = ";tag=" + toTag
+			}
+			r, err := message.ParseRequest([]byte(method + " sip:bob@" + bobAddr.String() + " SIP/2.0\r\n" +
+				"Via: SIP/2.0/UDP " + aliceAddr.String() + ";branch=z9hG4bK" + fmt.Sprint(method, cseq) + "\r\n" +
+				"From: <sip:alice@" + aliceAddr.String() + ">;tag=a1\r\nTo: <sip:bob@" + bobAddr.String() + ">" + tt + "\r\n" +
+				"Call-ID: prack481\r\nCSeq: " + fmt.Sprint(cseq) + " " + method + "\r\nMax-Forwards: 70\r\n" +
+				"Contact: <sip:alice@" + aliceAddr.String() + ">\r\n" + extra + "Content-Length: 0\r\n\r\n"))
+			require.NoError(t, err)
+			return r
+		}
+		alice.send(to, req("INVITE", 1, "", "Require: 100rel\r\n"))
+		read := func() *message.Response {
+			buf := make([]byte, 65536)
+			for {
+				k, _, err := alice.pc.ReadFrom(buf)
+				require.NoError(t, err)
+				m, err := message.Parse(buf[:k])
+				require.NoError(t, err)
+				if r, ok := m.(*message.Response); ok && r.StatusCode != 100 {
+					return r
+				}
+			}
+		}
+		ringing := read()
+		require.Equal(t, 180, ringing.StatusCode)
+		assert.True(t, ringing.Header.HasToken("Require", "100rel"))
+		rseq, ok, err := ringing.Header.RSeq()
+		require.True(t, ok)
+		require.NoError(t, err)
+		tag := ringing.Header.ToTag()
+		alice.send(to, req("PRACK", 2, tag, fmt.Sprintf("RAck: %d 1 INVITE\r\n", rseq+1)))
+		r := read()
+		for r.StatusCode == 180 { // a repeat of the 180 may come first
+			r = read()
+		}
+		assert.Equal(t, 481, r.StatusCode, "a PRACK for an RSeq never sent")
+		alice.send(to, req("PRACK", 3, tag, fmt.Sprintf("RAck: %d 1 INVITE\r\n", rseq)))
+		r = read()
+		for r.StatusCode == 180 {
+			r = read()
+		}
+		assert.Equal(t, 200, r.StatusCode)
+		c, _ := r.Header.CSeq()
+		assert.Equal(t, "PRACK", c.Method)
+		inv := <-invs
+		require.NoError(t, inv.Reject(486, ""))
+		assert.Equal(t, 486, read().StatusCode)
+	})
 }
