@@ -29,6 +29,11 @@ const (
 	Rel100Disabled
 )
 
+// maxReliableEarly bounds the early dialogs one INVITE's reliable
+// provisional responses may create (forks), against a peer that makes up
+// To tags.
+const maxReliableEarly = 32
+
 // inviteAllow is the Allow header of our INVITEs and their 2xx.
 const inviteAllow = "ACK, BYE, CANCEL, INVITE, OPTIONS, PRACK, UPDATE"
 
@@ -166,6 +171,10 @@ func (i *Inviter) onReliable(o *outgoing, resp *message.Response) bool {
 	x := &i.x
 	e := x.early[tag]
 	if e == nil {
+		if len(x.early) >= maxReliableEarly {
+			i.ua.log.Debug("sip: too many early dialogs; reliable provisional response dropped", "max", maxReliableEarly)
+			return false
+		}
 		d, err := dialog.NewUAC(o.req, resp)
 		if err != nil {
 			i.ua.log.Debug("sip: reliable provisional response unusable", "err", err)
