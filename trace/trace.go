@@ -77,7 +77,9 @@ type Event struct {
 	// "TCP", "TLS", "WS" or "WSS".
 	Transport string
 	// Local is the local address of the socket or connection. For a UDP
-	// socket bound to a wildcard address it is that wildcard address.
+	// socket bound to a wildcard address (0.0.0.0, ::), the transport
+	// gives the address the system sends from to Remote instead, as a
+	// capture would show it.
 	Local netip.AddrPort
 	// Remote is the peer's address.
 	Remote netip.AddrPort
