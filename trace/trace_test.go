@@ -372,11 +372,11 @@ func TestLadderEscapes(t *testing.T) {
 	lines := strings.Split(strings.TrimSuffix(mmd.String(), "\n"), "\n")
 	assert.Equal(t, []string{
 		"sequenceDiagram",
-		`    title Call-ID <x>&"y"#59; #35;z`,
-		"    participant P1 as a<b>",
-		"    participant P2 as c&d#59;#35;1 ",
+		`    title Call-ID ‹x›&"y"； ＃z`,
+		"    participant P1 as a‹b›",
+		"    participant P2 as c&d；＃1 ",
 		"    %% 21:30:00.000000 UDP",
-		"    P1->>P2: INVITE <script>alert(1)</script>#59; #35;x ",
+		"    P1->>P2: INVITE ‹script›alert(1)‹/script›； ＃x ",
 		"    %% 21:30:00.000000 UDP",
 		"    P2->>P2: MESSAGE",
 		"    %% 21:30:00.000000 UDP",
