@@ -160,11 +160,15 @@ func (l *Ladder) loc() *time.Location {
 	return l.Location
 }
 
-// text returns the label of s as drawn, with a retransmission marked.
+// text returns the label of s as drawn, with a retransmission or a
+// malformed message marked.
 func (s Step) text() string {
 	t := s.Label
 	if s.Retransmission {
 		t += " (retransmission)"
+	}
+	if s.Malformed {
+		t += " (malformed)"
 	}
 	return t
 }

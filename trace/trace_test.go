@@ -361,7 +361,7 @@ func TestLadderEscapes(t *testing.T) {
 		Steps: []trace.Step{
 			{Time: t0, From: 0, To: 1, Label: "INVITE <script>alert(1)</script>; #x\x00", Transport: "UDP"},
 			{Time: t0, From: 1, To: 1, Label: "MESSAGE", Transport: "UDP"},
-			{Time: t0, From: 1, To: 0, Label: "603 Decline", StatusCode: 603, Transport: "UDP"},
+			{Time: t0, From: 1, To: 0, Label: "603 Decline", StatusCode: 603, Transport: "UDP", Malformed: true},
 		},
 	}
 	var svg, mmd bytes.Buffer
@@ -380,7 +380,7 @@ func TestLadderEscapes(t *testing.T) {
 		"    %% 21:30:00.000000 UDP",
 		"    P2->>P2: MESSAGE",
 		"    %% 21:30:00.000000 UDP",
-		"    P2-->>P1: 603 Decline",
+		"    P2-->>P1: 603 Decline (malformed)",
 	}, lines)
 }
 
