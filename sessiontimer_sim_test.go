@@ -149,3 +149,26 @@ func TestSimSessionTimerRefreshByReinvite(t *testing.T) {
 		<-call.Done()
 	})
 }
+
+// TestSimSessionTimerReinviteRefreshes: a re-INVITE of the application
+// (here: hold) carries Session-Expires and refreshes the session too, so
+// the next refresh comes half an interval after it.
+func TestSimSessionTimerReinviteRefreshes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := siptest.NewNetwork(35)
+		defer n.Close()
+		require.NoError(t, n.SetLinks(aliceAddr, bobAddr, siptest.Link{Delay: 10 * time.Millisecond}))
+		st := timers(20*time.Second, 10*time.Second, "uac")
+		call, inv, errc, _, _ := simCall(t, n, sip.UserAgentOptions{SessionTimers: st}, sip.UserAgentOptions{SessionTimers: st}, sip.InviterOptions{})
+		require.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
+		require.NoError(t, <-errc)
+		time.Sleep(8 * time.Second)
+		require.NoError(t, call.Hold(context.Background()))
+		time.Sleep(7 * time.Second) // 15 s: the refresh due at 10 s moved to 18 s
+		assert.Zero(t, count(n.Flow(), "alice→bob UPDATE"), "%q", n.Flow())
+		time.Sleep(4 * time.Second)
+		assert.Equal(t, 1, count(n.Flow(), "alice→bob UPDATE"))
+		assert.Equal(t, sip.SessionEstablished, inv.State())
+		require.NoError(t, call.Bye(context.Background()))
+	})
+}
