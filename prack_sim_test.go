@@ -240,6 +240,21 @@ func (p *rawPeer) read() (*message.Request, net.Addr) {
 	}
 }
 
+// response returns the next response.
+func (p *rawPeer) response() *message.Response {
+	buf := make([]byte, 65536)
+	for {
+		_ = p.pc.SetReadDeadline(time.Now().Add(40 * time.Second))
+		k, _, err := p.pc.ReadFrom(buf)
+		require.NoError(p.t, err)
+		m, err := message.Parse(buf[:k])
+		require.NoError(p.t, err)
+		if r, ok := m.(*message.Response); ok {
+			return r
+		}
+	}
+}
+
 func (p *rawPeer) send(to net.Addr, m interface{ String() string }) {
 	_, err := p.pc.WriteTo([]byte(m.String()), to)
 	require.NoError(p.t, err)

@@ -140,9 +140,26 @@ func (ua *UserAgent) tooSmall(tx *transaction.Server, req *message.Request, o Se
 // answer negotiates the session timer of a request we answer with resp
 // (INVITE, re-INVITE or UPDATE; we are the UAS of the transaction, RFC
 // 4028 §9) and puts the outcome in resp. Without a Session-Expires in the
-// request there is no session timer.
+// request there is no session timer, unless one runs already: it goes
+// on.
 func (t *sessionTimer) answer(req *message.Request, resp *message.Response) {
 	d, who, ok := parseSE(&req.Header)
+	supports := req.Header.HasToken("Supported", "timer") || req.Header.HasToken("Require", "timer")
+	if !ok && t.on && !t.opts.Disabled {
+		// A refresh without Session-Expires from a peer whose session has
+		// a timer: we keep it and say so (RFC 4028 §9), refreshing
+		// ourselves unless the peer supports timers and refreshes.
+		who = "uas"
+		if supports && !t.weRefresh {
+			who = "uac"
+		}
+		t.weRefresh = who == "uas"
+		resp.Header.Set("Session-Expires", secs(t.interval)+";refresher="+who)
+		if supports {
+			resp.Header.Add("Require", "timer")
+		}
+		return
+	}
 	if t.opts.Disabled || !ok {
 		t.on = false
 		return
@@ -153,7 +170,6 @@ func (t *sessionTimer) answer(req *message.Request, resp *message.Response) {
 	}
 	interval := min(d, t.opts.Expires)
 	interval = min(max(interval, floor), d)
-	supports := req.Header.HasToken("Supported", "timer") || req.Header.HasToken("Require", "timer")
 	switch {
 	case !supports:
 		who = "uas"

@@ -2,6 +2,7 @@ package sip_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -142,6 +143,22 @@ func TestSimSessionTimerRefreshByReinvite(t *testing.T) {
 		assert.Equal(t, "ACK", ack2.Method)
 		assert.Equal(t, mustCSeq(t, re), mustCSeq(t, ack2))
 		assert.Equal(t, sip.SessionEstablished, call.State())
+		// bob's own re-INVITE without Session-Expires (he does not
+		// support timers): alice keeps the timer and refreshes herself.
+		reinv, err := message.ParseRequest([]byte("INVITE " + mustContact(t, invite).String() + " SIP/2.0\r\n" +
+			"Via: SIP/2.0/UDP " + bobAddr.String() + ";branch=z9hG4bKbobre1\r\n" +
+			"From: <sip:bob@" + bobAddr.String() + ">;tag=bobtag\r\nTo: " + invite.Header.Get("From") + "\r\n" +
+			"Call-ID: " + invite.Header.CallID() + "\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n" +
+			"Contact: <sip:bob@" + bobAddr.String() + ">\r\nContent-Type: application/sdp\r\n" +
+			"Content-Length: " + fmt.Sprint(len(ok.Body)) + "\r\n\r\n" + string(ok.Body)))
+		require.NoError(t, err)
+		bob.send(from, reinv)
+		var ok3 *message.Response
+		for ok3 == nil || ok3.StatusCode < 200 {
+			ok3 = bob.response()
+		}
+		assert.Equal(t, 200, ok3.StatusCode)
+		assert.Equal(t, "20;refresher=uas", ok3.Header.Get("Session-Expires"))
 		go func() { _ = call.Bye(context.Background()) }()
 		bye, to := bob.read()
 		require.Equal(t, "BYE", bye.Method)
@@ -171,4 +188,11 @@ func TestSimSessionTimerReinviteRefreshes(t *testing.T) {
 		assert.Equal(t, sip.SessionEstablished, inv.State())
 		require.NoError(t, call.Bye(context.Background()))
 	})
+}
+
+func mustContact(t *testing.T, r *message.Request) message.URI {
+	c, err := r.Header.Contacts()
+	require.NoError(t, err)
+	require.Len(t, c, 1)
+	return c[0].URI
 }
