@@ -144,6 +144,13 @@ func (c *conn) readStream() error {
 	buf := make([]byte, 4096)
 	start, end := 0, 0
 	var partialSince time.Time
+	if c.inbound {
+		// The first message (or keepalive) of an inbound connection is
+		// due within ReadTimeout of the accept, as if its first byte had
+		// come then: a peer that connects and sends nothing holds no
+		// connection slot for the long IdleTimeout.
+		partialSince = time.Now()
+	}
 	for {
 		for end > start {
 			n, k, err := lim.Frame(buf[start:end])
@@ -172,8 +179,10 @@ func (c *conn) readStream() error {
 			}
 		}
 		if start == end {
+			if end > 0 { // a unit completed (not the first pass of an inbound connection)
+				partialSince = time.Time{}
+			}
 			start, end = 0, 0
-			partialSince = time.Time{}
 		} else {
 			if partialSince.IsZero() {
 				partialSince = time.Now()
@@ -342,8 +351,16 @@ func (c *conn) readWS() error {
 		return err
 	})
 	buf := make([]byte, 0, 4096)
+	first := c.inbound
 	for {
-		idle()
+		if first && t.cfg.ReadTimeout > 0 {
+			// As on TCP: the first message (or ping) of an inbound
+			// connection is due within ReadTimeout of the handshake.
+			_ = ws.SetReadDeadline(time.Now().Add(t.cfg.ReadTimeout))
+			first = false
+		} else {
+			idle()
+		}
 		_, r, err := ws.NextReader()
 		if err != nil {
 			return c.wsError(err, false)
