@@ -178,7 +178,8 @@ func TestTLSVerifiedByDefault(t *testing.T) {
 			}
 			_, logs, err := start(nil)
 			require.ErrorIs(t, err, ErrTransportClosed, "self-signed certificate accepted by default")
-			assert.Contains(t, logs.String(), "certificate signed by unknown authority")
+			assert.Eventually(t, func() bool { return strings.Contains(logs.String(), "certificate signed by unknown authority") },
+				5*time.Second, 10*time.Millisecond, "the attempt fails on the certificate")
 
 			_, _, err = start(&tls.Config{RootCAs: pool})
 			assert.NoError(t, err, "trusted with RootCAs")
