@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -42,14 +43,16 @@ type conn struct {
 	once   sync.Once
 	err    error         // why it closed; set before done is closed
 	pong   chan struct{} // a pong arrived (capacity 1)
+	wrote  chan struct{} // a message was written (capacity 1)
 }
 
 func (t *Transport) newConn(nc net.Conn, ws *websocket.Conn, proto Proto, inbound bool) *conn {
 	c := &conn{
 		t: t, nc: nc, ws: ws, inbound: inbound,
-		f:    Flow{Proto: proto, Local: addrPortOf(nc.LocalAddr()), Remote: addrPortOf(nc.RemoteAddr())},
-		done: make(chan struct{}),
-		pong: make(chan struct{}, 1),
+		f:     Flow{Proto: proto, Local: addrPortOf(nc.LocalAddr()), Remote: addrPortOf(nc.RemoteAddr())},
+		done:  make(chan struct{}),
+		pong:  make(chan struct{}, 1),
+		wrote: make(chan struct{}, 1),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
@@ -158,6 +161,7 @@ func (c *conn) readStream() error {
 				break
 			}
 			if err != nil {
+				c.answerBeforeClose(buf[start:end], err)
 				if errors.Is(err, message.ErrTooLarge) {
 					return fmt.Errorf("transport: %w: %w", ErrMessageTooLarge, err)
 				}
@@ -268,7 +272,64 @@ func (c *conn) write(ctx context.Context, b []byte) error {
 		c.close(err)
 		return err
 	}
+	select {
+	case c.wrote <- struct{}{}:
+	default:
+	}
 	return nil
+}
+
+// lingerTimeout bounds how long a stream connection that is closing on a
+// message it cannot frame waits for the answer to it and drains what the
+// peer still sends.
+const lingerTimeout = time.Second
+
+// answerBeforeClose handles a request on a stream that cannot be framed
+// (a body or message over the limits, a bad Content-Length): the
+// connection must close, since the stream cannot be resynchronised, but
+// when the request's header section is whole, the layer above gets it
+// with the framing error (status 400, 413 or 513) and a moment to answer
+// before the close. The read side is then drained briefly, so that the
+// peer reads the answer rather than a reset.
+func (c *conn) answerBeforeClose(b []byte, ferr error) {
+	var pe *message.ParseError
+	if !errors.As(ferr, &pe) {
+		return
+	}
+	he := bytes.Index(b, crlfcrlf)
+	if he < 0 {
+		return
+	}
+	m, perr := c.t.cfg.Limits.Parse(b[:he+4])
+	var hp *message.ParseError
+	if errors.As(perr, &hp) {
+		m = hp.Message
+	}
+	req, ok := m.(*message.Request)
+	if !ok || req.Method == "ACK" {
+		return
+	}
+	e := *pe
+	e.Message = req
+	select {
+	case <-c.wrote:
+	default:
+	}
+	c.t.deliver(nil, &e, c.f)
+	timer := time.NewTimer(lingerTimeout)
+	defer timer.Stop()
+	select {
+	case <-c.wrote:
+	case <-timer.C:
+		return
+	case <-c.t.ctx.Done():
+		return
+	}
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	_, _ = io.CopyN(io.Discard, c.nc, int64(c.t.maxMsg)*16)
 }
 
 // keepalive pings the peer every Interval and closes the connection
@@ -549,6 +610,14 @@ func (t *Transport) releaseInbound() {
 type releaseConn struct {
 	net.Conn
 	release func()
+}
+
+// CloseWrite half-closes the connection when the one underneath can.
+func (c *releaseConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 func (c *releaseConn) Close() error {
