@@ -78,7 +78,7 @@ func (ua *UserAgent) admit(req *message.Request, flow transport.Flow) bool {
 	if req == nil {
 		return true
 	}
-	if ua.opts.AcceptOnlyFromServer && !ua.fromServer(flow) {
+	if ua.opts.AcceptOnlyFromServer && !ua.fromServer(flow) && !ua.ours(req) {
 		ua.log.Debug("sip: request from outside the server flow dropped", "method", req.Method, "flow", flow)
 		return false
 	}
@@ -109,6 +109,20 @@ func (ua *UserAgent) fromServer(flow transport.Flow) bool {
 		return f.ID != 0 && f.ID == flow.ID
 	}
 	return f.Remote == flow.Remote
+}
+
+// ours reports whether req belongs to something the UserAgent already
+// has, which a scanner cannot guess: a dialog (an in-dialog request sent
+// straight to the Contact by a peer when the proxy did not record-route),
+// or a server transaction (a retransmission, a CANCEL).
+func (ua *UserAgent) ours(req *message.Request) bool {
+	if d, _ := ua.dialogs.MatchRequest(req); d != nil {
+		return true
+	}
+	if req.Method == "CANCEL" && ua.layer.MatchCancel(req) != nil {
+		return true
+	}
+	return ua.layer.Matches(req)
 }
 
 // inviteOverCap reports whether a new incoming call would exceed

@@ -54,6 +54,7 @@ func TestAcceptOnlyFromServer(t *testing.T) {
 
 			var mu sync.Mutex
 			var got []string
+			invs := make(chan *Invitation, 8)
 			note := func(s string) { mu.Lock(); got = append(got, s); mu.Unlock() }
 			h := startHostileUA(t, func(o *UserAgentOptions) {
 				o.URI = srv.AOR("bob")
@@ -62,7 +63,11 @@ func TestAcceptOnlyFromServer(t *testing.T) {
 				o.Transport.Server = srv.URI(serverProto).String()
 				o.Transport.Listen = []string{"udp://127.0.0.1:0", "tcp://127.0.0.1:0", "ws://127.0.0.1:0"}
 				o.Delegate.OnMessage = func(m *IncomingRequest) { note("MESSAGE " + string(m.Request.Body)) }
-				o.Delegate.OnInvite = func(inv *Invitation) { note("INVITE"); _ = inv.Reject(486, "") }
+				o.Delegate.OnInvite = func(inv *Invitation) {
+					note("INVITE")
+					invs <- inv
+					_ = inv.Accept(context.Background(), AcceptOptions{})
+				}
 				o.Delegate.OnRequest = func(r *IncomingRequest) { note(r.Request.Method) }
 			})
 			reg, err := NewRegisterer(h.ua, RegistererOptions{})
@@ -104,6 +109,40 @@ func TestAcceptOnlyFromServer(t *testing.T) {
 			mu.Lock()
 			assert.Equal(t, []string{"MESSAGE via the server"}, got)
 			mu.Unlock()
+
+			// A call through the server: its in-dialog requests are taken
+			// from anywhere (a BYE straight to the Contact, as a peer sends
+			// when the proxy does not record-route); a BYE with guessed tags
+			// is not.
+			call, err := NewInviter(alice, srv.AOR("bob"), InviterOptions{})
+			require.NoError(t, err)
+			require.NoError(t, call.Invite(ctx5(t), InviteOptions{}))
+			inv := <-invs
+			require.Eventually(t, func() bool { return inv.State() == SessionEstablished }, 5*time.Second, 10*time.Millisecond)
+			callID, local, remote := inv.DialogID()
+			w, err := dialWire(t, h, transport.UDP)
+			require.NoError(t, err)
+			bye := func(branch, toTag string) []byte {
+				return []byte("BYE sip:bob@127.0.0.1 SIP/2.0\r\nVia: " + w.via(branch) + "\r\nMax-Forwards: 70\r\n" +
+					"From: <" + srv.AOR("alice") + ">;tag=" + remote + "\r\nTo: <" + srv.AOR("bob") + ">;tag=" + toTag + "\r\n" +
+					"Call-ID: " + callID + "\r\nCSeq: 100 BYE\r\nContent-Length: 0\r\n\r\n")
+			}
+			w.send(t, bye("z9hG4bK-guess", "guessed"))
+			select {
+			case r := <-w.resps:
+				t.Errorf("BYE with guessed tags answered: %d", r.StatusCode)
+			case <-time.After(300 * time.Millisecond):
+			}
+			w.send(t, bye("z9hG4bK-direct", local))
+			select {
+			case r := <-w.resps:
+				assert.Equal(t, 200, r.StatusCode, "BYE of the dialog straight to the Contact")
+			case <-time.After(5 * time.Second):
+				t.Error("BYE of the dialog dropped")
+			}
+			assert.Eventually(t, func() bool { return inv.State() == SessionTerminated }, 5*time.Second, 10*time.Millisecond)
+			w.close()
+			_ = call.Dispose(ctx5(t))
 			require.NoError(t, reg.Unregister(ctx5(t), UnregisterOptions{}))
 		})
 	}
