@@ -38,6 +38,7 @@ import (
 	"github.com/sipua/sip/media"
 	"github.com/sipua/sip/media/webrtc"
 	"github.com/sipua/sip/message"
+	"github.com/sipua/sip/trace"
 	"github.com/sipua/sip/transport"
 )
 
@@ -79,6 +80,14 @@ type UserAgentOptions struct {
 	InstanceID string
 	// Logger receives the user agent's logs. Nil: silent.
 	Logger *slog.Logger
+	// Tracer, when set, sees every SIP message the UserAgent sends
+	// (retransmissions and stateless answers included) and receives, with
+	// time, transport, addresses and raw bytes; package trace has writers
+	// for pcap, a text log and call ladders. It is called synchronously on
+	// the sending or receiving goroutine, in causal order, with no lock
+	// held: it must be fast, safe for concurrent use, and must not call
+	// back into the UserAgent. Nil: nothing is traced, at no cost.
+	Tracer trace.Tracer
 	// Delegate receives incoming requests and connection changes.
 	Delegate UserAgentDelegate
 	// Timers are the RFC 3261 timers. Zero fields: the defaults.
@@ -398,6 +407,7 @@ func (ua *UserAgent) Start(ctx context.Context) error {
 	ua.tp = transport.New(transport.Config{
 		OnMessage:       func(in transport.Incoming) { ua.post(func() { ua.receive(in) }) },
 		Logger:          ua.opts.Logger,
+		Tracer:          ua.opts.Tracer,
 		TLSConfig:       to.TLSConfig,
 		ServerTLSConfig: to.ServerTLSConfig,
 		Keepalive:       transport.Keepalive{Interval: to.KeepaliveInterval, Timeout: to.KeepaliveTimeout},
