@@ -209,16 +209,18 @@ func (c *conn) readStream() error {
 		n, err := c.nc.Read(buf[end:])
 		end += n
 		if err != nil && n == 0 {
-			return c.readError(err, !partialSince.IsZero() || end > start)
+			return c.readError(err, end > start, !partialSince.IsZero())
 		}
 	}
 }
 
-// readError maps a read error to the reason the connection ended.
-func (c *conn) readError(err error, partial bool) error {
+// readError maps a read error to the reason the connection ended:
+// partial says bytes of a message are pending, due that a message was
+// due within ReadTimeout (one begun, or an inbound connection's first).
+func (c *conn) readError(err error, partial, due bool) error {
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		if partial {
+		if partial || due {
 			return fmt.Errorf("%w: message not complete within %v", ErrReadTimeout, c.t.cfg.ReadTimeout)
 		}
 		return fmt.Errorf("%w: idle for %v", ErrReadTimeout, c.t.cfg.IdleTimeout)
@@ -293,20 +295,11 @@ const lingerTimeout = time.Second
 // peer reads the answer rather than a reset.
 func (c *conn) answerBeforeClose(b []byte, ferr error) {
 	var pe *message.ParseError
-	if !errors.As(ferr, &pe) {
+	if !errors.As(ferr, &pe) || !answerable(ferr) {
 		return
 	}
-	he := bytes.Index(b, crlfcrlf)
-	if he < 0 {
-		return
-	}
-	m, perr := c.t.cfg.Limits.Parse(b[:he+4])
-	var hp *message.ParseError
-	if errors.As(perr, &hp) {
-		m = hp.Message
-	}
-	req, ok := m.(*message.Request)
-	if !ok || req.Method == "ACK" {
+	req, n := unframable(c.t.cfg.Limits, b)
+	if req == nil {
 		return
 	}
 	e := *pe
@@ -315,8 +308,11 @@ func (c *conn) answerBeforeClose(b []byte, ferr error) {
 	case <-c.wrote:
 	default:
 	}
-	c.t.deliver(nil, &e, c.f)
-	timer := time.NewTimer(lingerTimeout)
+	c.t.deliver(b[:n], nil, &e, c.f)
+	if c.t.linger <= 0 {
+		return
+	}
+	timer := time.NewTimer(c.t.linger)
 	defer timer.Stop()
 	select {
 	case <-c.wrote:
@@ -328,8 +324,35 @@ func (c *conn) answerBeforeClose(b []byte, ferr error) {
 	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
-	_ = c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.t.linger))
 	_, _ = io.CopyN(io.Discard, c.nc, int64(c.t.maxMsg)*16)
+}
+
+// answerable reports whether a framing error is one found after the
+// whole header section was read (so the request can be answered): a bad
+// Content-Length, a body or message over the limits.
+func answerable(ferr error) bool {
+	return errors.Is(ferr, message.ErrContentLength) || errors.Is(ferr, message.ErrTooLarge)
+}
+
+// unframable returns the request whose whole header section starts b, a
+// stream that cannot be framed, and the length of that section; nil when
+// there is none (or it is an ACK, which is never answered).
+func unframable(lim message.Limits, b []byte) (*message.Request, int) {
+	he := bytes.Index(b, crlfcrlf)
+	if he < 0 {
+		return nil, 0
+	}
+	m, perr := lim.Parse(b[:he+4])
+	var hp *message.ParseError
+	if errors.As(perr, &hp) {
+		m = hp.Message
+	}
+	req, ok := m.(*message.Request)
+	if !ok || req.Method == "ACK" {
+		return nil, 0
+	}
+	return req, he + 4
 }
 
 // keepalive pings the peer every Interval and closes the connection
@@ -481,7 +504,7 @@ func (c *conn) wsError(err error, partial bool) error {
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return io.EOF
 	}
-	return c.readError(err, partial)
+	return c.readError(err, partial, partial)
 }
 
 // dialWS opens a WebSocket connection offering the sip subprotocol.
