@@ -308,11 +308,13 @@ func TestDigestStrongestAndNoSecretsLogged(t *testing.T) {
 		algs, qop []string
 		wantAlg   string
 		wantQOP   string
+		ha1       bool // credentials as an HA1 callback, not a password
 	}{
-		{"all-three", []string{"MD5", "SHA-256", "SHA-512-256"}, []string{"auth", "auth-int"}, "SHA-512-256", "auth"},
-		{"md5-sha256", []string{"MD5", "SHA-256"}, []string{"auth"}, "SHA-256", "auth"},
-		{"auth-int", []string{"MD5", "SHA-256"}, []string{"auth-int"}, "SHA-256", "auth-int"},
-		{"md5-only", []string{"MD5"}, []string{"auth"}, "MD5", "auth"},
+		{"all-three", []string{"MD5", "SHA-256", "SHA-512-256"}, []string{"auth", "auth-int"}, "SHA-512-256", "auth", false},
+		{"md5-sha256", []string{"MD5", "SHA-256"}, []string{"auth"}, "SHA-256", "auth", false},
+		{"auth-int", []string{"MD5", "SHA-256"}, []string{"auth-int"}, "SHA-256", "auth-int", false},
+		{"md5-only", []string{"MD5"}, []string{"auth"}, "MD5", "auth", false},
+		{"ha1-sha256", []string{"MD5", "SHA-256"}, []string{"auth"}, "SHA-256", "auth", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ds, err := digest.NewServer(digest.ServerOptions{Realm: "sipua.test", Algorithms: tc.algs, QOP: tc.qop,
@@ -322,10 +324,18 @@ func TestDigestStrongestAndNoSecretsLogged(t *testing.T) {
 			require.NoError(t, err)
 			reg := newDigestRegistrar(t, ds)
 			logs := &syncBuffer{}
-			ua, err := NewUserAgent(UserAgentOptions{URI: "sip:bob@sipua.test", AuthorizationPassword: password,
-				MediaFactory: NoMedia,
-				Logger:       slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-				Transport:    TransportOptions{Server: "sip:" + reg.conn.LocalAddr().String()}})
+			opts := UserAgentOptions{URI: "sip:bob@sipua.test", AuthorizationPassword: password}
+			if tc.ha1 {
+				opts.AuthorizationPassword = ""
+				opts.AuthorizationHA1 = func(realm, alg string) (string, error) {
+					h := map[string]hash.Hash{"MD5": md5.New(), "SHA-256": sha256.New(), "SHA-512-256": sha512.New512_256()}[alg]
+					return hexHash(h, "bob:"+realm+":"+password), nil
+				}
+			}
+			ua, err := NewUserAgent(UserAgentOptions{URI: opts.URI, AuthorizationPassword: opts.AuthorizationPassword,
+				AuthorizationHA1: opts.AuthorizationHA1, MediaFactory: NoMedia,
+				Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+				Transport: TransportOptions{Server: "sip:" + reg.conn.LocalAddr().String()}})
 			require.NoError(t, err)
 			require.NoError(t, ua.Start(ctx5(t)))
 			t.Cleanup(func() { _ = ua.Stop(context.Background()) })
