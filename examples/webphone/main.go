@@ -1,11 +1,12 @@
 // Command webphone is a browser-to-Go call on this machine, with nothing to
 // configure: it serves a web page with SIP.js on http://127.0.0.1:8080/,
 // runs an embedded registrar and proxy (siptest/sipserver) on a loopback
-// WebSocket, and a bot written with sipua that registers there as
-// sip:bot@sipua.test. Open the page, press Register, then Call: the bot
-// answers with WebRTC audio (pion), plays a three-note prompt, echoes what
-// your microphone sends, and shows the DTMF digits you press on the
-// page's keypad; Hang up ends the call. The page shows the call's state,
+// WebSocket, and the bot of examples/bot (package botcore) on a sipua
+// UserAgent that registers there as sip:bot@sipua.test. Open the page,
+// press Register, then Call: the bot answers with WebRTC audio (pion),
+// plays its prompt (two beeps), echoes what your microphone sends, and
+// collects the DTMF digits you press on the page's keypad (RFC 4733, or
+// SIP INFO when ticked), which the page shows; Hang up ends the call. The page shows the call's state,
 // its duration, the media counters of both ends and the bot's view.
 //
 //	go run ./examples/webphone                 # then open http://127.0.0.1:8080/

@@ -266,11 +266,11 @@ async function bot() {
   const b = await r.json();
   const c = b.calls && b.calls[b.calls.length - 1];
   if (!c) return b;
-  $("b-call").textContent = `#${c.id} from ${c.from}`;
+  $("b-call").textContent = `#${b.calls.length} from ${c.from}`;
   $("b-state").textContent = c.ended ? `${c.state} (${c.ended})` : `${c.state}, ICE ${c.ice}`;
   $("b-digits").textContent = c.digits || "–";
   $("b-packets").textContent = `${c.packetsReceived} / ${c.packetsSent}`;
-  $("b-audio").textContent = c.prompt ? "playing the prompt" : `${c.codec || "–"}, echoed ${(c.echoedMs / 1000).toFixed(1)} s`;
+  $("b-audio").textContent = `${c.codec || "–"}, ${c.echoing ? "echoing your audio" : "playing the prompt"}`;
   return b;
 }
 
