@@ -23,15 +23,24 @@ func TestQuickstart(t *testing.T) {
 	require.ErrorContains(t, call(ctx, url, "alice", "wrong", "sipua.test", "sip:bob@sipua.test"), "register")
 }
 
-// TestREADME: README.md shows the quick start of main.go verbatim.
+// TestREADME: README.md shows the quick start of main.go and the test of
+// kit_test.go verbatim (tabs and all), so that neither can rot.
 func TestREADME(t *testing.T) {
-	src, err := os.ReadFile("main.go")
-	require.NoError(t, err)
-	_, after, ok := strings.Cut(string(src), "// quickstart begins\n")
-	require.True(t, ok)
-	code, _, ok := strings.Cut(after, "\n// quickstart ends")
-	require.True(t, ok)
 	readme, err := os.ReadFile("../../README.md")
 	require.NoError(t, err)
-	require.Contains(t, string(readme), code, "README.md's quick start differs from examples/quickstart/main.go: copy the function into it")
+	for _, block := range []struct{ file, begin, end string }{
+		{"main.go", "// quickstart begins\n", "\n// quickstart ends"},
+		{"kit_test.go", "\t// kit begins\n", "\n\t// kit ends"},
+	} {
+		src, err := os.ReadFile(block.file)
+		require.NoError(t, err)
+		_, after, ok := strings.Cut(string(src), block.begin)
+		require.True(t, ok, block.begin)
+		code, _, ok := strings.Cut(after, block.end)
+		require.True(t, ok, block.end)
+		if block.file == "kit_test.go" { // shown one level less indented
+			code = strings.ReplaceAll("\n"+code, "\n\t", "\n")[1:]
+		}
+		require.Contains(t, string(readme), code, "README.md differs from examples/quickstart/%s: copy the block into it", block.file)
+	}
 }
