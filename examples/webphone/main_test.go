@@ -29,12 +29,30 @@ import (
 // page, the microphone to the bot) and the page must show the bot's view.
 // SIPUA_SCREENSHOT=1 writes the page in the call to screenshot.png.
 func TestWebphone(t *testing.T) {
+	testWebphone(t, config{}, os.Getenv("SIPUA_SCREENSHOT") == "1")
+}
+
+// TestWebphoneKamailio: the same with Kamailio (interop's configuration:
+// digest authentication, record-routing, the strict route-set check) as
+// the registrar and proxy instead of the embedded one, as -server runs it;
+// the bot is carol and the page eve, users Kamailio knows.
+func TestWebphoneKamailio(t *testing.T) {
+	t.Chdir("../../interop") // StartKamailio reads its configuration there
+	k := interop.StartKamailio(t)
+	testWebphone(t, config{
+		Server: k.WSURL(), Domain: interop.Domain,
+		BotUser: "carol", BotPassword: interop.Users["carol"],
+		WebUser: "eve", WebPassword: interop.Users["eve"],
+	}, false)
+	assert.Empty(t, k.RouteSetViolations(), "in-dialog requests that ignored the route set")
+}
+
+func testWebphone(t *testing.T, cfg config, screenshot bool) {
 	testStart := time.Now()
 	var logs syncBuffer
-	a, err := start(context.Background(), config{
-		HTTP:   "127.0.0.1:0",
-		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
-	})
+	cfg.HTTP = "127.0.0.1:0"
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	a, err := start(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		a.Close()
@@ -127,7 +145,7 @@ func TestWebphone(t *testing.T) {
 	img, err := png.Decode(bytes.NewReader(shot))
 	require.NoError(t, err, "the screenshot is not a PNG")
 	t.Logf("screenshot: %v, %d bytes", img.Bounds().Size(), len(shot))
-	if os.Getenv("SIPUA_SCREENSHOT") == "1" {
+	if screenshot {
 		require.NoError(t, os.WriteFile("screenshot.png", shot, 0o644))
 	}
 
