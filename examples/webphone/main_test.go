@@ -14,10 +14,15 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"go.uber.org/goleak"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sipua/sip/interop"
 )
+
+// TestMain checks that the program leaves no goroutine behind once
+// closed.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // TestWebphone runs the program as `go run ./examples/webphone` does (on
 // free ports), opens its page in headless Chromium (real WebRTC, the fake
