@@ -93,7 +93,7 @@ func testWebphone(t *testing.T, cfg config, screenshot bool) {
 		return s
 	}
 
-	ev.expect(t, "ready")
+	ev.expectWithin(t, interop.PageReadyTimeout, "ready")
 	t.Logf("page ready %v after the test started", time.Since(testStart).Round(time.Millisecond))
 	click("register")
 	ev.expect(t, "registered")
@@ -224,7 +224,13 @@ func (e *events) log() string {
 // equal the given pairs; an "error" event fails the test at once.
 func (e *events) expect(t *testing.T, name string, kv ...any) map[string]any {
 	t.Helper()
-	deadline := time.After(15 * time.Second)
+	return e.expectWithin(t, 15*time.Second, name, kv...)
+}
+
+// expectWithin is expect with another time limit.
+func (e *events) expectWithin(t *testing.T, limit time.Duration, name string, kv ...any) map[string]any {
+	t.Helper()
+	deadline := time.After(limit)
 	for {
 		e.mu.Lock()
 	scan:
@@ -254,7 +260,7 @@ func (e *events) expect(t *testing.T, name string, kv ...any) map[string]any {
 		select {
 		case <-changed:
 		case <-deadline:
-			t.Fatalf("no page event %q %v within 15 s", name, kv)
+			t.Fatalf("no page event %q %v within %v", name, kv, limit)
 		}
 	}
 }
