@@ -29,30 +29,33 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // microphone's beep) and uses it as a person would, by clicking its
 // buttons: Register, Call (the bot answers after ringing), the keypad
 // (1, 2, 3 as RFC 4733 events, # as SIP INFO: the bot must hear them
-// all), then Hang up. In
-// between, audio must flow both ways (the bot's prompt and echo to the
-// page, the microphone to the bot) and the page must show the bot's view.
-// SIPUA_SCREENSHOT=1 writes the page in the call to screenshot.png.
-func TestWebphone(t *testing.T) {
-	testWebphone(t, config{}, os.Getenv("SIPUA_SCREENSHOT") == "1")
-}
-
-// TestWebphoneKamailio: the same with Kamailio (interop's configuration:
+// all), then Hang up. In between, audio must flow both ways (the bot's
+// prompt and echo to the page, the microphone to the bot) and the page
+// must show the bot's view. SIPUA_SCREENSHOT=1 writes the page in the
+// call to screenshot.png.
+//
+// The second run does the same with Kamailio (interop's configuration:
 // digest authentication, record-routing, the strict route-set check) as
-// the registrar and proxy instead of the embedded one, as -server runs it;
-// the bot is carol and the page eve, users Kamailio knows.
-func TestWebphoneKamailio(t *testing.T) {
-	t.Chdir("../../interop") // StartKamailio reads its configuration there
-	k := interop.StartKamailio(t)
-	testWebphone(t, config{
-		Server: k.WSURL(), Domain: interop.Domain,
-		BotUser: "carol", BotPassword: interop.Users["carol"],
-		WebUser: "eve", WebPassword: interop.Users["eve"],
-	}, false)
-	assert.Empty(t, k.RouteSetViolations(), "in-dialog requests that ignored the route set")
+// the registrar and proxy, as -server runs it; the bot is carol and the
+// page eve, users Kamailio knows. One browser serves both runs.
+func TestWebphone(t *testing.T) {
+	browser := interop.StartChromium(t)
+	t.Run("embedded-registrar", func(t *testing.T) {
+		testWebphone(t, browser, config{}, os.Getenv("SIPUA_SCREENSHOT") == "1")
+	})
+	t.Run("kamailio", func(t *testing.T) {
+		t.Chdir("../../interop") // StartKamailio reads its configuration there
+		k := interop.StartKamailio(t)
+		testWebphone(t, browser, config{
+			Server: k.WSURL(), Domain: interop.Domain,
+			BotUser: "carol", BotPassword: interop.Users["carol"],
+			WebUser: "eve", WebPassword: interop.Users["eve"],
+		}, false)
+		assert.Empty(t, k.RouteSetViolations(), "in-dialog requests that ignored the route set")
+	})
 }
 
-func testWebphone(t *testing.T, cfg config, screenshot bool) {
+func testWebphone(t *testing.T, browser *interop.Chromium, cfg config, screenshot bool) {
 	testStart := time.Now()
 	var logs syncBuffer
 	cfg.HTTP = "127.0.0.1:0"
@@ -67,7 +70,6 @@ func testWebphone(t *testing.T, cfg config, screenshot bool) {
 	})
 	t.Logf("page %s, SIP over %s", a.URL, a.WSURL)
 
-	browser := interop.StartChromium(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	ev := &events{changed: make(chan struct{})}
