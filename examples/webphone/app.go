@@ -164,7 +164,7 @@ func start(ctx context.Context, cfg config) (a *app, err error) {
 		return a, err
 	}
 	if err = a.ua.Start(ctx); err != nil {
-		return a, fmt.Errorf("bot: %w", err)
+		return a, fmt.Errorf("bot: connect to %s: %w", a.WSURL, err)
 	}
 	reg, err := sip.NewRegisterer(a.ua, sip.RegistererOptions{})
 	if err != nil {

@@ -18,6 +18,10 @@
 // (see interop/kamailio) instead of the embedded one; both users must exist
 // there.
 //
+// Exit status: 0 after SIGINT or SIGTERM, 2 for a wrong command line, 1
+// when it cannot start (no SIP.js, a port in use, the server unreachable
+// or the credentials refused).
+//
 // SIP.js 0.21.2 is served from interop/node/node_modules/sip.js/lib, which
 // ./interop/install.sh (run by ./scripts/test.sh) installs: the program
 // looks for it in the working directory and its parents, and -sipjs names
@@ -48,12 +52,23 @@ import (
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
+		var usage usageError
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			os.Exit(2)
+		case errors.As(err, &usage):
 			fmt.Fprintln(os.Stderr, "webphone:", err)
+			os.Exit(2)
 		}
-		os.Exit(2)
+		fmt.Fprintln(os.Stderr, "webphone:", err)
+		os.Exit(1)
 	}
 }
+
+// usageError is a wrong command line (exit status 2; other failures 1).
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
 
 // run parses the flags, starts the webphone and serves until SIGINT or
 // SIGTERM.
@@ -103,10 +118,13 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, verbose, trace boo
 	fs.BoolVar(&verbose, "v", false, "log debug details (SIP, media) to stderr")
 	fs.BoolVar(&trace, "trace", false, "print every SIP message the embedded registrar handles")
 	if err = fs.Parse(args); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			err = usageError{err}
+		}
 		return
 	}
 	if fs.NArg() > 0 {
-		err = fmt.Errorf("unexpected arguments %q (flags only; -h lists them)", fs.Args())
+		err = usageError{fmt.Errorf("unexpected arguments %q (flags only; -h lists them)", fs.Args())}
 	}
 	return
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image/png"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -167,12 +168,26 @@ func testWebphone(t *testing.T, browser *interop.Chromium, cfg config, screensho
 // TestFlags: bad command lines are refused with a clear error.
 func TestFlags(t *testing.T) {
 	var out bytes.Buffer
+	var usage usageError
 	err := run([]string{"extra"}, &out, &out)
 	require.ErrorContains(t, err, "unexpected arguments")
+	require.ErrorAs(t, err, &usage)
 	err = run([]string{"-nosuchflag"}, &out, &out)
 	require.ErrorContains(t, err, "nosuchflag")
+	require.ErrorAs(t, err, &usage)
 	_, err = start(context.Background(), config{SIPJS: t.TempDir()})
 	require.ErrorIs(t, err, errNoSIPJS)
+
+	// A server where nobody listens: start gives up when its context ends.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, err = start(ctx, config{HTTP: "127.0.0.1:0", Server: "ws://" + addr + "/"})
+	require.ErrorContains(t, err, "bot")
+	t.Logf("unreachable server: %v", err)
 }
 
 func lastCall(a *app) *callStatus {
