@@ -535,7 +535,13 @@ func (h *Handler) capability(m string) dir {
 }
 
 func (h *Handler) createOffer(ctx context.Context, pc *pion.PeerConnection, opts media.Options) ([]byte, error) {
-	offer, err := pc.CreateOffer(nil)
+	var oo *pion.OfferOptions
+	if opts.ICERestart {
+		// New ICE credentials: the peer gathers and checks again, e.g.
+		// after our network path changed (RFC 8445 §9).
+		oo = &pion.OfferOptions{ICERestart: true}
+	}
+	offer, err := pc.CreateOffer(oo)
 	if err != nil {
 		return nil, fmt.Errorf("webrtc: create offer: %w", err)
 	}
