@@ -20,6 +20,7 @@ import (
 	"github.com/sipua/sip/examples/bot/botcore"
 	"github.com/sipua/sip/media/webrtc"
 	"github.com/sipua/sip/siptest/sipserver"
+	"github.com/sipua/sip/trace"
 )
 
 // The page and its script are ours and go into the binary. SIP.js is not:
@@ -51,6 +52,9 @@ type config struct {
 	// OnSIP, when set, sees every SIP message the embedded server
 	// handles.
 	OnSIP func(sipserver.Event)
+	// Tracer, when set, sees every SIP message the bot's UserAgent sends
+	// and receives (e.g. a trace.PcapWriter).
+	Tracer trace.Tracer
 }
 
 func (c *config) defaults() {
@@ -159,6 +163,7 @@ func start(ctx context.Context, cfg config) (a *app, err error) {
 		MediaFactory:          b.core.MediaFactory(),
 		Delegate:              sip.UserAgentDelegate{OnInvite: a.bot.Invite},
 		Logger:                cfg.Logger.With("part", "ua"),
+		Tracer:                cfg.Tracer,
 	})
 	if err != nil {
 		return a, err

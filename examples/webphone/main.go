@@ -10,7 +10,7 @@
 // its duration, the media counters of both ends and the bot's view.
 //
 //	go run ./examples/webphone                 # then open http://127.0.0.1:8080/
-//	go run ./examples/webphone -http 127.0.0.1:0 -v
+//	go run ./examples/webphone -http 127.0.0.1:0 -v -pcap bot.pcap
 //	go run ./examples/webphone -server ws://127.0.0.1:8080/ -domain sipua.test \
 //	    -bot-user carol -bot-password carol-secret -web-user eve -web-password eve-secret
 //
@@ -48,6 +48,7 @@ import (
 	"time"
 
 	"github.com/sipua/sip/siptest/sipserver"
+	"github.com/sipua/sip/trace"
 )
 
 func main() {
@@ -73,16 +74,28 @@ func (e usageError) Unwrap() error { return e.error }
 // run parses the flags, starts the webphone and serves until SIGINT or
 // SIGTERM.
 func run(args []string, stdout, stderr io.Writer) error {
-	cfg, verbose, trace, err := parseFlags(args, stderr)
+	cfg, verbose, traceSIP, pcap, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if pcap != "" {
+		f, err := os.Create(pcap)
+		if err != nil {
+			return fmt.Errorf("pcap: %w", err)
+		}
+		defer f.Close()
+		w, err := trace.NewPcapWriter(f)
+		if err != nil {
+			return fmt.Errorf("pcap: %w", err)
+		}
+		cfg.Tracer = w
 	}
 	level := slog.LevelInfo
 	if verbose {
 		level = slog.LevelDebug
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	if trace {
+	if traceSIP {
 		start := time.Now()
 		cfg.OnSIP = func(e sipserver.Event) { fmt.Fprintf(stdout, "%8.3fs  %s\n", time.Since(start).Seconds(), e) }
 	}
@@ -104,7 +117,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 }
 
 // parseFlags reads the command line into a config.
-func parseFlags(args []string, stderr io.Writer) (cfg config, verbose, trace bool, err error) {
+func parseFlags(args []string, stderr io.Writer) (cfg config, verbose, traceSIP bool, pcap string, err error) {
 	fs := flag.NewFlagSet("webphone", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.HTTP, "http", "127.0.0.1:8080", "address to serve the page on (port 0: any free port)")
@@ -116,7 +129,8 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, verbose, trace boo
 	fs.StringVar(&cfg.WebPassword, "web-password", "alice-secret", "the page's password")
 	fs.StringVar(&cfg.SIPJS, "sipjs", "", "directory of SIP.js 0.21.2's lib/ (default: interop/node/node_modules/sip.js/lib, looked up from the working directory)")
 	fs.BoolVar(&verbose, "v", false, "log debug details (SIP, media) to stderr")
-	fs.BoolVar(&trace, "trace", false, "print every SIP message the embedded registrar handles")
+	fs.BoolVar(&traceSIP, "trace", false, "print every SIP message the embedded registrar handles")
+	fs.StringVar(&pcap, "pcap", "", "write the bot's SIP messages to this pcap file (tshark -r FILE -Y sip, sngrep -I FILE, Wireshark)")
 	if err = fs.Parse(args); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			err = usageError{err}

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sipua/sip/interop"
+	"github.com/sipua/sip/trace"
 )
 
 // TestMain checks that the program leaves no goroutine behind once
@@ -60,6 +61,8 @@ func testWebphone(t *testing.T, browser *interop.Chromium, cfg config, screensho
 	testStart := time.Now()
 	var logs syncBuffer
 	cfg.HTTP = "127.0.0.1:0"
+	rec := trace.NewRecorder(0)
+	cfg.Tracer = rec
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	a, err := start(context.Background(), cfg)
 	require.NoError(t, err)
@@ -163,6 +166,15 @@ func testWebphone(t *testing.T, browser *interop.Chromium, cfg config, screensho
 	waitFor(t, 5*time.Second, "the bot's call ends by the page's BYE", func() bool { return lastCall(a).Ended != "" })
 	assert.Equal(t, "remote BYE", lastCall(a).Ended)
 	assert.Equal(t, "ended", text("callstate"))
+
+	// The bot's Tracer saw the whole call.
+	var flow []string
+	for _, e := range rec.Events() {
+		if strings.HasPrefix(e.Summary(), "INVITE") || strings.HasPrefix(e.Summary(), "BYE") || strings.HasPrefix(e.Summary(), "INFO") {
+			flow = append(flow, e.Dir.String()+" "+strings.Fields(e.Summary())[0])
+		}
+	}
+	assert.Subset(t, flow, []string{"received INVITE", "received INFO", "received BYE"}, "the bot's trace: %v", flow)
 }
 
 // TestFlags: bad command lines are refused with a clear error.
