@@ -167,6 +167,16 @@ func testWebphone(t *testing.T, browser *interop.Chromium, cfg config, screensho
 	assert.Equal(t, "remote BYE", lastCall(a).Ended)
 	assert.Equal(t, "ended", text("callstate"))
 
+	// A call to a user who does not exist fails, and the page says why.
+	require.NoError(t, page.Evaluate(ctx, `document.getElementById("target").value = "sip:nobody@`+a.cfg.Domain+`"`, nil))
+	click("call")
+	rej := ev.expect(t, "rejected")
+	ev.expect(t, "state", "state", "Terminated")
+	code, _ := rej["code"].(float64)
+	assert.GreaterOrEqual(t, code, 400.0, "a call to nobody: %v", rej)
+	assert.Contains(t, text("callstate"), fmt.Sprint(code))
+	t.Logf("a call to nobody: %v %v", rej["code"], rej["reason"])
+
 	// The bot's Tracer saw the whole call.
 	var flow []string
 	for _, e := range rec.Events() {

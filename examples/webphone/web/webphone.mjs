@@ -150,6 +150,7 @@ async function call() {
   const target = UserAgent.makeURI($("target").value.trim());
   if (!target) throw new Error(`bad target ${$("target").value}`);
   const inviter = new Inviter(ua, target, audioOnly);
+  let rejected = false;
   session = inviter;
   sent = "";
   $("digits").textContent = "–";
@@ -162,7 +163,7 @@ async function call() {
       const sdh = inviter.sessionDescriptionHandler;
       if (sdh) $("remote").srcObject = sdh.remoteMediaStream;
     } else if (s === SessionState.Terminated) {
-      badge($("callstate"), "ended");
+      if (!rejected) badge($("callstate"), "ended");
       session = null;
       established = 0;
     }
@@ -177,7 +178,11 @@ async function call() {
         if (r.message.statusCode === 180) badge($("callstate"), "ringing", "busy");
         emit("progress", { code: r.message.statusCode });
       },
-      onReject: (r) => emit("rejected", { code: r.message.statusCode, reason: r.message.reasonPhrase }),
+      onReject: (r) => {
+        rejected = true;
+        badge($("callstate"), `${r.message.statusCode} ${r.message.reasonPhrase}`, "bad");
+        emit("rejected", { code: r.message.statusCode, reason: r.message.reasonPhrase });
+      },
     },
   });
 }
