@@ -69,11 +69,16 @@ const (
 	EndStopped
 	// EndReplaced: another call took this one's place (RFC 3891).
 	EndReplaced
+	// EndConnectionLost: the connection to the server dropped and the
+	// call could not be moved to a new one (no reconnection within
+	// UserAgentOptions.CallRecoveryTimeout, or the peer refused the
+	// re-INVITE: StatusCode tells which).
+	EndConnectionLost
 )
 
 func (c EndCause) String() string {
 	return [...]string{"none", "local BYE", "remote BYE", "canceled", "remote CANCEL", "rejected",
-		"timeout", "no ACK", "transport failure", "user agent stopped", "replaced"}[c]
+		"timeout", "no ACK", "transport failure", "user agent stopped", "replaced", "connection lost"}[c]
 }
 
 // EndReason tells why and how a session ended.
@@ -109,6 +114,7 @@ type Session struct {
 
 	owner any // the *Inviter or *Invitation embedding the session
 	del   sessionDelegates
+	rec   recoveryState // surviving a lost connection (reconnect.go)
 
 	// Owned by the event loop.
 	d        *dialog.Dialog

@@ -83,6 +83,13 @@ type UserAgentOptions struct {
 	Delegate UserAgentDelegate
 	// Timers are the RFC 3261 timers. Zero fields: the defaults.
 	Timers Timers
+	// CallRecoveryTimeout is how long an established call survives the
+	// loss of the connection to the server: the UserAgent reconnects,
+	// registers again, and re-INVITEs each call with its new Contact (and
+	// an ICE restart), reporting Session.OnMediaStateChange; a call not
+	// moved in time ends with EndConnectionLost. Zero:
+	// DefaultCallRecoveryTimeout; negative: calls are left alone.
+	CallRecoveryTimeout time.Duration
 	// MediaFactory makes the media handler of each call. Nil: the default,
 	// WebRTC on pion (media/webrtc with its zero Config: no STUN or TURN
 	// server, host candidates). NoMedia: calls carry no session
@@ -217,6 +224,8 @@ type UserAgent struct {
 	nextID    int
 	stopOnce  sync.Once
 	connected atomic.Bool
+	// recoveries are the goroutines moving calls to a new connection.
+	recoveries sync.WaitGroup
 
 	// Owned by the event loop.
 	tp          *transport.Transport
@@ -486,6 +495,7 @@ func (ua *UserAgent) shutdown() {
 		})
 		close(ua.quit)
 		<-ua.loopDone
+		ua.recoveries.Wait()
 		_ = ua.tp.Close()
 		ua.connected.Store(false)
 		ua.setState(Stopped)
@@ -586,10 +596,9 @@ func (ua *UserAgent) onUpstream(ev transport.StateEvent) {
 			ua.cbq.push(d)
 		}
 		if ua.wasUp {
-			// A new flow: registrations are renewed on it.
-			for r := range ua.registerers {
-				r.onReconnected()
-			}
+			// A new flow: registrations are renewed on it, then the calls
+			// are moved to it.
+			ua.reregister(ua.onFlowRestored)
 		}
 		ua.wasUp = true
 	case transport.Disconnected:
@@ -597,6 +606,9 @@ func (ua *UserAgent) onUpstream(ev transport.StateEvent) {
 		if d := ua.opts.Delegate.OnDisconnect; d != nil && was {
 			err := ev.Err
 			ua.cbq.push(func() { d(err) })
+		}
+		if was || errors.Is(ev.Err, transport.ErrGaveUp) {
+			ua.onFlowLost(ev.Err)
 		}
 	}
 }
