@@ -78,9 +78,16 @@ func (ua *UserAgent) recoveryTimeout() time.Duration {
 	return DefaultCallRecoveryTimeout
 }
 
-// onFlowLost marks the established calls interrupted when the server
-// connection drops. Runs on the loop.
+// onFlowLost marks the registrations made on the lost connection
+// Unregistered (the registrar cannot reach this side through it any more;
+// they are renewed on the next connection) and the established calls
+// interrupted. Runs on the loop.
 func (ua *UserAgent) onFlowLost(err error) {
+	for r := range ua.registerers {
+		if r.State() == Registered {
+			r.setState(Unregistered)
+		}
+	}
 	if ua.opts.CallRecoveryTimeout < 0 {
 		return
 	}

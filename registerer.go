@@ -89,8 +89,9 @@ type Binding struct {
 
 // Registerer registers the UserAgent's contact with its registrar and
 // keeps the registration fresh (REGISTER, RFC 3261 §10). After the
-// connection to the server is lost and made again, it registers again on
-// the new connection by itself.
+// connection to the server is lost it is Unregistered (the registrar can
+// no longer reach this side through that connection); once the
+// connection is made again, it registers again on it by itself.
 type Registerer struct {
 	ua   *UserAgent
 	opts RegistererOptions
