@@ -219,7 +219,7 @@ func (s *Session) isDone() bool {
 // or busy.
 func retryableRecovery(code int) bool {
 	switch code {
-	case 408, 480, 491, 500, 502, 503, 504:
+	case 408, 477, 480, 491, 500, 502, 503, 504: // 477: Kamailio could not send to the next hop
 		return true
 	}
 	return false
