@@ -607,8 +607,8 @@ func (ua *UserAgent) onUpstream(ev transport.StateEvent) {
 			err := ev.Err
 			ua.cbq.push(func() { d(err) })
 		}
-		if was || errors.Is(ev.Err, transport.ErrGaveUp) {
-			ua.onFlowLost(ev.Err)
+		if (was && !errors.Is(ev.Err, transport.ErrClosed)) || errors.Is(ev.Err, transport.ErrGaveUp) {
+			ua.onFlowLost(ev.Err) // not when the UserAgent closes it (Stop)
 		}
 	}
 }
