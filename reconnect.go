@@ -100,6 +100,13 @@ func (ua *UserAgent) onFlowLost(err error) {
 			s.endLost(fmt.Errorf("%w: %w", ErrTransportClosed, err), 0)
 			continue
 		}
+		if s.ackWait != nil {
+			// Our 2xx to a re-INVITE awaits its ACK, which cannot come
+			// (nor can our retransmissions go) over the lost connection:
+			// the recovery re-INVITE supersedes that exchange.
+			s.ua.timers.stop(s.ackTimer)
+			s.ackWait = nil
+		}
 		if s.rec.interrupted {
 			continue
 		}

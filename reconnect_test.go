@@ -61,9 +61,9 @@ func reconnectPair(t *testing.T, proto transport.Proto, h media.Handler, recover
 
 // TestCallSurvivesReconnect: the proxy drops alice's connection during a
 // call; alice reconnects, registers again, then re-INVITEs bob with her
-// new Contact and an ICE-restart offer, so the call stays up: bob's BYE
-// reaches her over the new connection. The app sees the media interrupted,
-// then restored.
+// new Contact and an ICE-restart offer, so the call stays up: bob's
+// re-INVITE reaches her over the new connection. The same for bob, the
+// callee, before. The app sees the media interrupted, then restored.
 func TestCallSurvivesReconnect(t *testing.T) {
 	for _, proto := range []transport.Proto{transport.TCP, transport.WS} {
 		t.Run(string(proto), func(t *testing.T) {
@@ -81,7 +81,26 @@ func TestCallSurvivesReconnect(t *testing.T) {
 			oldContact := alice.ContactURI()
 			srv.ClearTrace()
 
-			bs := srv.Bindings("alice")
+			// First bob's connection drops (the callee recovers, and
+			// alice's BYE reaches him later), then alice's.
+			bobStates := make(chan sip.MediaState, 4)
+			inv.OnMediaStateChange(func(m sip.MediaState) { bobStates <- m })
+			bs := srv.Bindings("bob")
+			require.Len(t, bs, 1)
+			require.NoError(t, srv.Transport().CloseFlow(bs[0].Flow))
+			for _, want := range []sip.MediaState{sip.MediaInterrupted, sip.MediaRestored} {
+				select {
+				case got := <-bobStates:
+					require.Equal(t, want, got)
+				case <-ctx.Done():
+					t.Fatalf("no %v event for bob\n%s", want, srv.Ladder())
+				}
+			}
+			require.True(t, slices.Contains(srv.Flow(), "bob→proxy INVITE"), "bob re-INVITEs alice:\n%s", srv.Ladder())
+			assert.Equal(t, sip.SessionEstablished, inv.State())
+			srv.ClearTrace()
+
+			bs = srv.Bindings("alice")
 			require.Len(t, bs, 1)
 			require.NoError(t, srv.Transport().CloseFlow(bs[0].Flow))
 			for _, want := range []sip.MediaState{sip.MediaInterrupted, sip.MediaRestored} {
@@ -114,14 +133,16 @@ func TestCallSurvivesReconnect(t *testing.T) {
 			require.NotNil(t, reinvite)
 			assert.True(t, strings.Contains(reinvite.Header.Get("Contact"), alice.ContactURI().Host))
 
-			// bob hangs up: his BYE reaches alice on her new connection.
-			require.NoError(t, inv.Bye(ctx))
+			// A re-INVITE from bob reaches alice on her new connection,
+			// then alice's BYE reaches bob on his.
+			require.NoError(t, inv.Reinvite(ctx, sip.ReinviteOptions{}), "%s", srv.Ladder())
+			require.NoError(t, call.Bye(ctx))
 			select {
-			case <-call.Done():
+			case <-inv.Done():
 			case <-ctx.Done():
-				t.Fatalf("alice did not get bob's BYE\n%s", srv.Ladder())
+				t.Fatalf("bob did not get alice's BYE\n%s", srv.Ladder())
 			}
-			assert.Equal(t, sip.EndRemoteBye, call.EndReason().Cause)
+			assert.Equal(t, sip.EndRemoteBye, inv.EndReason().Cause)
 		})
 	}
 }
