@@ -69,7 +69,9 @@ func TestForkedCallThroughKamailio(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatalf("the losing fork's call did not end\n%s", k.Log())
 	}
+	mu.Lock()
 	t.Logf("losing fork ended by %v (alice's early media from %v)", loser.EndReason(), early)
+	mu.Unlock()
 	assert.Contains(t, []sip.EndCause{sip.EndRemoteBye, sip.EndRemoteCancel}, loser.EndReason().Cause)
 	require.Eventually(t, func() bool { return winner.State() == sip.SessionEstablished }, 5*time.Second, 10*time.Millisecond)
 	assert.Equal(t, sip.SessionEstablished, call.State())
