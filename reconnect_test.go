@@ -20,7 +20,7 @@ import (
 
 // reconnectPair starts a registrar/proxy listening on proto and alice and
 // bob registered through it, alice with media handler h.
-func reconnectPair(t *testing.T, proto transport.Proto, h media.Handler, recovery time.Duration) (srv *sipserver.Server, alice, bob *sip.UserAgent, invs chan *sip.Invitation) {
+func reconnectPair(t *testing.T, proto transport.Proto, h media.Handler, recovery time.Duration, attempts int) (srv *sipserver.Server, alice, bob *sip.UserAgent, invs chan *sip.Invitation) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -38,7 +38,7 @@ func reconnectPair(t *testing.T, proto transport.Proto, h media.Handler, recover
 		ua, err := sip.NewUserAgent(sip.UserAgentOptions{
 			URI: srv.AOR(user),
 			Transport: sip.TransportOptions{Server: server,
-				ReconnectMin: 50 * time.Millisecond, ReconnectMax: 200 * time.Millisecond},
+				ReconnectMin: 50 * time.Millisecond, ReconnectMax: 200 * time.Millisecond, ReconnectAttempts: attempts},
 			MediaFactory:        f,
 			Delegate:            d,
 			CallRecoveryTimeout: recovery,
@@ -68,7 +68,7 @@ func TestCallSurvivesReconnect(t *testing.T) {
 	for _, proto := range []transport.Proto{transport.TCP, transport.WS} {
 		t.Run(string(proto), func(t *testing.T) {
 			h := &recHandler{}
-			srv, alice, _, invs := reconnectPair(t, proto, h, 0)
+			srv, alice, _, invs := reconnectPair(t, proto, h, 0, 0)
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
 			call, err := sip.NewInviter(alice, srv.AOR("bob"), sip.InviterOptions{})
@@ -150,7 +150,7 @@ func TestCallSurvivesReconnect(t *testing.T) {
 // TestCallEndsWhenNotRecovered: the server goes away for good; after
 // CallRecoveryTimeout the call ends with EndConnectionLost.
 func TestCallEndsWhenNotRecovered(t *testing.T) {
-	srv, alice, _, invs := reconnectPair(t, transport.TCP, &recHandler{}, 500*time.Millisecond)
+	srv, alice, _, invs := reconnectPair(t, transport.TCP, &recHandler{}, 500*time.Millisecond, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	call, err := sip.NewInviter(alice, srv.AOR("bob"), sip.InviterOptions{})
@@ -179,4 +179,30 @@ func TestCallEndsWhenNotRecovered(t *testing.T) {
 	mu.Lock()
 	assert.Equal(t, []sip.MediaState{sip.MediaInterrupted}, states)
 	mu.Unlock()
+}
+
+// TestCallEndsWhenReconnectGivesUp: the UserAgent gives up reconnecting
+// (TransportOptions.ReconnectAttempts): the call ends at once with
+// EndConnectionLost, without waiting for CallRecoveryTimeout.
+func TestCallEndsWhenReconnectGivesUp(t *testing.T) {
+	srv, alice, _, invs := reconnectPair(t, transport.TCP, &recHandler{}, time.Minute, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	call, err := sip.NewInviter(alice, srv.AOR("bob"), sip.InviterOptions{})
+	require.NoError(t, err)
+	require.NoError(t, call.Invite(ctx, sip.InviteOptions{}))
+	inv := <-invs
+	require.Eventually(t, func() bool { return inv.State() == sip.SessionEstablished }, 5*time.Second, 10*time.Millisecond)
+	start := time.Now()
+	require.NoError(t, srv.Close())
+	select {
+	case <-call.Done():
+	case <-ctx.Done():
+		t.Fatal("the call did not end")
+	}
+	assert.Less(t, time.Since(start), 5*time.Second, "ended when the reconnection gave up, not after a minute")
+	r := call.EndReason()
+	assert.Equal(t, sip.EndConnectionLost, r.Cause)
+	assert.ErrorIs(t, r.Err, sip.ErrTransportClosed)
+	assert.ErrorIs(t, r.Err, transport.ErrGaveUp)
 }
