@@ -62,6 +62,18 @@ func waitPackets(t *testing.T, a, b *sip.Session, fromA, fromB uint64, n uint64)
 // flows again, and bob's BYE at the end reaches her over the new
 // connection. The time from Kamailio's return to alice's registration and
 // to the call's restoration is measured (issue 13: under 5 s).
+//
+// What the restart costs, with this configuration (usrloc in memory, no
+// dialog module): the registrations are lost, so the UserAgent registers
+// again on its new connection; in-dialog requests need no state, since
+// Kamailio's Record-Route entries carry all it needs (r2, transport, and
+// the WS client's alias in its Contact), so the re-INVITE and the BYE are
+// routed by the restarted Kamailio as before. When both ends of a call are
+// connection-bound clients of the restarted proxy (WS or TCP), each one's
+// remote target names the other's dead connection and neither re-INVITE
+// can be delivered (Kamailio answers 477 or 408) until the call's recovery
+// times out: that needs GRUU Contacts (RFC 5627) resolved by the proxy's
+// location lookup for in-dialog requests, which neither side does yet.
 func TestCallSurvivesKamailioOutage(t *testing.T) {
 	k := StartKamailio(t)
 	for _, proto := range []transport.Proto{transport.WS, transport.TCP} {
