@@ -128,3 +128,43 @@ func TestSimGlareGivesUp(t *testing.T) {
 		assert.False(t, strings.Contains(err.Error(), "%!"))
 	})
 }
+
+// TestSimReinvite2xxRetransmissionAcked: the peer repeats its 2xx to our
+// re-INVITE (our ACK was lost); each copy is acknowledged again (RFC 3261
+// §13.2.2.4), with the same ACK.
+func TestSimReinvite2xxRetransmissionAcked(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := siptest.NewNetwork(28)
+		defer n.Close()
+		var p scriptPeer
+		p.listen(t, n, "bob", bobAddr, func(req *message.Request, send func(message.Message)) {
+			switch {
+			case req.Method == "INVITE" && req.Header.ToTag() == "":
+				send(reply(req, 200, "bobtag", bobAddr, ""))
+			case req.Method == "INVITE":
+				go func() {
+					send(reply(req, 200, "", bobAddr, ""))
+					time.Sleep(500 * time.Millisecond)
+					send(reply(req, 200, "", bobAddr, ""))
+				}()
+			case req.Method == "BYE":
+				send(reply(req, 200, "", bobAddr, ""))
+			}
+		})
+		alice := startSimUA(t, n, "alice", aliceAddr, nil, sip.UserAgentDelegate{})
+		call, err := sip.NewInviter(alice, "sip:bob@"+bobAddr.String(), sip.InviterOptions{})
+		require.NoError(t, err)
+		require.NoError(t, call.Invite(context.Background(), sip.InviteOptions{}))
+		require.NoError(t, call.Reinvite(context.Background(), sip.ReinviteOptions{}))
+		time.Sleep(time.Second)
+		var acks []*message.Request
+		for _, r := range p.requests("ACK") {
+			acks = append(acks, r.req)
+		}
+		require.Len(t, acks, 3, "one for the INVITE's 2xx, two for the re-INVITE's")
+		v1, _ := acks[1].Header.TopVia()
+		v2, _ := acks[2].Header.TopVia()
+		assert.Equal(t, v1.Branch(), v2.Branch(), "the same ACK again")
+		require.NoError(t, call.Bye(context.Background()))
+	})
+}

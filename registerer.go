@@ -89,8 +89,9 @@ type Binding struct {
 
 // Registerer registers the UserAgent's contact with its registrar and
 // keeps the registration fresh (REGISTER, RFC 3261 §10). After the
-// connection to the server is lost and made again, it registers again on
-// the new connection by itself.
+// connection to the server is lost it is Unregistered (the registrar can
+// no longer reach this side through that connection); once the
+// connection is made again, it registers again on it by itself.
 type Registerer struct {
 	ua   *UserAgent
 	opts RegistererOptions
@@ -452,10 +453,44 @@ func (r *Registerer) onFailure(resp *message.Response, asked uint32) {
 	})
 }
 
-// onReconnected registers again on a new connection.
-func (r *Registerer) onReconnected() {
-	if r.wanted {
-		r.ua.timers.stop(r.refresh)
-		r.send(r.expires, false, nil, false, func(error) {})
+// reregisterWait bounds how long calls wait for the registrations on a
+// new connection before they are moved to it.
+const reregisterWait = 5 * time.Second
+
+// onReconnected registers again on a new connection; done runs (on the
+// loop) once the registrar has answered, or at once when the Registerer
+// is not registering.
+func (r *Registerer) onReconnected(done func()) {
+	if !r.wanted {
+		done()
+		return
 	}
+	r.ua.timers.stop(r.refresh)
+	r.send(r.expires, false, nil, false, func(error) { done() })
+}
+
+// reregister renews every registration on a new connection and runs then
+// (on the loop) when all have been answered, or after reregisterWait at
+// the latest. Runs on the loop.
+func (ua *UserAgent) reregister(then func()) {
+	pending := len(ua.registerers) + 1
+	fired := false
+	fire := func() {
+		if !fired {
+			fired = true
+			then()
+		}
+	}
+	t := ua.after(reregisterWait, fire)
+	one := func() {
+		pending--
+		if pending == 0 {
+			ua.timers.stop(t)
+			fire()
+		}
+	}
+	for r := range ua.registerers {
+		r.onReconnected(one)
+	}
+	one()
 }

@@ -84,6 +84,18 @@ func (s *Session) reinviteOnce(ctx context.Context, opts ReinviteOptions, recove
 		s.reinviting = true
 		o := &outgoing{req: req}
 		o.rebuild = nextCSeq(&s.d.LocalSeq)
+		// finished: the outcome is given. The outgoing stays open after a
+		// 2xx, so that a retransmission of it (our ACK was lost) is
+		// acknowledged again.
+		finished := false
+		finish := func(r result) {
+			if finished {
+				return
+			}
+			finished = true
+			s.reinviting = false
+			done <- r
+		}
 		o.onResponse = func(resp *message.Response) {
 			switch {
 			case resp.StatusCode < 200:
@@ -92,34 +104,27 @@ func (s *Session) reinviteOnce(ctx context.Context, opts ReinviteOptions, recove
 				if err == nil {
 					s.ua.sendDirect(ack)
 				}
-				if !o.ended {
-					o.ended = true
-					s.reinviting = false
+				if !finished {
 					if offer != nil {
 						s.noteLocal(offer.ContentType, offer.Body)
 					}
 					s.refreshed(resp)
-					done <- result{resp, nil}
 				}
+				finish(result{resp, nil})
 			default:
-				if o.ended {
+				if o.ended || finished {
 					return
 				}
 				o.ended = true
-				s.reinviting = false
-				done <- result{resp, responseError(resp)}
+				finish(result{resp, responseError(resp)})
 				if resp.StatusCode == 481 || (resp.StatusCode == 408 && !recovering) {
 					s.terminate(EndReason{Cause: EndRemoteBye, StatusCode: resp.StatusCode})
 				}
 			}
 		}
-		o.onError = func(err error) {
-			s.reinviting = false
-			done <- result{nil, err}
-		}
+		o.onError = func(err error) { finish(result{nil, err}) }
 		if err := s.ua.send(o); err != nil {
-			s.reinviting = false
-			done <- result{nil, err}
+			finish(result{nil, err})
 		}
 	}); err != nil {
 		return err

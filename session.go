@@ -75,11 +75,17 @@ const (
 	// EndSessionExpired: the session timer ran out (RFC 4028 §10): no
 	// refresh came in time, or our refresh failed; a BYE was sent.
 	EndSessionExpired
+	// EndConnectionLost: the connection to the server dropped and the
+	// call could not be moved to a new one (no reconnection within
+	// UserAgentOptions.CallRecoveryTimeout, or the peer refused the
+	// re-INVITE: StatusCode tells which).
+	EndConnectionLost
 )
 
 func (c EndCause) String() string {
 	return [...]string{"none", "local BYE", "remote BYE", "canceled", "remote CANCEL", "rejected",
-		"timeout", "no ACK", "transport failure", "user agent stopped", "replaced", "no PRACK", "session expired"}[c]
+		"timeout", "no ACK", "transport failure", "user agent stopped", "replaced", "no PRACK", "session expired",
+		"connection lost"}[c]
 }
 
 // EndReason tells why and how a session ended.
@@ -115,6 +121,7 @@ type Session struct {
 
 	owner any // the *Inviter or *Invitation embedding the session
 	del   sessionDelegates
+	rec   recoveryState // surviving a lost connection (reconnect.go)
 
 	// Owned by the event loop.
 	d        *dialog.Dialog

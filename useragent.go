@@ -96,6 +96,13 @@ type UserAgentOptions struct {
 	// InviterOptions and AcceptOptions may override them per call. The
 	// zero value: on, 1800 s asked for, Min-SE 90 s.
 	SessionTimers SessionTimerOptions
+	// CallRecoveryTimeout is how long an established call survives the
+	// loss of the connection to the server: the UserAgent reconnects,
+	// registers again, and re-INVITEs each call with its new Contact (and
+	// an ICE restart), reporting Session.OnMediaStateChange; a call not
+	// moved in time ends with EndConnectionLost. Zero:
+	// DefaultCallRecoveryTimeout; negative: calls are left alone.
+	CallRecoveryTimeout time.Duration
 	// AcceptOnlyFromServer, when set, makes the UserAgent take requests
 	// only from its server (Transport.Server or Servers: the registrar or
 	// outbound proxy): on the current connection to it over TCP, TLS, WS
@@ -266,6 +273,8 @@ type UserAgent struct {
 	nextID    int
 	stopOnce  sync.Once
 	connected atomic.Bool
+	// recoveries are the goroutines moving calls to a new connection.
+	recoveries sync.WaitGroup
 
 	// Owned by the event loop.
 	tp          *transport.Transport
@@ -544,6 +553,7 @@ func (ua *UserAgent) shutdown() {
 		})
 		close(ua.quit)
 		<-ua.loopDone
+		ua.recoveries.Wait()
 		_ = ua.tp.Close()
 		ua.connected.Store(false)
 		ua.setState(Stopped)
@@ -644,10 +654,9 @@ func (ua *UserAgent) onUpstream(ev transport.StateEvent) {
 			ua.cbq.push(d)
 		}
 		if ua.wasUp {
-			// A new flow: registrations are renewed on it.
-			for r := range ua.registerers {
-				r.onReconnected()
-			}
+			// A new flow: registrations are renewed on it, then the calls
+			// are moved to it.
+			ua.reregister(ua.onFlowRestored)
 		}
 		ua.wasUp = true
 	case transport.Disconnected:
@@ -655,6 +664,9 @@ func (ua *UserAgent) onUpstream(ev transport.StateEvent) {
 		if d := ua.opts.Delegate.OnDisconnect; d != nil && was {
 			err := ev.Err
 			ua.cbq.push(func() { d(err) })
+		}
+		if (was && !errors.Is(ev.Err, transport.ErrClosed)) || errors.Is(ev.Err, transport.ErrGaveUp) {
+			ua.onFlowLost(ev.Err) // not when the UserAgent closes it (Stop)
 		}
 	}
 }

@@ -84,7 +84,26 @@ function loopbackOnly(sdp) {
 // A SIP.js web session description handler whose local SDP (after ICE
 // gathering, which SIP.js waits for: no trickle over SIP) offers loopback
 // candidates only.
+//
+// SIP.js 0.21.2 waits for a new round of ICE gathering only when it offers
+// an ICE restart itself: answering the peer's restart (an offer with a new
+// a=ice-ufrag, e.g. a re-INVITE after the peer reconnected) it would send
+// its answer before any new candidate is gathered. The handler waits then
+// too.
 class LoopbackSessionDescriptionHandler extends Web.SessionDescriptionHandler {
+  setDescription(sdp, options, modifiers) {
+    const ufrag = (/a=ice-ufrag:(\S+)/.exec(sdp) || [])[1];
+    this.remoteRestart = this.remoteUfrag !== undefined && ufrag !== undefined && ufrag !== this.remoteUfrag;
+    this.remoteUfrag = ufrag;
+    return super.setDescription(sdp, options, modifiers);
+  }
+
+  waitForIceGatheringComplete(restart = false, timeout = 0) {
+    const r = restart || this.remoteRestart;
+    this.remoteRestart = false;
+    return super.waitForIceGatheringComplete(r, timeout);
+  }
+
   getLocalSessionDescription() {
     return super.getLocalSessionDescription().then((d) => {
       const { sdp, kept, dropped } = loopbackOnly(d.sdp);

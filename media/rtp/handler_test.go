@@ -795,3 +795,44 @@ func TestIPv6(t *testing.T) {
 		return alice.Stats().PacketsReceived >= 5 && bob.Stats().PacketsReceived >= 5
 	})
 }
+
+// TestReplaceAnswer: another answer to the same offer (a fork's, or a 2xx
+// answering differently than the 183) moves the media to its address.
+func TestReplaceAnswer(t *testing.T) {
+	ctx := context.Background()
+	a := newHandler(t, Config{IP: net.IPv4(127, 0, 0, 1)})
+	b := newHandler(t, Config{IP: net.IPv4(127, 0, 0, 1)})
+	c := newHandler(t, Config{IP: net.IPv4(127, 0, 0, 1)})
+	offer, err := a.GetDescription(ctx, media.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	answerFrom := func(h *Handler) media.Description {
+		t.Helper()
+		if err := h.SetDescription(ctx, offer, media.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		d, err := h.GetDescription(ctx, media.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	ab, ac := answerFrom(b), answerFrom(c)
+	if err := a.SetDescription(ctx, ab, media.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.Stats().RemoteAddr; got != b.LocalAddr() {
+		t.Fatalf("media go to %v, want b at %v", got, b.LocalAddr())
+	}
+	if err := a.ReplaceAnswer(ctx, ac, media.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.Stats().RemoteAddr; got != c.LocalAddr() {
+		t.Fatalf("after ReplaceAnswer media go to %v, want c at %v", got, c.LocalAddr())
+	}
+	// b answered an offer of a's; b has no offer of its own to replace.
+	if err := b.ReplaceAnswer(ctx, ac, media.Options{}); !strings.Contains(fmt.Sprint(err), "no offer of ours") {
+		t.Fatalf("ReplaceAnswer without an offer of ours: %v", err)
+	}
+}

@@ -734,3 +734,39 @@ func TestAnswerBrowserOffer(t *testing.T) {
 		}
 	}
 }
+
+// iceUfrag returns the first a=ice-ufrag of an SDP.
+func iceUfrag(body string) string {
+	for _, l := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "a=ice-ufrag:"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// TestICERestart: a re-offer with media.Options.ICERestart carries new
+// ICE credentials, the answerer restarts too, and media flow on.
+func TestICERestart(t *testing.T) {
+	a, b := newHandler(t, Config{}), newHandler(t, Config{})
+	offer1, answer1 := exchange(t, a, b, media.Options{}, media.Options{})
+	waitFor(t, "connected", 10*time.Second, connected(a, b))
+	receivedMore(t, "b", b, 5)
+
+	offer2, answer2 := exchange(t, a, b, media.Options{ICERestart: true}, media.Options{})
+	if iceUfrag(offer1) == "" || iceUfrag(offer1) == iceUfrag(offer2) {
+		t.Fatalf("the restart offer keeps its ICE credentials: %q then %q", iceUfrag(offer1), iceUfrag(offer2))
+	}
+	if iceUfrag(answer1) == iceUfrag(answer2) {
+		t.Fatalf("the answer to a restart keeps its ICE credentials: %q", iceUfrag(answer2))
+	}
+	waitFor(t, "connected again", 10*time.Second, connected(a, b))
+	receivedMore(t, "b after the restart", b, 5)
+	receivedMore(t, "a after the restart", a, 5)
+
+	// Without ICERestart, a re-offer keeps the credentials.
+	offer3, _ := exchange(t, a, b, media.Options{}, media.Options{})
+	if iceUfrag(offer3) != iceUfrag(offer2) {
+		t.Fatalf("a plain re-offer changed the ICE credentials")
+	}
+}
