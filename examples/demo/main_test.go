@@ -1,10 +1,11 @@
 package main
 
-import (
-	"testing"
+import "testing"
 
-	"go.uber.org/goleak"
-)
-
-// TestMain fails the package's tests if any goroutine outlives them.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestDemo runs the demo as `go run ./examples/demo` does: a whole call
+// with audio both ways must succeed.
+func TestDemo(t *testing.T) {
+	if err := run(); err != nil {
+		t.Fatal(err)
+	}
+}
