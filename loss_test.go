@@ -92,6 +92,8 @@ type lossEnv struct {
 	registrar  string // UDP address of the registrar
 	ua         func(k int) string
 	stats      func() string // what the network did, for the log
+	timers     sip.Timers    // the UserAgents' RFC 3261 timers (zero: defaults)
+	hold       time.Duration // how long each call stays up (zero: 3 s)
 }
 
 // TestLossCalls: 100 calls from alice to bob at once, each INVITE, 200,
@@ -148,6 +150,7 @@ func runLossCalls(t *testing.T, name string, env lossEnv) {
 			Transport:    sip.TransportOptions{Listen: []string{"udp://" + addr}, ListenPacket: env.listen(name)},
 			Delegate:     d,
 			MediaFactory: sip.NoMedia,
+			Timers:       env.timers,
 		})
 		require.NoError(t, err)
 		require.NoError(t, ua.Start(context.Background()))
@@ -195,7 +198,11 @@ func runLossCalls(t *testing.T, name string, env lossEnv) {
 			case <-time.After(time.Minute):
 				t.Errorf("call %d: bob's side never established", k)
 			}
-			time.Sleep(3 * time.Second)
+			hold := env.hold
+			if hold == 0 {
+				hold = 3 * time.Second
+			}
+			time.Sleep(hold)
 			if err := call.Bye(context.Background()); err != nil {
 				t.Errorf("call %d: BYE: %v", k, err)
 			}
@@ -279,6 +286,20 @@ func runLossRegistrations(t *testing.T, name string, env lossEnv) {
 	_, err = srv.Listen(t.Context(), "udp", env.registrar)
 	require.NoError(t, err)
 
+	// Stop unregisters: all at once, while the registrar is still there.
+	var uas []*sip.UserAgent
+	defer func() {
+		var wg sync.WaitGroup
+		for _, ua := range uas {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				assert.NoError(t, ua.Stop(ctx))
+			})
+		}
+		wg.Wait()
+	}()
+
 	began := time.Now()
 	regs := make([]*sip.Registerer, lossRuns)
 	var wg sync.WaitGroup
@@ -290,10 +311,11 @@ func runLossRegistrations(t *testing.T, name string, env lossEnv) {
 			Transport: sip.TransportOptions{Server: "sip:" + env.registrar,
 				Listen: []string{"udp://" + env.ua(k)}, ListenPacket: env.listen(user)},
 			MediaFactory: sip.NoMedia,
+			Timers:       env.timers,
 		})
 		require.NoError(t, err)
 		require.NoError(t, ua.Start(context.Background()))
-		t.Cleanup(func() { assert.NoError(t, ua.Stop(context.Background())) })
+		uas = append(uas, ua)
 		reg, err := sip.NewRegisterer(ua, sip.RegistererOptions{Expires: 300})
 		require.NoError(t, err)
 		regs[k] = reg

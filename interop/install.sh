@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real SIP peers the interop tests need (issue 6 lab):
 #   apt: Kamailio with its WebSocket and TLS modules, sipp (sip-tester),
-#        baresip (baresip-core);
+#        baresip (baresip-core), nftables and iproute2 (loss tests);
 #   npm: SIP.js, JsSIP and ws into interop/node/node_modules, exactly as
 #        pinned by interop/node/package-lock.json (npm ci).
 # Idempotent and fast when everything is present: packages already installed
@@ -16,6 +16,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 say() { echo "interop/install.sh: $*"; }
 
 PACKAGES=(kamailio kamailio-websocket-modules kamailio-tls-modules sip-tester baresip-core)
+# nftables and iproute2 for the root package's TestLossNetns (20% loss on lo
+# inside a private network namespace; it runs as root, as CI does).
+PACKAGES+=(nftables iproute2)
 # Node and npm come with the machine (CI: Node 20, npm 11); only when they
 # are absent are Debian's packages installed.
 command -v node >/dev/null || PACKAGES+=(nodejs)
