@@ -151,6 +151,9 @@ func runLossCalls(t *testing.T, name string, env lossEnv) {
 			Delegate:     d,
 			MediaFactory: sip.NoMedia,
 			Timers:       env.timers,
+			// All the calls arrive at once: more than the default cap on
+			// unanswered INVITEs (a flood guard, tested elsewhere).
+			Limits: sip.Limits{MaxPendingInvites: 2 * lossRuns},
 		})
 		require.NoError(t, err)
 		require.NoError(t, ua.Start(context.Background()))

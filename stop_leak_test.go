@@ -150,3 +150,23 @@ func TestStopLeavesNothingOpen(t *testing.T) {
 	}
 	assert.Empty(t, left, "descriptors left open:\n%s", strings.Join(left, "\n"))
 }
+
+// TestStopAfterFailedStart: a UserAgent whose Start failed (a Listen
+// address it cannot bind) stops at once and leaves nothing running; Stop
+// used to wait for an event loop that never ran.
+func TestStopAfterFailedStart(t *testing.T) {
+	ua, err := sip.NewUserAgent(sip.UserAgentOptions{URI: "sip:alice@127.0.0.1", MediaFactory: sip.NoMedia,
+		Transport: sip.TransportOptions{Listen: []string{"udp://127.0.0.1:0", "udp://192.0.2.77:5060"}}})
+	require.NoError(t, err)
+	require.ErrorIs(t, ua.Start(context.Background()), sip.ErrTransportClosed)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- ua.Stop(ctx) }()
+	select {
+	case err := <-done:
+		assert.NoError(t, err)
+	case <-time.After(2 * time.Second):
+		t.Fatal("Stop after a failed Start does not return")
+	}
+}
