@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real SIP peers the interop tests need (issue 6 lab):
 #   apt: Kamailio with its WebSocket and TLS modules, sipp (sip-tester),
-#        baresip (baresip-core), nftables and iproute2 (loss tests);
+#        baresip (baresip-core), tshark and sngrep (the trace package's pcap
+#        files are checked with them), the sipvicious scanner (svmap, svwar,
+#        svcrack), nftables and iproute2 (loss tests);
 #   npm: SIP.js, JsSIP and ws into interop/node/node_modules, exactly as
 #        pinned by interop/node/package-lock.json (npm ci).
 # Idempotent and fast when everything is present: packages already installed
@@ -15,7 +17,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 say() { echo "interop/install.sh: $*"; }
 
-PACKAGES=(kamailio kamailio-websocket-modules kamailio-tls-modules sip-tester baresip-core)
+PACKAGES=(kamailio kamailio-websocket-modules kamailio-tls-modules sip-tester baresip-core tshark sngrep sipvicious)
 # nftables and iproute2 for the root package's TestLossNetns (20% loss on lo
 # inside a private network namespace; it runs as root, as CI does).
 PACKAGES+=(nftables iproute2)
@@ -47,6 +49,11 @@ else
 		exit 1
 	fi
 	export DEBIAN_FRONTEND=noninteractive
+	# tshark's wireshark-common asks whether non-root users may capture:
+	# answer no beforehand (we only read files).
+	if command -v debconf-set-selections >/dev/null; then
+		echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+	fi
 	# Update the package lists only when apt does not know a missing package.
 	need_update=0
 	for p in "${missing[@]}"; do
