@@ -430,16 +430,24 @@ func (ua *UserAgent) Start(ctx context.Context) error {
 		ReadTimeout:     to.ReadTimeout,
 		IdleTimeout:     to.IdleTimeout,
 	})
+	// Before the event loop runs, a failure leaves the UserAgent as if
+	// never started, so that Stop returns at once instead of waiting for
+	// a loop that does not exist.
+	notStarted := func(err error) error {
+		ua.tp.Close()
+		ua.mu.Lock()
+		ua.events = nil
+		ua.mu.Unlock()
+		return err
+	}
 	for _, l := range to.Listen {
 		proto, hostport, err := parseListen(l)
 		if err != nil {
-			ua.tp.Close()
-			return err
+			return notStarted(err)
 		}
 		addr, err := ua.tp.Listen(ctx, proto, hostport)
 		if err != nil {
-			ua.tp.Close()
-			return fmt.Errorf("%w: listen %s: %w", ErrTransportClosed, l, err)
+			return notStarted(fmt.Errorf("%w: listen %s: %w", ErrTransportClosed, l, err))
 		}
 		ua.listenAddrs = append(ua.listenAddrs, listenAddr{proto, addr})
 	}

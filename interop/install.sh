@@ -3,7 +3,7 @@
 #   apt: Kamailio with its WebSocket and TLS modules, sipp (sip-tester),
 #        baresip (baresip-core), tshark and sngrep (the trace package's pcap
 #        files are checked with them), the sipvicious scanner (svmap, svwar,
-#        svcrack);
+#        svcrack), nftables and iproute2 (loss tests);
 #   npm: SIP.js, JsSIP and ws into interop/node/node_modules, exactly as
 #        pinned by interop/node/package-lock.json (npm ci).
 # Idempotent and fast when everything is present: packages already installed
@@ -18,6 +18,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 say() { echo "interop/install.sh: $*"; }
 
 PACKAGES=(kamailio kamailio-websocket-modules kamailio-tls-modules sip-tester baresip-core tshark sngrep sipvicious)
+# nftables and iproute2 for the root package's TestLossNetns (20% loss on lo
+# inside a private network namespace; it runs as root, as CI does).
+PACKAGES+=(nftables iproute2)
 # Node and npm come with the machine (CI: Node 20, npm 11); only when they
 # are absent are Debian's packages installed.
 command -v node >/dev/null || PACKAGES+=(nodejs)

@@ -339,14 +339,16 @@ func (b *Bot) Run(ctx context.Context) error {
 		return fmt.Errorf("botcore: %w", err)
 	}
 	defer b.events.wait()
-	if err := ua.Start(ctx); err != nil {
-		return fmt.Errorf("botcore: start: %w", err)
-	}
+	// Stop also when Start fails: a UserAgent whose server was not
+	// reached in time goes on trying in the background until stopped.
 	defer func() {
 		stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = ua.Stop(stopCtx)
 	}()
+	if err := ua.Start(ctx); err != nil {
+		return fmt.Errorf("botcore: start: %w", err)
+	}
 	var reg *sip.Registerer
 	if !b.cfg.NoRegister {
 		reg, err = sip.NewRegisterer(ua, sip.RegistererOptions{})
