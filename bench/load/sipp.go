@@ -219,6 +219,16 @@ func parseElapsed(s string) float64 {
 	return t
 }
 
+// selfCommand runs this program with a subcommand. The arguments go on the
+// command line and, for a test binary (whose flags are the testing
+// package's), in SIPLOAD_SUBCOMMAND and SIPLOAD_ARGS too: TestMain reads
+// those.
+func selfCommand(self, sub string, args ...string) *exec.Cmd {
+	cmd := exec.Command(self, append([]string{sub}, args...)...)
+	cmd.Env = append(os.Environ(), "SIPLOAD_SUBCOMMAND="+sub, "SIPLOAD_ARGS="+strings.Join(args, " "))
+	return cmd
+}
+
 // UAS is a UAS child process under test.
 type UAS struct {
 	stack string
@@ -240,7 +250,7 @@ func startUAS(stack string, logDir string) (*UAS, error) {
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.Command(self, "uas", "-stack", stack, "-addr", addr)
+	cmd := selfCommand(self, "uas", "-stack", stack, "-addr", addr)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
