@@ -7,7 +7,8 @@
 # installs it).
 #
 # The table is also written to results/<UTC date>.md with the machine
-# noted. Knobs (environment): COUNT (micro benchmark runs, default 6),
+# noted. Knobs (environment): COUNT (micro benchmark rounds, default 6),
+# BENCHTIME (per benchmark and round, default 300ms),
 # RATES (ladder, default 1000,2000,3000,4000,5000,6000), RUNS (runs per
 # ladder step and stack, default 2), DURATION (per step, default 5s),
 # IDLE_CALLS (10000), REG_UAS (10000), REG_EXPIRES (60), LOAD_ARGS (more
@@ -35,8 +36,14 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 go build -o "$work/load" ./load
 
-echo "==> micro benchmarks (count $COUNT)" >&2
-go test -run '^$' -bench . -benchmem -count "$COUNT" . | tee "$work/micro.txt" | grep -E '^Benchmark' >&2
+# The benchmarks run COUNT rounds of one run each, so that sipua and sipgo
+# alternate every few hundred milliseconds: with other jobs on the machine
+# the speed changes by the minute, and ratios of far-apart runs drift.
+echo "==> micro benchmarks ($COUNT interleaved rounds)" >&2
+go test -c -o "$work/bench.test" .
+for ((i = 0; i < COUNT; i++)); do
+	"$work/bench.test" -test.run '^$' -test.bench . -test.benchmem -test.benchtime "${BENCHTIME:-300ms}"
+done | tee "$work/micro.txt" | grep -E '^Benchmark' >&2
 
 echo "==> load: ladder $RATES x $RUNS runs of $DURATION, $IDLE_CALLS idle calls, $REG_UAS registrations" >&2
 "$work/load" all -micro "$work/micro.txt" -rates "$RATES" -runs "$RUNS" -duration "$DURATION" \

@@ -16,6 +16,7 @@ type micro map[string]map[string]microResult
 
 type microResult struct {
 	NsPerOp, BytesPerOp, AllocsPerOp float64
+	MinNsPerOp                       float64
 	Runs                             int
 }
 
@@ -71,9 +72,14 @@ func readMicro(path string) (micro, error) {
 	}
 	m := micro{}
 	for name, libs := range all {
+		for _, s := range libs {
+			if len(s.ns) == 0 {
+				s.ns = []float64{0}
+			}
+		}
 		m[name] = map[string]microResult{}
 		for lib, s := range libs {
-			m[name][lib] = microResult{NsPerOp: median(s.ns), BytesPerOp: median(s.b), AllocsPerOp: median(s.a), Runs: len(s.ns)}
+			m[name][lib] = microResult{NsPerOp: median(s.ns), MinNsPerOp: slices.Min(s.ns), BytesPerOp: median(s.b), AllocsPerOp: median(s.a), Runs: len(s.ns)}
 		}
 	}
 	return m, nil
@@ -110,8 +116,9 @@ func (m micro) print(w io.Writer) {
 			continue
 		}
 		a, g := libs["sipua"], libs["sipgo"]
-		fmt.Fprintf(w, "| %s: ns/op (allocs/op), median of %d | %s (%.0f) | %s (%.0f) | %s | %s |\n",
-			r.what, a.Runs, ns(a.NsPerOp), a.AllocsPerOp, ns(g.NsPerOp), g.AllocsPerOp, ratio(g.NsPerOp, a.NsPerOp), r.target)
+		fmt.Fprintf(w, "| %s: ns/op median of %d [fastest] (allocs/op) | %s [%s] (%.0f) | %s [%s] (%.0f) | %s [%s] | %s |\n",
+			r.what, a.Runs, ns(a.NsPerOp), ns(a.MinNsPerOp), a.AllocsPerOp, ns(g.NsPerOp), ns(g.MinNsPerOp), g.AllocsPerOp,
+			ratio(g.NsPerOp, a.NsPerOp), ratio(g.MinNsPerOp, a.MinNsPerOp), r.target)
 	}
 }
 
