@@ -94,9 +94,11 @@ func serveStats(c *counters, in io.Reader, out io.Writer) {
 	}
 }
 
-// bigBufferUDP opens a UDP socket with an 8 MiB receive buffer (forced
-// past rmem_max when the process may): loopback UDP drops datagrams at
-// the default size long before the CPU is busy.
+// bigBufferUDP opens a UDP socket with a 4 MiB receive buffer (forced
+// past rmem_max when the process may; Linux reports twice that): loopback
+// UDP drops datagrams at the default size long before the CPU is busy.
+// It is what sipua's transport sets on its own sockets (UDPConfig
+// defaults), so both stacks get the same.
 func bigBufferUDP(addr string) (*net.UDPConn, error) {
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
@@ -106,12 +108,12 @@ func bigBufferUDP(addr string) (*net.UDPConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	_ = c.SetReadBuffer(8 << 20)
-	_ = c.SetWriteBuffer(4 << 20)
+	_ = c.SetReadBuffer(4 << 20)
+	_ = c.SetWriteBuffer(1 << 20)
 	if rc, err := c.SyscallConn(); err == nil {
 		_ = rc.Control(func(fd uintptr) {
-			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, 8<<20)
-			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUFFORCE, 4<<20)
+			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, 4<<20)
+			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUFFORCE, 1<<20)
 		})
 	}
 	return c, nil
