@@ -2,15 +2,16 @@
 # Runs every sipua-vs-sipgo comparison and prints ONE table with both
 # stacks: the micro benchmarks of this package (parse, write, response,
 # transaction), then the sipp load harness (bench/load): the UAS call-rate
-# ladder, 10 000 idle calls, 10 000 refreshed registrations. Takes about
-# 10 minutes. Needs sipp (apt-get install sip-tester; interop/install.sh
+# ladder, 10 000 idle calls, 10 000 refreshed registrations. Takes 10 to 15
+# minutes. Needs sipp (apt-get install sip-tester; interop/install.sh
 # installs it).
 #
 # The table is also written to results/<UTC date>.md with the machine
 # noted. Knobs (environment): COUNT (micro benchmark rounds, default 6),
 # BENCHTIME (per benchmark and round, default 300ms),
-# RATES (ladder, default 1000,2000,3000,4000,5000,6000), RUNS (runs per
-# ladder step and stack, default 2), DURATION (per step, default 5s),
+# RATES (ladder, default 250,500,1000,1500,2000,3000,4000,5000,6000), RUNS
+# (runs per ladder step and stack, default 3), DURATION (per step, default
+# 4s),
 # IDLE_CALLS (10000), REG_UAS (10000), REG_EXPIRES (60), LOAD_ARGS (more
 # flags for `load all`), QUICK=1 (a smoke run: 1 benchmark run, one low
 # ladder step, 500 idle calls, 200 registrations; no results file).
@@ -20,9 +21,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 command -v sipp >/dev/null || { echo "sipp not found: apt-get install sip-tester (or ../interop/install.sh)" >&2; exit 1; }
 
 COUNT="${COUNT:-6}"
-RATES="${RATES:-1000,2000,3000,4000,5000,6000}"
-RUNS="${RUNS:-2}"
-DURATION="${DURATION:-5s}"
+RATES="${RATES:-250,500,1000,1500,2000,3000,4000,5000,6000}"
+RUNS="${RUNS:-3}"
+DURATION="${DURATION:-4s}"
 IDLE_CALLS="${IDLE_CALLS:-10000}"
 REG_UAS="${REG_UAS:-10000}"
 REG_EXPIRES="${REG_EXPIRES:-60}"

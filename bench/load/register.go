@@ -72,6 +72,9 @@ func runRegClient(server string, uas, per, expires, rate int, window time.Durati
 					if err != nil {
 						return nil, err
 					}
+					if uc, ok := pc.(*net.UDPConn); ok {
+						_ = uc.SetReadBuffer(1 << 20) // the transport sets none on a wrapped conn
+					}
 					return countingConn{pc, &sent}, nil
 				},
 			},

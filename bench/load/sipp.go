@@ -72,7 +72,9 @@ type Sipp struct {
 // startSipp runs sipp in dir with args (the scenario, ports and limits are
 // the caller's); trace files go into dir.
 func startSipp(dir string, args ...string) (*Sipp, error) {
-	args = append([]string{"-nostdin", "-trace_stat", "-stf", filepath.Join(dir, "stat.csv"), "-fd", "3600",
+	// -buff_size: sipp's socket buffers (64 KiB by default) overflow
+	// when it is descheduled for a moment on a busy machine.
+	args = append([]string{"-nostdin", "-buff_size", "4194304", "-trace_stat", "-stf", filepath.Join(dir, "stat.csv"), "-fd", "3600",
 		"-trace_counts", "-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
 		"-trace_screen", "-screen_file", filepath.Join(dir, "screen.txt")}, args...)
 	cmd := exec.Command("sipp", args...)

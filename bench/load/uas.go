@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -78,12 +79,24 @@ func rssKiB() int64 {
 }
 
 // serveStats answers the driver on stdin/stdout: "stats" or "gc" (stats
-// after a forced GC) print one JSON line; "quit" or EOF ends the process.
+// after a forced GC) print one JSON line, "heap PATH" writes a heap
+// profile and prints the stats; "quit" or EOF ends the process.
 func serveStats(c *counters, in io.Reader, out io.Writer) {
 	sc := bufio.NewScanner(in)
 	enc := json.NewEncoder(out)
 	for sc.Scan() {
-		switch strings.TrimSpace(sc.Text()) {
+		line := strings.TrimSpace(sc.Text())
+		if p, ok := strings.CutPrefix(line, "heap "); ok {
+			// A heap profile now (after a GC), for pprof.
+			runtime.GC()
+			if f, err := os.Create(p); err == nil {
+				_ = pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+			_ = enc.Encode(readStats(c, false))
+			continue
+		}
+		switch line {
 		case "stats":
 			_ = enc.Encode(readStats(c, false))
 		case "gc":
