@@ -237,6 +237,17 @@ func (l *Layer) Receive(msg message.Message, src any, reliable bool, now time.Ti
 	}
 }
 
+// Matches reports whether req belongs to a server transaction alive in
+// the Layer (a retransmission, or an ACK to a non-2xx final response).
+func (l *Layer) Matches(req *message.Request) bool {
+	key, ok := l.serverKey(req)
+	if !ok {
+		return false
+	}
+	_, found := l.servers[key]
+	return found
+}
+
 // MatchCancel returns the INVITE server transaction that a CANCEL
 // targets (RFC 3261 §9.2), or nil.
 func (l *Layer) MatchCancel(cancel *message.Request) *Server {

@@ -1,0 +1,136 @@
+// Command bot answers SIP calls, many at once: it plays a prompt (a WAV
+// file, or two beeps), prints the DTMF digits each caller sends (e.g.
+// "call 3: digits 1234#") and then echoes the caller's audio back. Media
+// are plain RTP (-media rtp) or WebRTC (-media webrtc). Its core is the
+// importable package botcore.
+//
+//	go run ./examples/bot -server sip.example.com -user bot -password secret -prompt hello.wav
+//
+// Flags may also come from environment variables (SIPUA_SERVER,
+// SIPUA_USER, SIPUA_PASSWORD, SIPUA_DOMAIN, SIPUA_TRANSPORT, SIPUA_MEDIA,
+// SIPUA_MEDIA_IP, SIPUA_CA). Exit codes: 0 after SIGINT/SIGTERM, 1 other
+// failures, 2 wrong flags, 3 server unreachable, 4 authentication failed.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/sipua/sip/examples/bot/botcore"
+	"github.com/sipua/sip/examples/internal/cli"
+	"github.com/sipua/sip/media/wav"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// run is the program: it returns the exit code.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, acct, err := parse(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return cli.ExitOK
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "bot:", err)
+		return cli.ExitCode(err)
+	}
+	cfg.OnEvent = func(e botcore.Event) { fmt.Fprintln(stdout, e) }
+	b, err := botcore.New(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "bot:", err)
+		return cli.ExitUsage
+	}
+	fmt.Fprintf(stdout, "bot: %s via %s, %s media\n", cfg.URI, cfg.Server, cfg.Media)
+	// Connecting and registering must succeed within -timeout.
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- b.Run(runCtx) }()
+	select {
+	case <-b.Ready():
+	case err := <-errc:
+		return fail(stderr, err, acct)
+	case <-time.After(acct.Timeout):
+		cancel()
+		err := <-errc
+		if err == nil {
+			err = context.DeadlineExceeded
+		}
+		return fail(stderr, err, acct)
+	}
+	if err := <-errc; err != nil {
+		return fail(stderr, err, acct)
+	}
+	return cli.ExitOK
+}
+
+func fail(stderr io.Writer, err error, acct *cli.Account) int {
+	fmt.Fprintln(stderr, "bot:", cli.Explain(err, acct))
+	return cli.ExitCode(err)
+}
+
+// parse reads the flags into a botcore.Config.
+func parse(args []string, getenv func(string) string, stderr io.Writer) (botcore.Config, *cli.Account, error) {
+	fs := flag.NewFlagSet("bot", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	acct := cli.AddFlags(fs, getenv)
+	prompt := fs.String("prompt", "", "WAV file played to each caller (default: two beeps)")
+	maxCalls := fs.Int("max-calls", botcore.DefaultMaxCalls, "calls at once; more are answered 486")
+	maxDur := fs.Duration("max-duration", botcore.DefaultMaxCallDuration, "longest call; the bot hangs up then")
+	noReg := fs.Bool("no-register", false, "do not register")
+	verbose := fs.Bool("v", false, "log the SIP stack's debug records to stderr")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: bot -server HOST[:PORT] -user NAME [-password PW] [flags]\n\n"+
+			"Answers calls, plays a prompt, prints DTMF digits, echoes the caller's audio.\n"+
+			"Exit codes: 0 stopped by a signal, 1 failure, 2 wrong flags, 3 server unreachable, 4 authentication failed.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return botcore.Config{}, acct, err
+		}
+		return botcore.Config{}, acct, fmt.Errorf("%w: %w", cli.ErrUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return botcore.Config{}, acct, fmt.Errorf("%w: unexpected arguments %q", cli.ErrUsage, fs.Args())
+	}
+	if err := acct.Check(); err != nil {
+		return botcore.Config{}, acct, err
+	}
+	server, _ := acct.ServerAddress()
+	tlsConf, err := acct.TLSConfig()
+	if err != nil {
+		return botcore.Config{}, acct, err
+	}
+	cfg := botcore.Config{
+		URI: acct.AOR(), Password: acct.Password, Server: server, TLSConfig: tlsConf,
+		NoRegister: *noReg, Media: botcore.MediaKind(acct.Media),
+		RTP: acct.RTPConfig(), WebRTC: acct.WebRTCConfig(),
+		MaxCalls: *maxCalls, MaxCallDuration: *maxDur,
+	}
+	if *maxCalls < 1 || *maxDur <= 0 {
+		return cfg, acct, fmt.Errorf("%w: -max-calls and -max-duration must be positive", cli.ErrUsage)
+	}
+	if *prompt != "" {
+		s, err := wav.ReadFile(*prompt)
+		if err != nil {
+			return cfg, acct, fmt.Errorf("%w: -prompt: %w", cli.ErrUsage, err)
+		}
+		cfg.Prompt = s
+	}
+	if *verbose {
+		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return cfg, acct, nil
+}
