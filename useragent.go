@@ -92,12 +92,20 @@ type UserAgentOptions struct {
 	Delegate UserAgentDelegate
 	// Timers are the RFC 3261 timers. Zero fields: the defaults.
 	Timers Timers
+	// SessionTimers configure the session timers (RFC 4028) of calls;
+	// InviterOptions and AcceptOptions may override them per call. The
+	// zero value: on, 1800 s asked for, Min-SE 90 s.
+	SessionTimers SessionTimerOptions
 	// AcceptOnlyFromServer, when set, makes the UserAgent take requests
 	// only from its server (Transport.Server or Servers: the registrar or
 	// outbound proxy): on the current connection to it over TCP, TLS, WS
 	// and WSS, from its address over UDP. Requests from anywhere else,
 	// such as scanners probing for phones to ring ("ghost calls"), are
-	// dropped unanswered and never reach the delegate. Start fails with
+	// dropped unanswered and never reach the delegate. In-dialog
+	// requests of the UserAgent's own dialogs (a BYE sent straight to the
+	// Contact when the proxy does not record-route) and CANCELs of its
+	// pending calls are taken from anywhere: their Call-ID and random
+	// tags cannot be guessed. NewUserAgent fails with
 	// ErrBadOptions when no server is configured. Default false: requests
 	// from anyone are taken, as a UserAgent that is called directly needs.
 	AcceptOnlyFromServer bool

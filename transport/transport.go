@@ -25,8 +25,9 @@ import (
 type Transport struct {
 	cfg    Config
 	log    *slog.Logger
-	maxMsg int    // largest message accepted on a stream
-	wsHost string // random "….invalid" Via and Contact host for WS
+	maxMsg int           // largest message accepted on a stream
+	linger time.Duration // see lingerTimeout
+	wsHost string        // random "….invalid" Via and Contact host for WS
 
 	ctx    context.Context // ends at Close; parent of dials
 	cancel context.CancelFunc
@@ -76,6 +77,7 @@ func New(cfg Config) *Transport {
 		t.maxMsg = 16 << 20
 	}
 	t.wsHost = randomHost()
+	t.linger = lingerTimeout
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	return t
 }
@@ -649,6 +651,13 @@ func fixVia(req *message.Request, src netip.AddrPort) {
 
 // trace reports one message to the Tracer.
 func (t *Transport) trace(dir trace.Direction, f Flow, raw []byte, m message.Message, err error) {
+	if ip := f.Local.Addr(); (ip.IsUnspecified() || !ip.IsValid()) && f.Remote.IsValid() {
+		// A socket on a wildcard address: the trace names the address
+		// the system sends from, as a capture would.
+		t.mu.Lock()
+		f.Local = netip.AddrPortFrom(t.sourceIPLocked(f.Remote.Addr()), f.Local.Port())
+		t.mu.Unlock()
+	}
 	t.cfg.Tracer.Trace(trace.Event{
 		Time: time.Now(), Dir: dir, Transport: string(f.Proto),
 		Local: f.Local, Remote: f.Remote, ConnID: f.ID,
