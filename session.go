@@ -257,6 +257,10 @@ func (s *Session) onAck(ack *message.Request) {
 	}
 	s.ua.timers.stop(s.ackTimer)
 	s.ackWait = nil
+	// The 2xx is acknowledged: nothing more goes through the INVITE
+	// server transaction, which ends by itself (Timer L). Not keeping it
+	// lets an established call hold neither it nor its 2xx.
+	s.ist = nil
 	if len(ack.Body) > 0 && s.handler != nil {
 		// Offerless INVITE: the answer comes in the ACK.
 		d := media.Description{ContentType: ack.Header.MediaType(), Body: ack.Body}

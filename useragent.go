@@ -623,20 +623,26 @@ func (ua *UserAgent) run() {
 	defer close(ua.loopDone)
 	tm := time.NewTimer(time.Hour)
 	defer tm.Stop()
+	// armed is when tm fires. It is moved only to an earlier deadline:
+	// a timer that fires early (its deadline went away or moved later)
+	// costs one empty pass, while resetting it after every event costs a
+	// runtime timer update and often a netpoller wake-up.
+	armed := time.Now().Add(time.Hour)
 	for {
 		next, ok := ua.layer.NextDeadline()
 		if t, ok2 := ua.timers.next(); ok2 && (!ok || t.Before(next)) {
 			next, ok = t, true
 		}
-		if ok {
+		if ok && next.Before(armed) {
 			tm.Reset(time.Until(next))
-		} else {
-			tm.Stop()
+			armed = next
 		}
 		select {
 		case f := <-ua.events:
 			f()
 		case <-tm.C:
+			armed = time.Now().Add(time.Hour)
+			tm.Reset(time.Hour)
 			now := time.Now()
 			ua.layer.Tick(now)
 			for _, e := range ua.timers.due(now) {

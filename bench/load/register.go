@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -19,8 +22,11 @@ type RegResult struct {
 	UAs, PerUA      int
 	Registered      int     // registrations that succeeded at start
 	SetupSeconds    float64 // time to register them all
-	WindowSeconds   float64 // length of the CPU measurement
+	QuietSeconds    float64 // a window after setup in which no refresh falls due
+	QuietCPUMicros  int64   // CPU used in it: the cost of holding the registrations
+	WindowSeconds   float64 // the refresh window: every registration refreshes once in it
 	WindowCPUMicros int64   // CPU used in the window
+	WindowRegisters int64   // REGISTERs sent in the window (counted on the sockets)
 	Expires         int
 	Goroutines      int
 	HeapLive        uint64 // after GC, all registered
@@ -28,13 +34,27 @@ type RegResult struct {
 	Failed          int64 // Registerer state changes to Unregistered during the run
 }
 
+// countingConn counts the REGISTER requests written to it.
+type countingConn struct {
+	net.PacketConn
+	n *atomic.Int64
+}
+
+func (c countingConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if bytes.HasPrefix(p, []byte("REGISTER ")) {
+		c.n.Add(1)
+	}
+	return c.PacketConn.WriteTo(p, addr)
+}
+
 // runRegClient starts uas UserAgents with per Registerers each against
 // server (UDP), registers them at rate per second, then measures the
-// process's CPU over window while they keep their registrations fresh.
+// process's CPU in a quiet window (no refresh due) and over window while
+// they keep their registrations fresh.
 func runRegClient(server string, uas, per, expires, rate int, window time.Duration) error {
 	ctx := context.Background()
 	res := RegResult{UAs: uas, PerUA: per, Expires: expires}
-	var failed atomic.Int64
+	var failed, sent atomic.Int64
 	var regs []*sip.Registerer
 	var agents []*sip.UserAgent
 	for i := 0; i < uas; i++ {
@@ -46,6 +66,17 @@ func runRegClient(server string, uas, per, expires, rate int, window time.Durati
 				// No OPTIONS keepalive: the registrar scenario answers
 				// REGISTER only, and what is measured is the refreshes.
 				KeepaliveInterval: -1,
+				ListenPacket: func(ctx context.Context, network, address string) (net.PacketConn, error) {
+					var lc net.ListenConfig
+					pc, err := lc.ListenPacket(ctx, network, address)
+					if err != nil {
+						return nil, err
+					}
+					if uc, ok := pc.(*net.UDPConn); ok {
+						_ = uc.SetReadBuffer(1 << 20) // the transport sets none on a wrapped conn
+					}
+					return countingConn{pc, &sent}, nil
+				},
 			},
 		})
 		if err != nil {
@@ -71,10 +102,10 @@ func runRegClient(server string, uas, per, expires, rate int, window time.Durati
 	start := time.Now()
 	var wg sync.WaitGroup
 	var ok atomic.Int64
-	tick := time.NewTicker(time.Second / time.Duration(rate))
 	sem := make(chan struct{}, 256)
-	for _, r := range regs {
-		<-tick.C
+	for i, r := range regs {
+		// Spread the registrations (and so their refreshes) evenly.
+		time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))))
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
@@ -87,15 +118,35 @@ func runRegClient(server string, uas, per, expires, rate int, window time.Durati
 			}
 		}()
 	}
-	tick.Stop()
 	wg.Wait()
 	res.Registered = int(ok.Load())
 	res.SetupSeconds = time.Since(start).Seconds()
 	runtime.GC()
+	// The first refresh falls due 90% of expires
+	// (RegistererOptions.RefreshFraction) after the first registration,
+	// leaving at least 5 s (or half the lifetime): until then the process
+	// only holds its registrations.
+	left := max(0.1*float64(expires), min(5, float64(expires)/2))
+	firstRefresh := start.Add(time.Duration((float64(expires)-left)*float64(time.Second)) - time.Second)
+	if quiet := min(time.Until(firstRefresh), window); quiet >= 3*time.Second {
+		q0 := readStats(nil, false)
+		t := time.Now()
+		time.Sleep(quiet)
+		res.QuietCPUMicros = readStats(nil, false).CPUMicros - q0.CPUMicros
+		res.QuietSeconds = time.Since(t).Seconds()
+	}
+	if p := os.Getenv("SIPLOAD_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p + ".regclient"); err == nil {
+			_ = pprof.StartCPUProfile(f)
+		}
+	}
 	s0 := readStats(nil, false)
+	n0 := sent.Load()
 	t0 := time.Now()
 	time.Sleep(window)
 	s1 := readStats(nil, false)
+	res.WindowRegisters = sent.Load() - n0
+	pprof.StopCPUProfile()
 	res.WindowSeconds = time.Since(t0).Seconds()
 	res.WindowCPUMicros = s1.CPUMicros - s0.CPUMicros
 	s2 := readStats(nil, true)

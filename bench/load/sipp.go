@@ -72,7 +72,9 @@ type Sipp struct {
 // startSipp runs sipp in dir with args (the scenario, ports and limits are
 // the caller's); trace files go into dir.
 func startSipp(dir string, args ...string) (*Sipp, error) {
-	args = append([]string{"-nostdin", "-trace_stat", "-stf", filepath.Join(dir, "stat.csv"), "-fd", "3600",
+	// -buff_size: sipp's socket buffers (64 KiB by default) overflow
+	// when it is descheduled for a moment on a busy machine.
+	args = append([]string{"-nostdin", "-buff_size", "4194304", "-trace_stat", "-stf", filepath.Join(dir, "stat.csv"), "-fd", "3600",
 		"-trace_counts", "-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
 		"-trace_screen", "-screen_file", filepath.Join(dir, "screen.txt")}, args...)
 	cmd := exec.Command("sipp", args...)
@@ -219,6 +221,16 @@ func parseElapsed(s string) float64 {
 	return t
 }
 
+// selfCommand runs this program with a subcommand. The arguments go on the
+// command line and, for a test binary (whose flags are the testing
+// package's), in SIPLOAD_SUBCOMMAND and SIPLOAD_ARGS too: TestMain reads
+// those.
+func selfCommand(self, sub string, args ...string) *exec.Cmd {
+	cmd := exec.Command(self, append([]string{sub}, args...)...)
+	cmd.Env = append(os.Environ(), "SIPLOAD_SUBCOMMAND="+sub, "SIPLOAD_ARGS="+strings.Join(args, " "))
+	return cmd
+}
+
 // UAS is a UAS child process under test.
 type UAS struct {
 	stack string
@@ -240,7 +252,7 @@ func startUAS(stack string, logDir string) (*UAS, error) {
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.Command(self, "uas", "-stack", stack, "-addr", addr)
+	cmd := selfCommand(self, "uas", "-stack", stack, "-addr", addr)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err

@@ -98,6 +98,27 @@ type Layer struct {
 	clients map[clientKey]*Client
 	servers map[serverKey]*Server
 	timers  deadlines
+	// free holds action buffers for reuse: a buffer on the stack would
+	// escape (the actions go through interface methods), and callbacks
+	// may re-enter the Layer, so each call takes its own.
+	free [][]Action
+}
+
+func (l *Layer) getBuf() []Action {
+	if n := len(l.free); n > 0 {
+		b := l.free[n-1]
+		l.free = l.free[:n-1]
+		return b
+	}
+	return make([]Action, 0, 4)
+}
+
+// putBuf returns b, emptied so that it holds no message alive.
+func (l *Layer) putBuf(b []Action) {
+	clear(b[:cap(b)])
+	if len(l.free) < 8 {
+		l.free = append(l.free, b[:0])
+	}
 }
 
 // NewLayer returns an empty Layer.
@@ -159,8 +180,9 @@ func (l *Layer) Request(req *message.Request, dest any, reliable bool, now time.
 
 // Respond sends resp through server transaction tx.
 func (l *Layer) Respond(tx *Server, resp *message.Response, now time.Time) error {
-	var buf [4]Action
-	out, err := tx.Respond(resp, now, buf[:0])
+	buf := l.getBuf()
+	defer l.putBuf(buf)
+	out, err := tx.Respond(resp, now, buf)
 	if err != nil {
 		return err
 	}
@@ -173,7 +195,8 @@ func (l *Layer) Respond(tx *Server, resp *message.Response, now time.Time) error
 // Messages whose top Via or CSeq cannot be read are dropped: the transport
 // validates messages before.
 func (l *Layer) Receive(msg message.Message, src any, reliable bool, now time.Time) {
-	var buf [4]Action
+	buf := l.getBuf()
+	defer l.putBuf(buf)
 	switch m := msg.(type) {
 	case *message.Response:
 		via, err := m.Header.TopVia()
@@ -191,14 +214,14 @@ func (l *Layer) Receive(msg message.Message, src any, reliable bool, now time.Ti
 			}
 			return
 		}
-		l.run(c, c.Receive(m, now, buf[:0]), now)
+		l.run(c, c.Receive(m, now, buf), now)
 	case *message.Request:
 		key, ok := l.serverKey(m)
 		if !ok {
 			return
 		}
 		if s, found := l.servers[key]; found {
-			l.run(s, s.Receive(m, now, buf[:0]), now)
+			l.run(s, s.Receive(m, now, buf), now)
 			return
 		}
 		if m.Method == "ACK" {
@@ -207,7 +230,7 @@ func (l *Layer) Receive(msg message.Message, src any, reliable bool, now time.Ti
 			}
 			return
 		}
-		s, out := NewServer(m, reliable, l.cfg, now, buf[:0])
+		s, out := NewServer(m, reliable, l.cfg, now, buf)
 		s.e = entry{dest: src, tx: s, index: -1, skey: key, live: true}
 		l.servers[key] = s
 		l.run(s, out, now)
@@ -274,8 +297,9 @@ func (l *Layer) Tick(now time.Time) {
 			return
 		}
 		tx := e.tx
-		var buf [4]Action
-		l.run(tx, tx.tick(now, buf[:0]), now)
+		buf := l.getBuf()
+		l.run(tx, tx.tick(now, buf), now)
+		l.putBuf(buf)
 	}
 }
 
