@@ -1,0 +1,215 @@
+package interop
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sipua/sip/media/wav"
+)
+
+// softphoneArgs returns the softphone's flags for user at k over
+// transport (plain RTP on 127.0.0.1), then extra.
+func softphoneArgs(k *Kamailio, transport, user string, extra ...string) []string {
+	port := k.SIPPort
+	switch transport {
+	case "ws":
+		port = k.WSPort
+	case "tls":
+		port = k.TLSPort
+	}
+	args := []string{"-server", "127.0.0.1:" + strconv.Itoa(int(port)), "-transport", transport,
+		"-domain", Domain, "-user", user, "-password", Users[user], "-media", "rtp", "-media-ip", "127.0.0.1"}
+	return append(args, extra...)
+}
+
+// TestSoftphoneWithSIPjs drives the softphone example (a process, through
+// its standard input) against Kamailio and a SIP.js peer: it registers,
+// calls the peer, which answers; sends DTMF (by INFO, -dtmf info: the
+// peer offers telephone-event but has no media to receive it), holds and resumes, exchanges MESSAGEs, hangs up;
+// then the peer calls it and it answers, and the peer hangs up.
+func TestSoftphoneWithSIPjs(t *testing.T) {
+	bin := BuildExamples(t, "softphone")[0]
+	k := StartKamailio(t)
+	peer := StartPeer(t, k, PeerConfig{Kind: SIPJS, User: "dave"})
+	registerPeers(t, peer)
+
+	sp := StartApp(t, "softphone/alice", bin, softphoneArgs(k, "udp", "alice", "-status-every", "500ms", "-dtmf", "info")...)
+	sp.Expect(t, `^registered as sip:alice@sipua.test$`)
+
+	// We call, the peer answers.
+	sp.Send(t, "call dave")
+	pc := peer.Expect(t, "invite", "from", "sip:alice@"+Domain).Get("call")
+	sp.Expect(t, `^call 1: ringing \(180\)$`)
+	peer.Do(t, "answer", "call", pc)
+	sp.Expect(t, `^call 1: established with sip:dave@sipua.test$`)
+	peer.Expect(t, "accepted", "call", pc)
+	sp.Expect(t, `^call 1: outgoing sip:dave@sipua.test Established 0:0\d$`) // the periodic status
+
+	sp.Send(t, "dtmf 5#")
+	sp.Expect(t, `^call 1: dtmf 5# sent \(info\)$`)
+	peer.Expect(t, "info", "call", pc, "body", "Signal=5\r\nDuration=100\r\n")
+	peer.Expect(t, "info", "call", pc, "body", "Signal=#\r\nDuration=100\r\n")
+
+	// SIP.js refuses (500) a re-INVITE that comes while it still processes
+	// the ACK (RFC 5407 §3.1.5): the DTMF above took long enough.
+	sp.Send(t, "hold")
+	sp.Expect(t, `^call 1: on hold$`)
+	peer.Expect(t, "reinvite", "call", pc, "direction", "sendonly")
+	sp.Send(t, "status")
+	sp.Expect(t, `^call 1: outgoing sip:dave@sipua.test Established \d:\d\d, on hold$`)
+	time.Sleep(300 * time.Millisecond)
+	sp.Send(t, "unhold")
+	sp.Expect(t, `^call 1: resumed$`)
+	peer.Expect(t, "reinvite", "call", pc, "direction", "sendrecv")
+
+	sp.Send(t, "message dave hello from the softphone")
+	sp.Expect(t, `^message sent to sip:dave@sipua.test$`)
+	peer.Expect(t, "message", "body", "hello from the softphone")
+	peer.Do(t, "message", "target", "sip:alice@"+Domain, "body", "hi alice")
+	sp.Expect(t, `^message from sip:dave@sipua.test: hi alice$`)
+
+	sp.Send(t, "hangup")
+	sp.Expect(t, `^call 1: ended: local BYE after \d:\d\d$`)
+	peer.Expect(t, "terminated", "call", pc, "reason", "remote_bye")
+
+	// The peer calls, we answer, the peer hangs up.
+	peer.Do(t, "call", "target", "sip:alice@"+Domain)
+	pc = peer.Expect(t, "calling").Get("call")
+	sp.Expect(t, `^call 2: incoming from sip:dave@sipua.test \(answer or reject\)$`)
+	peer.Expect(t, "progress", "call", pc, "code", "180")
+	sp.Send(t, "answer")
+	peer.Expect(t, "accepted", "call", pc)
+	sp.Expect(t, `^call 2: established with sip:dave@sipua.test$`)
+	peer.Do(t, "hangup", "call", pc)
+	sp.Expect(t, `^call 2: ended: remote BYE`)
+
+	// And a rejected one.
+	peer.Do(t, "call", "target", "sip:alice@"+Domain)
+	pc = peer.Expect(t, "calling").Get("call")
+	sp.Expect(t, `^call 3: incoming from`)
+	sp.Send(t, "reject 603")
+	peer.Expect(t, "rejected", "call", pc, "code", "603")
+
+	sp.Send(t, "quit")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	code, err := sp.Wait(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 0, code)
+	noRouteSetViolations(t, k)
+}
+
+// TestSoftphoneErrorsKamailio: a wrong password makes the softphone exit
+// with code 4 and say so; a server that does not answer, with code 3.
+func TestSoftphoneErrorsKamailio(t *testing.T) {
+	bin := BuildExamples(t, "softphone")[0]
+	k := StartKamailio(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	args := softphoneArgs(k, "tcp", "alice", "-password", "not-the-password")
+	sp := StartApp(t, "softphone/wrong-password", bin, args...)
+	code, err := sp.Wait(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 4, code, sp.Stderr())
+	assert.Contains(t, sp.Stderr(), "authentication failed: the server refused the credentials of sip:alice@sipua.test")
+
+	// Kamailio's UDP port with Kamailio stopped: nothing answers.
+	port, err := freeUDPBlock(1)
+	require.NoError(t, err)
+	sp = StartApp(t, "softphone/unreachable", bin, "-server", "127.0.0.1:"+strconv.Itoa(int(port)),
+		"-domain", Domain, "-user", "alice", "-password", Users["alice"], "-timeout", "1s")
+	code, err = sp.Wait(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 3, code, sp.Stderr())
+	assert.Contains(t, sp.Stderr(), "server unreachable: no answer from sip:127.0.0.1:"+strconv.Itoa(int(port))+" within 1s")
+}
+
+// TestSoftphoneCallsBot: the bot example (bob, over TCP) and the
+// softphone (alice, over UDP) through Kamailio with plain RTP. The
+// softphone plays a WAV file (1200 Hz) and records what it hears; the
+// recording holds the bot's prompt (its default beeps, 660 and 880 Hz)
+// and then the softphone's own tone echoed. The softphone's RFC 4733
+// digits are printed by the bot. Then baresip calls the bot while the
+// softphone's call is up: audio reaches baresip, baresip's tone reaches
+// the bot as a digit, and the bot served the two calls at once.
+func TestSoftphoneCallsBot(t *testing.T) {
+	bins := BuildExamples(t, "softphone", "bot")
+	sbin, bbin := bins[0], bins[1]
+	k := StartKamailio(t)
+	bot := StartApp(t, "bot/bob", bbin, "-server", "127.0.0.1:"+strconv.Itoa(int(k.SIPPort)), "-transport", "tcp",
+		"-domain", Domain, "-user", "bob", "-password", Users["bob"], "-media", "rtp", "-media-ip", "127.0.0.1")
+	bot.Expect(t, `^bot: ready for calls$`)
+
+	dir := t.TempDir()
+	play, rec := filepath.Join(dir, "play.wav"), filepath.Join(dir, "rec.wav")
+	tone := make([]int16, 5*wav.SampleRate)
+	for i := range tone {
+		tone[i] = int16(8000 * math.Sin(2*math.Pi*1200*float64(i)/wav.SampleRate))
+	}
+	require.NoError(t, wav.WriteFile(play, tone))
+	sp := StartApp(t, "softphone/alice", sbin, softphoneArgs(k, "udp", "alice", "-play", play, "-record", rec)...)
+	sp.Expect(t, `^registered as`)
+
+	sp.Send(t, "call bob")
+	sp.Expect(t, `^call 1: established with sip:bob@sipua.test$`)
+	bot.Expect(t, `^call 1: incoming from sip:alice@sipua.test`)
+	bot.Expect(t, `^call 1: prompt done, echoing$`)
+	sp.Send(t, "dtmf 1234#")
+	sp.Expect(t, `^call 1: dtmf 1234# sent \(rtp\)$`)
+	bot.Expect(t, `^call 1: digits 1234#$`)
+
+	// baresip calls the bot too.
+	b := StartBaresip(t, k, BaresipConfig{User: "carol"})
+	b.Do(t, "dial", "sip:bob@"+Domain)
+	b.Expect(t, "CALL_ESTABLISHED", "direction", "outgoing")
+	bot.Expect(t, `^call 2: incoming from sip:carol@sipua.test`)
+	bot.Expect(t, `^call 2: prompt done, echoing$`)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.Eventually(t, func() bool {
+		_, received, err := b.AudioPackets(ctx)
+		return err == nil && received >= 50
+	}, 8*time.Second, 100*time.Millisecond, "baresip receives the bot's audio")
+	b.Do(t, "sndcode", "7")
+	bot.Expect(t, `^call 2: digit 7$`)
+	b.Do(t, "hangup")
+	b.Expect(t, "CALL_CLOSED")
+	bot.Expect(t, `^call 2: digits 7$`) // left over at the end
+	bot.Expect(t, `^call 2: ended: remote BYE$`)
+
+	sp.Send(t, "hangup")
+	sp.Expect(t, `^call 1: ended: local BYE`)
+	sp.Expect(t, `^call 1: recorded \d+\.\d s$`)
+	bot.Expect(t, `^call 1: ended: remote BYE$`)
+
+	s, err := wav.ReadFile(rec)
+	require.NoError(t, err)
+	level := func(hz float64) float64 {
+		var best float64
+		for i := 0; i+800 <= len(s); i += 400 {
+			best = max(best, wav.ToneLevel(s[i:i+800], hz))
+		}
+		return best
+	}
+	t.Logf("recorded %.1f s: 660 Hz %.3f, 880 Hz %.3f (prompt), 1200 Hz %.3f (echo)",
+		float64(len(s))/wav.SampleRate, level(660), level(880), level(1200))
+	assert.Greater(t, level(660), 0.05, "no prompt in the recording")
+	assert.Greater(t, level(880), 0.05, "no prompt in the recording")
+	assert.Greater(t, level(1200), 0.05, "no echo in the recording")
+
+	require.NoError(t, bot.Signal(syscall.SIGTERM))
+	bot.Expect(t, `^bot: stopped taking calls$`)
+	code, err := bot.Wait(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 0, code)
+	noRouteSetViolations(t, k)
+}
