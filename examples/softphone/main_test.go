@@ -20,6 +20,7 @@ import (
 	"github.com/sipua/sip/examples/internal/cli"
 	"github.com/sipua/sip/media/rtp"
 	"github.com/sipua/sip/media/wav"
+	"github.com/sipua/sip/media/webrtc"
 	"github.com/sipua/sip/siptest/sipserver"
 )
 
@@ -364,4 +365,48 @@ func TestSoftphoneErrors(t *testing.T) {
 	assert.Contains(t, msg, "authentication failed: the server refused the credentials of sip:alice@sipua.test")
 	c, msg = code("-server", srv.Addr("udp").String(), "-domain", "sipua.test", "-user", "alice", "-password", "right")
 	assert.Equal(t, cli.ExitOK, c, msg)
+}
+
+// TestSoftphoneWebRTC: with -media webrtc over WebSocket the softphone
+// calls a WebRTC bot and records the prompt and the echo of its tone.
+func TestSoftphoneWebRTC(t *testing.T) {
+	srv, err := sipserver.New(sipserver.Options{Listen: []string{"ws://127.0.0.1:0"}})
+	require.NoError(t, err)
+	require.NoError(t, srv.Start(context.Background()))
+	defer srv.Close()
+	evs := make(chan botcore.Event, 100)
+	b, err := botcore.New(botcore.Config{
+		URI: srv.AOR("bot"), Server: srv.WSURL(), Media: botcore.WebRTC,
+		WebRTC:  webrtc.Config{LoopbackOnly: true},
+		Prompt:  tone(600, 400*time.Millisecond),
+		OnEvent: func(e botcore.Event) { evs <- e },
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-b.Ready()
+
+	dir := t.TempDir()
+	play, rec := filepath.Join(dir, "play.wav"), filepath.Join(dir, "rec.wav")
+	require.NoError(t, wav.WriteFile(play, tone(1400, 3*time.Second)))
+	tm := startPhone(t, "-server", srv.WSURL(), "-domain", "sipua.test", "-user", "alice",
+		"-media", "webrtc", "-media-ip", "127.0.0.1", "-play", play, "-record", rec)
+	tm.expect(`^registered as`)
+	tm.send("call bot")
+	tm.expect(`^call 1: established with sip:bot@sipua.test$`)
+	waitBot(t, evs, botcore.EventPromptDone)
+	tm.send("dtmf 9#")
+	tm.expect(`^call 1: dtmf 9# sent \(rtp\)$`)
+	assert.Equal(t, "9#", waitBot(t, evs, botcore.EventDigits).Digits)
+	time.Sleep(600 * time.Millisecond)
+	tm.send("hangup")
+	tm.expect(`^call 1: recorded`)
+	s, err := wav.ReadFile(rec)
+	require.NoError(t, err)
+	prompt, echo := maxToneLevel(s, 600), maxToneLevel(s, 1400)
+	t.Logf("recorded %d samples: prompt level %.3f, echo level %.3f", len(s), prompt, echo)
+	assert.Greater(t, prompt, 0.05)
+	assert.Greater(t, echo, 0.05)
 }
