@@ -170,7 +170,13 @@ func (p *phone) stop() {
 		_ = p.reg.Unregister(ctx, sip.UnregisterOptions{})
 	}
 	_ = p.ua.Stop(ctx)
-	p.wg.Wait()
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		p.out.printf("error: calls still ending after %v", 5*time.Second)
+	}
 }
 
 // active returns the calls in progress, oldest first.
@@ -180,11 +186,12 @@ func (p *phone) active() []*call {
 	return append([]*call(nil), p.calls...)
 }
 
-// add tracks a new call: its media, its state changes and its end.
-func (p *phone) add(sess *sip.Session, peer string, incoming bool) (*call, error) {
+// add tracks a new call, outgoing (inviter set) or incoming (inv set):
+// its media, its state changes and its end.
+func (p *phone) add(sess *sip.Session, peer string, inviter *sip.Inviter, inv *sip.Invitation) *call {
 	p.mu.Lock()
 	p.next++
-	c := &call{n: p.next, sess: sess, peer: peer, incoming: incoming, created: time.Now()}
+	c := &call{n: p.next, sess: sess, peer: peer, inviter: inviter, inv: inv, incoming: inv != nil, created: time.Now()}
 	p.calls = append(p.calls, c)
 	p.mu.Unlock()
 	if err := p.attachMedia(c); err != nil {
@@ -236,7 +243,7 @@ func (p *phone) add(sess *sip.Session, peer string, incoming bool) (*call, error
 			}
 		}
 	}()
-	return c, nil
+	return c
 }
 
 // recordPath returns the -record file of call n: NAME.wav for the first
@@ -311,8 +318,7 @@ func (p *phone) onInvite(inv *sip.Invitation) {
 	if a, err := inv.Request.Header.From(); err == nil {
 		from = a.URI.String()
 	}
-	c, _ := p.add(inv.Session, from, true)
-	c.inv = inv
+	c := p.add(inv.Session, from, nil, inv)
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
 	_ = inv.Progress(ctx, sip.ProgressOptions{})
@@ -339,15 +345,14 @@ func (p *phone) followRefer(c *call, r *sip.Referral) {
 	p.out.printf("%v: transfer requested to %s; calling", c, target.String())
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
-	// The new call is tracked once its INVITE is on its way: Referral.Accept
-	// creates it, so it is found by its Session afterwards.
+	// Referral.Accept returns the new call once it is answered: it is
+	// listed from then on.
 	inv, err := r.Accept(ctx, sip.InviterOptions{})
 	if err != nil {
 		p.out.printf("%v: transfer to %s failed: %v", c, target.String(), err)
 		return
 	}
-	nc, _ := p.add(inv.Session, target.String(), false)
-	nc.inviter = inv
+	nc := p.add(inv.Session, target.String(), inv, nil)
 	nc.mu.Lock()
 	nc.established = time.Now()
 	nc.mu.Unlock()
@@ -473,8 +478,7 @@ func (p *phone) call(args []string) error {
 	if err != nil {
 		return err
 	}
-	c, _ := p.add(inv.Session, target, false)
-	c.inviter = inv
+	c := p.add(inv.Session, target, inv, nil)
 	p.out.printf("%v: calling %s", c, target)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
