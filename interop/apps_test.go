@@ -34,7 +34,8 @@ func softphoneArgs(k *Kamailio, transport, user string, extra ...string) []strin
 // its standard input) against Kamailio and a SIP.js peer: it registers,
 // calls the peer, which answers; sends DTMF (by INFO, -dtmf info: the
 // peer offers telephone-event but has no media to receive it), holds and resumes, exchanges MESSAGEs, hangs up;
-// then the peer calls it and it answers, and the peer hangs up.
+// transfers the peer to a second SIP.js peer (blind); then the peer calls
+// it and it answers, and the peer hangs up; a last call is rejected.
 func TestSoftphoneWithSIPjs(t *testing.T) {
 	bin := BuildExamples(t, "softphone")[0]
 	k := StartKamailio(t)
@@ -80,21 +81,44 @@ func TestSoftphoneWithSIPjs(t *testing.T) {
 	sp.Expect(t, `^call 1: ended: local BYE after \d:\d\d$`)
 	peer.Expect(t, "terminated", "call", pc, "reason", "remote_bye")
 
+	// Blind transfer: we call dave again and transfer him to eve (SIP.js
+	// too); dave follows the REFER, eve answers, we hang up.
+	eve := StartPeer(t, k, PeerConfig{Kind: SIPJS, User: "eve"})
+	registerPeers(t, eve)
+	sp.Send(t, "call dave")
+	pc = peer.Expect(t, "invite").Get("call")
+	peer.Do(t, "answer", "call", pc)
+	sp.Expect(t, `^call 2: established with sip:dave@sipua.test$`)
+	peer.Expect(t, "ack", "call", pc)
+	sp.Send(t, "transfer eve")
+	sp.Expect(t, `^call 2: transfer to sip:eve@sipua.test accepted$`)
+	peer.Expect(t, "refer", "call", pc, "target", "sip:eve@"+Domain)
+	dc := peer.Expect(t, "calling", "referredBy", pc).Get("call")
+	ec := eve.Expect(t, "invite", "from", "sip:dave@"+Domain).Get("call")
+	eve.Do(t, "answer", "call", ec)
+	sp.Expect(t, `^call 2: transfer done$`)
+	sp.Expect(t, `^call 2: ended: local BYE`)
+	peer.Expect(t, "terminated", "call", pc, "reason", "remote_bye")
+	eve.Expect(t, "accepted", "call", ec)
+	peer.Expect(t, "accepted", "call", dc)
+	eve.Do(t, "hangup", "call", ec)
+	peer.Expect(t, "terminated", "call", dc, "reason", "remote_bye")
+
 	// The peer calls, we answer, the peer hangs up.
 	peer.Do(t, "call", "target", "sip:alice@"+Domain)
 	pc = peer.Expect(t, "calling").Get("call")
-	sp.Expect(t, `^call 2: incoming from sip:dave@sipua.test \(answer or reject\)$`)
+	sp.Expect(t, `^call 3: incoming from sip:dave@sipua.test \(answer or reject\)$`)
 	peer.Expect(t, "progress", "call", pc, "code", "180")
 	sp.Send(t, "answer")
 	peer.Expect(t, "accepted", "call", pc)
-	sp.Expect(t, `^call 2: established with sip:dave@sipua.test$`)
+	sp.Expect(t, `^call 3: established with sip:dave@sipua.test$`)
 	peer.Do(t, "hangup", "call", pc)
-	sp.Expect(t, `^call 2: ended: remote BYE`)
+	sp.Expect(t, `^call 3: ended: remote BYE`)
 
 	// And a rejected one.
 	peer.Do(t, "call", "target", "sip:alice@"+Domain)
 	pc = peer.Expect(t, "calling").Get("call")
-	sp.Expect(t, `^call 3: incoming from`)
+	sp.Expect(t, `^call 4: incoming from`)
 	sp.Send(t, "reject 603")
 	peer.Expect(t, "rejected", "call", pc, "code", "603")
 
@@ -212,4 +236,33 @@ func TestSoftphoneCallsBot(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 0, code)
 	noRouteSetViolations(t, k)
+}
+
+// TestSoftphoneTransports: the softphone registers with Kamailio over
+// TCP, TLS, WS and WSS (-ca trusts Kamailio's self-signed certificate)
+// and sends a MESSAGE to a SIP.js peer over each.
+func TestSoftphoneTransports(t *testing.T) {
+	bin := BuildExamples(t, "softphone")[0]
+	k := StartKamailio(t)
+	peer := StartPeer(t, k, PeerConfig{Kind: SIPJS, User: "dave"})
+	registerPeers(t, peer)
+	for _, tr := range []string{"tcp", "tls", "ws", "wss"} {
+		t.Run(tr, func(t *testing.T) {
+			args := softphoneArgs(k, tr, "alice", "-ca", filepath.Join(k.Dir, "cert.pem"))
+			if tr == "wss" { // softphoneArgs knows the TLS port, not the WSS one
+				args[1] = "127.0.0.1:" + strconv.Itoa(int(k.WSSPort))
+			}
+			sp := StartApp(t, "softphone/alice/"+tr, bin, args...)
+			sp.Expect(t, `^registered as sip:alice@sipua.test$`)
+			sp.Send(t, "message dave over "+tr)
+			sp.Expect(t, `^message sent to sip:dave@sipua.test$`)
+			peer.Expect(t, "message", "body", "over "+tr)
+			sp.Send(t, "quit")
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			code, err := sp.Wait(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, 0, code)
+		})
+	}
 }
