@@ -516,23 +516,28 @@ func (c *call) serve() {
 	c.inv.SetDelegate(sip.SessionDelegate{OnDTMF: func(tone rune, _ time.Duration) { c.digit(tone) }})
 	_ = c.inv.Progress(ctx, sip.ProgressOptions{})
 	if err := c.inv.Accept(ctx, sip.AcceptOptions{Media: media.Options{Constraints: media.Constraints{Audio: true}}}); err != nil {
+		// The caller canceled meanwhile, or the offer was unusable (the
+		// call has been rejected then).
 		e := c.event(EventError)
 		e.Err = fmt.Errorf("answer: %w", err)
 		b.emit(e)
+		if c.inv.State() != sip.SessionTerminated {
+			c.hangup(ctx)
+		}
 		<-c.inv.Done()
-		return
-	}
-	b.emit(c.event(EventAnswered))
-	timer := time.NewTimer(b.cfg.MaxCallDuration)
-	defer timer.Stop()
-	select {
-	case <-c.inv.Done():
-	case <-timer.C:
-		b.log.Info("call too long: hanging up", "call", c.n)
-		hctx, hcancel := context.WithTimeout(context.Background(), 10*time.Second)
-		c.hangup(hctx)
-		hcancel()
-		<-c.inv.Done()
+	} else {
+		b.emit(c.event(EventAnswered))
+		timer := time.NewTimer(b.cfg.MaxCallDuration)
+		defer timer.Stop()
+		select {
+		case <-c.inv.Done():
+		case <-timer.C:
+			b.log.Info("call too long: hanging up", "call", c.n)
+			hctx, hcancel := context.WithTimeout(context.Background(), 10*time.Second)
+			c.hangup(hctx)
+			hcancel()
+			<-c.inv.Done()
+		}
 	}
 	c.mu.Lock()
 	left := c.pending.String()

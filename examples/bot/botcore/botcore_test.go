@@ -375,3 +375,28 @@ type (
 	pionTrack  = pion.TrackRemote
 	pionPacket = pionrtp.Packet
 )
+
+// TestBotMaxCallDuration: the bot hangs up a call that lasts too long.
+func TestBotMaxCallDuration(t *testing.T) {
+	srv := startServer(t)
+	server := srv.URI(transport.UDP).String()
+	_, ev := runBot(t, Config{
+		URI: srv.AOR("bot"), Server: server, MaxCallDuration: 300 * time.Millisecond,
+		RTP: rtp.Config{IP: net.IPv4(127, 0, 0, 1)},
+	})
+	ua := caller(t, server, "alice", rtp.NewFactory(rtp.Config{IP: net.IPv4(127, 0, 0, 1)}))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	call, err := sip.NewInviter(ua, srv.AOR("bot"), sip.InviterOptions{})
+	require.NoError(t, err)
+	start := time.Now()
+	require.NoError(t, call.Invite(ctx, sip.InviteOptions{}))
+	select {
+	case <-call.Done():
+	case <-ctx.Done():
+		t.Fatal("the bot did not hang up")
+	}
+	assert.Equal(t, sip.EndRemoteBye, call.EndReason().Cause)
+	assert.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
+	ev.wait(t, "the end", func(evs []Event) bool { return count(evs, EventEnded) == 1 })
+}
