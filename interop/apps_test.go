@@ -266,3 +266,50 @@ func TestSoftphoneTransports(t *testing.T) {
 		})
 	}
 }
+
+// TestSoftphoneBaresip: the softphone calls baresip (auto-answer, plain
+// RTP, sending a 440 Hz sine) through Kamailio and records the call: the
+// WAV file holds baresip's 440 Hz. Its RFC 4733 digit reaches baresip;
+// then baresip calls the softphone, which answers and prints the digit
+// baresip sends.
+func TestSoftphoneBaresip(t *testing.T) {
+	bin := BuildExamples(t, "softphone")[0]
+	k := StartKamailio(t)
+	b := StartBaresip(t, k, BaresipConfig{User: "carol", AnswerMode: BaresipAuto})
+	rec := filepath.Join(t.TempDir(), "rec.wav")
+	sp := StartApp(t, "softphone/alice", bin, softphoneArgs(k, "udp", "alice", "-record", rec)...)
+	sp.Expect(t, `^registered as`)
+
+	sp.Send(t, "call carol")
+	sp.Expect(t, `^call 1: established with sip:carol@sipua.test$`)
+	b.Expect(t, "CALL_ESTABLISHED", "direction", "incoming")
+	b.Expect(t, "CALL_RTPESTAB")
+	time.Sleep(time.Second) // audio flows
+	sp.Send(t, "dtmf 5")
+	sp.Expect(t, `^call 1: dtmf 5 sent \(rtp\)$`)
+	b.Expect(t, "CALL_DTMF_START", "param", "5")
+	sp.Send(t, "hangup")
+	sp.Expect(t, `^call 1: recorded \d+\.\d s$`)
+	b.Expect(t, "CALL_CLOSED")
+
+	s, err := wav.ReadFile(rec)
+	require.NoError(t, err)
+	var best float64
+	for i := 0; i+800 <= len(s); i += 400 {
+		best = max(best, wav.ToneLevel(s[i:i+800], 440))
+	}
+	t.Logf("recorded %.1f s from baresip: 440 Hz level %.3f, overall level %.3f", float64(len(s))/wav.SampleRate, best, wav.Level(s))
+	assert.Greater(t, best, 0.05, "baresip's 440 Hz is not in the recording")
+
+	b.Do(t, "dial", "sip:alice@"+Domain)
+	sp.Expect(t, `^call 2: incoming from sip:carol@sipua.test`)
+	sp.Send(t, "answer")
+	sp.Expect(t, `^call 2: established with sip:carol@sipua.test$`)
+	b.Expect(t, "CALL_ESTABLISHED", "direction", "outgoing")
+	b.Expect(t, "CALL_RTPESTAB")
+	b.Do(t, "sndcode", "8")
+	sp.Expect(t, `^call 2: dtmf 8 received$`)
+	b.Do(t, "hangup")
+	sp.Expect(t, `^call 2: ended: remote BYE`)
+	noRouteSetViolations(t, k)
+}
