@@ -313,3 +313,49 @@ func TestSoftphoneBaresip(t *testing.T) {
 	sp.Expect(t, `^call 2: ended: remote BYE`)
 	noRouteSetViolations(t, k)
 }
+
+// TestSoftphoneAttendedTransfer: SIP.js dave calls the softphone (alice),
+// which answers, holds dave, calls the bot program (bob) and joins the two
+// with atransfer: dave follows the REFER with an INVITE carrying Replaces
+// to the bot, whose new call replaces the softphone's call with it.
+func TestSoftphoneAttendedTransfer(t *testing.T) {
+	bins := BuildExamples(t, "softphone", "bot")
+	k := StartKamailio(t)
+	bot := StartApp(t, "bot/bob", bins[1], "-server", "127.0.0.1:"+strconv.Itoa(int(k.SIPPort)), "-transport", "tcp",
+		"-domain", Domain, "-user", "bob", "-password", Users["bob"], "-media-ip", "127.0.0.1")
+	bot.Expect(t, `^bot: ready for calls$`)
+	dave := StartPeer(t, k, PeerConfig{Kind: SIPJS, User: "dave"})
+	registerPeers(t, dave)
+	sp := StartApp(t, "softphone/alice", bins[0], softphoneArgs(k, "udp", "alice")...)
+	sp.Expect(t, `^registered as`)
+
+	dave.Do(t, "call", "target", "sip:alice@"+Domain)
+	dc := dave.Expect(t, "calling").Get("call")
+	sp.Expect(t, `^call 1: incoming from sip:dave@sipua.test`)
+	sp.Send(t, "answer")
+	sp.Expect(t, `^call 1: established with sip:dave@sipua.test$`)
+	dave.Expect(t, "accepted", "call", dc)
+	time.Sleep(500 * time.Millisecond) // RFC 5407: SIP.js must be done with the ACK before a re-INVITE
+	sp.Send(t, "hold")
+	sp.Expect(t, `^call 1: on hold$`)
+	dave.Expect(t, "reinvite", "call", dc, "direction", "sendonly")
+
+	sp.Send(t, "call bob")
+	sp.Expect(t, `^call 2: established with sip:bob@sipua.test$`)
+	bot.Expect(t, `^call 1: incoming from sip:alice@sipua.test`)
+	sp.Send(t, "atransfer")
+	sp.Expect(t, `^call 1: transfer to the peer of call 2 accepted$`)
+	dave.Expect(t, "refer", "call", dc)
+	dc2 := dave.Expect(t, "calling", "referredBy", dc).Get("call")
+	bot.Expect(t, `^call 2: incoming from sip:dave@sipua.test`)
+	bot.Expect(t, `^call 1: ended: replaced$`)
+	dave.Expect(t, "accepted", "call", dc2)
+	sp.Expect(t, `^call 2: ended: remote BYE`)
+	sp.Expect(t, `^call 1: transfer done$`)
+	sp.Expect(t, `^call 1: ended: local BYE`)
+	dave.Expect(t, "terminated", "call", dc, "reason", "remote_bye")
+	bot.Expect(t, `^call 2: answered, playing the prompt$`)
+	dave.Do(t, "hangup", "call", dc2)
+	bot.Expect(t, `^call 2: ended: remote BYE$`)
+	noRouteSetViolations(t, k)
+}
