@@ -202,11 +202,18 @@ func TestSoftphoneCallsBot(t *testing.T) {
 	tm.expect(`^call 1: recorded \d\.\d s$`)
 	tm.send("hangup")
 	tm.expect(`^error: hangup: no such call in progress$`)
+	tm.send("unregister")
+	tm.expect(`^unregistered$`)
+	assert.Empty(t, srv.Bindings("alice"))
+	tm.send("register")
+	tm.expect(`^registered as sip:alice@sipua.test$`)
+	assert.Len(t, srv.Bindings("alice"), 1)
 	tm.send("frobnicate")
 	tm.expect(`^error: frobnicate: unknown command "frobnicate" \(type help\)$`)
 	tm.send("quit")
 	tm.expect(`^bye$`)
 	assert.Equal(t, cli.ExitOK, <-tm.done)
+	assert.NotContains(t, strings.Join(tm.out.all, "\n"), "disconnected")
 	tm.done <- 0 // for the cleanup
 
 	s, err := wav.ReadFile(rec)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pionrtp "github.com/pion/rtp"
@@ -44,6 +45,8 @@ type phone struct {
 	out  *printer
 	ua   *sip.UserAgent
 	reg  *sip.Registerer
+	// stopping silences the disconnection that stopping causes.
+	stopping atomic.Bool
 
 	mu    sync.Mutex
 	calls []*call // in progress, oldest first
@@ -129,7 +132,11 @@ func newPhone(opts options, stdout io.Writer) (*phone, error) {
 			OnInvite:     p.onInvite,
 			OnMessage:    p.onMessage,
 			OnConnect:    func() { p.out.printf("connected to %s", server) },
-			OnDisconnect: func(err error) { p.out.printf("disconnected: %v (reconnecting)", err) },
+			OnDisconnect: func(err error) {
+				if !p.stopping.Load() {
+					p.out.printf("disconnected: %v (reconnecting)", err)
+				}
+			},
 		},
 	})
 	if err != nil {
@@ -169,6 +176,7 @@ func (p *phone) stop() {
 	if p.reg != nil && p.reg.State() == sip.Registered {
 		_ = p.reg.Unregister(ctx, sip.UnregisterOptions{})
 	}
+	p.stopping.Store(true)
 	_ = p.ua.Stop(ctx)
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()
