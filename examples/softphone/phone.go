@@ -129,9 +129,9 @@ func newPhone(opts options, stdout io.Writer) (*phone, error) {
 		Logger:                opts.logger,
 		MediaFactory:          factory,
 		Delegate: sip.UserAgentDelegate{
-			OnInvite:     p.onInvite,
-			OnMessage:    p.onMessage,
-			OnConnect:    func() { p.out.printf("connected to %s", server) },
+			OnInvite:  p.onInvite,
+			OnMessage: p.onMessage,
+			OnConnect: func() { p.out.printf("connected to %s", server) },
 			OnDisconnect: func(err error) {
 				if !p.stopping.Load() {
 					p.out.printf("disconnected: %v (reconnecting)", err)
