@@ -70,6 +70,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	if err := p.start(ctx); err != nil {
 		p.stop()
+		if ctx.Err() != nil { // a signal, not the server
+			fmt.Fprintln(stderr, "softphone: interrupted while starting")
+			return cli.ExitOK
+		}
 		fmt.Fprintln(stderr, "softphone:", cli.Explain(err, opts.acct))
 		return cli.ExitCode(err)
 	}

@@ -417,3 +417,18 @@ func TestSoftphoneWebRTC(t *testing.T) {
 	assert.Greater(t, prompt, 0.05)
 	assert.Greater(t, echo, 0.05)
 }
+
+// TestSoftphoneInterrupted: a signal while connecting ends the program
+// with 0, not with "server unreachable".
+func TestSoftphoneInterrupted(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer pc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	var out, errOut lines
+	c := run(ctx, []string{"-server", pc.LocalAddr().String(), "-user", "alice"}, func(string) string { return "" },
+		strings.NewReader(""), &out, &errOut)
+	assert.Equal(t, cli.ExitOK, c)
+	assert.Contains(t, errOut.partial+strings.Join(errOut.all, "\n"), "interrupted while starting")
+}
