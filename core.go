@@ -425,6 +425,10 @@ func (ua *UserAgent) onRequest(tx *transaction.Server, req *message.Request, src
 			return
 		}
 		if f := ua.opts.Delegate.OnInvite; f != nil {
+			if ua.inviteOverCap() {
+				ua.reply(tx, 503, "", func(r *message.Response) { r.Header.Add("Retry-After", ua.limits.retryAfter()) })
+				return
+			}
 			ua.onInvite(tx, req, src, f)
 			return
 		}

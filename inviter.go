@@ -26,6 +26,14 @@ type InviterOptions struct {
 	// that early media (ring-back tones, announcements) plays before the
 	// call is answered. Without it, only the 2xx's answer counts.
 	EarlyMedia bool
+	// EarlyMediaPolicy chooses whose early media plays when the INVITE
+	// forks and several early dialogs answer. Default EarlyMediaFirst.
+	EarlyMediaPolicy EarlyMediaPolicy
+	// MaxRedirects bounds how many 3xx responses are followed (RFC 3261
+	// §8.1.3.4): each Contact of a 3xx is tried in q order with a new
+	// INVITE. Zero: DefaultMaxRedirects; negative: a 3xx is not followed
+	// and fails Invite like a rejection.
+	MaxRedirects int
 }
 
 // InviteOptions are the options of one Invite call.
@@ -38,6 +46,10 @@ type InviteOptions struct {
 	OnAccept   func(*message.Response)
 	OnReject   func(*message.Response)
 	OnRedirect func(*message.Response)
+	// OnEarlyMedia is called when the early media starts playing, or
+	// switches to another early dialog (see EarlyMediaPolicy), with that
+	// early dialog. It runs on the callback goroutine.
+	OnEarlyMedia func(EarlyDialog)
 }
 
 // Inviter makes an outgoing call (SIP.js's Inviter).
@@ -50,6 +62,8 @@ type Inviter struct {
 	tx           *transaction.Client
 	provisional  bool   // a provisional response has arrived: CANCEL may go
 	earlyApplied []byte // the early answer applied, if any
+	forks        forkState
+	redir        redirectState
 	// onLoopProgress, if set, sees provisional responses on the loop (a
 	// transferee reports them by NOTIFY in order).
 	onLoopProgress func(*message.Response)
@@ -124,14 +138,9 @@ func (i *Inviter) Invite(ctx context.Context, opts InviteOptions) error {
 	// Apply the answer (or, offerless, the offer was answered in the ACK
 	// already) off the event loop.
 	resp := <-answered
-	var early []byte
-	_ = i.ua.call(context.Background(), func() { early = i.earlyApplied })
-	if i.handler != nil && len(resp.Body) > 0 && !i.opts.Offerless && string(early) != string(resp.Body) {
-		d := media.Description{ContentType: resp.Header.MediaType(), Body: resp.Body}
-		if err := i.handler.SetDescription(ctx, d, i.opts.Media); err != nil {
-			_ = i.Bye(context.Background())
-			return fmt.Errorf("sip: answer: %w", err)
-		}
+	if err := i.applyAnswer(ctx, resp); err != nil {
+		_ = i.Bye(context.Background())
+		return fmt.Errorf("sip: answer: %w", err)
 	}
 	return nil
 }
@@ -176,13 +185,8 @@ func (i *Inviter) onResponse(o *outgoing, resp *message.Response, opts InviteOpt
 	i.tx = i.ua.txOf(o)
 	switch {
 	case code < 200:
-		// Early media first, so that OnProgress sees it applied.
-		if i.opts.EarlyMedia && i.handler != nil && len(resp.Body) > 0 && i.earlyApplied == nil && !i.opts.Offerless {
-			i.earlyApplied = resp.Body
-			d := media.Description{ContentType: resp.Header.MediaType(), Body: resp.Body}
-			h, mo := i.handler, i.opts.Media
-			i.ua.cbq.push(func() { _ = h.SetDescription(context.Background(), d, mo) })
-		}
+		// Early dialogs and media first, so that OnProgress sees them.
+		i.onProvisional(resp, opts)
 		if code == 100 {
 			i.push(opts.OnTrying, resp)
 		} else {
@@ -231,6 +235,9 @@ func (i *Inviter) onResponse(o *outgoing, resp *message.Response, opts InviteOpt
 		switch {
 		case code < 400:
 			i.push(opts.OnRedirect, resp)
+			if i.redirect(resp, opts, answered) {
+				return
+			}
 		default:
 			i.push(opts.OnReject, resp)
 		}

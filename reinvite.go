@@ -17,16 +17,32 @@ type ReinviteOptions struct {
 	Media media.Options
 	// ExtraHeaders are added to the re-INVITE, as "Name: value".
 	ExtraHeaders []string
+	// GlareRetries bounds how many times a re-INVITE refused with 491
+	// Request Pending (the peer's own re-INVITE crossed it) is sent again
+	// after the RFC 3261 §14.1 delay. Zero: DefaultGlareRetries;
+	// negative: no retry.
+	GlareRetries int
 }
 
 // Reinvite modifies an established call (RFC 3261 §14): a re-INVITE with a
 // new offer, then the answer applied. It returns nil on a 2xx, a
-// *ResponseError otherwise (491 when the peer's own re-INVITE crossed
-// ours: try again later). A failed re-INVITE leaves the session as it was.
+// *ResponseError otherwise. When the peer's own re-INVITE crossed ours
+// (491), it is sent again after a random delay (RFC 3261 §14.1: 2.1–4 s
+// when this side made the call, 0–2 s otherwise), up to
+// opts.GlareRetries times; if glare persists the error wraps ErrGlare and
+// the last 491's *ResponseError. A failed re-INVITE leaves the session as
+// it was.
 func (s *Session) Reinvite(ctx context.Context, opts ReinviteOptions) error {
 	if err := checkExtraHeaders(opts.ExtraHeaders); err != nil {
 		return err
 	}
+	return s.retryGlare(ctx, opts.GlareRetries, func() error { return s.reinviteOnce(ctx, opts, false) })
+}
+
+// reinviteOnce sends one re-INVITE and applies its answer. recovering
+// marks the re-INVITE that moves a call to a new connection: a 408 then
+// does not end the call (its caller decides).
+func (s *Session) reinviteOnce(ctx context.Context, opts ReinviteOptions, recovering bool) error {
 	if st := s.State(); st != SessionEstablished {
 		return fmt.Errorf("%w: re-INVITE needs an established call (%v)", ErrInvalidState, st)
 	}
@@ -87,7 +103,7 @@ func (s *Session) Reinvite(ctx context.Context, opts ReinviteOptions) error {
 				o.ended = true
 				s.reinviting = false
 				done <- result{resp, responseError(resp)}
-				if resp.StatusCode == 481 || resp.StatusCode == 408 {
+				if resp.StatusCode == 481 || (resp.StatusCode == 408 && !recovering) {
 					s.terminate(EndReason{Cause: EndRemoteBye, StatusCode: resp.StatusCode})
 				}
 			}

@@ -38,6 +38,7 @@ import (
 	"github.com/sipua/sip/media"
 	"github.com/sipua/sip/media/webrtc"
 	"github.com/sipua/sip/message"
+	"github.com/sipua/sip/trace"
 	"github.com/sipua/sip/transport"
 )
 
@@ -79,10 +80,30 @@ type UserAgentOptions struct {
 	InstanceID string
 	// Logger receives the user agent's logs. Nil: silent.
 	Logger *slog.Logger
+	// Tracer, when set, sees every SIP message the UserAgent sends
+	// (retransmissions and stateless answers included) and receives, with
+	// time, transport, addresses and raw bytes; package trace has writers
+	// for pcap, a text log and call ladders. It is called synchronously on
+	// the sending or receiving goroutine, in causal order, with no lock
+	// held: it must be fast, safe for concurrent use, and must not call
+	// back into the UserAgent. Nil: nothing is traced, at no cost.
+	Tracer trace.Tracer
 	// Delegate receives incoming requests and connection changes.
 	Delegate UserAgentDelegate
 	// Timers are the RFC 3261 timers. Zero fields: the defaults.
 	Timers Timers
+	// AcceptOnlyFromServer, when set, makes the UserAgent take requests
+	// only from its server (Transport.Server or Servers: the registrar or
+	// outbound proxy): on the current connection to it over TCP, TLS, WS
+	// and WSS, from its address over UDP. Requests from anywhere else,
+	// such as scanners probing for phones to ring ("ghost calls"), are
+	// dropped unanswered and never reach the delegate. Start fails with
+	// ErrBadOptions when no server is configured. Default false: requests
+	// from anyone are taken, as a UserAgent that is called directly needs.
+	AcceptOnlyFromServer bool
+	// Limits bounds the server transactions and pending incoming calls;
+	// the zero value selects the defaults (see Limits).
+	Limits Limits
 	// MediaFactory makes the media handler of each call. Nil: the default,
 	// WebRTC on pion (media/webrtc with its zero Config: no STUN or TURN
 	// server, host candidates). NoMedia: calls carry no session
@@ -125,6 +146,25 @@ type TransportOptions struct {
 	ReconnectMin, ReconnectMax time.Duration
 	// ReconnectAttempts bounds the attempts in a row; 0: unlimited.
 	ReconnectAttempts int
+	// MaxConns caps the inbound connections of the Listen addresses
+	// together (slowloris and connection floods); one over the cap is
+	// closed at once. Default 1024 (see transport.Config.MaxConns);
+	// negative: no cap.
+	MaxConns int
+	// ReadTimeout is the longest time one message may take to arrive on
+	// a connection once its first byte is read, and the limit for a TLS
+	// or WebSocket handshake of an inbound connection: a peer that
+	// trickles bytes is cut off. Default 10 s; negative: none.
+	ReadTimeout time.Duration
+	// IdleTimeout closes a connection on which nothing at all has been
+	// received for this long. Default 5 minutes; negative: never.
+	IdleTimeout time.Duration
+	// MessageLimits bounds the messages received (size, header count,
+	// line length, body). The zero value selects the message package's
+	// defaults (64 KiB per message). A datagram over the limits is
+	// answered 400, 413 or 513 when it can be read far enough, a stream
+	// connection sending one is closed.
+	MessageLimits message.Limits
 	// ListenPacket, when set, opens the UserAgent's UDP sockets instead
 	// of the operating system (see transport.Config.ListenPacket): those
 	// of udp:// Listen addresses and any opened to send over UDP. Tests
@@ -204,6 +244,7 @@ const sendTimeout = 5 * time.Second
 // it. All methods are safe for concurrent use.
 type UserAgent struct {
 	opts     UserAgentOptions
+	limits   Limits
 	aor      message.URI
 	log      *slog.Logger
 	cbq      callbackQueue
@@ -266,8 +307,12 @@ func NewUserAgent(opts UserAgentOptions) (*UserAgent, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if opts.AcceptOnlyFromServer && opts.Transport.Server == "" && len(opts.Transport.Servers) == 0 {
+		return nil, fmt.Errorf("%w: AcceptOnlyFromServer needs Transport.Server or Servers", ErrBadOptions)
+	}
 	ua := &UserAgent{
 		opts:        opts,
+		limits:      opts.Limits.norm(),
 		aor:         aor,
 		log:         log,
 		listeners:   map[int]func(UserAgentState){},
@@ -358,10 +403,15 @@ func (ua *UserAgent) Start(ctx context.Context) error {
 	ua.tp = transport.New(transport.Config{
 		OnMessage:       func(in transport.Incoming) { ua.post(func() { ua.receive(in) }) },
 		Logger:          ua.opts.Logger,
+		Tracer:          ua.opts.Tracer,
 		TLSConfig:       to.TLSConfig,
 		ServerTLSConfig: to.ServerTLSConfig,
 		Keepalive:       transport.Keepalive{Interval: to.KeepaliveInterval, Timeout: to.KeepaliveTimeout},
 		ListenPacket:    to.ListenPacket,
+		Limits:          to.MessageLimits,
+		MaxConns:        to.MaxConns,
+		ReadTimeout:     to.ReadTimeout,
+		IdleTimeout:     to.IdleTimeout,
 	})
 	for _, l := range to.Listen {
 		proto, hostport, err := parseListen(l)
@@ -603,9 +653,16 @@ func (ua *UserAgent) onUpstream(ev transport.StateEvent) {
 
 // receive takes a message from the transport.
 func (ua *UserAgent) receive(in transport.Incoming) {
+	req, _ := in.Msg.(*message.Request)
+	var pe *message.ParseError
+	if in.Err != nil && errors.As(in.Err, &pe) {
+		req, _ = pe.Message.(*message.Request)
+	}
+	if !ua.admit(req, in.Flow) {
+		return
+	}
 	if in.Err != nil {
-		var pe *message.ParseError
-		if errors.As(in.Err, &pe) {
+		if pe != nil {
 			if req, ok := pe.Message.(*message.Request); ok && req.Method != "ACK" && req.Header.Has("Via") {
 				ua.respondStateless(req, in.Flow, pe.Status, "")
 			}

@@ -2,6 +2,7 @@ package interop
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -15,11 +16,20 @@ func TestBaresipRegisters(t *testing.T) {
 	k := StartKamailio(t)
 	b := StartBaresip(t, k, BaresipConfig{User: "alice"})
 
+	// UDP retransmissions (a loaded machine delays Kamailio's answer past
+	// Timer E) repeat a message already in the ladder: keep the first copy.
 	var regs []BaresipSIPMessage
+	seen := map[string]bool{}
 	for _, m := range b.SIPTrace() {
-		if strings.HasSuffix(m.Header("CSeq"), " REGISTER") {
-			regs = append(regs, m)
+		if !strings.HasSuffix(m.Header("CSeq"), " REGISTER") {
+			continue
 		}
+		key := fmt.Sprint(m.Sent, m.StartLine, m.Header("CSeq"), m.Header("Via"))
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		regs = append(regs, m)
 	}
 	var ladder []string
 	for _, m := range regs {

@@ -318,6 +318,24 @@ func (p *Page) Evaluate(ctx context.Context, expression string, result any) erro
 // Log returns the page's console output, exceptions and log entries.
 func (p *Page) Log() string { return p.log.String() }
 
+// Call sends one CDP command to the page's session (e.g.
+// "Emulation.setDeviceMetricsOverride") and stores its result in result
+// when not nil.
+func (p *Page) Call(ctx context.Context, method string, params, result any) error {
+	return p.c.cdp.call(ctx, p.sessionID, method, params, result)
+}
+
+// Screenshot returns a PNG of the page's viewport (Page.captureScreenshot).
+func (p *Page) Screenshot(ctx context.Context) ([]byte, error) {
+	var r struct {
+		Data []byte `json:"data"` // base64 in JSON, decoded by encoding/json
+	}
+	if err := p.Call(ctx, "Page.captureScreenshot", map[string]any{"format": "png"}, &r); err != nil {
+		return nil, err
+	}
+	return r.Data, nil
+}
+
 type cdpException struct {
 	Text      string `json:"text"`
 	Exception struct {

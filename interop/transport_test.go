@@ -175,7 +175,7 @@ func TestKamailioKeepalive(t *testing.T) {
 			tr := transport.New(transport.Config{
 				OnConn:    func(e transport.ConnEvent) { events <- e },
 				TLSConfig: &tls.Config{RootCAs: k.CertPool},
-				Keepalive: transport.Keepalive{Interval: 50 * time.Millisecond, Timeout: 250 * time.Millisecond},
+				Keepalive: transport.Keepalive{Interval: 100 * time.Millisecond, Timeout: 1500 * time.Millisecond},
 			})
 			defer tr.Close()
 			up, err := tr.Connect(transport.UpstreamConfig{Servers: []transport.Server{{Addr: serverAddr(k, proto)}}})
@@ -190,12 +190,13 @@ func TestKamailioKeepalive(t *testing.T) {
 			case <-ctx.Done():
 				t.Fatal("no open event")
 			}
-			// About fifteen keepalive rounds: an unanswered one would close the
-			// connection after 300 ms.
+			// About twenty keepalive rounds: an unanswered one would close the
+			// connection after 1.6 s (generous, so that a loaded machine's
+			// scheduling delays are not taken for a dead peer).
 			select {
 			case e := <-events:
 				t.Fatalf("connection event during keepalives: %v %v", e.State, e.Err)
-			case <-time.After(time.Second):
+			case <-time.After(2 * time.Second):
 			}
 			cur, ok := up.Flow()
 			assert.True(t, ok)

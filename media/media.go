@@ -48,6 +48,11 @@ type Options struct {
 	// Hold asks for a description that puts the media on hold
 	// (a=sendonly, or inactive when the peer holds too).
 	Hold bool
+	// ICERestart asks an offer to restart the media path: new ICE
+	// credentials and candidates for WebRTC (RFC 8445 §9), the current
+	// local address for plain RTP. The UserAgent sets it when it
+	// re-INVITEs a call after its connection to the server changed.
+	ICERestart bool
 	// GatheringTimeout bounds how long ICE candidate gathering (or any
 	// other preparation) may take before the description is returned
 	// with what is there. Zero: the handler's default.
@@ -74,6 +79,19 @@ type Handler interface {
 	SendDTMF(tones string, duration time.Duration) error
 	// Close releases the media. It is called once, when the session ends.
 	Close() error
+}
+
+// AnswerReplacer is implemented by handlers that can put another answer
+// to their last offer in force: that of another early dialog of a forked
+// INVITE (RFC 3261 §13.2.2.4; several answers to one offer), or the 2xx's
+// answer when it differs from the early one applied. The UserAgent uses it
+// when the handler has it; without it, the first answer stays.
+type AnswerReplacer interface {
+	// ReplaceAnswer applies d as the answer to the offer last made, in
+	// place of the answer applied. It returns an error wrapping
+	// ErrNotAcceptable when d cannot be used; the media then stay as they
+	// were.
+	ReplaceAnswer(ctx context.Context, d Description, opts Options) error
 }
 
 // Factory makes the Handler of a new session. info tells which side the

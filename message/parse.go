@@ -393,19 +393,22 @@ func (r *Response) parseStatusLine(line string) *ParseError {
 var crlfcrlf = []byte("\r\n\r\n")
 
 // headerEnd returns the index just after the empty line ending the header
-// section of b, or -1. Bare LF line ends are accepted.
+// section of b, or -1. Bare LF line ends are accepted: the first line end
+// (LF or CRLF) right after another one ends the section, so a prefix of a
+// stream finds the same end as the whole stream.
 func headerEnd(b []byte) int {
-	if i := bytes.Index(b, crlfcrlf); i >= 0 {
-		if j := bytes.Index(b[:i+2], []byte("\n\n")); j >= 0 {
-			return j + 2
+	for i := 0; ; {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return -1
 		}
-		return i + 4
+		j += i
+		switch {
+		case j+1 < len(b) && b[j+1] == '\n':
+			return j + 2
+		case j+2 < len(b) && b[j+1] == '\r' && b[j+2] == '\n':
+			return j + 3
+		}
+		i = j + 1
 	}
-	if j := bytes.Index(b, []byte("\n\n")); j >= 0 {
-		return j + 2
-	}
-	if j := bytes.Index(b, []byte("\n\r\n")); j >= 0 {
-		return j + 3
-	}
-	return -1
 }

@@ -57,6 +57,10 @@ func (l Limits) Frame(b []byte) (n int, k Keepalive, err error) {
 		case b[0] == '\n':
 			// A bare LF between messages: skip it like a pong.
 			return 1, Pong, nil
+		case len(b) >= 2:
+			// A CR not followed by LF starts neither a keepalive nor a
+			// message: waiting for more would only stall the stream.
+			return 0, NoKeepalive, errorf(ErrMalformed, "", "stray CR between messages")
 		}
 		return 0, NoKeepalive, ErrIncomplete
 	}
@@ -68,6 +72,12 @@ func (l Limits) Frame(b []byte) (n int, k Keepalive, err error) {
 			return 0, NoKeepalive, e
 		}
 		return 0, NoKeepalive, ErrIncomplete
+	}
+	if he > lim.MaxMessageSize {
+		// The same error as when these bytes come in smaller pieces.
+		e := errorf(ErrTooLarge, "", "header section of %d bytes over the message limit of %d", he, lim.MaxMessageSize)
+		e.Status = 513
+		return 0, NoKeepalive, e
 	}
 	cl, err := scanContentLength(b[:he])
 	if err != nil {

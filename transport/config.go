@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sipua/sip/message"
+	"github.com/sipua/sip/trace"
 )
 
 // Config configures a Transport. Its zero value works: a Transport that
@@ -27,6 +28,13 @@ type Config struct {
 	// Logger receives debug and warning records. Nil: the package is
 	// silent.
 	Logger *slog.Logger
+	// Tracer, when set, sees every SIP message sent and received, with
+	// its raw bytes (see package trace): a message to send just before it
+	// is written (and again as trace.SendFailed if the write fails), a
+	// message received (malformed ones too) just before OnMessage. It is
+	// called on the sending or reading goroutine, with no lock held; it
+	// must be fast and safe for concurrent use. Keepalives are not traced.
+	Tracer trace.Tracer
 
 	// Limits bounds received messages (see message.Limits; its zero value
 	// selects the message package's defaults, 64 KiB per message). A

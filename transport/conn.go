@@ -168,7 +168,7 @@ func (c *conn) readStream() error {
 				c.gotPong()
 			default:
 				m, perr := lim.ParseStream(unit)
-				t.deliver(m, perr, c.f)
+				t.deliver(unit, m, perr, c.f)
 			}
 		}
 		if start == end {
@@ -366,7 +366,7 @@ func (c *conn) readWS() error {
 			continue
 		}
 		m, perr := t.cfg.Limits.Parse(buf)
-		t.deliver(m, perr, c.f)
+		t.deliver(buf, m, perr, c.f)
 	}
 }
 

@@ -13,8 +13,10 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/sipua/sip/message"
+	"github.com/sipua/sip/trace"
 )
 
 // Transport sends and receives SIP messages over UDP, TCP, TLS, WS and
@@ -250,7 +252,13 @@ func (t *Transport) Send(ctx context.Context, msg message.Message, target Target
 func (t *Transport) writeMsg(ctx context.Context, l link, msg message.Message) error {
 	bp := getBuf()
 	b := msg.AppendTo((*bp)[:0])
+	if t.cfg.Tracer != nil {
+		t.trace(trace.Sent, l.flow(), b, msg, nil)
+	}
 	err := l.write(ctx, b)
+	if err != nil && t.cfg.Tracer != nil {
+		t.trace(trace.SendFailed, l.flow(), b, msg, err)
+	}
 	*bp = b
 	putBuf(bp)
 	return err
@@ -639,8 +647,18 @@ func fixVia(req *message.Request, src netip.AddrPort) {
 	}
 }
 
-// deliver hands a received unit to OnMessage.
-func (t *Transport) deliver(m message.Message, err error, f Flow) {
+// trace reports one message to the Tracer.
+func (t *Transport) trace(dir trace.Direction, f Flow, raw []byte, m message.Message, err error) {
+	t.cfg.Tracer.Trace(trace.Event{
+		Time: time.Now(), Dir: dir, Transport: string(f.Proto),
+		Local: f.Local, Remote: f.Remote, ConnID: f.ID,
+		Raw: raw, Message: m, Err: err,
+	})
+}
+
+// deliver hands a received unit (raw, parsed as m or failing with err) to
+// the Tracer and OnMessage.
+func (t *Transport) deliver(raw []byte, m message.Message, err error, f Flow) {
 	if m == nil && err != nil {
 		var pe *message.ParseError
 		if errors.As(err, &pe) {
@@ -652,6 +670,9 @@ func (t *Transport) deliver(m message.Message, err error, f Flow) {
 	}
 	if err != nil {
 		t.log.Debug("sip transport: malformed message", "flow", f, "err", err)
+	}
+	if t.cfg.Tracer != nil {
+		t.trace(trace.Received, f, raw, m, err)
 	}
 	if t.cfg.OnMessage != nil {
 		t.cfg.OnMessage(Incoming{Msg: m, Err: err, Flow: f})

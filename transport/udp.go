@@ -186,6 +186,6 @@ func (s *udpSock) readLoop() {
 		}
 		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 		m, perr := t.cfg.Limits.Parse(b)
-		t.deliver(m, perr, Flow{Proto: UDP, Local: s.local, Remote: src})
+		t.deliver(b, m, perr, Flow{Proto: UDP, Local: s.local, Remote: src})
 	}
 }

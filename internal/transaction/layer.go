@@ -28,7 +28,9 @@ type Transaction interface {
 // entry is the Layer's bookkeeping inside each transaction.
 type entry struct {
 	dest  any
-	index int // position in the deadline heap, -1 when absent
+	tx    Transaction
+	at    time.Time // the transaction's deadline when last scheduled
+	index int       // position in the deadline heap, -1 when absent
 	ckey  clientKey
 	skey  serverKey
 	live  bool
@@ -117,7 +119,7 @@ func (l *Layer) NextDeadline() (t time.Time, ok bool) {
 	if len(l.timers) == 0 {
 		return time.Time{}, false
 	}
-	return l.timers[0].Deadline(), true
+	return l.timers[0].at, true
 }
 
 // ErrBadRequest reports a request that cannot start a client transaction.
@@ -149,7 +151,7 @@ func (l *Layer) Request(req *message.Request, dest any, reliable bool, now time.
 	if err := l.cb.Send(req, dest); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTransport, err)
 	}
-	c.e = entry{dest: dest, index: -1, ckey: key, live: true}
+	c.e = entry{dest: dest, tx: c, index: -1, ckey: key, live: true}
 	l.clients[key] = c
 	l.reschedule(c)
 	return c, nil
@@ -206,10 +208,21 @@ func (l *Layer) Receive(msg message.Message, src any, reliable bool, now time.Ti
 			return
 		}
 		s, out := NewServer(m, reliable, l.cfg, now, buf[:0])
-		s.e = entry{dest: src, index: -1, skey: key, live: true}
+		s.e = entry{dest: src, tx: s, index: -1, skey: key, live: true}
 		l.servers[key] = s
 		l.run(s, out, now)
 	}
+}
+
+// Matches reports whether req belongs to a server transaction alive in
+// the Layer (a retransmission, or an ACK to a non-2xx final response).
+func (l *Layer) Matches(req *message.Request) bool {
+	key, ok := l.serverKey(req)
+	if !ok {
+		return false
+	}
+	_, found := l.servers[key]
+	return found
 }
 
 // MatchCancel returns the INVITE server transaction that a CANCEL
@@ -256,15 +269,11 @@ func (l *Layer) serverKey(req *message.Request) (serverKey, bool) {
 // Tick fires every timer due at now.
 func (l *Layer) Tick(now time.Time) {
 	for len(l.timers) > 0 {
-		tx := l.timers[0]
-		d := tx.Deadline()
-		if d.IsZero() || d.After(now) {
-			if d.IsZero() {
-				heap.Pop(&l.timers)
-				continue
-			}
+		e := l.timers[0]
+		if e.at.After(now) {
 			return
 		}
+		tx := e.tx
 		var buf [4]Action
 		l.run(tx, tx.tick(now, buf[:0]), now)
 	}
@@ -327,40 +336,51 @@ func (l *Layer) remove(tx Transaction) {
 	}
 }
 
+// reschedule puts tx in the deadline heap at its current deadline, moves
+// it there, or takes it out when no timer of it runs. Every input to a
+// transaction goes through the Layer, which calls this afterwards, so the
+// deadline cached in the heap entry is always the machine's.
 func (l *Layer) reschedule(tx Transaction) {
 	e := tx.slot()
+	at := tx.Deadline()
 	switch {
-	case tx.Deadline().IsZero():
+	case at.IsZero():
 		if e.index >= 0 {
 			heap.Remove(&l.timers, e.index)
 		}
 	case e.index >= 0:
-		heap.Fix(&l.timers, e.index)
+		if !at.Equal(e.at) {
+			e.at = at
+			heap.Fix(&l.timers, e.index)
+		}
 	default:
-		heap.Push(&l.timers, tx)
+		e.at = at
+		heap.Push(&l.timers, e)
 	}
 }
 
-// deadlines is a min-heap of transactions by deadline.
-type deadlines []Transaction
+// deadlines is a min-heap of transaction entries by their cached
+// deadline: comparisons read a field instead of asking each machine for
+// the earliest of its timers.
+type deadlines []*entry
 
 func (d deadlines) Len() int           { return len(d) }
-func (d deadlines) Less(i, j int) bool { return d[i].Deadline().Before(d[j].Deadline()) }
+func (d deadlines) Less(i, j int) bool { return d[i].at.Before(d[j].at) }
 func (d deadlines) Swap(i, j int) {
 	d[i], d[j] = d[j], d[i]
-	d[i].slot().index = i
-	d[j].slot().index = j
+	d[i].index = i
+	d[j].index = j
 }
 func (d *deadlines) Push(x any) {
-	tx := x.(Transaction)
-	tx.slot().index = len(*d)
-	*d = append(*d, tx)
+	e := x.(*entry)
+	e.index = len(*d)
+	*d = append(*d, e)
 }
 func (d *deadlines) Pop() any {
 	old := *d
-	tx := old[len(old)-1]
+	e := old[len(old)-1]
 	old[len(old)-1] = nil
 	*d = old[:len(old)-1]
-	tx.slot().index = -1
-	return tx
+	e.index = -1
+	return e
 }

@@ -87,6 +87,7 @@ type Handler struct {
 	pending  *remoteDesc // the remote offer to answer
 	remote   *remoteDesc // the peer's SDP in force, nil before the first exchange
 	repeated []byte      // see SetDescription
+	ourOffer bool        // the exchange in force was our offer and its answer
 	sessID   uint64      // o= of our SDP
 	sessVer  uint64
 	lastSDP  []byte // our last SDP, with sessVer
@@ -303,6 +304,40 @@ func (h *Handler) SetDescription(ctx context.Context, d media.Description, opts 
 	return nil
 }
 
+// ReplaceAnswer applies d as the answer to our last offer in place of
+// the one in force (media.AnswerReplacer): another fork's early answer,
+// or a 2xx answering differently than the 183 did. Media go to the new
+// answer's address with its codec. It fails, leaving the media as they
+// were, when the exchange in force was not our offer, or d is unusable.
+func (h *Handler) ReplaceAnswer(ctx context.Context, d media.Description, opts media.Options) error {
+	if !h.HasDescription(d.ContentType) {
+		return fmt.Errorf("%w: %s", media.ErrUnsupportedContent, d.ContentType)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s, err := parseSDP(d.Body)
+	if err != nil {
+		return err
+	}
+	h.negMu.Lock()
+	defer h.negMu.Unlock()
+	st, err := h.stream()
+	if err != nil {
+		return err
+	}
+	switch {
+	case h.state == haveLocalOffer:
+	case h.state == stable && h.ourOffer:
+	default:
+		return fmt.Errorf("%w: no offer of ours to answer again", media.ErrNotAcceptable)
+	}
+	h.repeated = nil
+	return h.applyAnswer(st, s)
+}
+
+var _ media.AnswerReplacer = (*Handler)(nil)
+
 // createOffer builds an offer and makes it pending.
 func (h *Handler) createOffer(st *stream, opts media.Options) ([]byte, error) {
 	dir := SendRecv
@@ -343,6 +378,7 @@ func (h *Handler) createAnswer(st *stream, opts media.Options) ([]byte, error) {
 		return nil, err
 	}
 	h.state, h.pending, h.remote = stable, nil, off
+	h.ourOffer = false
 	p := params{
 		dir:    dir,
 		codec:  fmts[0].codec,
@@ -383,6 +419,7 @@ func (h *Handler) applyAnswer(st *stream, s *sdp.SessionDescription) error {
 		return err
 	}
 	h.state, h.offer, h.remote = stable, nil, ans
+	h.ourOffer = true
 	p := params{
 		dir:    h.offerDir & ans.dir.reverse(),
 		codec:  ans.codecs[0].codec,

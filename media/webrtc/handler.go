@@ -93,6 +93,11 @@ type Handler struct {
 	onDTMF  atomic.Pointer[func(rune, time.Duration)]
 
 	wg sync.WaitGroup // goroutines of this handler
+
+	// closing is held (written) while the PeerConnection closes: pion's
+	// GetStats reads state that its close writes without a lock, so
+	// Stats takes it (read, never waiting) around GetStats.
+	closing sync.RWMutex
 }
 
 var _ media.Handler = (*Handler)(nil)
@@ -387,9 +392,11 @@ func (h *Handler) Close() error {
 
 	var err error
 	if pc != nil {
+		h.closing.Lock()
 		if err = pc.GracefulClose(); err != nil {
 			err = fmt.Errorf("webrtc: close: %w", err)
 		}
+		h.closing.Unlock()
 	}
 	h.audio.close()
 	h.wg.Wait()
@@ -528,7 +535,13 @@ func (h *Handler) capability(m string) dir {
 }
 
 func (h *Handler) createOffer(ctx context.Context, pc *pion.PeerConnection, opts media.Options) ([]byte, error) {
-	offer, err := pc.CreateOffer(nil)
+	var oo *pion.OfferOptions
+	if opts.ICERestart {
+		// New ICE credentials: the peer gathers and checks again, e.g.
+		// after our network path changed (RFC 8445 §9).
+		oo = &pion.OfferOptions{ICERestart: true}
+	}
+	offer, err := pc.CreateOffer(oo)
 	if err != nil {
 		return nil, fmt.Errorf("webrtc: create offer: %w", err)
 	}
@@ -920,6 +933,19 @@ func (h *Handler) Stats() Stats {
 			return &s.Video
 		}
 		return &s.Audio
+	}
+	// Loss, jitter and round-trip time come from pion's statistics, which
+	// are not read while (or after) the PeerConnection closes: Stats
+	// never waits for Close.
+	if !h.closing.TryRLock() {
+		return s
+	}
+	defer h.closing.RUnlock()
+	h.mu.Lock()
+	closed := h.closed
+	h.mu.Unlock()
+	if closed {
+		return s
 	}
 	for _, v := range pc.GetStats() {
 		switch st := v.(type) {

@@ -594,6 +594,34 @@ func TestClose(t *testing.T) {
 	_ = a.Stats() // still answers
 }
 
+// TestStatsWhileClosing: Stats called all the time, as a status page
+// polls it, while the handler closes (pion's GetStats and its close
+// touch the same state; run with -race).
+func TestStatsWhileClosing(t *testing.T) {
+	a := newHandler(t, Config{})
+	b := newHandler(t, Config{})
+	exchange(t, a, b, media.Options{}, media.Options{})
+	waitFor(t, "connected", 5*time.Second, connected(a, b))
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				_ = a.Stats()
+			}
+		}
+	}()
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	<-done
+}
+
 func TestNewRejectsNegativeTimeout(t *testing.T) {
 	if _, err := New(Config{GatheringTimeout: -time.Second}); err == nil {
 		t.Error("negative GatheringTimeout accepted")
