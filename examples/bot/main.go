@@ -46,6 +46,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cli.ExitCode(err)
 	}
 	cfg.OnEvent = func(e botcore.Event) { fmt.Fprintln(stdout, e) }
+	tr, err := cli.OpenTrace(acct.TracePath, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "bot:", err)
+		return cli.ExitUsage
+	}
+	defer func() {
+		if err := tr.Close(); err != nil {
+			fmt.Fprintln(stderr, "bot:", err)
+		}
+	}()
+	if tr != nil {
+		cfg.Tracer = tr.Tracer
+	}
 	b, err := botcore.New(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "bot:", err)

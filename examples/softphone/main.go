@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		fmt.Fprintln(stderr, "softphone:", err)
 		return cli.ExitCode(err)
 	}
-	p, err := newPhone(opts, stdout)
+	p, err := newPhone(opts, stdout, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "softphone:", err)
 		return cli.ExitCode(err)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -178,8 +179,9 @@ func TestSoftphoneCallsBot(t *testing.T) {
 	play, rec := filepath.Join(dir, "play.wav"), filepath.Join(dir, "rec.wav")
 	require.NoError(t, wav.WriteFile(play, tone(1200, 5*time.Second)))
 
+	pcap := filepath.Join(dir, "sip.pcap")
 	tm := startPhone(t, "-server", srv.Addr("udp").String(), "-domain", "sipua.test", "-user", "alice",
-		"-media-ip", "127.0.0.1", "-play", play, "-record", rec, "-status-every", "300ms")
+		"-media-ip", "127.0.0.1", "-play", play, "-record", rec, "-status-every", "300ms", "-trace", pcap)
 	tm.expect(`^registered as sip:alice@sipua.test$`)
 	tm.send("call bot")
 	tm.expect(`^call 1: calling sip:bot@sipua.test$`)
@@ -215,6 +217,14 @@ func TestSoftphoneCallsBot(t *testing.T) {
 	assert.Equal(t, cli.ExitOK, <-tm.done)
 	assert.NotContains(t, strings.Join(tm.out.all, "\n"), "disconnected")
 	tm.done <- 0 // for the cleanup
+
+	// The pcap trace holds the call's messages.
+	raw, err := os.ReadFile(pcap)
+	require.NoError(t, err)
+	assert.Equal(t, []byte{0xd4, 0xc3, 0xb2, 0xa1}, raw[:4], "pcap magic")
+	for _, m := range []string{"REGISTER sip:sipua.test", "INVITE sip:bot@sipua.test", "BYE sip:", "SIP/2.0 200 OK"} {
+		assert.Contains(t, string(raw), m)
+	}
 
 	s, err := wav.ReadFile(rec)
 	require.NoError(t, err)
@@ -257,8 +267,13 @@ func TestSoftphoneAnswersAndTransfers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	tm := startPhone(t, "-server", srv.Addr("udp").String(), "-domain", "sipua.test", "-user", "alice", "-media-ip", "127.0.0.1")
+	txt := filepath.Join(t.TempDir(), "sip.txt")
+	tm := startPhone(t, "-server", srv.Addr("udp").String(), "-domain", "sipua.test", "-user", "alice", "-media-ip", "127.0.0.1",
+		"-trace", txt)
 	tm.expect(`^registered as`)
+	log, err := os.ReadFile(txt)
+	require.NoError(t, err)
+	assert.Contains(t, string(log), "REGISTER sip:sipua.test SIP/2.0")
 	tm.send("reject")
 	tm.expect(`^error: reject: no incoming call to reject$`)
 

@@ -22,6 +22,7 @@ import (
 	"github.com/sipua/sip/media/wav"
 	"github.com/sipua/sip/media/webrtc"
 	"github.com/sipua/sip/message"
+	"github.com/sipua/sip/trace"
 )
 
 // commandTimeout bounds one command's SIP exchange.
@@ -45,6 +46,7 @@ type phone struct {
 	out  *printer
 	ua   *sip.UserAgent
 	reg  *sip.Registerer
+	tr   *cli.Trace // -trace, or nil
 	// stopping silences the disconnection that stopping causes.
 	stopping atomic.Bool
 
@@ -105,7 +107,7 @@ func (c *call) duration() string {
 	return fmt.Sprintf("%d:%02d", int(d.Minutes()), int(d.Seconds())%60)
 }
 
-func newPhone(opts options, stdout io.Writer) (*phone, error) {
+func newPhone(opts options, stdout, stderr io.Writer) (*phone, error) {
 	p := &phone{opts: opts, out: &printer{w: stdout}}
 	server, err := opts.acct.ServerAddress()
 	if err != nil {
@@ -114,6 +116,14 @@ func newPhone(opts options, stdout io.Writer) (*phone, error) {
 	tlsConf, err := opts.acct.TLSConfig()
 	if err != nil {
 		return nil, err
+	}
+	tr, err := cli.OpenTrace(opts.acct.TracePath, stderr)
+	if err != nil {
+		return nil, err
+	}
+	var tracer trace.Tracer
+	if tr != nil {
+		p.tr, tracer = tr, tr.Tracer
 	}
 	var factory media.Factory
 	if opts.acct.Media == "webrtc" {
@@ -127,6 +137,7 @@ func newPhone(opts options, stdout io.Writer) (*phone, error) {
 		Transport:             sip.TransportOptions{Server: server, TLSConfig: tlsConf},
 		UserAgentString:       "sipua-softphone",
 		Logger:                opts.logger,
+		Tracer:                tracer,
 		MediaFactory:          factory,
 		Delegate: sip.UserAgentDelegate{
 			OnInvite:  p.onInvite,
@@ -140,6 +151,7 @@ func newPhone(opts options, stdout io.Writer) (*phone, error) {
 		},
 	})
 	if err != nil {
+		_ = tr.Close()
 		return nil, fmt.Errorf("%w: %w", cli.ErrUsage, err)
 	}
 	return p, nil
@@ -184,6 +196,9 @@ func (p *phone) stop() {
 	case <-done:
 	case <-ctx.Done():
 		p.out.printf("error: calls still ending after %v", 5*time.Second)
+	}
+	if err := p.tr.Close(); err != nil {
+		p.out.printf("error: %v", err)
 	}
 }
 

@@ -42,6 +42,7 @@ import (
 	"github.com/sipua/sip/media/wav"
 	"github.com/sipua/sip/media/webrtc"
 	"github.com/sipua/sip/message"
+	"github.com/sipua/sip/trace"
 )
 
 // MediaKind selects the media handler of the bot's calls.
@@ -123,6 +124,9 @@ type Config struct {
 	// Logger receives the bot's and its UserAgent's logs. Nil: nothing
 	// is logged.
 	Logger *slog.Logger
+	// Tracer, when set, sees every SIP message Run's UserAgent sends and
+	// receives (see package trace: pcap and text writers).
+	Tracer trace.Tracer
 	// OnEvent, when set, receives the bot's events in order, one at a
 	// time, on a goroutine of the bot's (never under a lock): print or
 	// collect them and return.
@@ -332,6 +336,7 @@ func (b *Bot) Run(ctx context.Context) error {
 		},
 		UserAgentString: b.cfg.UserAgentString,
 		Logger:          b.cfg.Logger,
+		Tracer:          b.cfg.Tracer,
 		MediaFactory:    b.factory,
 		Delegate:        sip.UserAgentDelegate{OnInvite: b.Handle},
 	})
