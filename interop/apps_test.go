@@ -3,8 +3,10 @@ package interop
 import (
 	"context"
 	"math"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -42,7 +44,8 @@ func TestSoftphoneWithSIPjs(t *testing.T) {
 	peer := StartPeer(t, k, PeerConfig{Kind: SIPJS, User: "dave"})
 	registerPeers(t, peer)
 
-	sp := StartApp(t, "softphone/alice", bin, softphoneArgs(k, "udp", "alice", "-status-every", "500ms", "-dtmf", "info")...)
+	pcap := filepath.Join(t.TempDir(), "softphone.pcap")
+	sp := StartApp(t, "softphone/alice", bin, softphoneArgs(k, "udp", "alice", "-status-every", "500ms", "-dtmf", "info", "-trace", pcap)...)
 	sp.Expect(t, `^registered as sip:alice@sipua.test$`)
 
 	// We call, the peer answers.
@@ -129,6 +132,23 @@ func TestSoftphoneWithSIPjs(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 0, code)
 	noRouteSetViolations(t, k)
+
+	// The -trace pcap opens in tshark with the session's requests.
+	tshark, err := exec.LookPath("tshark")
+	require.NoError(t, err, "tshark is missing: run interop/install.sh")
+	cmd := exec.CommandContext(ctx, tshark, "-r", pcap, "-Y", "sip.Method", "-T", "fields", "-e", "sip.Method")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "tshark: %s", stderr.String())
+	methods := map[string]int{}
+	for _, m := range strings.Fields(string(out)) {
+		methods[m]++
+	}
+	t.Logf("requests in the softphone's pcap (tshark): %v", methods)
+	for _, m := range []string{"REGISTER", "INVITE", "ACK", "INFO", "MESSAGE", "REFER", "NOTIFY", "BYE"} {
+		assert.Positive(t, methods[m], "no %s in the pcap", m)
+	}
 }
 
 // TestSoftphoneErrorsKamailio: a wrong password makes the softphone exit
