@@ -380,7 +380,8 @@ func (b *Bot) Run(ctx context.Context) error {
 }
 
 // Close refuses new calls (486), hangs up those in progress and waits
-// for them to end, or for ctx.
+// for them to end and for OnEvent to have seen their last events, or for
+// ctx.
 func (b *Bot) Close(ctx context.Context) {
 	b.mu.Lock()
 	b.closing = true
@@ -396,6 +397,7 @@ func (b *Bot) Close(ctx context.Context) {
 	go func() { b.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		b.events.waitCtx(ctx)
 	case <-ctx.Done():
 	}
 }
@@ -738,12 +740,18 @@ func (q *queue) drain() {
 }
 
 // wait returns when the queue is idle.
-func (q *queue) wait() {
+func (q *queue) wait() { q.waitCtx(context.Background()) }
+
+// waitCtx returns when the queue is idle or ctx ends.
+func (q *queue) waitCtx(ctx context.Context) {
 	q.mu.Lock()
 	idle := q.idle
 	running := q.running
 	q.mu.Unlock()
 	if running {
-		<-idle
+		select {
+		case <-idle:
+		case <-ctx.Done():
+		}
 	}
 }
