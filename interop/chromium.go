@@ -524,6 +524,11 @@ func startPageServer(t testing.TB, webDir, sipjsDir string) *pageServer {
 	return s
 }
 
+// PageReadyTimeout bounds how long a page may take to load SIP.js (some
+// 200 ES modules) and connect: a few seconds on an idle machine, over 15
+// on a loaded 2-core one.
+const PageReadyTimeout = 45 * time.Second
+
 // BrowserPeerConfig configures StartBrowserPeer.
 type BrowserPeerConfig struct {
 	// User is the SIP user; its password is taken from Users unless
@@ -589,7 +594,7 @@ func StartBrowserPeer(t testing.TB, k *Kamailio, cfg BrowserPeerConfig) *Browser
 	b.Chromium = StartChromium(t)
 
 	q := url.Values{"server": {cfg.Server}, "user": {cfg.User}, "password": {cfg.Password}, "domain": {cfg.Domain}}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), PageReadyTimeout)
 	defer cancel()
 	opened := time.Now()
 	b.Page, err = b.Chromium.OpenPage(ctx, srv.url+"/sipjs-page.html?"+q.Encode(), []string{"sipuaEvent"},

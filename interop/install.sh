@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real SIP peers the interop tests need (issue 6 lab):
 #   apt: Kamailio with its WebSocket and TLS modules, sipp (sip-tester),
-#        baresip (baresip-core);
+#        baresip (baresip-core), tshark and sngrep (the trace package's pcap
+#        files are checked with them);
 #   npm: SIP.js, JsSIP and ws into interop/node/node_modules, exactly as
 #        pinned by interop/node/package-lock.json (npm ci).
 # Idempotent and fast when everything is present: packages already installed
@@ -15,7 +16,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 say() { echo "interop/install.sh: $*"; }
 
-PACKAGES=(kamailio kamailio-websocket-modules kamailio-tls-modules sip-tester baresip-core)
+PACKAGES=(kamailio kamailio-websocket-modules kamailio-tls-modules sip-tester baresip-core tshark sngrep)
 # Node and npm come with the machine (CI: Node 20, npm 11); only when they
 # are absent are Debian's packages installed.
 command -v node >/dev/null || PACKAGES+=(nodejs)
@@ -44,6 +45,11 @@ else
 		exit 1
 	fi
 	export DEBIAN_FRONTEND=noninteractive
+	# tshark's wireshark-common asks whether non-root users may capture:
+	# answer no beforehand (we only read files).
+	if command -v debconf-set-selections >/dev/null; then
+		echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+	fi
 	# Update the package lists only when apt does not know a missing package.
 	need_update=0
 	for p in "${missing[@]}"; do

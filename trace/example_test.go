@@ -180,3 +180,38 @@ func ExampleNewLadder() {
 	//     %% 21:30:09.012000 UDP
 	//     P2-->>P1: 200 OK
 }
+
+func ExampleLadder_WriteSVG() {
+	l := trace.NewLadder(exampleCall(), "call-1@192.0.2.10", trace.LadderOptions{Title: "alice calls bob"})
+	var svg bytes.Buffer // a file in practice: open it in a browser
+	if err := l.WriteSVG(&svg); err != nil {
+		panic(err)
+	}
+	fmt.Println(strings.SplitN(svg.String(), "\n", 2)[0])
+	fmt.Println(len(l.Steps), "arrows between", l.Participants)
+	// Output:
+	// <svg xmlns="http://www.w3.org/2000/svg" width="606" height="452" viewBox="0 0 606 452" font-family="monospace" font-size="12">
+	// 8 arrows between [192.0.2.10:5060 192.0.2.20:5060]
+}
+
+// Several UserAgents of one process share one pcap file: Dedup keeps each
+// message between them once, and NewAsync keeps a slow disk off their
+// goroutines.
+func ExampleDedup() {
+	var file bytes.Buffer
+	pcap, err := trace.NewPcapWriter(&file)
+	if err != nil {
+		panic(err)
+	}
+	async := trace.NewAsync(pcap, 0)
+	shared := trace.Dedup(async, 0) // UserAgentOptions.Tracer of each
+	for _, ev := range exampleCall() {
+		shared.Trace(ev) // alice's side
+		ev.Local, ev.Remote = ev.Remote, ev.Local
+		ev.Dir = map[trace.Direction]trace.Direction{trace.Sent: trace.Received, trace.Received: trace.Sent}[ev.Dir]
+		shared.Trace(ev) // bob's side of the same message
+	}
+	_ = async.Close() // after the UserAgents stopped
+	fmt.Println(file.Len(), "bytes,", async.Dropped(), "dropped")
+	// Output: 2740 bytes, 0 dropped
+}

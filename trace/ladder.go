@@ -160,11 +160,15 @@ func (l *Ladder) loc() *time.Location {
 	return l.Location
 }
 
-// text returns the label of s as drawn, with a retransmission marked.
+// text returns the label of s as drawn, with a retransmission or a
+// malformed message marked.
 func (s Step) text() string {
 	t := s.Label
 	if s.Retransmission {
 		t += " (retransmission)"
+	}
+	if s.Malformed {
+		t += " (malformed)"
 	}
 	return t
 }
@@ -172,8 +176,10 @@ func (s Step) text() string {
 // WriteMermaid writes l as a Mermaid sequence diagram
 // (https://mermaid.js.org/syntax/sequenceDiagram.html): requests as solid
 // arrows, responses as dotted ones, each preceded by a %% comment with its
-// time and transport. Text is escaped for Mermaid (";" and "#" as entity
-// codes).
+// time and transport. Characters that end a message or break the
+// rendering ("#", ";", "<", ">") are written as look-alikes ("＃", "；",
+// "‹", "›"): Mermaid's own #code; escapes are not decoded in sequence
+// diagrams by Mermaid 11.
 func (l *Ladder) WriteMermaid(w io.Writer) error {
 	var b bytes.Buffer
 	b.WriteString("sequenceDiagram\n")
@@ -204,9 +210,13 @@ func mermaidText(s string) string {
 	for _, r := range s {
 		switch {
 		case r == '#':
-			b.WriteString("#35;")
+			b.WriteRune('＃')
 		case r == ';':
-			b.WriteString("#59;")
+			b.WriteRune('；')
+		case r == '<':
+			b.WriteRune('‹')
+		case r == '>':
+			b.WriteRune('›')
 		case r < 0x20 || r == 0x7f:
 			b.WriteByte(' ')
 		default:

@@ -19,11 +19,13 @@ import (
 // consistent per connection and a three-way handshake made up when a
 // connection is first seen (the side that sent its first message taken as
 // the one that opened it). TLS and WebSocket messages are written as their
-// plaintext SIP over TCP on the connection's ports: tools then dissect
-// them as SIP, except on ports they reserve for another protocol (5061 is
-// TLS, 80 and 443 HTTP to Wireshark: there use "Decode As", e.g. tshark
-// -d tcp.port==5061,sip). Messages that failed to send (SendFailed) are
-// left out; malformed messages received are written as they came.
+// plaintext SIP over TCP on the connection's ports, without TLS records or
+// WebSocket frames. tshark and Wireshark (4.0) dissect that as SIP on any
+// port, 5061 and 443 included, except on ports their HTTP dissector claims
+// (80, 8080, 8088 …), where "Decode As" is needed, e.g. tshark
+// -d tcp.port==8088,sip; sngrep reads them on every port. Messages that
+// failed to send (SendFailed) are left out; malformed messages received are
+// written as they came.
 //
 // The file header is written by NewPcapWriter, then one Write per message.
 // Write errors are kept: the first one is returned by Err, and nothing

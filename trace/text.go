@@ -71,7 +71,7 @@ func (t *TextWriter) Trace(ev Event) {
 	b = append(b, "  "...)
 	b = append(b, ev.Dir.String()...)
 	b = append(b, "  "...)
-	b = append(b, ev.Transport...)
+	b = appendLine(b, ev.Transport)
 	if ev.ConnID != 0 {
 		b = append(b, '#')
 		b = strconv.AppendUint(b, ev.ConnID, 10)
@@ -89,7 +89,7 @@ func (t *TextWriter) Trace(ev Event) {
 		} else {
 			b = append(b, "!! malformed: "...)
 		}
-		b = append(b, ev.Err.Error()...)
+		b = appendLine(b, ev.Err.Error())
 		b = append(b, '\n')
 	}
 	if ev.Dir != SendFailed { // its bytes were logged with its Sent event
@@ -123,6 +123,19 @@ func headerSection(raw []byte) []byte {
 		}
 	}
 	return raw
+}
+
+// appendLine appends s as appendText does, with line ends escaped too, so
+// that it stays on one line.
+func appendLine(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '\r' || c == '\n' {
+			b = appendText(b, []byte(s[:i]))
+			b = append(b, '\\', 'x', '0', "0123456789abcdef"[c&15])
+			return appendLine(b, s[i+1:])
+		}
+	}
+	return appendText(b, []byte(s))
 }
 
 // appendText appends raw with CRLF and lone CR turned into "\n", tabs and

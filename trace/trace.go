@@ -19,9 +19,16 @@
 // In exchange a Tracer must be fast, safe for concurrent use (several
 // sockets and connections send and receive at once) and must not call back
 // into the UserAgent. The writers of this package satisfy that: each
-// serialises its records with a mutex and does one Write per message. A
-// Tracer that must do slow work should copy the event (Clone) and hand it
-// to its own goroutine.
+// serialises its records with a mutex and does one Write per message
+// (about 0.2 µs for a pcap record, 3 µs for the text log, no allocation).
+// A Tracer that may block (a slow disk, a remote collector) should be
+// wrapped in NewAsync, which copies each event into a bounded queue served
+// by a goroutine of its own, dropping and counting events rather than
+// waiting when the queue is full.
+//
+// Multi sends events to several Tracers; Dedup removes the second copy of
+// a message that two UserAgents of one process both trace; Recorder keeps
+// copies for NewLadder.
 //
 // The package depends on the message package only, so that writers can
 // live outside the root package and the transport can call them.
@@ -77,7 +84,9 @@ type Event struct {
 	// "TCP", "TLS", "WS" or "WSS".
 	Transport string
 	// Local is the local address of the socket or connection. For a UDP
-	// socket bound to a wildcard address it is that wildcard address.
+	// socket bound to a wildcard address (0.0.0.0, ::), the transport
+	// gives the address the system sends from to Remote instead, as a
+	// capture would show it.
 	Local netip.AddrPort
 	// Remote is the peer's address.
 	Remote netip.AddrPort

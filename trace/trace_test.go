@@ -361,7 +361,7 @@ func TestLadderEscapes(t *testing.T) {
 		Steps: []trace.Step{
 			{Time: t0, From: 0, To: 1, Label: "INVITE <script>alert(1)</script>; #x\x00", Transport: "UDP"},
 			{Time: t0, From: 1, To: 1, Label: "MESSAGE", Transport: "UDP"},
-			{Time: t0, From: 1, To: 0, Label: "603 Decline", StatusCode: 603, Transport: "UDP"},
+			{Time: t0, From: 1, To: 0, Label: "603 Decline", StatusCode: 603, Transport: "UDP", Malformed: true},
 		},
 	}
 	var svg, mmd bytes.Buffer
@@ -372,15 +372,15 @@ func TestLadderEscapes(t *testing.T) {
 	lines := strings.Split(strings.TrimSuffix(mmd.String(), "\n"), "\n")
 	assert.Equal(t, []string{
 		"sequenceDiagram",
-		`    title Call-ID <x>&"y"#59; #35;z`,
-		"    participant P1 as a<b>",
-		"    participant P2 as c&d#59;#35;1 ",
+		`    title Call-ID ‹x›&"y"； ＃z`,
+		"    participant P1 as a‹b›",
+		"    participant P2 as c&d；＃1 ",
 		"    %% 21:30:00.000000 UDP",
-		"    P1->>P2: INVITE <script>alert(1)</script>#59; #35;x ",
+		"    P1->>P2: INVITE ‹script›alert(1)‹/script›； ＃x ",
 		"    %% 21:30:00.000000 UDP",
 		"    P2->>P2: MESSAGE",
 		"    %% 21:30:00.000000 UDP",
-		"    P2-->>P1: 603 Decline",
+		"    P2-->>P1: 603 Decline (malformed)",
 	}, lines)
 }
 

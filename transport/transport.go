@@ -649,6 +649,13 @@ func fixVia(req *message.Request, src netip.AddrPort) {
 
 // trace reports one message to the Tracer.
 func (t *Transport) trace(dir trace.Direction, f Flow, raw []byte, m message.Message, err error) {
+	if ip := f.Local.Addr(); (ip.IsUnspecified() || !ip.IsValid()) && f.Remote.IsValid() {
+		// A socket on a wildcard address: the trace names the address
+		// the system sends from, as a capture would.
+		t.mu.Lock()
+		f.Local = netip.AddrPortFrom(t.sourceIPLocked(f.Remote.Addr()), f.Local.Port())
+		t.mu.Unlock()
+	}
 	t.cfg.Tracer.Trace(trace.Event{
 		Time: time.Now(), Dir: dir, Transport: string(f.Proto),
 		Local: f.Local, Remote: f.Remote, ConnID: f.ID,

@@ -17,8 +17,10 @@ import (
 	pion "github.com/pion/webrtc/v4"
 
 	sip "github.com/sipua/sip"
+	"github.com/sipua/sip/examples/bot/botcore"
 	"github.com/sipua/sip/media/webrtc"
 	"github.com/sipua/sip/siptest/sipserver"
+	"github.com/sipua/sip/trace"
 )
 
 // The page and its script are ours and go into the binary. SIP.js is not:
@@ -50,6 +52,9 @@ type config struct {
 	// OnSIP, when set, sees every SIP message the embedded server
 	// handles.
 	OnSIP func(sipserver.Event)
+	// Tracer, when set, sees every SIP message the bot's UserAgent sends
+	// and receives (e.g. a trace.PcapWriter).
+	Tracer trace.Tracer
 }
 
 func (c *config) defaults() {
@@ -131,30 +136,40 @@ func start(ctx context.Context, cfg config) (a *app, err error) {
 	if cfg.Logger.Enabled(ctx, slog.LevelDebug) {
 		mediaLevel = slog.LevelDebug
 	}
-	b := newBot(cfg.Logger.With("part", "bot"))
-	a.bot, a.closer = b, b.Close
-	a.ua, err = sip.NewUserAgent(sip.UserAgentOptions{
-		URI:                   "sip:" + cfg.BotUser + "@" + cfg.Domain,
-		AuthorizationPassword: cfg.BotPassword,
-		UserAgentString:       "sipua webphone bot",
-		Transport:             sip.TransportOptions{Server: a.WSURL},
+	uri := "sip:" + cfg.BotUser + "@" + cfg.Domain
+	b, err := newBot(botcore.Config{
+		URI:    uri,
+		Media:  botcore.WebRTC,
+		Logger: cfg.Logger.With("part", "bot"),
 		// Host candidates on every interface, loopback included (pion
 		// skips it by default), over UDP/IPv4: a browser on this machine
 		// reaches the bot over 127.0.0.1 (the page keeps only those
 		// candidates when it has any), one elsewhere over the LAN.
-		MediaFactory: webrtc.NewFactory(webrtc.Config{
+		WebRTC: webrtc.Config{
 			IncludeLoopback: true,
 			NetworkTypes:    []pion.NetworkType{pion.NetworkTypeUDP4},
 			Logger:          slog.New(atLeast{cfg.Logger.Handler(), mediaLevel}).With("part", "media"),
-		}),
-		Delegate: sip.UserAgentDelegate{OnInvite: a.bot.Invite},
-		Logger:   cfg.Logger.With("part", "ua"),
+		},
+	})
+	if err != nil {
+		return a, err
+	}
+	a.bot, a.closer = b, b.Close
+	a.ua, err = sip.NewUserAgent(sip.UserAgentOptions{
+		URI:                   uri,
+		AuthorizationPassword: cfg.BotPassword,
+		UserAgentString:       "sipua webphone bot",
+		Transport:             sip.TransportOptions{Server: a.WSURL},
+		MediaFactory:          b.core.MediaFactory(),
+		Delegate:              sip.UserAgentDelegate{OnInvite: a.bot.Invite},
+		Logger:                cfg.Logger.With("part", "ua"),
+		Tracer:                cfg.Tracer,
 	})
 	if err != nil {
 		return a, err
 	}
 	if err = a.ua.Start(ctx); err != nil {
-		return a, fmt.Errorf("bot: %w", err)
+		return a, fmt.Errorf("bot: connect to %s: %w", a.WSURL, err)
 	}
 	reg, err := sip.NewRegisterer(a.ua, sip.RegistererOptions{})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image/png"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -15,26 +16,55 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/sipua/sip/interop"
+	"github.com/sipua/sip/trace"
 )
+
+// TestMain checks that the program leaves no goroutine behind once
+// closed.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // TestWebphone runs the program as `go run ./examples/webphone` does (on
 // free ports), opens its page in headless Chromium (real WebRTC, the fake
 // microphone's beep) and uses it as a person would, by clicking its
 // buttons: Register, Call (the bot answers after ringing), the keypad
 // (1, 2, 3 as RFC 4733 events, # as SIP INFO: the bot must hear them
-// all), then Hang up. In
-// between, audio must flow both ways (the bot's prompt and echo to the
-// page, the microphone to the bot) and the page must show the bot's view.
-// SIPUA_SCREENSHOT=1 writes the page in the call to screenshot.png.
+// all), then Hang up. In between, audio must flow both ways (the bot's
+// prompt and echo to the page, the microphone to the bot) and the page
+// must show the bot's view. SIPUA_SCREENSHOT=1 writes the page in the
+// call to screenshot.png.
+//
+// The second run does the same with Kamailio (interop's configuration:
+// digest authentication, record-routing, the strict route-set check) as
+// the registrar and proxy, as -server runs it; the bot is carol and the
+// page eve, users Kamailio knows. One browser serves both runs.
 func TestWebphone(t *testing.T) {
+	browser := interop.StartChromium(t)
+	t.Run("embedded-registrar", func(t *testing.T) {
+		testWebphone(t, browser, config{}, os.Getenv("SIPUA_SCREENSHOT") == "1")
+	})
+	t.Run("kamailio", func(t *testing.T) {
+		t.Chdir("../../interop") // StartKamailio reads its configuration there
+		k := interop.StartKamailio(t)
+		testWebphone(t, browser, config{
+			Server: k.WSURL(), Domain: interop.Domain,
+			BotUser: "carol", BotPassword: interop.Users["carol"],
+			WebUser: "eve", WebPassword: interop.Users["eve"],
+		}, false)
+		assert.Empty(t, k.RouteSetViolations(), "in-dialog requests that ignored the route set")
+	})
+}
+
+func testWebphone(t *testing.T, browser *interop.Chromium, cfg config, screenshot bool) {
 	testStart := time.Now()
 	var logs syncBuffer
-	a, err := start(context.Background(), config{
-		HTTP:   "127.0.0.1:0",
-		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
-	})
+	cfg.HTTP = "127.0.0.1:0"
+	rec := trace.NewRecorder(0)
+	cfg.Tracer = rec
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	a, err := start(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		a.Close()
@@ -44,7 +74,6 @@ func TestWebphone(t *testing.T) {
 	})
 	t.Logf("page %s, SIP over %s", a.URL, a.WSURL)
 
-	browser := interop.StartChromium(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	ev := &events{changed: make(chan struct{})}
@@ -70,7 +99,7 @@ func TestWebphone(t *testing.T) {
 		return s
 	}
 
-	ev.expect(t, "ready")
+	ev.expectWithin(t, interop.PageReadyTimeout, "ready")
 	t.Logf("page ready %v after the test started", time.Since(testStart).Round(time.Millisecond))
 	click("register")
 	ev.expect(t, "registered")
@@ -109,11 +138,11 @@ func TestWebphone(t *testing.T) {
 	waitFor(t, 15*time.Second, "audio both ways and the echo running", func() bool {
 		require.NoError(t, page.Evaluate(ctx, `webphone.media()`, &pm))
 		c := lastCall(a)
-		return pm.PacketsReceived > 100 && pm.PacketsSent > 100 && c.PacketsReceived > 100 && c.PacketsSent > 100 && c.EchoedMs > 1000
+		return pm.PacketsReceived > 100 && pm.PacketsSent > 100 && c.PacketsReceived > 100 && c.PacketsSent > 100 && c.Echoing
 	})
 	c := lastCall(a)
 	t.Logf("page: ICE %s, DTLS %s, sent %d packets (%s), received %d (%s)", pm.ICE, pm.DTLS, pm.PacketsSent, pm.CodecSent, pm.PacketsReceived, pm.CodecReceived)
-	t.Logf("bot:  ICE %s, %s, received %d packets, sent %d, echoed %d ms, digits %q", c.ICE, c.Codec, c.PacketsReceived, c.PacketsSent, c.EchoedMs, c.Digits)
+	t.Logf("bot:  ICE %s, %s, received %d packets, sent %d, echoing %v, digits %q", c.ICE, c.Codec, c.PacketsReceived, c.PacketsSent, c.Echoing, c.Digits)
 	assert.Equal(t, "connected", pm.DTLS)
 	assert.Equal(t, "PCMU", pm.CodecReceived, "the bot sends G.711 µ-law")
 	assert.Equal(t, "PCMU", c.Codec, "the bot receives G.711 µ-law")
@@ -127,7 +156,7 @@ func TestWebphone(t *testing.T) {
 	img, err := png.Decode(bytes.NewReader(shot))
 	require.NoError(t, err, "the screenshot is not a PNG")
 	t.Logf("screenshot: %v, %d bytes", img.Bounds().Size(), len(shot))
-	if os.Getenv("SIPUA_SCREENSHOT") == "1" {
+	if screenshot {
 		require.NoError(t, os.WriteFile("screenshot.png", shot, 0o644))
 	}
 
@@ -137,17 +166,50 @@ func TestWebphone(t *testing.T) {
 	waitFor(t, 5*time.Second, "the bot's call ends by the page's BYE", func() bool { return lastCall(a).Ended != "" })
 	assert.Equal(t, "remote BYE", lastCall(a).Ended)
 	assert.Equal(t, "ended", text("callstate"))
+
+	// A call to a user who does not exist fails, and the page says why.
+	require.NoError(t, page.Evaluate(ctx, `document.getElementById("target").value = "sip:nobody@`+a.cfg.Domain+`"`, nil))
+	click("call")
+	rej := ev.expect(t, "rejected")
+	ev.expect(t, "state", "state", "Terminated")
+	code, _ := rej["code"].(float64)
+	assert.GreaterOrEqual(t, code, 400.0, "a call to nobody: %v", rej)
+	assert.Contains(t, text("callstate"), fmt.Sprint(code))
+	t.Logf("a call to nobody: %v %v", rej["code"], rej["reason"])
+
+	// The bot's Tracer saw the whole call.
+	var flow []string
+	for _, e := range rec.Events() {
+		if strings.HasPrefix(e.Summary(), "INVITE") || strings.HasPrefix(e.Summary(), "BYE") || strings.HasPrefix(e.Summary(), "INFO") {
+			flow = append(flow, e.Dir.String()+" "+strings.Fields(e.Summary())[0])
+		}
+	}
+	assert.Subset(t, flow, []string{"received INVITE", "received INFO", "received BYE"}, "the bot's trace: %v", flow)
 }
 
 // TestFlags: bad command lines are refused with a clear error.
 func TestFlags(t *testing.T) {
 	var out bytes.Buffer
+	var usage usageError
 	err := run([]string{"extra"}, &out, &out)
 	require.ErrorContains(t, err, "unexpected arguments")
+	require.ErrorAs(t, err, &usage)
 	err = run([]string{"-nosuchflag"}, &out, &out)
 	require.ErrorContains(t, err, "nosuchflag")
+	require.ErrorAs(t, err, &usage)
 	_, err = start(context.Background(), config{SIPJS: t.TempDir()})
 	require.ErrorIs(t, err, errNoSIPJS)
+
+	// A server where nobody listens: start gives up when its context ends.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, err = start(ctx, config{HTTP: "127.0.0.1:0", Server: "ws://" + addr + "/"})
+	require.ErrorContains(t, err, "bot")
+	t.Logf("unreachable server: %v", err)
 }
 
 func lastCall(a *app) *callStatus {
@@ -201,7 +263,13 @@ func (e *events) log() string {
 // equal the given pairs; an "error" event fails the test at once.
 func (e *events) expect(t *testing.T, name string, kv ...any) map[string]any {
 	t.Helper()
-	deadline := time.After(15 * time.Second)
+	return e.expectWithin(t, 15*time.Second, name, kv...)
+}
+
+// expectWithin is expect with another time limit.
+func (e *events) expectWithin(t *testing.T, limit time.Duration, name string, kv ...any) map[string]any {
+	t.Helper()
+	deadline := time.After(limit)
 	for {
 		e.mu.Lock()
 	scan:
@@ -231,7 +299,7 @@ func (e *events) expect(t *testing.T, name string, kv ...any) map[string]any {
 		select {
 		case <-changed:
 		case <-deadline:
-			t.Fatalf("no page event %q %v within 15 s", name, kv)
+			t.Fatalf("no page event %q %v within %v", name, kv, limit)
 		}
 	}
 }

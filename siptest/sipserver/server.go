@@ -14,6 +14,7 @@ import (
 
 	"github.com/sipua/sip/digest"
 	"github.com/sipua/sip/message"
+	"github.com/sipua/sip/trace"
 	"github.com/sipua/sip/transport"
 )
 
@@ -77,6 +78,10 @@ type Options struct {
 	// oldest half is dropped. Default 10000; negative: none are kept
 	// (OnEvent is still called).
 	TraceLimit int
+	// Tracer, when set, sees every message the server's transport sends
+	// and receives, raw bytes included, as transport.Config.Tracer: give
+	// it a trace.PcapWriter to capture the server's side of a test.
+	Tracer trace.Tracer
 }
 
 // Protocol timers (RFC 3261 §17 and Table 4).
@@ -199,6 +204,7 @@ func New(opts Options) (*Server, error) {
 		OnMessage:       func(in transport.Incoming) { s.post(func() { s.onMessage(in) }) },
 		OnConn:          func(e transport.ConnEvent) { s.post(func() { s.onConn(e) }) },
 		Logger:          opts.Logger,
+		Tracer:          opts.Tracer,
 		ListenPacket:    opts.ListenPacket,
 		DialContext:     opts.DialContext,
 		ServerTLSConfig: opts.TLSConfig,

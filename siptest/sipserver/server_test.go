@@ -14,6 +14,7 @@ import (
 	"github.com/sipua/sip/digest"
 	"github.com/sipua/sip/message"
 	"github.com/sipua/sip/siptest"
+	"github.com/sipua/sip/trace"
 	"github.com/sipua/sip/transport"
 )
 
@@ -588,4 +589,20 @@ func TestEvents(t *testing.T) {
 	srv.ClearTrace()
 	assert.Empty(t, srv.Trace())
 	assert.Empty(t, srv.Ladder())
+}
+
+// TestTracer: Options.Tracer sees the server's side, raw bytes included.
+func TestTracer(t *testing.T) {
+	rec := trace.NewRecorder(0)
+	srv := startServer(t, Options{Tracer: rec})
+	alice := newClient(t, srv, "alice", transport.UDP, transport.Config{}, "")
+	alice.register(60)
+	evs := rec.Events()
+	require.Len(t, evs, 2)
+	assert.Equal(t, trace.Received, evs[0].Dir)
+	assert.Equal(t, "REGISTER", evs[0].Message.(*message.Request).Method)
+	assert.Equal(t, trace.Sent, evs[1].Dir)
+	assert.Equal(t, "200 OK", evs[1].Summary())
+	assert.Equal(t, srv.Addr(transport.UDP), evs[1].Local)
+	assert.Contains(t, string(evs[1].Raw), "SIP/2.0 200 OK\r\n")
 }

@@ -150,6 +150,7 @@ async function call() {
   const target = UserAgent.makeURI($("target").value.trim());
   if (!target) throw new Error(`bad target ${$("target").value}`);
   const inviter = new Inviter(ua, target, audioOnly);
+  let rejected = false;
   session = inviter;
   sent = "";
   $("digits").textContent = "–";
@@ -162,7 +163,7 @@ async function call() {
       const sdh = inviter.sessionDescriptionHandler;
       if (sdh) $("remote").srcObject = sdh.remoteMediaStream;
     } else if (s === SessionState.Terminated) {
-      badge($("callstate"), "ended");
+      if (!rejected) badge($("callstate"), "ended");
       session = null;
       established = 0;
     }
@@ -177,7 +178,11 @@ async function call() {
         if (r.message.statusCode === 180) badge($("callstate"), "ringing", "busy");
         emit("progress", { code: r.message.statusCode });
       },
-      onReject: (r) => emit("rejected", { code: r.message.statusCode, reason: r.message.reasonPhrase }),
+      onReject: (r) => {
+        rejected = true;
+        badge($("callstate"), `${r.message.statusCode} ${r.message.reasonPhrase}`, "bad");
+        emit("rejected", { code: r.message.statusCode, reason: r.message.reasonPhrase });
+      },
     },
   });
 }
@@ -266,11 +271,11 @@ async function bot() {
   const b = await r.json();
   const c = b.calls && b.calls[b.calls.length - 1];
   if (!c) return b;
-  $("b-call").textContent = `#${c.id} from ${c.from}`;
+  $("b-call").textContent = `#${b.calls.length} from ${c.from}`;
   $("b-state").textContent = c.ended ? `${c.state} (${c.ended})` : `${c.state}, ICE ${c.ice}`;
   $("b-digits").textContent = c.digits || "–";
   $("b-packets").textContent = `${c.packetsReceived} / ${c.packetsSent}`;
-  $("b-audio").textContent = c.prompt ? "playing the prompt" : `${c.codec || "–"}, echoed ${(c.echoedMs / 1000).toFixed(1)} s`;
+  $("b-audio").textContent = `${c.codec || "–"}, ${c.echoing ? "echoing your audio" : "playing the prompt"}`;
   return b;
 }
 
