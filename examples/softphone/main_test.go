@@ -425,6 +425,10 @@ func TestSoftphoneWebRTC(t *testing.T) {
 	time.Sleep(600 * time.Millisecond)
 	tm.send("hangup")
 	tm.expect(`^call 1: recorded`)
+	tm.send("quit") // before the server closes
+	assert.Equal(t, cli.ExitOK, <-tm.done)
+	tm.done <- 0 // for the cleanup
+	assert.NotContains(t, strings.Join(tm.out.all, "\n"), "error")
 	s, err := wav.ReadFile(rec)
 	require.NoError(t, err)
 	prompt, echo := maxToneLevel(s, 600), maxToneLevel(s, 1400)

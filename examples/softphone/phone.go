@@ -180,21 +180,29 @@ func (p *phone) start(ctx context.Context) error {
 
 // stop hangs up every call, unregisters and stops the UserAgent.
 func (p *phone) stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for _, c := range p.active() {
-		p.hangup(ctx, c)
+	// Each step has its own bound, so that a server that is gone (a
+	// REGISTER that cannot be answered) does not eat the others' time.
+	step := func(d time.Duration, f func(ctx context.Context)) {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		f(ctx)
 	}
+	step(5*time.Second, func(ctx context.Context) {
+		for _, c := range p.active() {
+			p.hangup(ctx, c)
+		}
+	})
 	if p.reg != nil && p.reg.State() == sip.Registered {
-		_ = p.reg.Unregister(ctx, sip.UnregisterOptions{})
+		step(3*time.Second, func(ctx context.Context) { _ = p.reg.Unregister(ctx, sip.UnregisterOptions{}) })
 	}
 	p.stopping.Store(true)
-	_ = p.ua.Stop(ctx)
+	step(3*time.Second, func(ctx context.Context) { _ = p.ua.Stop(ctx) })
+	// Stopping the UserAgent ends every call; their watchers then finish.
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
 		p.out.printf("error: calls still ending after %v", 5*time.Second)
 	}
 	if err := p.tr.Close(); err != nil {
