@@ -191,7 +191,7 @@ func TestSoftphoneCallsBot(t *testing.T) {
 	tm.expect(`^call 1: dtmf 12# sent \(rtp\)$`)
 	assert.Equal(t, "12#", waitBot(t, bot, botcore.EventDigits).Digits)
 	tm.expect(`^call 1: outgoing sip:bot@sipua.test Established 0:0\d$`) // the periodic status
-	time.Sleep(700 * time.Millisecond)                                   // the echo plays
+	time.Sleep(1500 * time.Millisecond)                                  // the echo plays (~200 ms round trip; margin for a loaded machine)
 	tm.send("hold")
 	tm.expect(`^call 1: on hold$`)
 	tm.send("status")
@@ -422,7 +422,7 @@ func TestSoftphoneWebRTC(t *testing.T) {
 	tm.send("dtmf 9#")
 	tm.expect(`^call 1: dtmf 9# sent \(rtp\)$`)
 	assert.Equal(t, "9#", waitBot(t, evs, botcore.EventDigits).Digits)
-	time.Sleep(600 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond) // the echo plays
 	tm.send("hangup")
 	tm.expect(`^call 1: recorded`)
 	tm.send("quit") // before the server closes

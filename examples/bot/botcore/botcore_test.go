@@ -120,6 +120,20 @@ func maxToneLevel(s []int16, hz float64) float64 {
 	return best
 }
 
+// heard waits until rec holds hz, or ctx ends.
+func heard(ctx context.Context, rec *recorder, hz float64) bool {
+	for {
+		if maxToneLevel(rec.samples(), hz) > 0.05 {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // startServer starts an open registrar/proxy on loopback UDP and WS.
 func startServer(t *testing.T) *sipserver.Server {
 	srv, err := sipserver.New(sipserver.Options{Listen: []string{"udp://127.0.0.1:0", "ws://127.0.0.1:0"}})
@@ -214,12 +228,19 @@ func TestBotConcurrentCalls(t *testing.T) {
 				results[i] = "invite: " + err.Error()
 				return
 			}
-			time.Sleep(600 * time.Millisecond) // the prompt plays
+			// The prompt plays, then the echo: wait until both are heard.
+			if !heard(ctx, rec, 600) {
+				results[i] = "no prompt heard"
+				return
+			}
 			if err := call.SendDTMF(ctx, fmt.Sprintf("%d%d#", i+1, i+4), 0, sip.DTMFRTP); err != nil {
 				results[i] = "dtmf: " + err.Error()
 				return
 			}
-			time.Sleep(900 * time.Millisecond) // the echo plays
+			if !heard(ctx, rec, hz) {
+				results[i] = "no echo heard"
+				return
+			}
 			if err := call.Bye(ctx); err != nil {
 				results[i] = "bye: " + err.Error()
 			}
@@ -346,7 +367,7 @@ func TestBotWebRTC(t *testing.T) {
 	ev.wait(t, "the prompt", func(evs []Event) bool { return count(evs, EventPromptDone) == 1 })
 	require.NoError(t, call.SendDTMF(ctx, "42#", 0, sip.DTMFRTP))
 	ev.wait(t, "the digits", func(evs []Event) bool { return count(evs, EventDigits) == 1 })
-	time.Sleep(700 * time.Millisecond)
+	require.True(t, heard(ctx, rec, 1300), "no echo heard")
 	require.NoError(t, call.Bye(ctx))
 	ev.wait(t, "the end", func(evs []Event) bool { return count(evs, EventEnded) == 1 })
 	assert.Contains(t, strings.Join(ev.strings(), "\n"), "call 1: digits 42#")
