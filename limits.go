@@ -15,9 +15,11 @@ import (
 type Limits struct {
 	// MaxServerTransactions caps the server transactions alive at once
 	// (requests being answered, and answered ones kept for their
-	// retransmissions: up to 32 s over UDP). A new request past the cap
-	// is answered 503 Service Unavailable with Retry-After, statelessly:
-	// it takes no memory. Default 16384.
+	// retransmissions: 32 s after a 2xx to INVITE, 32 s after any final
+	// answer over UDP). A new request past the cap is answered 503
+	// Service Unavailable with Retry-After, statelessly: it takes no
+	// memory. Default 65536 (a few KiB each): about 1000 calls a second
+	// answered over UDP, 2000 over TCP, sustained.
 	MaxServerTransactions int
 	// MaxPendingInvites caps the incoming calls (INVITEs outside a
 	// dialog) that the application has not answered yet with a final
@@ -30,7 +32,7 @@ type Limits struct {
 }
 
 const (
-	defaultMaxServerTransactions = 16384
+	defaultMaxServerTransactions = 65536
 	defaultMaxPendingInvites     = 64
 	defaultRetryAfter            = 5 * time.Second
 )
@@ -78,7 +80,7 @@ func (ua *UserAgent) admit(req *message.Request, flow transport.Flow) bool {
 	if req == nil {
 		return true
 	}
-	if ua.opts.AcceptOnlyFromServer && !ua.fromServer(flow) {
+	if ua.opts.AcceptOnlyFromServer && !ua.fromServer(flow) && !ua.ours(req) {
 		ua.log.Debug("sip: request from outside the server flow dropped", "method", req.Method, "flow", flow)
 		return false
 	}
@@ -109,6 +111,20 @@ func (ua *UserAgent) fromServer(flow transport.Flow) bool {
 		return f.ID != 0 && f.ID == flow.ID
 	}
 	return f.Remote == flow.Remote
+}
+
+// ours reports whether req belongs to something the UserAgent already
+// has, which a scanner cannot guess: a dialog (an in-dialog request sent
+// straight to the Contact by a peer when the proxy did not record-route),
+// or a server transaction (a retransmission, a CANCEL).
+func (ua *UserAgent) ours(req *message.Request) bool {
+	if d, _ := ua.dialogs.MatchRequest(req); d != nil {
+		return true
+	}
+	if req.Method == "CANCEL" && ua.layer.MatchCancel(req) != nil {
+		return true
+	}
+	return ua.layer.Matches(req)
 }
 
 // inviteOverCap reports whether a new incoming call would exceed

@@ -97,7 +97,11 @@ type UserAgentOptions struct {
 	// outbound proxy): on the current connection to it over TCP, TLS, WS
 	// and WSS, from its address over UDP. Requests from anywhere else,
 	// such as scanners probing for phones to ring ("ghost calls"), are
-	// dropped unanswered and never reach the delegate. Start fails with
+	// dropped unanswered and never reach the delegate. In-dialog
+	// requests of the UserAgent's own dialogs (a BYE sent straight to the
+	// Contact when the proxy does not record-route) and CANCELs of its
+	// pending calls are taken from anywhere: their Call-ID and random
+	// tags cannot be guessed. NewUserAgent fails with
 	// ErrBadOptions when no server is configured. Default false: requests
 	// from anyone are taken, as a UserAgent that is called directly needs.
 	AcceptOnlyFromServer bool

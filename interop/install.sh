@@ -2,7 +2,8 @@
 # Installs the real SIP peers the interop tests need (issue 6 lab):
 #   apt: Kamailio with its WebSocket and TLS modules, sipp (sip-tester),
 #        baresip (baresip-core), tshark and sngrep (the trace package's pcap
-#        files are checked with them);
+#        files are checked with them), the sipvicious scanner (svmap, svwar,
+#        svcrack);
 #   npm: SIP.js, JsSIP and ws into interop/node/node_modules, exactly as
 #        pinned by interop/node/package-lock.json (npm ci).
 # Idempotent and fast when everything is present: packages already installed
@@ -16,7 +17,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 say() { echo "interop/install.sh: $*"; }
 
-PACKAGES=(kamailio kamailio-websocket-modules kamailio-tls-modules sip-tester baresip-core tshark sngrep)
+PACKAGES=(kamailio kamailio-websocket-modules kamailio-tls-modules sip-tester baresip-core tshark sngrep sipvicious)
 # Node and npm come with the machine (CI: Node 20, npm 11); only when they
 # are absent are Debian's packages installed.
 command -v node >/dev/null || PACKAGES+=(nodejs)

@@ -47,8 +47,11 @@ type Config struct {
 	MaxConns int
 	// ReadTimeout is the longest time one message may take to arrive once
 	// its first byte has been read (slowloris protection), and the limit
-	// for a server-side TLS or WebSocket handshake. Default 10s; negative:
-	// none.
+	// for a server-side TLS or WebSocket handshake. An inbound connection
+	// must also deliver its first message or keepalive within ReadTimeout
+	// of being accepted (of its handshake on TLS and WebSocket), so that
+	// connections that send nothing cannot hold the MaxConns slots for
+	// IdleTimeout. Default 10s; negative: none.
 	ReadTimeout time.Duration
 	// IdleTimeout closes a stream connection on which nothing at all
 	// (not even a keepalive) has been received for this long. Default 5

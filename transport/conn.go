@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -42,14 +43,16 @@ type conn struct {
 	once   sync.Once
 	err    error         // why it closed; set before done is closed
 	pong   chan struct{} // a pong arrived (capacity 1)
+	wrote  chan struct{} // a message was written (capacity 1)
 }
 
 func (t *Transport) newConn(nc net.Conn, ws *websocket.Conn, proto Proto, inbound bool) *conn {
 	c := &conn{
 		t: t, nc: nc, ws: ws, inbound: inbound,
-		f:    Flow{Proto: proto, Local: addrPortOf(nc.LocalAddr()), Remote: addrPortOf(nc.RemoteAddr())},
-		done: make(chan struct{}),
-		pong: make(chan struct{}, 1),
+		f:     Flow{Proto: proto, Local: addrPortOf(nc.LocalAddr()), Remote: addrPortOf(nc.RemoteAddr())},
+		done:  make(chan struct{}),
+		pong:  make(chan struct{}, 1),
+		wrote: make(chan struct{}, 1),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
@@ -144,6 +147,13 @@ func (c *conn) readStream() error {
 	buf := make([]byte, 4096)
 	start, end := 0, 0
 	var partialSince time.Time
+	if c.inbound {
+		// The first message (or keepalive) of an inbound connection is
+		// due within ReadTimeout of the accept, as if its first byte had
+		// come then: a peer that connects and sends nothing holds no
+		// connection slot for the long IdleTimeout.
+		partialSince = time.Now()
+	}
 	for {
 		for end > start {
 			n, k, err := lim.Frame(buf[start:end])
@@ -151,6 +161,7 @@ func (c *conn) readStream() error {
 				break
 			}
 			if err != nil {
+				c.answerBeforeClose(buf[start:end], err)
 				if errors.Is(err, message.ErrTooLarge) {
 					return fmt.Errorf("transport: %w: %w", ErrMessageTooLarge, err)
 				}
@@ -172,8 +183,10 @@ func (c *conn) readStream() error {
 			}
 		}
 		if start == end {
+			if end > 0 { // a unit completed (not the first pass of an inbound connection)
+				partialSince = time.Time{}
+			}
 			start, end = 0, 0
-			partialSince = time.Time{}
 		} else {
 			if partialSince.IsZero() {
 				partialSince = time.Now()
@@ -196,16 +209,18 @@ func (c *conn) readStream() error {
 		n, err := c.nc.Read(buf[end:])
 		end += n
 		if err != nil && n == 0 {
-			return c.readError(err, !partialSince.IsZero() || end > start)
+			return c.readError(err, end > start, !partialSince.IsZero())
 		}
 	}
 }
 
-// readError maps a read error to the reason the connection ended.
-func (c *conn) readError(err error, partial bool) error {
+// readError maps a read error to the reason the connection ended:
+// partial says bytes of a message are pending, due that a message was
+// due within ReadTimeout (one begun, or an inbound connection's first).
+func (c *conn) readError(err error, partial, due bool) error {
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		if partial {
+		if partial || due {
 			return fmt.Errorf("%w: message not complete within %v", ErrReadTimeout, c.t.cfg.ReadTimeout)
 		}
 		return fmt.Errorf("%w: idle for %v", ErrReadTimeout, c.t.cfg.IdleTimeout)
@@ -259,7 +274,85 @@ func (c *conn) write(ctx context.Context, b []byte) error {
 		c.close(err)
 		return err
 	}
+	select {
+	case c.wrote <- struct{}{}:
+	default:
+	}
 	return nil
+}
+
+// lingerTimeout bounds how long a stream connection that is closing on a
+// message it cannot frame waits for the answer to it and drains what the
+// peer still sends.
+const lingerTimeout = time.Second
+
+// answerBeforeClose handles a request on a stream that cannot be framed
+// (a body or message over the limits, a bad Content-Length): the
+// connection must close, since the stream cannot be resynchronised, but
+// when the request's header section is whole, the layer above gets it
+// with the framing error (status 400, 413 or 513) and a moment to answer
+// before the close. The read side is then drained briefly, so that the
+// peer reads the answer rather than a reset.
+func (c *conn) answerBeforeClose(b []byte, ferr error) {
+	var pe *message.ParseError
+	if !errors.As(ferr, &pe) || !answerable(ferr) {
+		return
+	}
+	req, n := unframable(c.t.cfg.Limits, b)
+	if req == nil {
+		return
+	}
+	e := *pe
+	e.Message = req
+	select {
+	case <-c.wrote:
+	default:
+	}
+	c.t.deliver(b[:n], nil, &e, c.f)
+	if c.t.linger <= 0 {
+		return
+	}
+	timer := time.NewTimer(c.t.linger)
+	defer timer.Stop()
+	select {
+	case <-c.wrote:
+	case <-timer.C:
+		return
+	case <-c.t.ctx.Done():
+		return
+	}
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.t.linger))
+	_, _ = io.CopyN(io.Discard, c.nc, int64(c.t.maxMsg)*16)
+}
+
+// answerable reports whether a framing error is one found after the
+// whole header section was read (so the request can be answered): a bad
+// Content-Length, a body or message over the limits.
+func answerable(ferr error) bool {
+	return errors.Is(ferr, message.ErrContentLength) || errors.Is(ferr, message.ErrTooLarge)
+}
+
+// unframable returns the request whose whole header section starts b, a
+// stream that cannot be framed, and the length of that section; nil when
+// there is none (or it is an ACK, which is never answered).
+func unframable(lim message.Limits, b []byte) (*message.Request, int) {
+	he := bytes.Index(b, crlfcrlf)
+	if he < 0 {
+		return nil, 0
+	}
+	m, perr := lim.Parse(b[:he+4])
+	var hp *message.ParseError
+	if errors.As(perr, &hp) {
+		m = hp.Message
+	}
+	req, ok := m.(*message.Request)
+	if !ok || req.Method == "ACK" {
+		return nil, 0
+	}
+	return req, he + 4
 }
 
 // keepalive pings the peer every Interval and closes the connection
@@ -342,8 +435,16 @@ func (c *conn) readWS() error {
 		return err
 	})
 	buf := make([]byte, 0, 4096)
+	first := c.inbound
 	for {
-		idle()
+		if first && t.cfg.ReadTimeout > 0 {
+			// As on TCP: the first message (or ping) of an inbound
+			// connection is due within ReadTimeout of the handshake.
+			_ = ws.SetReadDeadline(time.Now().Add(t.cfg.ReadTimeout))
+			first = false
+		} else {
+			idle()
+		}
 		_, r, err := ws.NextReader()
 		if err != nil {
 			return c.wsError(err, false)
@@ -403,7 +504,7 @@ func (c *conn) wsError(err error, partial bool) error {
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return io.EOF
 	}
-	return c.readError(err, partial)
+	return c.readError(err, partial, partial)
 }
 
 // dialWS opens a WebSocket connection offering the sip subprotocol.
@@ -532,6 +633,14 @@ func (t *Transport) releaseInbound() {
 type releaseConn struct {
 	net.Conn
 	release func()
+}
+
+// CloseWrite half-closes the connection when the one underneath can.
+func (c *releaseConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 func (c *releaseConn) Close() error {

@@ -187,7 +187,8 @@ func TestKeepalivePingHook(t *testing.T) {
 
 // TestSlowloris: an inbound message that trickles in is cut off
 // ReadTimeout after its first byte; a connection that sends nothing is
-// closed after IdleTimeout.
+// closed after ReadTimeout, one that falls silent after a message after
+// IdleTimeout.
 func TestSlowloris(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		events := make(chan ConnEvent, 8)
@@ -211,11 +212,24 @@ func TestSlowloris(t *testing.T) {
 		assert.ErrorIs(t, e.Err, ErrReadTimeout)
 		assert.Equal(t, 10*time.Second, time.Since(start).Round(time.Second))
 
+		// Nothing at all: the first message is due within ReadTimeout.
 		a, b = net.Pipe()
 		defer b.Close()
 		ca = &pipeConn{Conn: a, local: ca.local, remote: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40002}}
 		tr.addInbound(tr.newConn(ca, nil, TCP, true))
 		<-events
+		start = time.Now()
+		e = <-events
+		assert.ErrorIs(t, e.Err, ErrReadTimeout)
+		assert.Equal(t, 10*time.Second, time.Since(start))
+
+		// After a message, silence is cut off after IdleTimeout.
+		a, b = net.Pipe()
+		defer b.Close()
+		ca = &pipeConn{Conn: a, local: ca.local, remote: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40003}}
+		tr.addInbound(tr.newConn(ca, nil, TCP, true))
+		<-events
+		go func() { _, _ = b.Write([]byte(testRequest("OPTIONS").String())) }()
 		start = time.Now()
 		e = <-events
 		assert.ErrorIs(t, e.Err, ErrReadTimeout)

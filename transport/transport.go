@@ -25,8 +25,9 @@ import (
 type Transport struct {
 	cfg    Config
 	log    *slog.Logger
-	maxMsg int    // largest message accepted on a stream
-	wsHost string // random "….invalid" Via and Contact host for WS
+	maxMsg int           // largest message accepted on a stream
+	linger time.Duration // see lingerTimeout
+	wsHost string        // random "….invalid" Via and Contact host for WS
 
 	ctx    context.Context // ends at Close; parent of dials
 	cancel context.CancelFunc
@@ -76,6 +77,7 @@ func New(cfg Config) *Transport {
 		t.maxMsg = 16 << 20
 	}
 	t.wsHost = randomHost()
+	t.linger = lingerTimeout
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	return t
 }
