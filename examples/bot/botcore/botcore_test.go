@@ -237,6 +237,11 @@ func TestBotConcurrentCalls(t *testing.T) {
 				results[i] = "dtmf: " + err.Error()
 				return
 			}
+			// The tones are queued: hang up once the three are out.
+			h := call.MediaHandler().(*rtp.Handler)
+			for h.Stats().DTMFSent < 3 && ctx.Err() == nil {
+				time.Sleep(20 * time.Millisecond)
+			}
 			if !heard(ctx, rec, hz) {
 				results[i] = "no echo heard"
 				return
