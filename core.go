@@ -258,7 +258,7 @@ func mergeKeyOf(req *message.Request) mergeKey {
 }
 
 // supported lists the extensions the UserAgent supports (Require check).
-var supportedExtensions = []string{"outbound", "path"}
+var supportedExtensions = []string{"outbound", "path", "100rel", "timer"}
 
 func supported(ext string) bool {
 	for _, s := range supportedExtensions {
@@ -284,7 +284,7 @@ func knownMethod(m string) bool {
 func (ua *UserAgent) allow() string {
 	m := []string{"ACK", "CANCEL", "OPTIONS"}
 	if ua.opts.Delegate.OnInvite != nil {
-		m = append(m, "INVITE", "BYE")
+		m = append(m, "INVITE", "BYE", "PRACK", "UPDATE")
 	}
 	if ua.opts.Delegate.OnMessage != nil {
 		m = append(m, "MESSAGE")

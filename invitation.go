@@ -45,6 +45,12 @@ type ProgressOptions struct {
 	EarlyMedia bool
 	// Media are the media options of the early answer.
 	Media media.Options
+	// Reliable sends the response reliably (RFC 3262): it is repeated
+	// until the caller acknowledges it with PRACK, and Progress first
+	// waits for the PRACK of an earlier reliable response. The caller
+	// must support 100rel; when its INVITE requires it, every Progress is
+	// reliable.
+	Reliable bool
 }
 
 // AcceptOptions are the options of Accept.
@@ -54,6 +60,9 @@ type AcceptOptions struct {
 	Media media.Options
 	// ExtraHeaders are added to the 200, as "Name: value".
 	ExtraHeaders []string
+	// SessionTimers, if set, replace the UserAgent's session timer
+	// options for this call (RFC 4028).
+	SessionTimers *SessionTimerOptions
 }
 
 // onInvite is the UAS core's handling of a new INVITE. Runs on the loop.
@@ -73,6 +82,9 @@ func (ua *UserAgent) onInvite(tx *transaction.Server, req *message.Request, src 
 			return
 		}
 		replaced = old
+	}
+	if ua.tooSmall(tx, req, ua.opts.SessionTimers) {
+		return // 422: the session interval asked for is too small
 	}
 	s, err := newSession(ua, true, media.Options{})
 	if err != nil {
@@ -148,6 +160,10 @@ func (inv *Invitation) Progress(ctx context.Context, opts ProgressOptions) error
 	if err := checkExtraHeaders(opts.ExtraHeaders); err != nil {
 		return err
 	}
+	reliable, offer, rerr := inv.relPrepare(ctx, opts)
+	if rerr != nil {
+		return rerr
+	}
 	var early *media.Description
 	if opts.EarlyMedia && inv.handler != nil && len(inv.Request.Body) > 0 && inv.early == nil {
 		d, err := inv.answer(ctx, opts.Media)
@@ -170,6 +186,10 @@ func (inv *Invitation) Progress(ctx context.Context, opts ProgressOptions) error
 			inv.early = early
 			resp.Header.Add("Content-Type", early.ContentType)
 			resp.Body = early.Body
+		}
+		if reliable {
+			err = inv.sendReliable(resp, offer)
+			return
 		}
 		err = inv.ua.respond(inv.ist, resp)
 	}); cerr != nil {
@@ -212,9 +232,19 @@ func (inv *Invitation) Accept(ctx context.Context, opts AcceptOptions) error {
 	if err := checkExtraHeaders(opts.ExtraHeaders); err != nil {
 		return err
 	}
+	if opts.SessionTimers != nil {
+		if err := opts.SessionTimers.check(); err != nil {
+			return err
+		}
+	}
 	inv.mopts = opts.Media
+	noSDP, rerr := inv.relBeforeAccept(ctx)
+	if rerr != nil {
+		return rerr
+	}
 	var desc media.Description
 	switch {
+	case noSDP:
 	case inv.early != nil:
 		desc = *inv.early // the early answer stands (RFC 3261 §13.3.1.4)
 	case inv.handler != nil:
@@ -234,7 +264,7 @@ func (inv *Invitation) Accept(ctx context.Context, opts AcceptOptions) error {
 		resp := inv.ua.newResponseTag(inv.Request, 200, "", inv.toTag)
 		inv.tagged(resp)
 		resp.Header.Add("Contact", inv.ua.contactAddress().String())
-		resp.Header.Add("Allow", "ACK, BYE, CANCEL, INVITE, OPTIONS")
+		resp.Header.Add("Allow", inviteAllow)
 		for _, f := range inv.Request.Header.Fields() {
 			if message.CanonicalName(f.Name) == "Record-Route" {
 				resp.Header.Add("Record-Route", f.Value)
@@ -245,6 +275,7 @@ func (inv *Invitation) Accept(ctx context.Context, opts AcceptOptions) error {
 			resp.Header.Add("Content-Type", desc.ContentType)
 			resp.Body = desc.Body
 		}
+		inv.accept2xx(resp, opts)
 		d, derr := dialog.NewUAS(inv.Request, resp)
 		if derr != nil {
 			err = derr

@@ -26,6 +26,12 @@ type InviterOptions struct {
 	// that early media (ring-back tones, announcements) plays before the
 	// call is answered. Without it, only the 2xx's answer counts.
 	EarlyMedia bool
+	// Rel100 says whether reliable provisional responses (RFC 3262,
+	// PRACK) are supported (default), required, or not used.
+	Rel100 Rel100
+	// SessionTimers, if set, replace the UserAgent's session timer
+	// options for this call (RFC 4028).
+	SessionTimers *SessionTimerOptions
 	// EarlyMediaPolicy chooses whose early media plays when the INVITE
 	// forks and several early dialogs answer. Default EarlyMediaFirst.
 	EarlyMediaPolicy EarlyMediaPolicy
@@ -108,7 +114,10 @@ func (i *Inviter) Invite(ctx context.Context, opts InviteOptions) error {
 		req.Header.Add("Content-Type", d.ContentType)
 		req.Body = d.Body
 	}
-	req.Header.Add("Allow", "ACK, BYE, CANCEL, INVITE, OPTIONS")
+	req.Header.Add("Allow", inviteAllow)
+	if err := i.extendInvite(req); err != nil {
+		return err
+	}
 	i.result = make(chan error, 1)
 	answered := make(chan *message.Response, 1)
 	var sendErr error
@@ -187,6 +196,9 @@ func (i *Inviter) onResponse(o *outgoing, resp *message.Response, opts InviteOpt
 	case code < 200:
 		// Early dialogs and media first, so that OnProgress sees them.
 		i.onProvisional(resp, opts)
+		if !i.onReliable(o, resp) {
+			return // a reliable response repeated or out of order
+		}
 		if code == 100 {
 			i.push(opts.OnTrying, resp)
 		} else {
@@ -206,6 +218,7 @@ func (i *Inviter) onResponse(o *outgoing, resp *message.Response, opts InviteOpt
 			i.ua.log.Debug("sip: unusable 2xx", "err", err)
 			return
 		}
+		i.on2xx(resp)
 		if i.handler != nil && i.opts.Offerless && len(resp.Body) > 0 && created && i.d == nil {
 			// The offer is in the 2xx: answer in the ACK, off the loop.
 			i.answerInAck(resp, ack, answered)
@@ -231,6 +244,9 @@ func (i *Inviter) onResponse(o *outgoing, resp *message.Response, opts InviteOpt
 	default:
 		if i.d != nil {
 			return // a late failure from another fork
+		}
+		if code == 422 && i.retry422(o, resp) {
+			return
 		}
 		switch {
 		case code < 400:

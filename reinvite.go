@@ -74,7 +74,8 @@ func (s *Session) reinviteOnce(ctx context.Context, opts ReinviteOptions, recove
 			return
 		}
 		req.Header.Add("Contact", s.ua.contactAddress().String())
-		req.Header.Add("Allow", "ACK, BYE, CANCEL, INVITE, OPTIONS, INFO, MESSAGE")
+		req.Header.Add("Allow", "ACK, BYE, CANCEL, INVITE, OPTIONS, INFO, MESSAGE, PRACK, UPDATE")
+		s.refreshHeaders(req)
 		addExtra(&req.Header, opts.ExtraHeaders)
 		if offer != nil {
 			req.Header.Add("Content-Type", offer.ContentType)
@@ -94,6 +95,10 @@ func (s *Session) reinviteOnce(ctx context.Context, opts ReinviteOptions, recove
 				if !o.ended {
 					o.ended = true
 					s.reinviting = false
+					if offer != nil {
+						s.noteLocal(offer.ContentType, offer.Body)
+					}
+					s.refreshed(resp)
 					done <- result{resp, nil}
 				}
 			default:
@@ -173,10 +178,14 @@ func (s *Session) OnHold() bool {
 
 // onReinvite answers a re-INVITE from the peer. Runs on the loop.
 func (s *Session) onReinvite(tx *transaction.Server, req *message.Request) {
-	if s.reinviting || s.incomingReinvite || s.ackWait != nil {
-		// Crossing re-INVITEs (RFC 3261 §14.2), or our 2xx unacknowledged.
+	if s.reinviting || s.incomingReinvite || s.ackWait != nil || s.x.updOffer || s.x.updAnswer {
+		// Crossing re-INVITEs (RFC 3261 §14.2), our 2xx unacknowledged,
+		// or an UPDATE's offer/answer in progress (RFC 3311 §5.2).
 		s.ua.reply(tx, 491, "", nil)
 		return
+	}
+	if s.ua.tooSmall(tx, req, s.x.timer.opts) {
+		return // 422 (RFC 4028 §8.1)
 	}
 	s.incomingReinvite = true
 	h, mo := s.handler, s.mopts
@@ -195,7 +204,9 @@ func (s *Session) onReinvite(tx *transaction.Server, req *message.Request) {
 			if desc != nil {
 				resp.Header.Add("Content-Type", desc.ContentType)
 				resp.Body = desc.Body
+				s.noteLocal(desc.ContentType, desc.Body)
 			}
+			s.timerAnswerInDialog(req, resp)
 			if err := s.ua.respond(tx, resp); err != nil {
 				return
 			}

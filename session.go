@@ -69,11 +69,17 @@ const (
 	EndStopped
 	// EndReplaced: another call took this one's place (RFC 3891).
 	EndReplaced
+	// EndNoPrack: our reliable provisional response was never
+	// acknowledged (RFC 3262 §3); the INVITE was answered 504.
+	EndNoPrack
+	// EndSessionExpired: the session timer ran out (RFC 4028 §10): no
+	// refresh came in time, or our refresh failed; a BYE was sent.
+	EndSessionExpired
 )
 
 func (c EndCause) String() string {
 	return [...]string{"none", "local BYE", "remote BYE", "canceled", "remote CANCEL", "rejected",
-		"timeout", "no ACK", "transport failure", "user agent stopped", "replaced"}[c]
+		"timeout", "no ACK", "transport failure", "user agent stopped", "replaced", "no PRACK", "session expired"}[c]
 }
 
 // EndReason tells why and how a session ended.
@@ -123,6 +129,7 @@ type Session struct {
 	referNotify                  func(code int, final bool)
 	notifyQueue                  []*message.Request
 	notifyBusy                   bool
+	x                            callExt // PRACK, UPDATE, session timers
 }
 
 func newSession(ua *UserAgent, incoming bool, mopts media.Options) (*Session, error) {
@@ -180,6 +187,7 @@ func (s *Session) terminate(r EndReason) {
 	s.reason = r
 	s.mu.Unlock()
 	s.ua.timers.stop(s.ackTimer)
+	s.extStop()
 	if s.d != nil {
 		s.d.Terminate()
 		s.ua.dialogs.Remove(s.d.ID)
@@ -202,6 +210,7 @@ func (s *Session) confirm(d *dialog.Dialog) {
 	s.mu.Lock()
 	s.id = d.ID
 	s.mu.Unlock()
+	s.afterConfirm(d)
 }
 
 // onRequest receives the in-dialog requests of the call.
@@ -213,8 +222,9 @@ func (s *Session) onRequest(tx *transaction.Server, req *message.Request, d *dia
 	case "INVITE":
 		s.onReinvite(tx, req)
 	case "UPDATE":
-		// UPDATE (RFC 3311) is not supported yet.
-		s.ua.reply(tx, 501, "", func(r *message.Response) { r.Header.Add("Allow", "ACK, BYE, CANCEL, INVITE, INFO, MESSAGE") })
+		s.onUpdate(tx, req, d)
+	case "PRACK":
+		s.onPrack(tx, req)
 	case "REFER":
 		s.onRefer(tx, req)
 	case "NOTIFY":

@@ -92,6 +92,10 @@ type UserAgentOptions struct {
 	Delegate UserAgentDelegate
 	// Timers are the RFC 3261 timers. Zero fields: the defaults.
 	Timers Timers
+	// SessionTimers configure the session timers (RFC 4028) of calls;
+	// InviterOptions and AcceptOptions may override them per call. The
+	// zero value: on, 1800 s asked for, Min-SE 90 s.
+	SessionTimers SessionTimerOptions
 	// AcceptOnlyFromServer, when set, makes the UserAgent take requests
 	// only from its server (Transport.Server or Servers: the registrar or
 	// outbound proxy): on the current connection to it over TCP, TLS, WS

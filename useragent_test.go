@@ -146,7 +146,7 @@ func TestOptions(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 200, resp.StatusCode)
 	assert.Equal(t, "ACK, CANCEL, OPTIONS, MESSAGE", resp.Header.Get("Allow"))
-	assert.Equal(t, "outbound, path", resp.Header.Get("Supported"))
+	assert.Equal(t, "outbound, path, 100rel, timer", resp.Header.Get("Supported"))
 	assert.Equal(t, "sipua", resp.Header.Get("Server"))
 }
 

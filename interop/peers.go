@@ -85,6 +85,9 @@ type PeerConfig struct {
 	// NoFollowRefer makes the peer accept a REFER (202) without calling
 	// the Refer-To target.
 	NoFollowRefer bool
+	// SessionTimers, if not zero, turns on the peer's session timers
+	// (RFC 4028) with this interval in seconds (JsSIP only; at least 60).
+	SessionTimers int
 }
 
 // Peer is a running peer driver: a Node process controlled with JSON
@@ -161,6 +164,9 @@ func StartPeer(t testing.TB, k *Kamailio, cfg PeerConfig) *Peer {
 	}
 	if cfg.NoFollowRefer {
 		args = append(args, "--no-follow-refer")
+	}
+	if cfg.SessionTimers != 0 {
+		args = append(args, "--session-timers", strconv.Itoa(cfg.SessionTimers))
 	}
 
 	p := &Peer{

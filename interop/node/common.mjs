@@ -33,6 +33,7 @@ export function config() {
       display: { type: "string" },
       "rtp-port": { type: "string" },
       "no-follow-refer": { type: "boolean" },
+      "session-timers": { type: "string" },
     },
     strict: true,
   });
@@ -45,10 +46,12 @@ export function config() {
     display: values.display ?? env.SIPUA_PEER_DISPLAY ?? "",
     rtpPort: Number(values["rtp-port"] ?? env.SIPUA_PEER_RTP_PORT ?? 40000),
     followRefer: !(values["no-follow-refer"] ?? env.SIPUA_PEER_NO_FOLLOW_REFER === "1"),
+    // Session timers (RFC 4028) in seconds; 0: off. JsSIP only.
+    sessionTimers: Number(values["session-timers"] ?? env.SIPUA_PEER_SESSION_TIMERS ?? 0),
   };
   if (!cfg.server || !cfg.user) {
     process.stderr.write("usage: --server ws://HOST:PORT/ --user NAME [--password PW] [--domain D] " +
-      "[--display NAME] [--rtp-port N] [--no-follow-refer]\n");
+      "[--display NAME] [--rtp-port N] [--no-follow-refer] [--session-timers SECONDS]\n");
     process.exit(2);
   }
   return cfg;

@@ -85,6 +85,9 @@ const libVersion = JSON.parse(readFileSync(new URL("./node_modules/jssip/package
 JsSIP.debug.enable("JsSIP:*");
 
 const noMedia = { mediaConstraints: { audio: false, video: false }, pcConfig: { iceServers: [] } };
+// With --session-timers N, calls ask for (and answers accept) an N-second
+// session interval; JsSIP's floor is 60 s.
+if (cfg.sessionTimers > 0) noMedia.sessionTimersExpires = cfg.sessionTimers;
 
 const ua = new JsSIP.UA({
   sockets: [new JsSIP.WebSocketInterface(cfg.server)],
@@ -94,7 +97,7 @@ const ua = new JsSIP.UA({
   display_name: cfg.display || undefined,
   register: false,
   register_expires: 300,
-  session_timers: false,
+  session_timers: cfg.sessionTimers > 0,
   user_agent: `sipua-interop JsSIP/${libVersion}`,
 });
 
@@ -171,6 +174,10 @@ function track(session, direction) {
       emit("info", { call: id, contentType: request.getHeader("content-type") || "", body: request.body || "" });
     }
   });
+  // An UPDATE from the peer (RFC 3311): with an offer, or a session
+  // refresh without one.
+  session.on("update", ({ request }) =>
+    emit("update", { call: id, sdp: Boolean(request.body), sessionExpires: request.getHeader("Session-Expires") || "" }));
   session.on("reinvite", (e) =>
     emit("reinvite", { call: id, direction: sdpDirection((e && e.request && e.request.body) || "") }));
   session.on("refer", ({ request, accept }) => {
@@ -293,6 +300,15 @@ async function handle(cmd) {
       // (e.g. the other side's re-INVITE awaits its ACK): try again a while.
       for (let tries = 0; ; tries++) {
         if (c.session.renegotiate({}, () => emit("reinvite_sent", { call: c.id, code: 200 }))) return;
+        if (tries >= 60) throw new Error("renegotiate refused (session not ready to re-offer)");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    case "update": {
+      // An UPDATE with a new offer (JsSIP's renegotiate with useUpdate).
+      const c = pick(cmd, established);
+      for (let tries = 0; ; tries++) {
+        if (c.session.renegotiate({ useUpdate: true }, () => emit("update_sent", { call: c.id, code: 200 }))) return;
         if (tries >= 60) throw new Error("renegotiate refused (session not ready to re-offer)");
         await new Promise((r) => setTimeout(r, 50));
       }

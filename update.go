@@ -1,0 +1,252 @@
+package sip
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+
+	"github.com/sipua/sip/internal/dialog"
+	"github.com/sipua/sip/internal/transaction"
+	"github.com/sipua/sip/media"
+	"github.com/sipua/sip/message"
+)
+
+// UpdateOptions are the options of Session.Update.
+type UpdateOptions struct {
+	// Offer sends a new offer, the media handler's description for
+	// Media, and applies the answer (RFC 3311 §5.1). Without it the
+	// UPDATE has no body: it refreshes the session (timer) and the
+	// remote target only.
+	Offer bool
+	// Media are the media options of the offer.
+	Media media.Options
+	// ExtraHeaders are added to the UPDATE, as "Name: value".
+	ExtraHeaders []string
+}
+
+// Update sends UPDATE (RFC 3311) in the call's dialog, early or confirmed,
+// and waits for its final response: nil for a 2xx (the answer, if any, is
+// then applied), a *ResponseError otherwise (491 when the peer's own
+// offer crossed ours: try again later). It fails with ErrInvalidState
+// when the peer did not list UPDATE in its Allow, when there is no dialog
+// yet, or, with Offer, while another offer/answer exchange is pending.
+func (s *Session) Update(ctx context.Context, opts UpdateOptions) error {
+	if err := checkExtraHeaders(opts.ExtraHeaders); err != nil {
+		return err
+	}
+	var offer *media.Description
+	if opts.Offer {
+		if s.handler == nil {
+			return fmt.Errorf("%w: no media handler for an offer", ErrInvalidState)
+		}
+		var busy error
+		if err := s.ua.call(ctx, func() { busy = s.canUpdate(true) }); err != nil {
+			return err
+		}
+		if busy != nil {
+			return busy
+		}
+		d, err := s.handler.GetDescription(ctx, opts.Media)
+		if err != nil {
+			return fmt.Errorf("sip: offer: %w", err)
+		}
+		offer = &d
+	}
+	type result struct {
+		resp *message.Response
+		err  error
+	}
+	done := make(chan result, 1)
+	if err := s.ua.call(ctx, func() {
+		if err := s.canUpdate(offer != nil); err != nil {
+			done <- result{nil, err}
+			return
+		}
+		d := s.updateDialog()
+		req, err := d.NewRequest("UPDATE")
+		if err != nil {
+			done <- result{nil, err}
+			return
+		}
+		req.Header.Add("Contact", s.ua.contactAddress().String())
+		if s.d != nil {
+			s.refreshHeaders(req)
+		}
+		addExtra(&req.Header, opts.ExtraHeaders)
+		if offer != nil {
+			req.Header.Add("Content-Type", offer.ContentType)
+			req.Body = offer.Body
+			s.x.updOffer = true
+		}
+		o := &outgoing{req: req}
+		o.rebuild = nextCSeq(&d.LocalSeq)
+		finish := func(r result) {
+			if offer != nil {
+				s.x.updOffer = false
+			}
+			done <- r
+		}
+		o.onResponse = func(resp *message.Response) {
+			if resp.StatusCode < 200 || o.ended {
+				return
+			}
+			o.ended = true
+			if resp.StatusCode >= 300 {
+				finish(result{resp, responseError(resp)})
+				if (resp.StatusCode == 481 || resp.StatusCode == 408) && s.d == d {
+					s.terminate(EndReason{Cause: EndRemoteBye, StatusCode: resp.StatusCode})
+				}
+				return
+			}
+			d.RefreshTarget(resp)
+			if offer != nil {
+				s.noteLocal(offer.ContentType, offer.Body)
+			}
+			if s.d == d {
+				s.refreshed(resp)
+			}
+			finish(result{resp, nil})
+		}
+		o.onError = func(err error) { finish(result{nil, err}) }
+		if err := s.ua.send(o); err != nil {
+			finish(result{nil, err})
+		}
+	}); err != nil {
+		return err
+	}
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
+	case <-s.ua.quit:
+		return ErrStopped
+	}
+	if r.err != nil {
+		return r.err
+	}
+	if offer != nil && len(r.resp.Body) > 0 {
+		d := media.Description{ContentType: r.resp.Header.MediaType(), Body: r.resp.Body}
+		if err := s.handler.SetDescription(ctx, d, opts.Media); err != nil {
+			return fmt.Errorf("sip: answer: %w", err)
+		}
+	}
+	return nil
+}
+
+// updateDialog returns the dialog an UPDATE goes in: the confirmed one,
+// else the early one (the latest reliable provisional response's, as
+// caller; ours, as callee). Runs on the loop.
+func (s *Session) updateDialog() *dialog.Dialog {
+	switch {
+	case s.d != nil:
+		return s.d
+	case s.incoming:
+		return s.x.uasEarly
+	case s.x.lastEarly != nil:
+		return s.x.lastEarly.d
+	}
+	return nil
+}
+
+// canUpdate checks that an UPDATE may go now. Runs on the loop.
+func (s *Session) canUpdate(withOffer bool) error {
+	if s.ended || s.updateDialog() == nil {
+		return fmt.Errorf("%w: UPDATE needs an early or established dialog (%v)", ErrInvalidState, s.State())
+	}
+	if !s.x.peerAllows("UPDATE") {
+		return fmt.Errorf("%w: the peer does not allow UPDATE", ErrInvalidState)
+	}
+	if withOffer {
+		if ours, theirs := s.offerPending(); ours || theirs {
+			return fmt.Errorf("%w: an offer/answer exchange is in progress", ErrInvalidState)
+		}
+	}
+	return nil
+}
+
+// offerPending reports whether an offer of ours waits for its answer, or
+// one of the peer's for ours (RFC 3311 §5.2). Runs on the loop.
+func (s *Session) offerPending() (ours, theirs bool) {
+	ours = s.x.updOffer || s.reinviting || s.x.offerInRel
+	theirs = s.x.updAnswer || s.incomingReinvite
+	if s.d == nil && !s.x.oaDone && s.invite != nil && len(s.invite.Body) > 0 {
+		if s.incoming {
+			theirs = true
+		} else {
+			ours = true
+		}
+	}
+	return ours, theirs
+}
+
+// onUpdate answers an UPDATE (RFC 3311 §5.2): an offer is answered
+// through the media handler (491 when our own offer is pending, 500 with
+// Retry-After while we answer one), no body gets 200 (a session refresh).
+// Runs on the loop.
+func (s *Session) onUpdate(tx *transaction.Server, req *message.Request, d *dialog.Dialog) {
+	s.x.notePeerAllow(&req.Header)
+	to := s.x.timer.opts
+	if to == (SessionTimerOptions{}) {
+		to = s.ua.opts.SessionTimers
+	}
+	if s.d == d && s.ua.tooSmall(tx, req, to) {
+		return
+	}
+	if len(req.Body) == 0 || s.handler == nil {
+		s.replyUpdate(tx, req, d, nil)
+		return
+	}
+	if ours, theirs := s.offerPending(); ours {
+		s.ua.reply(tx, 491, "", nil)
+		return
+	} else if theirs {
+		s.ua.reply(tx, 500, "", func(r *message.Response) {
+			r.Header.Add("Retry-After", strconv.Itoa(rand.IntN(11)))
+		})
+		return
+	}
+	s.x.updAnswer = true
+	h, mo := s.handler, s.mopts
+	off := media.Description{ContentType: req.Header.MediaType(), Body: req.Body}
+	s.ua.cbq.push(func() {
+		ctx := context.Background()
+		code := 200
+		var ans media.Description
+		if err := h.SetDescription(ctx, off, mo); err != nil {
+			code = 488
+		} else if ans, err = h.GetDescription(ctx, mo); err != nil {
+			code = 500
+		}
+		s.ua.post(func() {
+			s.x.updAnswer = false
+			if s.ended {
+				s.ua.reply(tx, 481, "", nil)
+				return
+			}
+			if code != 200 {
+				s.ua.reply(tx, code, "", nil)
+				return
+			}
+			s.replyUpdate(tx, req, d, &ans)
+		})
+	})
+}
+
+// replyUpdate sends the 200 to an UPDATE, with the answer if any.
+func (s *Session) replyUpdate(tx *transaction.Server, req *message.Request, d *dialog.Dialog, ans *media.Description) {
+	resp := s.ua.newResponse(req, 200, "")
+	resp.Header.Add("Contact", s.ua.contactAddress().String())
+	if ans != nil {
+		resp.Header.Add("Content-Type", ans.ContentType)
+		resp.Body = ans.Body
+		s.noteLocal(ans.ContentType, ans.Body)
+	}
+	if s.d == d {
+		s.timerAnswerInDialog(req, resp)
+	}
+	if err := s.ua.respond(tx, resp); err != nil {
+		s.ua.log.Debug("sip: UPDATE response not sent", "err", err)
+	}
+}
