@@ -18,7 +18,9 @@
 // StartSipp runs a sipp scenario from sipp/. StartBaresip runs baresip
 // (plain RTP) driven over ctrl_tcp (baresip/README.md). StartChromium and
 // StartBrowserPeer run SIP.js in headless Chromium with real WebRTC
-// (web/README.md). Every process is stopped by PID when its test ends, and
+// (web/README.md). BuildExamples compiles example programs (softphone,
+// bot) and StartApp runs one, driven through its standard input and
+// checked by the lines it prints (apps_test.go). Every process is stopped by PID when its test ends, and
 // its log and SIP trace are printed when the test fails.
 //
 // TestRecordTraces (record_test.go) records testdata/traces from these

@@ -46,6 +46,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cli.ExitCode(err)
 	}
 	cfg.OnEvent = func(e botcore.Event) { fmt.Fprintln(stdout, e) }
+	tr, err := cli.OpenTrace(acct.TracePath, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "bot:", err)
+		return cli.ExitUsage
+	}
+	defer func() {
+		if err := tr.Close(); err != nil {
+			fmt.Fprintln(stderr, "bot:", err)
+		}
+	}()
+	if tr != nil {
+		cfg.Tracer = tr.Tracer
+	}
 	b, err := botcore.New(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "bot:", err)
@@ -60,22 +73,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	select {
 	case <-b.Ready():
 	case err := <-errc:
-		return fail(stderr, err, acct)
+		return fail(ctx, stderr, err, acct)
 	case <-time.After(acct.Timeout):
 		cancel()
 		err := <-errc
 		if err == nil {
 			err = context.DeadlineExceeded
 		}
-		return fail(stderr, err, acct)
+		return fail(ctx, stderr, err, acct)
 	}
 	if err := <-errc; err != nil {
-		return fail(stderr, err, acct)
+		return fail(ctx, stderr, err, acct)
 	}
 	return cli.ExitOK
 }
 
-func fail(stderr io.Writer, err error, acct *cli.Account) int {
+func fail(ctx context.Context, stderr io.Writer, err error, acct *cli.Account) int {
+	if ctx.Err() != nil { // a signal, not the server
+		fmt.Fprintln(stderr, "bot: interrupted while starting")
+		return cli.ExitOK
+	}
 	fmt.Fprintln(stderr, "bot:", cli.Explain(err, acct))
 	return cli.ExitCode(err)
 }

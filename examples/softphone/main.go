@@ -63,13 +63,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		fmt.Fprintln(stderr, "softphone:", err)
 		return cli.ExitCode(err)
 	}
-	p, err := newPhone(opts, stdout)
+	p, err := newPhone(opts, stdout, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "softphone:", err)
 		return cli.ExitCode(err)
 	}
 	if err := p.start(ctx); err != nil {
 		p.stop()
+		if ctx.Err() != nil { // a signal, not the server
+			fmt.Fprintln(stderr, "softphone: interrupted while starting")
+			return cli.ExitOK
+		}
 		fmt.Fprintln(stderr, "softphone:", cli.Explain(err, opts.acct))
 		return cli.ExitCode(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/sipua/sip/examples/internal/cli"
 	"github.com/sipua/sip/media/rtp"
 	"github.com/sipua/sip/media/wav"
+	"github.com/sipua/sip/media/webrtc"
 	"github.com/sipua/sip/siptest/sipserver"
 )
 
@@ -177,8 +179,9 @@ func TestSoftphoneCallsBot(t *testing.T) {
 	play, rec := filepath.Join(dir, "play.wav"), filepath.Join(dir, "rec.wav")
 	require.NoError(t, wav.WriteFile(play, tone(1200, 5*time.Second)))
 
+	pcap := filepath.Join(dir, "sip.pcap")
 	tm := startPhone(t, "-server", srv.Addr("udp").String(), "-domain", "sipua.test", "-user", "alice",
-		"-media-ip", "127.0.0.1", "-play", play, "-record", rec, "-status-every", "300ms")
+		"-media-ip", "127.0.0.1", "-play", play, "-record", rec, "-status-every", "300ms", "-trace", pcap)
 	tm.expect(`^registered as sip:alice@sipua.test$`)
 	tm.send("call bot")
 	tm.expect(`^call 1: calling sip:bot@sipua.test$`)
@@ -188,7 +191,7 @@ func TestSoftphoneCallsBot(t *testing.T) {
 	tm.expect(`^call 1: dtmf 12# sent \(rtp\)$`)
 	assert.Equal(t, "12#", waitBot(t, bot, botcore.EventDigits).Digits)
 	tm.expect(`^call 1: outgoing sip:bot@sipua.test Established 0:0\d$`) // the periodic status
-	time.Sleep(700 * time.Millisecond)                                   // the echo plays
+	time.Sleep(1500 * time.Millisecond)                                  // the echo plays (~200 ms round trip; margin for a loaded machine)
 	tm.send("hold")
 	tm.expect(`^call 1: on hold$`)
 	tm.send("status")
@@ -201,12 +204,27 @@ func TestSoftphoneCallsBot(t *testing.T) {
 	tm.expect(`^call 1: recorded \d\.\d s$`)
 	tm.send("hangup")
 	tm.expect(`^error: hangup: no such call in progress$`)
+	tm.send("unregister")
+	tm.expect(`^unregistered$`)
+	assert.Empty(t, srv.Bindings("alice"))
+	tm.send("register")
+	tm.expect(`^registered as sip:alice@sipua.test$`)
+	assert.Len(t, srv.Bindings("alice"), 1)
 	tm.send("frobnicate")
 	tm.expect(`^error: frobnicate: unknown command "frobnicate" \(type help\)$`)
 	tm.send("quit")
 	tm.expect(`^bye$`)
 	assert.Equal(t, cli.ExitOK, <-tm.done)
+	assert.NotContains(t, strings.Join(tm.out.all, "\n"), "disconnected")
 	tm.done <- 0 // for the cleanup
+
+	// The pcap trace holds the call's messages.
+	raw, err := os.ReadFile(pcap)
+	require.NoError(t, err)
+	assert.Equal(t, []byte{0xd4, 0xc3, 0xb2, 0xa1}, raw[:4], "pcap magic")
+	for _, m := range []string{"REGISTER sip:sipua.test", "INVITE sip:bot@sipua.test", "BYE sip:", "SIP/2.0 200 OK"} {
+		assert.Contains(t, string(raw), m)
+	}
 
 	s, err := wav.ReadFile(rec)
 	require.NoError(t, err)
@@ -249,8 +267,13 @@ func TestSoftphoneAnswersAndTransfers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	tm := startPhone(t, "-server", srv.Addr("udp").String(), "-domain", "sipua.test", "-user", "alice", "-media-ip", "127.0.0.1")
+	txt := filepath.Join(t.TempDir(), "sip.txt")
+	tm := startPhone(t, "-server", srv.Addr("udp").String(), "-domain", "sipua.test", "-user", "alice", "-media-ip", "127.0.0.1",
+		"-trace", txt)
 	tm.expect(`^registered as`)
+	log, err := os.ReadFile(txt)
+	require.NoError(t, err)
+	assert.Contains(t, string(log), "REGISTER sip:sipua.test SIP/2.0")
 	tm.send("reject")
 	tm.expect(`^error: reject: no incoming call to reject$`)
 
@@ -364,4 +387,67 @@ func TestSoftphoneErrors(t *testing.T) {
 	assert.Contains(t, msg, "authentication failed: the server refused the credentials of sip:alice@sipua.test")
 	c, msg = code("-server", srv.Addr("udp").String(), "-domain", "sipua.test", "-user", "alice", "-password", "right")
 	assert.Equal(t, cli.ExitOK, c, msg)
+}
+
+// TestSoftphoneWebRTC: with -media webrtc over WebSocket the softphone
+// calls a WebRTC bot and records the prompt and the echo of its tone.
+func TestSoftphoneWebRTC(t *testing.T) {
+	srv, err := sipserver.New(sipserver.Options{Listen: []string{"ws://127.0.0.1:0"}})
+	require.NoError(t, err)
+	require.NoError(t, srv.Start(context.Background()))
+	defer srv.Close()
+	evs := make(chan botcore.Event, 100)
+	b, err := botcore.New(botcore.Config{
+		URI: srv.AOR("bot"), Server: srv.WSURL(), Media: botcore.WebRTC,
+		WebRTC:  webrtc.Config{LoopbackOnly: true},
+		Prompt:  tone(600, 400*time.Millisecond),
+		OnEvent: func(e botcore.Event) { evs <- e },
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-b.Ready()
+
+	dir := t.TempDir()
+	play, rec := filepath.Join(dir, "play.wav"), filepath.Join(dir, "rec.wav")
+	require.NoError(t, wav.WriteFile(play, tone(1400, 3*time.Second)))
+	tm := startPhone(t, "-server", srv.WSURL(), "-domain", "sipua.test", "-user", "alice",
+		"-media", "webrtc", "-media-ip", "127.0.0.1", "-play", play, "-record", rec)
+	tm.expect(`^registered as`)
+	tm.send("call bot")
+	tm.expect(`^call 1: established with sip:bot@sipua.test$`)
+	waitBot(t, evs, botcore.EventPromptDone)
+	tm.send("dtmf 9#")
+	tm.expect(`^call 1: dtmf 9# sent \(rtp\)$`)
+	assert.Equal(t, "9#", waitBot(t, evs, botcore.EventDigits).Digits)
+	time.Sleep(1500 * time.Millisecond) // the echo plays
+	tm.send("hangup")
+	tm.expect(`^call 1: recorded`)
+	tm.send("quit") // before the server closes
+	assert.Equal(t, cli.ExitOK, <-tm.done)
+	tm.done <- 0 // for the cleanup
+	assert.NotContains(t, strings.Join(tm.out.all, "\n"), "error")
+	s, err := wav.ReadFile(rec)
+	require.NoError(t, err)
+	prompt, echo := maxToneLevel(s, 600), maxToneLevel(s, 1400)
+	t.Logf("recorded %d samples: prompt level %.3f, echo level %.3f", len(s), prompt, echo)
+	assert.Greater(t, prompt, 0.05)
+	assert.Greater(t, echo, 0.05)
+}
+
+// TestSoftphoneInterrupted: a signal while connecting ends the program
+// with 0, not with "server unreachable".
+func TestSoftphoneInterrupted(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer pc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	var out, errOut lines
+	c := run(ctx, []string{"-server", pc.LocalAddr().String(), "-user", "alice"}, func(string) string { return "" },
+		strings.NewReader(""), &out, &errOut)
+	assert.Equal(t, cli.ExitOK, c)
+	assert.Contains(t, errOut.partial+strings.Join(errOut.all, "\n"), "interrupted while starting")
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pionrtp "github.com/pion/rtp"
@@ -21,6 +22,7 @@ import (
 	"github.com/sipua/sip/media/wav"
 	"github.com/sipua/sip/media/webrtc"
 	"github.com/sipua/sip/message"
+	"github.com/sipua/sip/trace"
 )
 
 // commandTimeout bounds one command's SIP exchange.
@@ -44,6 +46,9 @@ type phone struct {
 	out  *printer
 	ua   *sip.UserAgent
 	reg  *sip.Registerer
+	tr   *cli.Trace // -trace, or nil
+	// stopping silences the disconnection that stopping causes.
+	stopping atomic.Bool
 
 	mu    sync.Mutex
 	calls []*call // in progress, oldest first
@@ -102,7 +107,7 @@ func (c *call) duration() string {
 	return fmt.Sprintf("%d:%02d", int(d.Minutes()), int(d.Seconds())%60)
 }
 
-func newPhone(opts options, stdout io.Writer) (*phone, error) {
+func newPhone(opts options, stdout, stderr io.Writer) (*phone, error) {
 	p := &phone{opts: opts, out: &printer{w: stdout}}
 	server, err := opts.acct.ServerAddress()
 	if err != nil {
@@ -111,6 +116,14 @@ func newPhone(opts options, stdout io.Writer) (*phone, error) {
 	tlsConf, err := opts.acct.TLSConfig()
 	if err != nil {
 		return nil, err
+	}
+	tr, err := cli.OpenTrace(opts.acct.TracePath, stderr)
+	if err != nil {
+		return nil, err
+	}
+	var tracer trace.Tracer
+	if tr != nil {
+		p.tr, tracer = tr, tr.Tracer
 	}
 	var factory media.Factory
 	if opts.acct.Media == "webrtc" {
@@ -124,15 +137,21 @@ func newPhone(opts options, stdout io.Writer) (*phone, error) {
 		Transport:             sip.TransportOptions{Server: server, TLSConfig: tlsConf},
 		UserAgentString:       "sipua-softphone",
 		Logger:                opts.logger,
+		Tracer:                tracer,
 		MediaFactory:          factory,
 		Delegate: sip.UserAgentDelegate{
-			OnInvite:     p.onInvite,
-			OnMessage:    p.onMessage,
-			OnConnect:    func() { p.out.printf("connected to %s", server) },
-			OnDisconnect: func(err error) { p.out.printf("disconnected: %v (reconnecting)", err) },
+			OnInvite:  p.onInvite,
+			OnMessage: p.onMessage,
+			OnConnect: func() { p.out.printf("connected to %s", server) },
+			OnDisconnect: func(err error) {
+				if !p.stopping.Load() {
+					p.out.printf("disconnected: %v (reconnecting)", err)
+				}
+			},
 		},
 	})
 	if err != nil {
+		_ = tr.Close()
 		return nil, fmt.Errorf("%w: %w", cli.ErrUsage, err)
 	}
 	return p, nil
@@ -161,16 +180,34 @@ func (p *phone) start(ctx context.Context) error {
 
 // stop hangs up every call, unregisters and stops the UserAgent.
 func (p *phone) stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for _, c := range p.active() {
-		p.hangup(ctx, c)
+	// Each step has its own bound, so that a server that is gone (a
+	// REGISTER that cannot be answered) does not eat the others' time.
+	step := func(d time.Duration, f func(ctx context.Context)) {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		f(ctx)
 	}
+	step(5*time.Second, func(ctx context.Context) {
+		for _, c := range p.active() {
+			p.hangup(ctx, c)
+		}
+	})
 	if p.reg != nil && p.reg.State() == sip.Registered {
-		_ = p.reg.Unregister(ctx, sip.UnregisterOptions{})
+		step(3*time.Second, func(ctx context.Context) { _ = p.reg.Unregister(ctx, sip.UnregisterOptions{}) })
 	}
-	_ = p.ua.Stop(ctx)
-	p.wg.Wait()
+	p.stopping.Store(true)
+	step(3*time.Second, func(ctx context.Context) { _ = p.ua.Stop(ctx) })
+	// Stopping the UserAgent ends every call; their watchers then finish.
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		p.out.printf("error: calls still ending after %v", 5*time.Second)
+	}
+	if err := p.tr.Close(); err != nil {
+		p.out.printf("error: %v", err)
+	}
 }
 
 // active returns the calls in progress, oldest first.
@@ -180,11 +217,12 @@ func (p *phone) active() []*call {
 	return append([]*call(nil), p.calls...)
 }
 
-// add tracks a new call: its media, its state changes and its end.
-func (p *phone) add(sess *sip.Session, peer string, incoming bool) (*call, error) {
+// add tracks a new call, outgoing (inviter set) or incoming (inv set):
+// its media, its state changes and its end.
+func (p *phone) add(sess *sip.Session, peer string, inviter *sip.Inviter, inv *sip.Invitation) *call {
 	p.mu.Lock()
 	p.next++
-	c := &call{n: p.next, sess: sess, peer: peer, incoming: incoming, created: time.Now()}
+	c := &call{n: p.next, sess: sess, peer: peer, inviter: inviter, inv: inv, incoming: inv != nil, created: time.Now()}
 	p.calls = append(p.calls, c)
 	p.mu.Unlock()
 	if err := p.attachMedia(c); err != nil {
@@ -236,7 +274,7 @@ func (p *phone) add(sess *sip.Session, peer string, incoming bool) (*call, error
 			}
 		}
 	}()
-	return c, nil
+	return c
 }
 
 // recordPath returns the -record file of call n: NAME.wav for the first
@@ -311,8 +349,7 @@ func (p *phone) onInvite(inv *sip.Invitation) {
 	if a, err := inv.Request.Header.From(); err == nil {
 		from = a.URI.String()
 	}
-	c, _ := p.add(inv.Session, from, true)
-	c.inv = inv
+	c := p.add(inv.Session, from, nil, inv)
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
 	_ = inv.Progress(ctx, sip.ProgressOptions{})
@@ -339,15 +376,14 @@ func (p *phone) followRefer(c *call, r *sip.Referral) {
 	p.out.printf("%v: transfer requested to %s; calling", c, target.String())
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
-	// The new call is tracked once its INVITE is on its way: Referral.Accept
-	// creates it, so it is found by its Session afterwards.
+	// Referral.Accept returns the new call once it is answered: it is
+	// listed from then on.
 	inv, err := r.Accept(ctx, sip.InviterOptions{})
 	if err != nil {
 		p.out.printf("%v: transfer to %s failed: %v", c, target.String(), err)
 		return
 	}
-	nc, _ := p.add(inv.Session, target.String(), false)
-	nc.inviter = inv
+	nc := p.add(inv.Session, target.String(), inv, nil)
 	nc.mu.Lock()
 	nc.established = time.Now()
 	nc.mu.Unlock()
@@ -473,8 +509,7 @@ func (p *phone) call(args []string) error {
 	if err != nil {
 		return err
 	}
-	c, _ := p.add(inv.Session, target, false)
-	c.inviter = inv
+	c := p.add(inv.Session, target, inv, nil)
 	p.out.printf("%v: calling %s", c, target)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

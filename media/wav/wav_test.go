@@ -274,3 +274,29 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// Reading in packets of 160 gives the same samples as reading at once,
+// whatever the rate conversion.
+func TestChunkedReads(t *testing.T) {
+	for _, rate := range []int{8000, 11025, 16000, 22050, 44100, 48000, 6000} {
+		src := sine(700, rate, rate/2, 12000)
+		file := build(1, 1, rate, 16, pcm16(src))
+		whole, err := Decode(bytes.NewReader(file))
+		require.NoError(t, err)
+		rd, err := NewReader(bytes.NewReader(file))
+		require.NoError(t, err)
+		var got []int16
+		p := make([]int16, 160)
+		for {
+			n, err := rd.ReadSamples(p)
+			got = append(got, p[:n]...)
+			if err == io.EOF {
+				break
+			}
+			require.NoError(t, err)
+		}
+		assert.Equal(t, whole, got, "rate %d", rate)
+		assert.InDelta(t, 4000, len(got), 2, "rate %d", rate)
+		assert.InDelta(t, 12000/math.Sqrt2/32768, ToneLevel(got, 700), 0.02, "rate %d", rate) // linear interpolation damps a little
+	}
+}

@@ -42,6 +42,7 @@ import (
 	"github.com/sipua/sip/media/wav"
 	"github.com/sipua/sip/media/webrtc"
 	"github.com/sipua/sip/message"
+	"github.com/sipua/sip/trace"
 )
 
 // MediaKind selects the media handler of the bot's calls.
@@ -123,6 +124,9 @@ type Config struct {
 	// Logger receives the bot's and its UserAgent's logs. Nil: nothing
 	// is logged.
 	Logger *slog.Logger
+	// Tracer, when set, sees every SIP message Run's UserAgent sends and
+	// receives (see package trace: pcap and text writers).
+	Tracer trace.Tracer
 	// OnEvent, when set, receives the bot's events in order, one at a
 	// time, on a goroutine of the bot's (never under a lock): print or
 	// collect them and return.
@@ -332,6 +336,7 @@ func (b *Bot) Run(ctx context.Context) error {
 		},
 		UserAgentString: b.cfg.UserAgentString,
 		Logger:          b.cfg.Logger,
+		Tracer:          b.cfg.Tracer,
 		MediaFactory:    b.factory,
 		Delegate:        sip.UserAgentDelegate{OnInvite: b.Handle},
 	})
@@ -377,7 +382,8 @@ func (b *Bot) Run(ctx context.Context) error {
 }
 
 // Close refuses new calls (486), hangs up those in progress and waits
-// for them to end, or for ctx.
+// for them to end and for OnEvent to have seen their last events, or for
+// ctx.
 func (b *Bot) Close(ctx context.Context) {
 	b.mu.Lock()
 	b.closing = true
@@ -393,6 +399,7 @@ func (b *Bot) Close(ctx context.Context) {
 	go func() { b.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		b.events.waitCtx(ctx)
 	case <-ctx.Done():
 	}
 }
@@ -518,23 +525,28 @@ func (c *call) serve() {
 	c.inv.SetDelegate(sip.SessionDelegate{OnDTMF: func(tone rune, _ time.Duration) { c.digit(tone) }})
 	_ = c.inv.Progress(ctx, sip.ProgressOptions{})
 	if err := c.inv.Accept(ctx, sip.AcceptOptions{Media: media.Options{Constraints: media.Constraints{Audio: true}}}); err != nil {
+		// The caller canceled meanwhile, or the offer was unusable (the
+		// call has been rejected then).
 		e := c.event(EventError)
 		e.Err = fmt.Errorf("answer: %w", err)
 		b.emit(e)
+		if c.inv.State() != sip.SessionTerminated {
+			c.hangup(ctx)
+		}
 		<-c.inv.Done()
-		return
-	}
-	b.emit(c.event(EventAnswered))
-	timer := time.NewTimer(b.cfg.MaxCallDuration)
-	defer timer.Stop()
-	select {
-	case <-c.inv.Done():
-	case <-timer.C:
-		b.log.Info("call too long: hanging up", "call", c.n)
-		hctx, hcancel := context.WithTimeout(context.Background(), 10*time.Second)
-		c.hangup(hctx)
-		hcancel()
-		<-c.inv.Done()
+	} else {
+		b.emit(c.event(EventAnswered))
+		timer := time.NewTimer(b.cfg.MaxCallDuration)
+		defer timer.Stop()
+		select {
+		case <-c.inv.Done():
+		case <-timer.C:
+			b.log.Info("call too long: hanging up", "call", c.n)
+			hctx, hcancel := context.WithTimeout(context.Background(), 10*time.Second)
+			c.hangup(hctx)
+			hcancel()
+			<-c.inv.Done()
+		}
 	}
 	c.mu.Lock()
 	left := c.pending.String()
@@ -730,12 +742,18 @@ func (q *queue) drain() {
 }
 
 // wait returns when the queue is idle.
-func (q *queue) wait() {
+func (q *queue) wait() { q.waitCtx(context.Background()) }
+
+// waitCtx returns when the queue is idle or ctx ends.
+func (q *queue) waitCtx(ctx context.Context) {
 	q.mu.Lock()
 	idle := q.idle
 	running := q.running
 	q.mu.Unlock()
 	if running {
-		<-idle
+		select {
+		case <-idle:
+		case <-ctx.Done():
+		}
 	}
 }

@@ -120,6 +120,20 @@ func maxToneLevel(s []int16, hz float64) float64 {
 	return best
 }
 
+// heard waits until rec holds hz, or ctx ends.
+func heard(ctx context.Context, rec *recorder, hz float64) bool {
+	for {
+		if maxToneLevel(rec.samples(), hz) > 0.05 {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // startServer starts an open registrar/proxy on loopback UDP and WS.
 func startServer(t *testing.T) *sipserver.Server {
 	srv, err := sipserver.New(sipserver.Options{Listen: []string{"udp://127.0.0.1:0", "ws://127.0.0.1:0"}})
@@ -214,12 +228,24 @@ func TestBotConcurrentCalls(t *testing.T) {
 				results[i] = "invite: " + err.Error()
 				return
 			}
-			time.Sleep(600 * time.Millisecond) // the prompt plays
+			// The prompt plays, then the echo: wait until both are heard.
+			if !heard(ctx, rec, 600) {
+				results[i] = "no prompt heard"
+				return
+			}
 			if err := call.SendDTMF(ctx, fmt.Sprintf("%d%d#", i+1, i+4), 0, sip.DTMFRTP); err != nil {
 				results[i] = "dtmf: " + err.Error()
 				return
 			}
-			time.Sleep(900 * time.Millisecond) // the echo plays
+			// The tones are queued: hang up once the three are out.
+			h := call.MediaHandler().(*rtp.Handler)
+			for h.Stats().DTMFSent < 3 && ctx.Err() == nil {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if !heard(ctx, rec, hz) {
+				results[i] = "no echo heard"
+				return
+			}
 			if err := call.Bye(ctx); err != nil {
 				results[i] = "bye: " + err.Error()
 			}
@@ -346,7 +372,7 @@ func TestBotWebRTC(t *testing.T) {
 	ev.wait(t, "the prompt", func(evs []Event) bool { return count(evs, EventPromptDone) == 1 })
 	require.NoError(t, call.SendDTMF(ctx, "42#", 0, sip.DTMFRTP))
 	ev.wait(t, "the digits", func(evs []Event) bool { return count(evs, EventDigits) == 1 })
-	time.Sleep(700 * time.Millisecond)
+	require.True(t, heard(ctx, rec, 1300), "no echo heard")
 	require.NoError(t, call.Bye(ctx))
 	ev.wait(t, "the end", func(evs []Event) bool { return count(evs, EventEnded) == 1 })
 	assert.Contains(t, strings.Join(ev.strings(), "\n"), "call 1: digits 42#")
@@ -375,3 +401,28 @@ type (
 	pionTrack  = pion.TrackRemote
 	pionPacket = pionrtp.Packet
 )
+
+// TestBotMaxCallDuration: the bot hangs up a call that lasts too long.
+func TestBotMaxCallDuration(t *testing.T) {
+	srv := startServer(t)
+	server := srv.URI(transport.UDP).String()
+	_, ev := runBot(t, Config{
+		URI: srv.AOR("bot"), Server: server, MaxCallDuration: 300 * time.Millisecond,
+		RTP: rtp.Config{IP: net.IPv4(127, 0, 0, 1)},
+	})
+	ua := caller(t, server, "alice", rtp.NewFactory(rtp.Config{IP: net.IPv4(127, 0, 0, 1)}))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	call, err := sip.NewInviter(ua, srv.AOR("bot"), sip.InviterOptions{})
+	require.NoError(t, err)
+	start := time.Now()
+	require.NoError(t, call.Invite(ctx, sip.InviteOptions{}))
+	select {
+	case <-call.Done():
+	case <-ctx.Done():
+		t.Fatal("the bot did not hang up")
+	}
+	assert.Equal(t, sip.EndRemoteBye, call.EndReason().Cause)
+	assert.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
+	ev.wait(t, "the end", func(evs []Event) bool { return count(evs, EventEnded) == 1 })
+}
