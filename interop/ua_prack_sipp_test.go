@@ -82,10 +82,16 @@ func TestUserAgentPrackAndUpdateToSipp(t *testing.T) {
 	defer cancel()
 	call, err := sip.NewInviter(ua, "sip:eve@127.0.0.1:"+strconv.Itoa(int(uas.Port)), sip.InviterOptions{Rel100: sip.Rel100Required})
 	require.NoError(t, err)
-	var progress []*message.Response
-	require.NoError(t, call.Invite(ctx, sip.InviteOptions{OnProgress: func(r *message.Response) { progress = append(progress, r) }}))
-	require.Len(t, progress, 1)
-	assert.Equal(t, 183, progress[0].StatusCode)
+	// OnProgress runs on the callback goroutine: Invite returning does not
+	// order it before the test's reads, the channel does.
+	progress := make(chan *message.Response, 4)
+	require.NoError(t, call.Invite(ctx, sip.InviteOptions{OnProgress: func(r *message.Response) { progress <- r }}))
+	select {
+	case r := <-progress:
+		assert.Equal(t, 183, r.StatusCode)
+	case <-ctx.Done():
+		t.Fatal("no OnProgress")
+	}
 	require.NoError(t, call.Update(ctx, sip.UpdateOptions{Offer: true}))
 	require.NoError(t, call.Bye(ctx))
 	require.NoError(t, uas.Wait(ctx), "sipp UAS:\n%s", uas.Messages())
