@@ -23,15 +23,26 @@ type UpdateOptions struct {
 	Media media.Options
 	// ExtraHeaders are added to the UPDATE, as "Name: value".
 	ExtraHeaders []string
+	// GlareRetries is how many times an UPDATE refused with 491 (the
+	// peer's offer crossed ours) is sent again, after the RFC 3261 §14.1
+	// delay (2.1–4 s for the caller, 0–2 s for the callee). Zero:
+	// DefaultGlareRetries; negative: the 491 is returned at once.
+	GlareRetries int
 }
 
 // Update sends UPDATE (RFC 3311) in the call's dialog, early or confirmed,
 // and waits for its final response: nil for a 2xx (the answer, if any, is
-// then applied), a *ResponseError otherwise (491 when the peer's own
-// offer crossed ours: try again later). It fails with ErrInvalidState
+// then applied), a *ResponseError otherwise. A 491 (the peer's own offer
+// crossed ours) is retried after the glare delay, opts.GlareRetries times;
+// past them the error wraps ErrGlare and the 491. It fails with ErrInvalidState
 // when the peer did not list UPDATE in its Allow, when there is no dialog
 // yet, or, with Offer, while another offer/answer exchange is pending.
 func (s *Session) Update(ctx context.Context, opts UpdateOptions) error {
+	return s.retryGlare(ctx, opts.GlareRetries, func() error { return s.updateOnce(ctx, opts) })
+}
+
+// updateOnce sends one UPDATE and waits for its outcome.
+func (s *Session) updateOnce(ctx context.Context, opts UpdateOptions) error {
 	if err := checkExtraHeaders(opts.ExtraHeaders); err != nil {
 		return err
 	}

@@ -82,9 +82,10 @@ func TestSimUpdateGlare(t *testing.T) {
 		require.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
 		require.NoError(t, <-errc)
 		time.Sleep(200 * time.Millisecond)
+		// Without retries, both crossing offers get 491.
 		e1 := make(chan error, 1)
-		go func() { e1 <- call.Update(context.Background(), sip.UpdateOptions{Offer: true}) }()
-		e2 := inv.Update(context.Background(), sip.UpdateOptions{Offer: true})
+		go func() { e1 <- call.Update(context.Background(), sip.UpdateOptions{Offer: true, GlareRetries: -1}) }()
+		e2 := inv.Update(context.Background(), sip.UpdateOptions{Offer: true, GlareRetries: -1})
 		for _, err := range []error{<-e1, e2} {
 			var re *sip.ResponseError
 			require.ErrorAs(t, err, &re)
@@ -92,6 +93,22 @@ func TestSimUpdateGlare(t *testing.T) {
 		}
 		// Afterwards one goes through.
 		require.NoError(t, call.Update(context.Background(), sip.UpdateOptions{Offer: true}))
+		// With the default retries, crossing offers both succeed: the
+		// callee sends again after 0–2 s, the caller after 2.1–4 s.
+		time.Sleep(200 * time.Millisecond)
+		start := time.Now()
+		var callerDone, calleeDone time.Duration
+		go func() {
+			err := call.Update(context.Background(), sip.UpdateOptions{Offer: true})
+			callerDone = time.Since(start)
+			e1 <- err
+		}()
+		require.NoError(t, inv.Update(context.Background(), sip.UpdateOptions{Offer: true}))
+		calleeDone = time.Since(start)
+		require.NoError(t, <-e1)
+		assert.LessOrEqual(t, calleeDone, 2100*time.Millisecond+time.Second, "callee retried within 0–2 s")
+		assert.GreaterOrEqual(t, callerDone, 2100*time.Millisecond, "caller retried after at least 2.1 s")
+		t.Logf("glare: callee done after %v, caller after %v", calleeDone, callerDone)
 		assert.Equal(t, sip.SessionEstablished, inv.State())
 		require.NoError(t, inv.Bye(context.Background()))
 		t.Log("\n" + n.Ladder())
