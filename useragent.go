@@ -87,6 +87,12 @@ type UserAgentOptions struct {
 	// the sending or receiving goroutine, in causal order, with no lock
 	// held: it must be fast, safe for concurrent use, and must not call
 	// back into the UserAgent. Nil: nothing is traced, at no cost.
+	//
+	// Messages are traced verbatim, credentials included: the
+	// Authorization and Proxy-Authorization fields carry the digest
+	// response (a hash of the password that can be cracked offline) or a
+	// Basic password. Wrap the Tracer in trace.Redact to keep them out of
+	// the trace.
 	Tracer trace.Tracer
 	// Delegate receives incoming requests and connection changes.
 	Delegate UserAgentDelegate

@@ -26,6 +26,14 @@
 // by a goroutine of its own, dropping and counting events rather than
 // waiting when the queue is full.
 //
+// Traces contain credentials: every message is traced verbatim, so the
+// Authorization and Proxy-Authorization fields of requests carry the
+// digest response (a hash of the password that can be cracked offline)
+// or, for Basic, the password itself, unless the Tracer is wrapped in
+// Redact, which replaces them with REDACTED before the writers see them:
+//
+//	Tracer: trace.Redact(trace.Multi(pcap, text))
+//
 // Multi sends events to several Tracers; Dedup removes the second copy of
 // a message that two UserAgents of one process both trace; Recorder keeps
 // copies for NewLadder.

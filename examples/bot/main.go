@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cli.ExitCode(err)
 	}
 	cfg.OnEvent = func(e botcore.Event) { fmt.Fprintln(stdout, e) }
-	tr, err := cli.OpenTrace(acct.TracePath, stderr)
+	tr, err := cli.OpenTrace(acct.TracePath, acct.TraceSecrets, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "bot:", err)
 		return cli.ExitUsage

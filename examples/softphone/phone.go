@@ -117,7 +117,7 @@ func newPhone(opts options, stdout, stderr io.Writer) (*phone, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr, err := cli.OpenTrace(opts.acct.TracePath, stderr)
+	tr, err := cli.OpenTrace(opts.acct.TracePath, opts.acct.TraceSecrets, stderr)
 	if err != nil {
 		return nil, err
 	}

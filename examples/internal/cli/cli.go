@@ -52,6 +52,9 @@ type Account struct {
 	Timeout   time.Duration
 	// TracePath is -trace: where the SIP messages are logged (OpenTrace).
 	TracePath string
+	// TraceSecrets is -trace-secrets: keep the credentials in the trace
+	// (by default trace.Redact blots them out).
+	TraceSecrets bool
 }
 
 // Environment variables read by AddFlags, one per flag.
@@ -86,7 +89,8 @@ func AddFlags(fs *flag.FlagSet, getenv func(string) string) *Account {
 	fs.StringVar(&a.MediaIP, "media-ip", env(EnvMediaIP, ""), "local IP address for media (default: the first non-loopback IPv4 address; with 127.0.0.1, webrtc keeps to loopback) [$"+EnvMediaIP+"]")
 	fs.StringVar(&a.CAFile, "ca", env(EnvCAFile, ""), "PEM file of the CA certificates that sign the TLS/WSS server's certificate (default: the system's) [$"+EnvCAFile+"]")
 	fs.DurationVar(&a.Timeout, "timeout", 10*time.Second, "how long connecting and registering may take")
-	fs.StringVar(&a.TracePath, "trace", "", "log every SIP message sent and received: to FILE.pcap as a pcap capture (tshark, Wireshark, sngrep), to another FILE as text, or to stderr with -")
+	fs.StringVar(&a.TracePath, "trace", "", "log every SIP message sent and received: to FILE.pcap as a pcap capture (tshark, Wireshark, sngrep), to another FILE as text, or to stderr with -; credentials are replaced by REDACTED")
+	fs.BoolVar(&a.TraceSecrets, "trace-secrets", false, "keep the credentials (the digest response of Authorization and Proxy-Authorization) in the -trace log")
 	return a
 }
 

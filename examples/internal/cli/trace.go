@@ -20,8 +20,18 @@ type Trace struct {
 // OpenTrace opens the -trace destination path: a pcap file (readable by
 // tshark, Wireshark and sngrep) when the name ends in .pcap, "-" for a
 // text log on stderr, any other name for a text log in that file. An
-// empty path returns nil.
-func OpenTrace(path string, stderr io.Writer) (*Trace, error) {
+// empty path returns nil. The credentials of Authorization and
+// Proxy-Authorization fields are redacted (trace.Redact) unless secrets
+// is set (-trace-secrets).
+func OpenTrace(path string, secrets bool, stderr io.Writer) (*Trace, error) {
+	t, err := openTrace(path, stderr)
+	if t != nil && !secrets {
+		t.Tracer = trace.Redact(t.Tracer)
+	}
+	return t, err
+}
+
+func openTrace(path string, stderr io.Writer) (*Trace, error) {
 	if path == "" {
 		return nil, nil
 	}
