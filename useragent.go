@@ -612,7 +612,7 @@ func (ua *UserAgent) call(ctx context.Context, f func()) error {
 	case <-ua.quit:
 		return ErrStopped
 	case <-ctx.Done():
-		return ctx.Err()
+		return canceled(ctx)
 	}
 	select {
 	case <-done:
@@ -620,7 +620,7 @@ func (ua *UserAgent) call(ctx context.Context, f func()) error {
 	case <-ua.quit:
 		return ErrStopped
 	case <-ctx.Done():
-		return ctx.Err()
+		return canceled(ctx)
 	}
 }
 
