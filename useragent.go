@@ -182,9 +182,12 @@ type TransportOptions struct {
 	IdleTimeout time.Duration
 	// MessageLimits bounds the messages received (size, header count,
 	// line length, body). The zero value selects the message package's
-	// defaults (64 KiB per message). A datagram over the limits is
-	// answered 400, 413 or 513 when it can be read far enough, a stream
-	// connection sending one is closed.
+	// defaults (64 KiB per message). A request over the limits is
+	// answered statelessly (400; 413 for the body, 414 for the
+	// Request-URI, 513 for the whole message) when its Via, From, To,
+	// Call-ID and CSeq can be read within them, and dropped otherwise; a
+	// stream connection whose framing it breaks is closed after the
+	// answer.
 	MessageLimits message.Limits
 	// ListenPacket, when set, opens the UserAgent's UDP sockets instead
 	// of the operating system (see transport.Config.ListenPacket): those
@@ -724,7 +727,9 @@ func (ua *UserAgent) respondStateless(req *message.Request, flow transport.Flow,
 	resp := ua.newResponse(req, code, reason)
 	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
 	defer cancel()
-	_, _ = ua.tp.SendResponse(ctx, resp, flow)
+	if _, err := ua.tp.SendResponse(ctx, resp, flow); err != nil {
+		ua.log.Debug("sip: stateless answer not sent", "code", code, "flow", flow, "err", err)
+	}
 }
 
 // newResponse builds a response with the UserAgent's Server header.
