@@ -55,6 +55,7 @@ import (
 	"github.com/pion/sdp/v3"
 
 	"github.com/sipua/sip/media"
+	"github.com/sipua/sip/media/audio"
 )
 
 // negState is where the handler is in an offer/answer exchange.
@@ -496,7 +497,7 @@ func (h *Handler) SendDTMF(tones string, duration time.Duration) error {
 			q = append(q, tone{pause: true})
 			continue
 		}
-		code, ok := dtmfCode(c)
+		code, ok := audio.DTMFCode(c)
 		if !ok {
 			return fmt.Errorf("rtp: invalid DTMF tone %q", c)
 		}

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	prtp "github.com/pion/rtp"
+
+	"github.com/sipua/sip/media/audio"
 )
 
 // params are the media parameters an offer/answer exchange settles.
@@ -76,14 +78,14 @@ type stream struct {
 	tsAt     time.Time // when ts was last advanced
 	marker   bool
 	tones    []tone
-	ev       *dtmfEvent
+	ev       *audio.DTMFEvent
 	gapUntil time.Time // no tone starts before this
 	sentRTP  bool      // RTP sent since the last report
 
 	// Receiving.
 	rx       rxStats
 	jb       *jitterBuffer
-	dtmf     dtmfReceiver
+	dtmf     audio.DTMFReceiver
 	frame    int    // samples of the last audio packet played
 	lastSR   uint32 // middle of the peer's last SR NTP time
 	lastSRAt time.Time
@@ -285,7 +287,7 @@ func (s *stream) handlePacket(buf []byte, src netip.AddrPort, now time.Time) {
 		s.count.discarded.Add(1)
 		return
 	}
-	var tones []received
+	var tones []audio.DTMFTone
 	s.mu.Lock()
 	switch {
 	case !s.latched, src != s.dest && now.Sub(s.lastRTP) >= relatchAfter:
@@ -304,7 +306,7 @@ func (s *stream) handlePacket(buf []byte, src netip.AddrPort, now time.Time) {
 	p, ok := s.p, s.ok
 	if s.rx.seq(pkt.SSRC, pkt.SequenceNumber) {
 		s.jb.reset()
-		s.dtmf = dtmfReceiver{}
+		s.dtmf = audio.DTMFReceiver{}
 	}
 	codec, audio := p.recv[pkt.PayloadType]
 	isTE := ok && p.recvTE >= 0 && int(pkt.PayloadType) == p.recvTE
@@ -314,7 +316,7 @@ func (s *stream) handlePacket(buf []byte, src netip.AddrPort, now time.Time) {
 		s.rx.arrival(pkt.Timestamp, arrival)
 		s.jb.push(pkt.SequenceNumber, pkt.Timestamp, codec, append([]byte(nil), pkt.Payload...))
 	case isTE:
-		tones = s.dtmf.packet(pkt.Timestamp, pkt.Payload, now)
+		tones = s.dtmf.Packet(nil, pkt.Timestamp, pkt.Payload, now)
 		s.jb.push(pkt.SequenceNumber, pkt.Timestamp, 0, nil)
 	default:
 		s.jb.push(pkt.SequenceNumber, pkt.Timestamp, 0, nil)
@@ -492,18 +494,18 @@ func (s *stream) sendFrame(pcm []int16, buf, pkt []byte) time.Duration {
 		case p.te < 0:
 			s.log.Debug("DTMF tone dropped: no telephone-event negotiated", "event", t.code)
 		default:
-			s.ev = &dtmfEvent{code: t.code, start: s.ts, samples: t.samples}
+			s.ev = &audio.DTMFEvent{Code: t.code, Start: s.ts, Samples: t.samples}
 		}
 	}
 	hdr := prtp.Header{Version: 2, SequenceNumber: s.seq, SSRC: s.ssrc}
 	var payload []byte
 	if ev := s.ev; ev != nil {
-		var first, done bool
-		payload, first, done = ev.next(buf, frame)
-		if ev.ends == 1 && payload[1]&0x80 != 0 {
+		var first, ended, done bool
+		payload, first, ended, done = ev.Next(buf, frame)
+		if ended {
 			s.count.dtmfSent.Add(1)
 		}
-		hdr.PayloadType, hdr.Timestamp, hdr.Marker = uint8(p.te), ev.start, first
+		hdr.PayloadType, hdr.Timestamp, hdr.Marker = uint8(p.te), ev.Start, first
 		if done {
 			s.ev = nil
 			s.gapUntil = now.Add(dtmfGap)
@@ -566,8 +568,8 @@ func (s *stream) playLoop() {
 		}
 		lost := s.jb.late + s.jb.dropped
 		s.jb.late, s.jb.dropped = 0, 0
-		var tones []received
-		if t, ok := s.dtmf.expire(now); ok {
+		var tones []audio.DTMFTone
+		if t, ok := s.dtmf.Expire(now); ok {
 			tones = append(tones, t)
 		}
 		s.mu.Unlock()
@@ -596,11 +598,11 @@ func (s *stream) playLoop() {
 }
 
 // report counts received tones and hands them to OnDTMF.
-func (s *stream) report(tones []received) {
+func (s *stream) report(tones []audio.DTMFTone) {
 	for _, t := range tones {
 		s.count.dtmfReceived.Add(1)
 		if f := s.h.onDTMF.Load(); f != nil && *f != nil {
-			(*f)(t.tone, t.duration)
+			(*f)(t.Tone, t.Duration)
 		}
 	}
 }
