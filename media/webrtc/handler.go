@@ -86,6 +86,19 @@ type Handler struct {
 	videoCount   counters
 	dtmfReceived atomic.Uint64
 
+	video       *videoTrack
+	videoTr     *pion.RTPTransceiver // the transceiver our video track is on
+	videoOn     bool                 // the exchange in progress or last done wants video
+	videoRecv   atomic.Pointer[string]
+	videoSSRC   atomic.Uint32 // the remote video track's SSRC, 0 before it starts
+	sink        atomic.Pointer[sinkBox]
+	kfSent      atomic.Uint64
+	kfReceived  atomic.Uint64
+	lastKFAsk   atomic.Int64 // unix nanoseconds of our last PLI
+	onKeyframe  atomic.Pointer[func()]
+	audioRecv   atomic.Pointer[string]
+	lastPair    atomic.Pointer[pion.ICECandidatePair]
+
 	onICE   atomic.Pointer[func(pion.ICEConnectionState)]
 	onConn  atomic.Pointer[func(pion.PeerConnectionState)]
 	onTrack atomic.Pointer[func(*pion.TrackRemote)]
@@ -120,6 +133,7 @@ func New(cfg Config) (*Handler, error) {
 		done: make(chan struct{}),
 	}
 	h.audio = newAudioTrack("sipua-"+hex.EncodeToString(id[:]), &h.audioCount, log, &h.wg)
+	h.video = newVideoTrack("sipua-"+hex.EncodeToString(id[:]), &h.videoCount, log, &h.wg)
 	return h, nil
 }
 
@@ -134,6 +148,7 @@ func NewFactory(cfg Config) media.Factory {
 		if info.ID != "" {
 			h.log = h.log.With("session", info.ID)
 			h.audio.log = h.log
+			h.video.log = h.log
 		}
 		if cfg.Setup != nil {
 			cfg.Setup(h, info)
@@ -191,6 +206,14 @@ func (h *Handler) GetDescription(ctx context.Context, opts media.Options) (media
 	if err != nil {
 		return media.Description{}, err
 	}
+	h.mu.Lock()
+	h.videoOn = opts.Constraints.Video
+	h.mu.Unlock()
+	if opts.Constraints.Video && pc.SignalingState() != pion.SignalingStateHaveLocalOffer {
+		if err := h.addVideo(pc); err != nil {
+			return media.Description{}, h.closedOr(err)
+		}
+	}
 	var body []byte
 	switch st := pc.SignalingState(); st {
 	case pion.SignalingStateHaveLocalOffer:
@@ -228,7 +251,12 @@ func (h *Handler) GetDescription(ctx context.Context, opts media.Options) (media
 			return media.Description{}, perr
 		}
 		if err = h.applyOffer(pc, repeated, s); err == nil {
-			body, err = h.createAnswer(ctx, pc, opts)
+			if opts.Constraints.Video {
+				err = h.addVideo(pc)
+			}
+			if err == nil {
+				body, err = h.createAnswer(ctx, pc, opts)
+			}
 		}
 	default:
 		err = fmt.Errorf("webrtc: cannot describe in signaling state %s", st)
@@ -399,6 +427,7 @@ func (h *Handler) Close() error {
 		h.closing.Unlock()
 	}
 	h.audio.close()
+	h.video.close()
 	h.wg.Wait()
 	return err
 }
@@ -433,7 +462,7 @@ func (h *Handler) peer(c media.Constraints) (*pion.PeerConnection, error) {
 	h.wantVideo = c.Video
 
 	me := &pion.MediaEngine{}
-	if err := registerCodecs(me, h.wantAudio, h.wantVideo); err != nil {
+	if err := registerCodecs(me, h.wantAudio, true); err != nil {
 		return nil, err
 	}
 	ir := &interceptor.Registry{}
@@ -449,6 +478,9 @@ func (h *Handler) peer(c media.Constraints) (*pion.PeerConnection, error) {
 	}
 	pc.OnICEConnectionStateChange(func(s pion.ICEConnectionState) {
 		h.log.Debug("ICE connection state", "state", s)
+		if s == pion.ICEConnectionStateConnected || s == pion.ICEConnectionStateCompleted {
+			h.notePair(pc)
+		}
 		if f := h.onICE.Load(); f != nil && *f != nil {
 			(*f)(s)
 		}
@@ -480,13 +512,6 @@ func (h *Handler) peer(c media.Constraints) (*pion.PeerConnection, error) {
 			}
 		}()
 	}
-	if h.wantVideo {
-		if _, err := pc.AddTransceiverFromKind(pion.RTPCodecTypeVideo,
-			pion.RTPTransceiverInit{Direction: pion.RTPTransceiverDirectionRecvonly}); err != nil {
-			_ = pc.Close()
-			return nil, fmt.Errorf("webrtc: video transceiver: %w", err)
-		}
-	}
 	h.pc = pc
 	return pc, nil
 }
@@ -513,9 +538,14 @@ func registerCodecs(me *pion.MediaEngine, audio, video bool) error {
 			SDPFmtpLine: "0-15"})
 	}
 	if video {
+		fb := []pion.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"},
+			{Type: "nack"}, {Type: "nack", Parameter: "pli"}}
 		add(pion.RTPCodecTypeVideo, 96, pion.RTPCodecCapability{MimeType: pion.MimeTypeVP8, ClockRate: 90000,
-			RTCPFeedback: []pion.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"},
-				{Type: "nack"}, {Type: "nack", Parameter: "pli"}}})
+			RTCPFeedback: fb})
+		add(pion.RTPCodecTypeVideo, 102, pion.RTPCodecCapability{MimeType: pion.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", RTCPFeedback: fb})
+		add(pion.RTPCodecTypeVideo, 104, pion.RTPCodecCapability{MimeType: pion.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f", RTCPFeedback: fb})
 	}
 	for _, c := range list {
 		if err := me.RegisterCodec(c.p, c.kind); err != nil {
@@ -526,10 +556,23 @@ func registerCodecs(me *pion.MediaEngine, audio, video bool) error {
 }
 
 // capability is what this handler can do on an m-line: send and receive
-// on the audio track's, receive only on the others.
-func (h *Handler) capability(m string) dir {
+// on the audio track's; on video, nothing unless the exchange wants
+// video, else send and receive on our video track's when a video source
+// is set, receive only otherwise; receive only on the others.
+func (h *Handler) capability(m, kind string) dir {
 	if h.audioTr != nil && h.audioTr.Mid() == m {
 		return dirSendRecv
+	}
+	if kind == "video" {
+		h.mu.Lock()
+		on, tr := h.videoOn, h.videoTr
+		h.mu.Unlock()
+		switch {
+		case !on:
+			return dirInactive
+		case tr != nil && tr.Mid() == m && h.video.src.Load() != nil:
+			return dirSendRecv
+		}
 	}
 	return dirRecv
 }
@@ -571,7 +614,7 @@ func (h *Handler) finishOffer(ctx context.Context, pc *pion.PeerConnection, opts
 			continue
 		}
 		m := mid(md, i)
-		d := h.capability(m)
+		d := h.capability(m, md.MediaName.Media)
 		if opts.Hold {
 			d &^= dirRecv
 			if pd, ok := peerDir[m]; ok && pd&dirRecv == 0 {
@@ -618,12 +661,24 @@ func (h *Handler) createAnswer(ctx context.Context, pc *pion.PeerConnection, opt
 		audioMid = h.audioTr.Mid()
 	}
 	codecName, te := "", false
+	h.mu.Lock()
+	videoOn := h.videoOn
+	h.mu.Unlock()
+	var rejected []string
 	for i, md := range s.MediaDescriptions {
 		if md.MediaName.Port.Value == 0 || !isRTPMedia(md) {
 			continue
 		}
 		m := mid(md, i)
-		d := h.capability(m) & peerDir[m].reverse()
+		if md.MediaName.Media == "video" && !videoOn {
+			// Video not wanted: the m-line is rejected (RFC 3264 §6).
+			md.MediaName.Port.Value = 0
+			setMediaDir(md, dirInactive)
+			dirs[m] = dirInactive
+			rejected = append(rejected, m)
+			continue
+		}
+		d := h.capability(m, md.MediaName.Media) & peerDir[m].reverse()
 		if opts.Hold {
 			d &^= dirRecv
 		}
@@ -638,6 +693,7 @@ func (h *Handler) createAnswer(ctx context.Context, pc *pion.PeerConnection, opt
 		setMediaDir(md, d)
 		dirs[m] = d
 	}
+	removeFromBundle(s, rejected)
 	body, err := s.Marshal()
 	if err != nil {
 		return nil, fmt.Errorf("webrtc: marshal answer: %w", err)
@@ -649,6 +705,10 @@ func (h *Handler) createAnswer(ctx context.Context, pc *pion.PeerConnection, opt
 func (h *Handler) applyOffer(pc *pion.PeerConnection, body []byte, s *sdp.SessionDescription) error {
 	h.mu.Lock()
 	audio, video := h.wantAudio, h.wantVideo
+	h.mu.Unlock()
+	// Once the call has video, a re-offer may carry video alone.
+	h.mu.Lock()
+	video = video || h.videoTr != nil
 	h.mu.Unlock()
 	if err := checkOffer(s, audio, video); err != nil {
 		return err
@@ -719,6 +779,10 @@ func (h *Handler) completeExchange(dirs map[string]dir, audioMid, codecName stri
 	h.audioCodec, h.teOK = codecName, te
 	h.mu.Unlock()
 	h.audio.setSending(audioMid != "" && dirs[audioMid]&dirSend != 0)
+	h.mu.Lock()
+	vt := h.videoTr
+	h.mu.Unlock()
+	h.video.setSending(vt != nil && vt.Mid() != "" && dirs[vt.Mid()]&dirSend != 0)
 	h.log.Debug("offer/answer complete", "directions", fmt.Sprint(dirs), "codec", codecName)
 }
 
@@ -776,10 +840,21 @@ func (h *Handler) readTrack(track *pion.TrackRemote, _ *pion.RTPReceiver) {
 		(*f)(track)
 	}
 	count := &h.videoCount
-	if track.Kind() == pion.RTPCodecTypeAudio {
+	isVideo := track.Kind() == pion.RTPCodecTypeVideo
+	if !isVideo {
 		count = &h.audioCount
 	}
 	var rx dtmfReceiver
+	var lastSeq uint16
+	seqKnown := false
+	if isVideo {
+		h.videoSSRC.Store(uint32(track.SSRC()))
+		mt := track.Codec().MimeType
+		h.videoRecv.Store(&mt)
+		if h.sink.Load() != nil {
+			h.RequestKeyframe()
+		}
+	}
 	for {
 		pkt, _, err := track.ReadRTP()
 		if err != nil {
@@ -796,6 +871,10 @@ func (h *Handler) readTrack(track *pion.TrackRemote, _ *pion.RTPReceiver) {
 		}
 		count.packetsReceived.Add(1)
 		count.bytesReceived.Add(uint64(len(pkt.Payload)))
+		if !isVideo && !strings.EqualFold(track.Codec().MimeType, mimeTelephoneEvent) && h.audioRecv.Load() == nil {
+			mt := track.Codec().MimeType
+			h.audioRecv.Store(&mt)
+		}
 		if track.Kind() == pion.RTPCodecTypeAudio && strings.EqualFold(track.Codec().MimeType, mimeTelephoneEvent) {
 			if c, d, ok := rx.packet(pkt); ok {
 				h.dtmfReceived.Add(1)
@@ -803,6 +882,18 @@ func (h *Handler) readTrack(track *pion.TrackRemote, _ *pion.RTPReceiver) {
 					(*f)(c, d)
 				}
 			}
+		}
+		if isVideo {
+			// A gap in the sequence is loss (or reordering): a sink's
+			// decoder needs a keyframe to go on cleanly.
+			if seqKnown && pkt.SequenceNumber != lastSeq+1 && int16(pkt.SequenceNumber-lastSeq) > 0 &&
+				h.sink.Load() != nil && time.Since(time.Unix(0, h.lastKFAsk.Load())) >= minKeyframeInterval {
+				h.RequestKeyframe()
+			}
+			if !seqKnown || int16(pkt.SequenceNumber-lastSeq) > 0 {
+				lastSeq, seqKnown = pkt.SequenceNumber, true
+			}
+			h.writeSink(pkt)
 		}
 		if f := h.onRTP.Load(); f != nil && *f != nil {
 			(*f)(track, pkt)
@@ -843,7 +934,8 @@ type Stats struct {
 	// DTLSState is the state of the DTLS-SRTP handshake.
 	DTLSState pion.DTLSTransportState
 	// SelectedPair is the ICE candidate pair in use while ICE is
-	// connected; nil otherwise.
+	// connected, else the last one that was (kept after Close, for an
+	// end-of-call summary); nil when ICE never connected.
 	SelectedPair *pion.ICECandidatePair
 	// Audio and Video are the per-kind counts.
 	Audio, Video StreamStats
@@ -856,8 +948,20 @@ type StreamStats struct {
 	// Direction is the negotiated direction of the kind's first m-line,
 	// from this side; unknown before the first exchange completes.
 	Direction pion.RTPTransceiverDirection
-	// Codec is the codec sent (audio), e.g. "audio/PCMU".
+	// Codec is the codec sent, e.g. "audio/PCMU": empty when nothing is
+	// sent that way (the direction does not let us send, or the peer
+	// took only codecs this handler cannot produce). For audio it is
+	// the negotiated codec once the direction allows sending; for video,
+	// the codec of the last frame sent.
 	Codec string
+	// CodecReceived is the codec of the RTP received, e.g. "audio/opus";
+	// empty until a packet arrives.
+	CodecReceived string
+	// FramesSent counts the video frames sent.
+	FramesSent uint64
+	// KeyframeRequestsSent and KeyframeRequestsReceived count RTCP PLI
+	// (and FIR) on video: ours to the peer, the peer's to us.
+	KeyframeRequestsSent, KeyframeRequestsReceived uint64
 	// PacketsSent and BytesSent count the RTP this handler sent,
 	// telephone-events included (pion's statistics have no outbound-rtp).
 	PacketsSent, BytesSent uint64
@@ -873,18 +977,47 @@ type StreamStats struct {
 	RoundTripTime time.Duration
 }
 
+// notePair keeps the selected candidate pair, for Stats after the call.
+func (h *Handler) notePair(pc *pion.PeerConnection) {
+	if sctp := pc.SCTP(); sctp != nil {
+		if dt := sctp.Transport(); dt != nil {
+			if it := dt.ICETransport(); it != nil {
+				if pair, err := it.GetSelectedCandidatePair(); err == nil && pair != nil {
+					h.lastPair.Store(pair)
+				}
+			}
+		}
+	}
+}
+
 // Stats returns the handler's current statistics.
 func (h *Handler) Stats() Stats {
 	h.mu.Lock()
 	pc, audioTr := h.pc, h.audioTr
 	var s Stats
-	s.Audio.Codec = h.audioCodec
+	audioCodec := h.audioCodec
 	localDir := h.localDir
 	h.mu.Unlock()
 	var audioMid string
 	if audioTr != nil {
 		audioMid = audioTr.Mid()
 	}
+	if localDir[audioMid]&dirSend != 0 && audioMid != "" {
+		s.Audio.Codec = audioCodec
+	}
+	if c := h.audioRecv.Load(); c != nil {
+		s.Audio.CodecReceived = *c
+	}
+	if c := h.videoRecv.Load(); c != nil && h.videoCount.packetsReceived.Load() > 0 {
+		s.Video.CodecReceived = *c
+	}
+	if c := h.video.codecSent.Load(); c != nil {
+		s.Video.Codec = *c
+	}
+	s.Video.FramesSent = h.video.framesSent.Load()
+	s.Video.KeyframeRequestsSent = h.kfSent.Load()
+	s.Video.KeyframeRequestsReceived = h.kfReceived.Load()
+	s.SelectedPair = h.lastPair.Load()
 
 	if localDir != nil && pc != nil {
 		for _, t := range pc.GetTransceivers() {
@@ -922,8 +1055,9 @@ func (h *Handler) Stats() Stats {
 			up := s.ICEConnectionState == pion.ICEConnectionStateConnected ||
 				s.ICEConnectionState == pion.ICEConnectionStateCompleted
 			if it := dt.ICETransport(); it != nil && up {
-				if pair, err := it.GetSelectedCandidatePair(); err == nil {
+				if pair, err := it.GetSelectedCandidatePair(); err == nil && pair != nil {
 					s.SelectedPair = pair
+					h.lastPair.Store(pair)
 				}
 			}
 		}

@@ -233,7 +233,7 @@ func acceptable(kind string, c codec) bool {
 		return (c.name == "pcmu" || c.name == "pcma") && c.clock == 8000 ||
 			c.name == "opus" && c.clock == 48000
 	case "video":
-		return c.name == "vp8" && c.clock == 90000
+		return (c.name == "vp8" || c.name == "h264") && c.clock == 90000
 	}
 	return false
 }
@@ -320,4 +320,32 @@ func checkOffer(s *sdp.SessionDescription, audio, video bool) error {
 		why = append(why, "no audio or video")
 	}
 	return fmt.Errorf("%w: %s", media.ErrNotAcceptable, strings.Join(why, "; "))
+}
+
+// removeFromBundle drops the given mids from the session's BUNDLE group
+// (a rejected m-line is in no bundle, RFC 8843 §7.3.3).
+func removeFromBundle(s *sdp.SessionDescription, mids []string) {
+	if len(mids) == 0 {
+		return
+	}
+	drop := map[string]bool{}
+	for _, m := range mids {
+		drop[m] = true
+	}
+	for i, a := range s.Attributes {
+		if a.Key != "group" {
+			continue
+		}
+		f := strings.Fields(a.Value)
+		if len(f) == 0 || f[0] != "BUNDLE" {
+			continue
+		}
+		out := f[:1]
+		for _, m := range f[1:] {
+			if !drop[m] {
+				out = append(out, m)
+			}
+		}
+		s.Attributes[i].Value = strings.Join(out, " ")
+	}
 }
