@@ -86,18 +86,18 @@ type Handler struct {
 	videoCount   counters
 	dtmfReceived atomic.Uint64
 
-	video       *videoTrack
-	videoTr     *pion.RTPTransceiver // the transceiver our video track is on
-	videoOn     bool                 // the exchange in progress or last done wants video
-	videoRecv   atomic.Pointer[string]
-	videoSSRC   atomic.Uint32 // the remote video track's SSRC, 0 before it starts
-	sink        atomic.Pointer[sinkBox]
-	kfSent      atomic.Uint64
-	kfReceived  atomic.Uint64
-	lastKFAsk   atomic.Int64 // unix nanoseconds of our last PLI
-	onKeyframe  atomic.Pointer[func()]
-	audioRecv   atomic.Pointer[string]
-	lastPair    atomic.Pointer[pion.ICECandidatePair]
+	video      *videoTrack
+	videoTr    *pion.RTPTransceiver // the transceiver our video track is on
+	videoOn    bool                 // the exchange in progress or last done wants video
+	videoRecv  atomic.Pointer[string]
+	videoSSRC  atomic.Uint32 // the remote video track's SSRC, 0 before it starts
+	sink       atomic.Pointer[sinkBox]
+	kfSent     atomic.Uint64
+	kfReceived atomic.Uint64
+	lastKFAsk  atomic.Int64 // unix nanoseconds of our last PLI
+	onKeyframe atomic.Pointer[func()]
+	audioRecv  atomic.Pointer[string]
+	lastPair   atomic.Pointer[pion.ICECandidatePair]
 
 	onICE   atomic.Pointer[func(pion.ICEConnectionState)]
 	onConn  atomic.Pointer[func(pion.PeerConnectionState)]

@@ -56,18 +56,18 @@ type videoTrack struct {
 	framesSent atomic.Uint64
 	codecSent  atomic.Pointer[string]
 
-	mu       sync.Mutex
-	bound    *videoBinding
-	sending  bool
-	stopped  bool
-	stop     chan struct{}
-	wake     chan struct{}
-	seq      uint16
-	tsBase   uint32
-	start    time.Time
-	warned   string // the source codec last reported as not negotiated
-	payload  rtp.Payloader
-	payMime  string
+	mu      sync.Mutex
+	bound   *videoBinding
+	sending bool
+	stopped bool
+	stop    chan struct{}
+	wake    chan struct{}
+	seq     uint16
+	tsBase  uint32
+	start   time.Time
+	warned  string // the source codec last reported as not negotiated
+	payload rtp.Payloader
+	payMime string
 }
 
 func newVideoTrack(streamID string, count *counters, log *slog.Logger, wg *sync.WaitGroup) *videoTrack {
