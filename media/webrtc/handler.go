@@ -472,7 +472,9 @@ func (h *Handler) peer(c media.Constraints) (*pion.PeerConnection, error) {
 	}
 	api := pion.NewAPI(pion.WithMediaEngine(me), pion.WithInterceptorRegistry(ir),
 		pion.WithSettingEngine(h.cfg.settingEngine(h.log)))
-	pc, err := api.NewPeerConnection(pion.Configuration{ICEServers: h.cfg.ICEServers})
+	h.cfg.warnLoopback(h.log, onlyLoopback)
+	pc, err := api.NewPeerConnection(pion.Configuration{ICEServers: h.cfg.ICEServers,
+		ICETransportPolicy: h.cfg.ICETransportPolicy})
 	if err != nil {
 		return nil, fmt.Errorf("webrtc: new peer connection: %w", err)
 	}

@@ -183,7 +183,23 @@ func NewH264Source(r io.Reader, fps float64) (VideoSource, error) {
 	if fps > 0 {
 		d = time.Duration(float64(time.Second) / fps)
 	}
-	return &h264Source{r: hr, dur: d}, nil
+	s := &h264Source{r: hr, dur: d}
+	// The first NAL unit, read now: a stream without a start code fails
+	// here rather than at the first frame.
+	for s.pending == nil {
+		n, err := hr.NextNAL()
+		if errors.Is(err, io.EOF) {
+			s.done = true
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadVideoFile, err)
+		}
+		if len(n.Data) > 0 {
+			s.pending = n
+		}
+	}
+	return s, nil
 }
 
 func (s *h264Source) Codec() string { return pion.MimeTypeH264 }
