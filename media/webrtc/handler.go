@@ -97,6 +97,9 @@ type Handler struct {
 	lastKFAsk  atomic.Int64 // unix nanoseconds of our last PLI
 	onKeyframe atomic.Pointer[func()]
 	audioRecv  atomic.Pointer[string]
+	onAudio    atomic.Pointer[func([]int16)]
+	audioLate  atomic.Uint64 // received audio discarded by the jitter buffer
+	play       *playout
 	lastPair   atomic.Pointer[pion.ICECandidatePair]
 
 	onICE   atomic.Pointer[func(pion.ICEConnectionState)]
@@ -133,6 +136,7 @@ func New(cfg Config) (*Handler, error) {
 		done: make(chan struct{}),
 	}
 	h.audio = newAudioTrack("sipua-"+hex.EncodeToString(id[:]), &h.audioCount, log, &h.wg)
+	h.play = &playout{h: h}
 	h.video = newVideoTrack("sipua-"+hex.EncodeToString(id[:]), &h.videoCount, log, &h.wg)
 	return h, nil
 }
@@ -428,6 +432,7 @@ func (h *Handler) Close() error {
 	}
 	h.audio.close()
 	h.video.close()
+	h.play.close()
 	h.wg.Wait()
 	return err
 }
@@ -873,9 +878,14 @@ func (h *Handler) readTrack(track *pion.TrackRemote, _ *pion.RTPReceiver) {
 		}
 		count.packetsReceived.Add(1)
 		count.bytesReceived.Add(uint64(len(pkt.Payload)))
-		if !isVideo && !strings.EqualFold(track.Codec().MimeType, mimeTelephoneEvent) && h.audioRecv.Load() == nil {
-			mt := track.Codec().MimeType
-			h.audioRecv.Store(&mt)
+		if !isVideo && !strings.EqualFold(track.Codec().MimeType, mimeTelephoneEvent) {
+			if h.audioRecv.Load() == nil {
+				mt := track.Codec().MimeType
+				h.audioRecv.Store(&mt)
+			}
+			if f := h.onAudio.Load(); f != nil && *f != nil {
+				h.play.push(track.Codec().MimeType, pkt)
+			}
 		}
 		if track.Kind() == pion.RTPCodecTypeAudio && strings.EqualFold(track.Codec().MimeType, mimeTelephoneEvent) {
 			if c, d, ok := rx.packet(pkt); ok {
@@ -972,6 +982,9 @@ type StreamStats struct {
 	PacketsReceived, BytesReceived uint64
 	// DTMFSent and DTMFReceived count RFC 4733 tones (audio).
 	DTMFSent, DTMFReceived uint64
+	// Discarded counts received audio packets the jitter buffer of
+	// OnAudio dropped: too late to play, duplicates, or overflow.
+	Discarded uint64
 	// PacketsLost and Jitter are measured on received RTP; RoundTripTime
 	// comes from the peer's RTCP receiver reports.
 	PacketsLost   int64
@@ -1043,6 +1056,7 @@ func (h *Handler) Stats() Stats {
 	fill(&s.Video, &h.videoCount)
 	s.Audio.DTMFReceived = h.dtmfReceived.Load()
 	s.Audio.DTMFSent = h.audio.dtmfSent.Load()
+	s.Audio.Discarded = h.audioLate.Load()
 	if pc == nil {
 		return s
 	}
