@@ -36,7 +36,6 @@ import (
 	"github.com/sipua/sip/internal/dialog"
 	"github.com/sipua/sip/internal/transaction"
 	"github.com/sipua/sip/media"
-	"github.com/sipua/sip/media/webrtc"
 	"github.com/sipua/sip/message"
 	"github.com/sipua/sip/trace"
 	"github.com/sipua/sip/transport"
@@ -125,10 +124,12 @@ type UserAgentOptions struct {
 	// Limits bounds the server transactions and pending incoming calls;
 	// the zero value selects the defaults (see Limits).
 	Limits Limits
-	// MediaFactory makes the media handler of each call. Nil: the default,
-	// WebRTC on pion (media/webrtc with its zero Config: no STUN or TURN
-	// server, host candidates). NoMedia: calls carry no session
-	// descriptions (signalling only).
+	// MediaFactory makes the media handler of each call: WebRTC on pion
+	// for browsers (media/webrtc's NewFactory), plain RTP/AVP for phones
+	// and trunks (media/rtp's NewFactory), or an application's own. Nil,
+	// like NoMedia: calls carry no session descriptions (signalling only).
+	// The choice is explicit so that this package links no media stack:
+	// a program that never names media/webrtc does not link pion/webrtc.
 	MediaFactory media.Factory
 }
 
@@ -322,9 +323,6 @@ func NewUserAgent(opts UserAgentOptions) (*UserAgent, error) {
 	}
 	if opts.AuthorizationUsername == "" {
 		opts.AuthorizationUsername = aor.User
-	}
-	if opts.MediaFactory == nil {
-		opts.MediaFactory = webrtc.NewFactory(webrtc.Config{Logger: opts.Logger})
 	}
 	log := opts.Logger
 	if log == nil {

@@ -55,6 +55,7 @@ import (
 	"github.com/pion/sdp/v3"
 
 	"github.com/sipua/sip/media"
+	"github.com/sipua/sip/media/audio"
 )
 
 // negState is where the handler is in an offer/answer exchange.
@@ -92,6 +93,10 @@ type Handler struct {
 	sessVer  uint64
 	lastSDP  []byte // our last SDP, with sessVer
 
+	srtpPol     SRTPPolicy
+	keys        map[SRTPSuite][]byte // our SRTP master keys, one per suite, made once
+	offerCrypto []cryptoAttr         // the a=crypto lines of our pending offer
+
 	mu     sync.Mutex // guards closed and st
 	closed bool
 	st     *stream
@@ -100,6 +105,7 @@ type Handler struct {
 	onAudio atomic.Pointer[func([]int16)]
 	onDTMF  atomic.Pointer[func(rune, time.Duration)]
 	onRTP   atomic.Pointer[func(*prtp.Packet)]
+	onFail  atomic.Pointer[func(error)]
 }
 
 var _ media.Handler = (*Handler)(nil)
@@ -118,9 +124,11 @@ func New(cfg Config) (*Handler, error) {
 	var id [8]byte
 	_, _ = rand.Read(id[:])
 	return &Handler{
-		set:    set,
-		log:    log,
-		sessID: binary.BigEndian.Uint64(id[:]) >> 2, // positive as a signed 64-bit number
+		set:     set,
+		log:     log,
+		sessID:  binary.BigEndian.Uint64(id[:]) >> 2, // positive as a signed 64-bit number
+		srtpPol: set.srtp,
+		keys:    map[SRTPSuite][]byte{},
 	}, nil
 }
 
@@ -163,6 +171,58 @@ func (h *Handler) OnAudio(f func(samples []int16)) { h.onAudio.Store(&f) }
 // its duration: when its first end packet arrives, or, should all of them
 // be lost, when the next tone starts or after a second without packets.
 func (h *Handler) OnDTMF(f func(tone rune, d time.Duration)) { h.onDTMF.Store(&f) }
+
+// OnFailure sets the function called, once, when the media die: no RTP
+// and no RTCP came from the peer for Config.MediaTimeout while it was to
+// send (an error wrapping media.ErrMediaTimeout). It is called from the
+// handler's playout goroutine, never after Close returns. The UserAgent
+// sets it (media.FailureNotifier) to end the call.
+func (h *Handler) OnFailure(f func(err error)) { h.onFail.Store(&f) }
+
+var _ media.FailureNotifier = (*Handler)(nil)
+
+// SetSRTP sets this call's SRTP policy in place of Config.SRTP; it
+// applies to the offers and answers made after it, so call it before the
+// first (in Config.Setup, or on Inviter.MediaHandler before Invite).
+func (h *Handler) SetSRTP(p SRTPPolicy) {
+	h.negMu.Lock()
+	h.srtpPol = p
+	h.negMu.Unlock()
+}
+
+// codecsFor returns the codecs of one description: the configured ones,
+// ordered and narrowed by opts.Codecs.
+func (h *Handler) codecsFor(opts media.Options) []Codec {
+	if len(opts.Codecs) == 0 {
+		return h.set.codecs
+	}
+	names := make([]string, len(h.set.codecs))
+	for i, c := range h.set.codecs {
+		names[i] = c.String()
+	}
+	var out []Codec
+	for _, n := range media.CodecOrder(names, opts.Codecs) {
+		for _, c := range h.set.codecs {
+			if c.String() == n {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// key returns our master key for a suite, made at first use.
+func (h *Handler) key(s SRTPSuite) ([]byte, error) {
+	if k, ok := h.keys[s]; ok {
+		return k, nil
+	}
+	k, err := newKey(s)
+	if err != nil {
+		return nil, err
+	}
+	h.keys[s] = k
+	return k, nil
+}
 
 // OnRTP sets the function called with every RTP packet accepted from the
 // peer (audio, telephone-event or other), as it arrives, from the
@@ -235,7 +295,7 @@ func (h *Handler) GetDescription(ctx context.Context, opts media.Options) (media
 			var off *remoteDesc
 			if s, perr := parseSDP(h.repeated); perr != nil {
 				err = perr
-			} else if off, err = parseOffer(s, &h.set); err == nil {
+			} else if off, err = parseOffer(s, &h.set, h.srtpPol); err == nil {
 				h.pending, h.state = off, haveRemoteOffer
 				body, err = h.createAnswer(st, opts)
 			}
@@ -296,7 +356,7 @@ func (h *Handler) SetDescription(ctx context.Context, d media.Description, opts 
 		h.repeated = append([]byte(nil), d.Body...)
 		return nil
 	}
-	off, err := parseOffer(s, &h.set)
+	off, err := parseOffer(s, &h.set, h.srtpPol)
 	if err != nil {
 		return err
 	}
@@ -347,12 +407,24 @@ func (h *Handler) createOffer(st *stream, opts media.Options) ([]byte, error) {
 			dir = Inactive // the peer holds too (RFC 6337 §5.3)
 		}
 	}
-	fmts := offerFormats(&h.set)
-	body, err := h.marshal([]*sdp.MediaDescription{audioMedia(int(st.local.Port()), fmts, h.set.ptime, dir)})
+	fmts := offerFormats(&h.set, h.codecsFor(opts))
+	var crypto []cryptoAttr
+	if h.srtpPol != SRTPOff {
+		for i, su := range h.set.suites {
+			k, err := h.key(su)
+			if err != nil {
+				return nil, err
+			}
+			crypto = append(crypto, cryptoAttr{tag: i + 1, suite: su, key: k})
+		}
+	}
+	body, err := h.marshal([]*sdp.MediaDescription{audioMedia(int(st.local.Port()), fmts, h.set.ptime, dir,
+		h.srtpPol == SRTPRequired, crypto)})
 	if err != nil {
 		return nil, err
 	}
 	h.state, h.offer, h.offerDir, h.offerFmt = haveLocalOffer, body, dir, fmts
+	h.offerCrypto = crypto
 	return body, nil
 }
 
@@ -360,15 +432,29 @@ func (h *Handler) createOffer(st *stream, opts media.Options) ([]byte, error) {
 // force.
 func (h *Handler) createAnswer(st *stream, opts media.Options) ([]byte, error) {
 	off := h.pending
-	fmts := answerFormats(off, &h.set)
+	fmts := answerFormats(off, &h.set, h.codecsFor(opts))
+	if len(fmts) == 0 || fmts[0].te {
+		fmts = answerFormats(off, &h.set, h.set.codecs) // the call's codecs are not offered: take ours
+	}
 	dir := SendRecv & off.dir.reverse()
 	if opts.Hold {
 		dir &^= RecvOnly
 	}
+	var crypto []cryptoAttr
+	var sec *sdes
+	if h.srtpPol != SRTPOff && len(off.crypto) > 0 {
+		c := off.crypto[0]
+		k, err := h.key(c.suite)
+		if err != nil {
+			return nil, err
+		}
+		crypto = []cryptoAttr{{tag: c.tag, suite: c.suite, key: k}}
+		sec = &sdes{suite: c.suite, local: k, remote: c.key}
+	}
 	mls := make([]*sdp.MediaDescription, len(off.mlines))
 	for i, md := range off.mlines {
 		if i == off.index {
-			mls[i] = audioMedia(int(st.local.Port()), fmts, h.set.ptime, dir)
+			mls[i] = audioMedia(int(st.local.Port()), fmts, h.set.ptime, dir, off.savp, crypto)
 		} else {
 			mls[i] = rejectedMedia(md)
 		}
@@ -389,6 +475,7 @@ func (h *Handler) createAnswer(st *stream, opts media.Options) ([]byte, error) {
 		ptime:  h.set.ptime,
 		remote: off.addr,
 		rtcp:   off.rtcp,
+		sec:    sec,
 	}
 	for _, f := range fmts {
 		if !f.te {
@@ -404,12 +491,27 @@ func (h *Handler) createAnswer(st *stream, opts media.Options) ([]byte, error) {
 
 // applyAnswer applies the peer's answer to our pending offer.
 func (h *Handler) applyAnswer(st *stream, s *sdp.SessionDescription) error {
-	ans, err := parseAnswer(s, &h.set)
+	ans, err := parseAnswer(s, &h.set, h.srtpPol)
+	var sec *sdes
 	if err == nil {
 		ans.codecs = offered(ans.codecs, h.offerFmt)
 		if len(ans.codecs) == 0 {
 			err = fmt.Errorf("%w: the answer has none of the codecs offered", media.ErrNotAcceptable)
 		}
+	}
+	if err == nil && len(ans.crypto) > 0 && len(h.offerCrypto) > 0 {
+		a := ans.crypto[0]
+		for _, o := range h.offerCrypto {
+			if o.tag == a.tag && o.suite == a.suite {
+				sec = &sdes{suite: a.suite, local: o.key, remote: a.key}
+			}
+		}
+		if sec == nil {
+			err = fmt.Errorf("%w: the answer's a=crypto matches none offered", media.ErrNotAcceptable)
+		}
+	}
+	if err == nil && sec == nil && h.srtpPol == SRTPRequired {
+		err = fmt.Errorf("%w: SRTP required and the answer has no a=crypto", media.ErrNotAcceptable)
 	}
 	if err != nil {
 		if h.remote != nil {
@@ -430,6 +532,7 @@ func (h *Handler) applyAnswer(st *stream, s *sdp.SessionDescription) error {
 		ptime:  h.set.ptime,
 		remote: ans.addr,
 		rtcp:   ans.rtcp,
+		sec:    sec,
 	}
 	for _, f := range h.offerFmt {
 		switch {
@@ -496,7 +599,7 @@ func (h *Handler) SendDTMF(tones string, duration time.Duration) error {
 			q = append(q, tone{pause: true})
 			continue
 		}
-		code, ok := dtmfCode(c)
+		code, ok := audio.DTMFCode(c)
 		if !ok {
 			return fmt.Errorf("rtp: invalid DTMF tone %q", c)
 		}

@@ -47,6 +47,7 @@ import (
 	pion "github.com/pion/webrtc/v4"
 
 	"github.com/sipua/sip/media"
+	"github.com/sipua/sip/media/audio"
 )
 
 const contentTypeSDP = "application/sdp"
@@ -390,7 +391,7 @@ func (h *Handler) SendDTMF(tones string, duration time.Duration) error {
 			q = append(q, tone{pause: true})
 			continue
 		}
-		code, ok := dtmfCode(c)
+		code, ok := audio.DTMFCode(c)
 		if !ok {
 			return fmt.Errorf("webrtc: invalid DTMF tone %q", c)
 		}
@@ -851,7 +852,8 @@ func (h *Handler) readTrack(track *pion.TrackRemote, _ *pion.RTPReceiver) {
 	if !isVideo {
 		count = &h.audioCount
 	}
-	var rx dtmfReceiver
+	rx := audio.DTMFReceiver{ClockRate: SampleRate}
+	var tones []audio.DTMFTone
 	var lastSeq uint16
 	seqKnown := false
 	if isVideo {
@@ -888,10 +890,11 @@ func (h *Handler) readTrack(track *pion.TrackRemote, _ *pion.RTPReceiver) {
 			}
 		}
 		if track.Kind() == pion.RTPCodecTypeAudio && strings.EqualFold(track.Codec().MimeType, mimeTelephoneEvent) {
-			if c, d, ok := rx.packet(pkt); ok {
+			tones = rx.Packet(tones[:0], pkt.Timestamp, pkt.Payload, time.Now())
+			for _, t := range tones {
 				h.dtmfReceived.Add(1)
 				if f := h.onDTMF.Load(); f != nil && *f != nil {
-					(*f)(c, d)
+					(*f)(t.Tone, t.Duration)
 				}
 			}
 		}
@@ -911,28 +914,6 @@ func (h *Handler) readTrack(track *pion.TrackRemote, _ *pion.RTPReceiver) {
 			(*f)(track, pkt)
 		}
 	}
-}
-
-// dtmfReceiver turns RFC 4733 packets into tones, once per event.
-type dtmfReceiver struct {
-	lastTS   uint32
-	reported bool
-}
-
-func (r *dtmfReceiver) packet(p *rtp.Packet) (rune, time.Duration, bool) {
-	if len(p.Payload) < 4 {
-		return 0, 0, false
-	}
-	if p.Timestamp != r.lastTS {
-		r.lastTS, r.reported = p.Timestamp, false
-	}
-	if p.Payload[1]&0x80 == 0 || r.reported {
-		return 0, 0, false
-	}
-	r.reported = true
-	c, ok := dtmfRune(p.Payload[0])
-	samples := int(p.Payload[2])<<8 | int(p.Payload[3])
-	return c, time.Duration(samples) * time.Second / SampleRate, ok
 }
 
 // Stats are a handler's transport state and media counts.
