@@ -36,6 +36,13 @@ type Config struct {
 	// the host's addresses or to enforce a media relay.
 	ICETransportPolicy pion.ICETransportPolicy
 
+	// DisconnectedTimeout is how long ICE may stay disconnected (no
+	// answer to its checks, e.g. the network is down) before the media
+	// are reported failed to Handler.OnFailure, which ends the call.
+	// Zero means DefaultDisconnectedTimeout; negative, never (only ICE's
+	// own failure, some 30 s after the path broke, counts).
+	DisconnectedTimeout time.Duration
+
 	// GatheringTimeout bounds ICE candidate gathering in GetDescription
 	// when media.Options.GatheringTimeout is zero; the description is
 	// then returned with the candidates found so far. Zero means

@@ -101,6 +101,9 @@ type Handler struct {
 	onAudio    atomic.Pointer[func([]int16)]
 	audioLate  atomic.Uint64 // received audio discarded by the jitter buffer
 	play       *playout
+	onFail     atomic.Pointer[func(error)]
+	failure    error       // the media failure reported, if any (mu)
+	discTimer  *time.Timer // running while ICE is disconnected (mu)
 	lastPair   atomic.Pointer[pion.ICECandidatePair]
 
 	onICE   atomic.Pointer[func(pion.ICEConnectionState)]
@@ -421,6 +424,10 @@ func (h *Handler) Close() error {
 	h.closed = true
 	close(h.done)
 	pc := h.pc
+	if h.discTimer != nil {
+		h.discTimer.Stop()
+		h.discTimer = nil
+	}
 	h.mu.Unlock()
 
 	var err error
@@ -489,12 +496,16 @@ func (h *Handler) peer(c media.Constraints) (*pion.PeerConnection, error) {
 		if s == pion.ICEConnectionStateConnected || s == pion.ICEConnectionStateCompleted {
 			h.notePair(pc)
 		}
+		h.iceState(s)
 		if f := h.onICE.Load(); f != nil && *f != nil {
 			(*f)(s)
 		}
 	})
 	pc.OnConnectionStateChange(func(s pion.PeerConnectionState) {
 		h.log.Debug("connection state", "state", s)
+		if s == pion.PeerConnectionStateFailed && pc.ICEConnectionState() != pion.ICEConnectionStateFailed {
+			h.fail(fmt.Errorf("webrtc: DTLS failed: %w", media.ErrICEFailed))
+		}
 		if f := h.onConn.Load(); f != nil && *f != nil {
 			(*f)(s)
 		}
@@ -932,6 +943,9 @@ type Stats struct {
 	SelectedPair *pion.ICECandidatePair
 	// Audio and Video are the per-kind counts.
 	Audio, Video StreamStats
+	// Failure is the media failure reported to OnFailure (wrapping
+	// media.ErrICEFailed), nil while the media are alive.
+	Failure error
 }
 
 // StreamStats are one media kind's counts. Bytes are RTP payload bytes
@@ -993,6 +1007,7 @@ func (h *Handler) Stats() Stats {
 	var s Stats
 	audioCodec := h.audioCodec
 	localDir := h.localDir
+	s.Failure = h.failure
 	h.mu.Unlock()
 	var audioMid string
 	if audioTr != nil {
