@@ -36,6 +36,16 @@ type Config struct {
 	// the host's addresses or to enforce a media relay.
 	ICETransportPolicy pion.ICETransportPolicy
 
+	// Codecs orders and narrows the codecs offered and accepted, by
+	// encoding name as SDP writes them ("PCMU", "PCMA", "opus", "VP8",
+	// "H264"), compared without regard to case; a call's
+	// media.Options.Codecs (at its first offer or answer) reorders and
+	// narrows them again. A kind none of whose codecs is listed keeps
+	// its default: PCMU, PCMA, opus for audio, VP8, H264 for video. Only
+	// PCMU and PCMA are sent (encoded here); opus is received only.
+	// telephone-event is always offered with audio.
+	Codecs []string
+
 	// DisconnectedTimeout is how long ICE may stay disconnected (no
 	// answer to its checks, e.g. the network is down) before the media
 	// are reported failed to Handler.OnFailure, which ends the call.

@@ -3,6 +3,7 @@ package webrtc
 import (
 	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,5 +97,50 @@ func TestICEDisconnected(t *testing.T) {
 	case err := <-ch2:
 		t.Errorf("closed handler reported %v", err)
 	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// mline returns the m= line of a kind in an SDP.
+func mline(body, kind string) string {
+	for _, l := range strings.Split(body, "\r\n") {
+		if strings.HasPrefix(l, "m="+kind+" ") {
+			return l
+		}
+	}
+	return ""
+}
+
+// TestCodecOrder: Config.Codecs and media.Options.Codecs order and narrow
+// what is offered, answered and sent.
+func TestCodecOrder(t *testing.T) {
+	a := newHandler(t, Config{Codecs: []string{"pcma", "PCMU", "H264"}})
+	b := newHandler(t, Config{})
+	a.SetAudioSource(Tone(440))
+	b.SetAudioSource(Tone(440))
+	offer, answer := exchange(t, a, b, withVideo, media.Options{Constraints: withVideo.Constraints, Codecs: []string{"PCMU", "PCMA"}})
+	if m := mline(offer, "audio"); !strings.HasSuffix(m, "RTP/SAVPF 8 0 101") {
+		t.Errorf("offer's audio: %s", m)
+	}
+	if m := mline(offer, "video"); !strings.HasSuffix(m, "RTP/SAVPF 102 104") {
+		t.Errorf("offer's video: %s", m)
+	}
+	if m := mline(answer, "audio"); !strings.HasSuffix(m, "RTP/SAVPF 0 8 101") {
+		t.Errorf("answer's audio (PCMU preferred per call): %s", m)
+	}
+	waitFor(t, "connected", 5*time.Second, connected(a, b))
+	receivedMore(t, "a", a, 10)
+	receivedMore(t, "b", b, 10)
+	sa, sb := a.Stats().Audio, b.Stats().Audio
+	if sa.Codec != "audio/PCMA" || sb.CodecReceived != "audio/PCMA" {
+		t.Errorf("a sends %q, b receives %q; want PCMA", sa.Codec, sb.CodecReceived)
+	}
+	if sb.Codec != "audio/PCMU" || sa.CodecReceived != "audio/PCMU" {
+		t.Errorf("b sends %q, a receives %q; want PCMU", sb.Codec, sa.CodecReceived)
+	}
+
+	c, d := newHandler(t, Config{}), newHandler(t, Config{})
+	_, answer = exchange(t, d, c, media.Options{}, media.Options{Codecs: []string{"PCMA"}})
+	if m := mline(answer, "audio"); !strings.HasSuffix(m, "RTP/SAVPF 8 101") {
+		t.Errorf("answer narrowed to PCMA: %s", m)
 	}
 }

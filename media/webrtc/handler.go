@@ -101,6 +101,7 @@ type Handler struct {
 	onAudio    atomic.Pointer[func([]int16)]
 	audioLate  atomic.Uint64 // received audio discarded by the jitter buffer
 	play       *playout
+	audioOrder []string // lower-case audio codec names, preferred first; set with the PeerConnection
 	onFail     atomic.Pointer[func(error)]
 	failure    error       // the media failure reported, if any (mu)
 	discTimer  *time.Timer // running while ICE is disconnected (mu)
@@ -210,7 +211,7 @@ func (h *Handler) HasDescription(contentType string) bool {
 func (h *Handler) GetDescription(ctx context.Context, opts media.Options) (media.Description, error) {
 	h.negMu.Lock()
 	defer h.negMu.Unlock()
-	pc, err := h.peer(opts.Constraints)
+	pc, err := h.peer(opts)
 	if err != nil {
 		return media.Description{}, err
 	}
@@ -301,7 +302,7 @@ func (h *Handler) SetDescription(ctx context.Context, d media.Description, opts 
 	}
 	h.negMu.Lock()
 	defer h.negMu.Unlock()
-	pc, err := h.peer(opts.Constraints)
+	pc, err := h.peer(opts)
 	if err != nil {
 		return err
 	}
@@ -462,7 +463,8 @@ func (h *Handler) closedOr(err error) error {
 
 // peer returns the PeerConnection, creating it for the constraints of
 // the first exchange.
-func (h *Handler) peer(c media.Constraints) (*pion.PeerConnection, error) {
+func (h *Handler) peer(opts media.Options) (*pion.PeerConnection, error) {
+	c := opts.Constraints
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -475,7 +477,14 @@ func (h *Handler) peer(c media.Constraints) (*pion.PeerConnection, error) {
 	h.wantVideo = c.Video
 
 	me := &pion.MediaEngine{}
-	if err := registerCodecs(me, h.wantAudio, true); err != nil {
+	audioOrder := media.CodecOrder(media.CodecOrder(defaultAudioCodecs, h.cfg.Codecs), opts.Codecs)
+	videoOrder := media.CodecOrder(media.CodecOrder(defaultVideoCodecs, h.cfg.Codecs), opts.Codecs)
+	h.audioOrder = h.audioOrder[:0]
+	for _, n := range audioOrder {
+		h.audioOrder = append(h.audioOrder, strings.ToLower(n))
+	}
+	h.audio.setPreference(audioOrder)
+	if err := registerCodecs(me, h.wantAudio, true, audioOrder, videoOrder); err != nil {
 		return nil, err
 	}
 	ir := &interceptor.Registry{}
@@ -535,41 +544,54 @@ func (h *Handler) peer(c media.Constraints) (*pion.PeerConnection, error) {
 	return pc, nil
 }
 
-// registerCodecs registers, in order of preference, the codecs of the
-// wanted kinds.
-func registerCodecs(me *pion.MediaEngine, audio, video bool) error {
-	var list []struct {
-		p    pion.RTPCodecParameters
-		kind pion.RTPCodecType
+// The codecs a handler knows, in its default order of preference
+// (Config.Codecs and media.Options.Codecs reorder and narrow them).
+var (
+	defaultAudioCodecs = []string{"PCMU", "PCMA", "opus"}
+	defaultVideoCodecs = []string{"VP8", "H264"}
+)
+
+// registerCodecs registers the codecs of the wanted kinds, in the given
+// order of preference, and telephone-event.
+func registerCodecs(me *pion.MediaEngine, audio, video bool, audioOrder, videoOrder []string) error {
+	fb := []pion.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"},
+		{Type: "nack"}, {Type: "nack", Parameter: "pli"}}
+	known := map[string][]pion.RTPCodecParameters{
+		"pcmu": {{PayloadType: 0, RTPCodecCapability: pion.RTPCodecCapability{MimeType: pion.MimeTypePCMU, ClockRate: 8000}}},
+		"pcma": {{PayloadType: 8, RTPCodecCapability: pion.RTPCodecCapability{MimeType: pion.MimeTypePCMA, ClockRate: 8000}}},
+		"opus": {{PayloadType: 111, RTPCodecCapability: pion.RTPCodecCapability{MimeType: pion.MimeTypeOpus, ClockRate: 48000,
+			Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}}},
+		"vp8": {{PayloadType: 96, RTPCodecCapability: pion.RTPCodecCapability{MimeType: pion.MimeTypeVP8, ClockRate: 90000,
+			RTCPFeedback: fb}}},
+		"h264": {
+			{PayloadType: 102, RTPCodecCapability: pion.RTPCodecCapability{MimeType: pion.MimeTypeH264, ClockRate: 90000,
+				SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", RTCPFeedback: fb}},
+			{PayloadType: 104, RTPCodecCapability: pion.RTPCodecCapability{MimeType: pion.MimeTypeH264, ClockRate: 90000,
+				SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f", RTCPFeedback: fb}},
+		},
 	}
-	add := func(kind pion.RTPCodecType, pt pion.PayloadType, c pion.RTPCodecCapability) {
-		list = append(list, struct {
-			p    pion.RTPCodecParameters
-			kind pion.RTPCodecType
-		}{pion.RTPCodecParameters{RTPCodecCapability: c, PayloadType: pt}, kind})
+	register := func(kind pion.RTPCodecType, names []string) error {
+		for _, n := range names {
+			for _, p := range known[strings.ToLower(n)] {
+				if err := me.RegisterCodec(p, kind); err != nil {
+					return fmt.Errorf("webrtc: register %s: %w", p.MimeType, err)
+				}
+			}
+		}
+		return nil
 	}
 	if audio {
-		add(pion.RTPCodecTypeAudio, 0, pion.RTPCodecCapability{MimeType: pion.MimeTypePCMU, ClockRate: 8000})
-		add(pion.RTPCodecTypeAudio, 8, pion.RTPCodecCapability{MimeType: pion.MimeTypePCMA, ClockRate: 8000})
-		add(pion.RTPCodecTypeAudio, 111, pion.RTPCodecCapability{MimeType: pion.MimeTypeOpus, ClockRate: 48000,
-			Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"})
-		add(pion.RTPCodecTypeAudio, 101, pion.RTPCodecCapability{MimeType: mimeTelephoneEvent, ClockRate: 8000,
-			SDPFmtpLine: "0-15"})
+		if err := register(pion.RTPCodecTypeAudio, audioOrder); err != nil {
+			return err
+		}
+		te := pion.RTPCodecParameters{PayloadType: 101, RTPCodecCapability: pion.RTPCodecCapability{
+			MimeType: mimeTelephoneEvent, ClockRate: 8000, SDPFmtpLine: "0-15"}}
+		if err := me.RegisterCodec(te, pion.RTPCodecTypeAudio); err != nil {
+			return fmt.Errorf("webrtc: register %s: %w", te.MimeType, err)
+		}
 	}
 	if video {
-		fb := []pion.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"},
-			{Type: "nack"}, {Type: "nack", Parameter: "pli"}}
-		add(pion.RTPCodecTypeVideo, 96, pion.RTPCodecCapability{MimeType: pion.MimeTypeVP8, ClockRate: 90000,
-			RTCPFeedback: fb})
-		add(pion.RTPCodecTypeVideo, 102, pion.RTPCodecCapability{MimeType: pion.MimeTypeH264, ClockRate: 90000,
-			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", RTCPFeedback: fb})
-		add(pion.RTPCodecTypeVideo, 104, pion.RTPCodecCapability{MimeType: pion.MimeTypeH264, ClockRate: 90000,
-			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f", RTCPFeedback: fb})
-	}
-	for _, c := range list {
-		if err := me.RegisterCodec(c.p, c.kind); err != nil {
-			return fmt.Errorf("webrtc: register %s: %w", c.p.MimeType, err)
-		}
+		return register(pion.RTPCodecTypeVideo, videoOrder)
 	}
 	return nil
 }
@@ -702,8 +724,8 @@ func (h *Handler) createAnswer(ctx context.Context, pc *pion.PeerConnection, opt
 			d &^= dirRecv
 		}
 		if m == audioMid {
-			preferG711(md)
-			name, encodable, _ := sendCodec(md)
+			preferCodecs(md, h.audioOrder)
+			name, encodable, _ := sendCodec(md, h.audioOrder)
 			if !encodable {
 				d &^= dirSend
 			}
@@ -779,7 +801,7 @@ func (h *Handler) applyAnswer(pc *pion.PeerConnection, body []byte, s *sdp.Sessi
 		m := mid(md, i)
 		d := offered[m] & remote[m].reverse()
 		if m == audioMid && md.MediaName.Port.Value != 0 {
-			name, encodable, _ := sendCodec(md)
+			name, encodable, _ := sendCodec(md, h.audioOrder)
 			if !encodable {
 				d &^= dirSend
 			}
