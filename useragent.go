@@ -258,9 +258,6 @@ func (s UserAgentState) String() string {
 
 const defaultUserAgentString = "sipua"
 
-// sendTimeout bounds one write to the transport from the event loop.
-const sendTimeout = 5 * time.Second
-
 // UserAgent is one SIP endpoint. Create it with NewUserAgent, then Start
 // it. All methods are safe for concurrent use.
 type UserAgent struct {
@@ -281,6 +278,11 @@ type UserAgent struct {
 	connected atomic.Bool
 	// recoveries are the goroutines moving calls to a new connection.
 	recoveries sync.WaitGroup
+	// bg are the goroutines doing what the loop must not wait for
+	// (look-ups, dials); bgCtx ends when the UserAgent stops.
+	bg       sync.WaitGroup
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
 
 	// Owned by the event loop.
 	tp          *transport.Transport
@@ -413,6 +415,7 @@ func (ua *UserAgent) Start(ctx context.Context) error {
 	ua.invitations = map[*transaction.Server]*Invitation{}
 	ua.claims = map[any]func(*transaction.Server, *message.Request) bool{}
 	ua.dialogs = dialog.NewSet()
+	ua.bgCtx, ua.bgCancel = context.WithCancel(context.Background())
 	ua.auth = newAuthorizer(ua.opts)
 	ua.layer = transaction.NewLayer(transaction.Config{T1: ua.opts.Timers.T1, T2: ua.opts.Timers.T2, T4: ua.opts.Timers.T4},
 		transaction.Callbacks{
@@ -568,7 +571,9 @@ func (ua *UserAgent) shutdown() {
 		close(ua.quit)
 		<-ua.loopDone
 		ua.recoveries.Wait()
+		ua.bgCancel()
 		_ = ua.tp.Close()
+		ua.bg.Wait()
 		ua.connected.Store(false)
 		ua.setState(Stopped)
 		ua.cbq.wait()
@@ -719,14 +724,6 @@ func (ua *UserAgent) receive(in transport.Incoming) {
 	ua.layer.Receive(in.Msg, in.Flow, in.Flow.Proto.Stream(), time.Now())
 }
 
-// respondStateless answers a request that cannot enter a transaction.
-func (ua *UserAgent) respondStateless(req *message.Request, flow transport.Flow, code int, reason string) {
-	resp := ua.newResponse(req, code, reason)
-	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
-	defer cancel()
-	_, _ = ua.tp.SendResponse(ctx, resp, flow)
-}
-
 // newResponse builds a response with the UserAgent's Server header.
 func (ua *UserAgent) newResponse(req *message.Request, code int, reason string) *message.Response {
 	return ua.newResponseTag(req, code, reason, "")
@@ -740,40 +737,6 @@ func (ua *UserAgent) newResponseTag(req *message.Request, code int, reason, toTa
 		resp.Header.Add("Server", ua.opts.UserAgentString)
 	}
 	return resp
-}
-
-// route is where a client transaction's messages go.
-type route struct {
-	upstream bool
-	targets  []transport.Target
-}
-
-// layerSend carries out the transaction layer's sends.
-func (ua *UserAgent) layerSend(m message.Message, dest any) error {
-	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
-	defer cancel()
-	var err error
-	switch d := dest.(type) {
-	case transport.Flow:
-		resp, ok := m.(*message.Response)
-		if !ok {
-			return fmt.Errorf("sip: request to a flow")
-		}
-		_, err = ua.tp.SendResponse(ctx, resp, d)
-	case *route:
-		req := m.(*message.Request)
-		if d.upstream {
-			if ua.up == nil {
-				return ErrTransportClosed
-			}
-			_, err = ua.up.SendRequest(ctx, req)
-		} else {
-			_, err = ua.tp.SendRequest(ctx, req, d.targets...)
-		}
-	default:
-		err = fmt.Errorf("sip: unknown destination %T", dest)
-	}
-	return err
 }
 
 // ContactURI returns the URI other user agents reach this one at: its
