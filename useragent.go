@@ -192,6 +192,14 @@ type TransportOptions struct {
 	// use siptest.Network.PacketListener to run UserAgents on an
 	// in-memory network, on virtual time inside testing/synctest.
 	ListenPacket func(ctx context.Context, network, address string) (net.PacketConn, error)
+	// DialContext, when set, opens the TCP connections under outbound
+	// TCP, TLS, WS and WSS connections instead of a net.Dialer (see
+	// transport.Config.DialContext): tests use it for in-memory
+	// connections or a peer that never answers.
+	DialContext func(ctx context.Context, network, address string) (net.Conn, error)
+	// DNS, when set, answers the RFC 3263 look-ups (SRV, A/AAAA) instead
+	// of net.DefaultResolver.
+	DNS transport.DNS
 }
 
 // ServerOption is one server of TransportOptions.Servers.
@@ -434,6 +442,8 @@ func (ua *UserAgent) Start(ctx context.Context) error {
 		ServerTLSConfig: to.ServerTLSConfig,
 		Keepalive:       transport.Keepalive{Interval: to.KeepaliveInterval, Timeout: to.KeepaliveTimeout},
 		ListenPacket:    to.ListenPacket,
+		DialContext:     to.DialContext,
+		DNS:             to.DNS,
 		Limits:          to.MessageLimits,
 		MaxConns:        to.MaxConns,
 		ReadTimeout:     to.ReadTimeout,
