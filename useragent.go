@@ -12,6 +12,18 @@
 // order, so a slow callback never stalls the stack and a callback may call
 // back into the API.
 //
+// The event loop never waits on the network. It hands each message to a
+// write queue of its connection, drained by that connection's writer
+// goroutine, or to a UDP socket, and goes on; a full queue (a peer that
+// does not read) or a write that fails later comes back to the
+// transaction as a transport error. What can take long, RFC 3263 DNS
+// look-ups and opening connections (TCP, TLS and WebSocket handshakes),
+// runs on goroutines of its own that post the outcome back to the loop;
+// meanwhile the transaction waits with its timers running, and its
+// messages go out when the connection is up. So one unreachable or slow
+// destination delays only the requests sent to it, never other calls,
+// retransmissions or answers to other requests.
+//
 // The layers below are packages of their own: message (parsing and
 // writing), transport (UDP, TCP, TLS, WebSocket), digest (authentication),
 // and the internal transaction and dialog machines. The siptest package is
