@@ -185,7 +185,7 @@ func (ua *UserAgent) onFailed(tx transaction.Transaction, err error) {
 	}
 	switch {
 	case errors.Is(err, transaction.ErrTimeout):
-		o.fail(fmt.Errorf("%w: %s", ErrTimeout, tx.Request().Method))
+		o.fail(fmt.Errorf("%w: %s to %v: %w", ErrTimeout, tx.Request().Method, c.Dest(), err))
 	default:
 		o.fail(fmt.Errorf("%w: %w", ErrTransportClosed, err))
 	}

@@ -52,10 +52,10 @@ type pendingSend struct {
 // String names the destination for errors.
 func (rt *route) String() string {
 	switch {
+	case rt.flow.Proto != "":
+		return rt.flow.Proto.String() + " " + rt.flow.Remote.String()
 	case rt.upstream:
 		return "the server"
-	case rt.flow.Proto != "":
-		return rt.flow.Remote.String()
 	case rt.next < len(rt.targets):
 		return rt.targets[rt.next].String()
 	}

@@ -234,8 +234,12 @@ type Timers struct {
 type UserAgentDelegate struct {
 	// OnConnect is called when the connection to the server is up.
 	OnConnect func()
-	// OnDisconnect is called when it is lost, with the reason. The
-	// UserAgent reconnects by itself.
+	// OnDisconnect is called when it is lost, or when connecting fails
+	// (the first connection, or the next after Reconnect), with the
+	// reason: once per outage, and again if the UserAgent gives up
+	// (transport.ErrGaveUp: ReconnectAttempts used up, or a server
+	// certificate that does not verify). Otherwise the UserAgent
+	// reconnects by itself.
 	OnDisconnect func(err error)
 	// OnInvite receives an incoming call. The callback (or any goroutine
 	// later) answers it with Progress, Accept or Reject; until then the
@@ -323,6 +327,8 @@ type UserAgent struct {
 	// yet (a NOTIFY before the 2xx to its SUBSCRIBE); true: taken.
 	claims map[any]func(tx *transaction.Server, req *message.Request) bool
 	wasUp  bool
+	// downReported: OnDisconnect was called for the current outage.
+	downReported bool
 }
 
 type listenAddr struct {
@@ -413,8 +419,13 @@ func (ua *UserAgent) setState(s UserAgentState) {
 
 // Start starts the transport and the event loop. With a Server it waits
 // until the first connection is up or ctx ends; if ctx ends first, Start
-// returns an error wrapping ErrTransportClosed and the UserAgent goes on
-// trying to connect in the background (Stop ends that). A UserAgent starts
+// returns an error wrapping ErrTransportClosed, ctx's error and the last
+// connection attempt's error (errors.As finds a *net.OpError for a
+// refused or unreachable server), and the UserAgent goes on trying to
+// connect in the background (Stop ends that). A server certificate that
+// does not verify (errors.As finds *tls.CertificateVerificationError) is
+// no outage to wait out: Start returns it at once and the UserAgent stops
+// trying. OnDisconnect reports the failure too, once per outage. A UserAgent starts
 // once; Start on a started or stopped one fails with ErrInvalidState.
 func (ua *UserAgent) Start(ctx context.Context) error {
 	ua.mu.Lock()
@@ -604,7 +615,8 @@ func (ua *UserAgent) shutdown() {
 
 // Reconnect drops the connection to the server and connects again at
 // once, as SIP.js's reconnect(); registrations are renewed on the new
-// connection. It waits until connected or ctx ends.
+// connection by themselves. It waits until the new connection is up or
+// ctx ends; the error then wraps the last connection attempt's error.
 func (ua *UserAgent) Reconnect(ctx context.Context) error {
 	var up *transport.Upstream
 	if err := ua.call(ctx, func() { up = ua.up }); err != nil {
@@ -613,8 +625,8 @@ func (ua *UserAgent) Reconnect(ctx context.Context) error {
 	if up == nil {
 		return fmt.Errorf("%w: no server configured", ErrInvalidState)
 	}
-	up.Reconnect()
-	if _, err := up.WaitConnected(ctx); err != nil {
+	n := up.Reconnect()
+	if _, err := up.WaitReconnected(ctx, n); err != nil {
 		return fmt.Errorf("%w: %w", ErrTransportClosed, err)
 	}
 	return nil
@@ -697,6 +709,7 @@ func (ua *UserAgent) onUpstream(ev transport.StateEvent) {
 	switch ev.State {
 	case transport.Connected:
 		ua.connected.Store(true)
+		ua.downReported = false
 		if d := ua.opts.Delegate.OnConnect; d != nil {
 			ua.cbq.push(d)
 		}
@@ -708,13 +721,40 @@ func (ua *UserAgent) onUpstream(ev transport.StateEvent) {
 		ua.wasUp = true
 	case transport.Disconnected:
 		was := ua.connected.Swap(false)
-		if d := ua.opts.Delegate.OnDisconnect; d != nil && was {
-			err := ev.Err
-			ua.cbq.push(func() { d(err) })
+		// An outage is reported once: when a connection is lost, or when
+		// the first attempts fail (the first connection, or the next one
+		// after Reconnect), and again when the Upstream gives up.
+		closed := errors.Is(ev.Err, transport.ErrClosed)
+		report := was || (!closed && !ua.downReported) || errors.Is(ev.Err, transport.ErrGaveUp)
+		if report {
+			ua.downReported = true
+			if d := ua.opts.Delegate.OnDisconnect; d != nil {
+				err := ev.Err
+				ua.cbq.push(func() { d(err) })
+			}
 		}
-		if (was && !errors.Is(ev.Err, transport.ErrClosed)) || errors.Is(ev.Err, transport.ErrGaveUp) {
+		if was && ev.Flow.Proto.Stream() && !closed {
+			ua.failOnFlow(ev.Flow, ev.Err)
+		}
+		if (was && !closed) || errors.Is(ev.Err, transport.ErrGaveUp) {
 			ua.onFlowLost(ev.Err) // not when the UserAgent closes it (Stop)
 		}
+	}
+}
+
+// failOnFlow fails the client transactions whose requests went out on a
+// connection to the server that is gone: their responses cannot come
+// back on another one. Runs on the loop.
+func (ua *UserAgent) failOnFlow(f transport.Flow, why error) {
+	var lost []*transaction.Client
+	for tx := range ua.outgoing {
+		if rt, ok := tx.Dest().(*route); ok && rt.upstream && rt.flow == f {
+			lost = append(lost, tx)
+		}
+	}
+	now := time.Now()
+	for _, tx := range lost {
+		ua.layer.TransportError(tx, fmt.Errorf("%w: connection to the server %v lost: %w", transport.ErrNoConnection, f, why), now)
 	}
 }
 
