@@ -214,7 +214,7 @@ func (u *Upstream) Flow() (Flow, bool) {
 // error wraps both ctx.Err() and the error of the last failed attempt, if
 // any (a *net.OpError for a refused port, a
 // *tls.CertificateVerificationError …); when the Upstream gave up, it is
-// the ErrGaveUp error; after Close, ErrClosed.
+// ErrClosed wrapping the ErrGaveUp error; after Close, ErrClosed.
 func (u *Upstream) WaitConnected(ctx context.Context) (Flow, error) {
 	return u.waitConnected(ctx, -1)
 }
@@ -244,7 +244,7 @@ func (u *Upstream) waitConnected(ctx context.Context, after int) (Flow, error) {
 		case <-ch:
 		case <-u.stopped:
 			if gaveUp != nil {
-				return Flow{}, gaveUp
+				return Flow{}, fmt.Errorf("%w: %w", ErrClosed, gaveUp)
 			}
 			return Flow{}, ErrClosed
 		case <-ctx.Done():
