@@ -307,9 +307,11 @@ func TestStopEndsCalls(t *testing.T) {
 	assert.Equal(t, EndRemoteCancel, rung.EndReason().Cause)
 }
 
-// TestDefaultMediaIsWebRTC: without a MediaFactory, calls negotiate WebRTC
-// media on pion (DTLS-SRTP in the SDP).
-func TestDefaultMediaIsWebRTC(t *testing.T) {
+// TestNilMediaFactoryIsSignallingOnly: without a MediaFactory, calls carry
+// no session description (the root package links no media stack), and
+// media/webrtc's factory, named explicitly, negotiates WebRTC (DTLS-SRTP in
+// the SDP).
+func TestNilMediaFactoryIsSignallingOnly(t *testing.T) {
 	invs := make(chan *Invitation, 1)
 	bob := startUA(t, "bob", UserAgentDelegate{OnInvite: func(inv *Invitation) {
 		invs <- inv
@@ -318,10 +320,23 @@ func TestDefaultMediaIsWebRTC(t *testing.T) {
 	alice := startUA(t, "alice", UserAgentDelegate{})
 	call, err := NewInviter(alice, addr(bob), InviterOptions{})
 	require.NoError(t, err)
+	assert.Nil(t, call.MediaHandler())
+	require.NoError(t, call.Invite(ctx5(t), InviteOptions{}))
+	inv := <-invs
+	assert.Empty(t, inv.Request.Body)
+	require.NoError(t, call.Bye(ctx5(t)))
+
+	carol, err := NewUserAgent(UserAgentOptions{URI: "sip:carol@127.0.0.1", MediaFactory: webrtc.NewFactory(webrtc.Config{LoopbackOnly: true}),
+		Transport: TransportOptions{Listen: []string{"udp://127.0.0.1:0"}}})
+	require.NoError(t, err)
+	require.NoError(t, carol.Start(ctx5(t)))
+	defer carol.Stop(ctx5(t))
+	call, err = NewInviter(carol, addr(bob), InviterOptions{})
+	require.NoError(t, err)
 	_, isWebRTC := call.MediaHandler().(*webrtc.Handler)
 	assert.True(t, isWebRTC)
 	require.NoError(t, call.Invite(ctx5(t), InviteOptions{}))
-	inv := <-invs
+	inv = <-invs
 	assert.Contains(t, string(inv.Request.Body), "a=fingerprint:")
 	assert.Contains(t, string(inv.Request.Body), "UDP/TLS/RTP/SAVPF")
 	require.NoError(t, call.Bye(ctx5(t)))

@@ -80,12 +80,18 @@ const (
 	// UserAgentOptions.CallRecoveryTimeout, or the peer refused the
 	// re-INVITE: StatusCode tells which).
 	EndConnectionLost
+	// EndMediaTimeout: no media came from the peer for the media
+	// handler's timeout (media.ErrMediaTimeout); a BYE was sent.
+	EndMediaTimeout
+	// EndMediaFailure: the media handler reported that the media path
+	// failed otherwise (media.ErrICEFailed, …; Err tells); a BYE was sent.
+	EndMediaFailure
 )
 
 // endCauseNames are the EndCause strings, by value.
 var endCauseNames = [...]string{"none", "local BYE", "remote BYE", "canceled", "remote CANCEL", "rejected",
 	"timeout", "no ACK", "transport failure", "user agent stopped", "replaced", "no PRACK", "session expired",
-	"connection lost"}
+	"connection lost", "media timeout", "media failure"}
 
 // String describes the cause; a value outside the declared ones gives
 // "EndCause(n)".
@@ -155,6 +161,9 @@ func newSession(ua *UserAgent, incoming bool, mopts media.Options) (*Session, er
 			return nil, fmt.Errorf("sip: media handler: %w", err)
 		}
 		s.handler = h
+		if fn, ok := h.(media.FailureNotifier); ok {
+			fn.OnFailure(s.mediaFailed)
+		}
 	}
 	return s, nil
 }
