@@ -63,6 +63,8 @@ func TestObserverCall(t *testing.T) {
 		Transport:    TransportOptions{Listen: []string{"udp://127.0.0.1:0"}},
 		MediaFactory: hs.factory,
 		Observer:     log.observer(),
+		// Short timers: the transactions end (Timers M and K) quickly.
+		Timers: Timers{T1: 10 * time.Millisecond, T2: 40 * time.Millisecond, T4: 50 * time.Millisecond},
 	})
 	require.NoError(t, err)
 	require.NoError(t, alice.Start(ctx5(t)))
@@ -77,11 +79,23 @@ func TestObserverCall(t *testing.T) {
 	require.Eventually(t, func() bool {
 		_, _, txs := log.snapshot()
 		return len(txs) >= 2
-	}, 40*time.Second, 10*time.Millisecond, "the INVITE and BYE transactions end (Timer K/D on UDP)")
+	}, 5*time.Second, 10*time.Millisecond, "the INVITE and BYE transactions end (Timer K/D on UDP)")
 
 	events, calls, txs := log.snapshot()
 	require.Len(t, calls, 3, "%v", events)
-	assert.Equal(t, []string{"started", "answered", "ended"}, events[:3])
+	var callEvents []string
+	retrans := 0
+	for _, e := range events {
+		switch e {
+		case "started", "answered", "ended":
+			callEvents = append(callEvents, e)
+		case "retransmission":
+			retrans++
+		}
+	}
+	assert.Equal(t, []string{"started", "answered", "ended"}, callEvents)
+	// T1 is 10 ms and bob answers after 20: Timer A sent the INVITE again.
+	assert.Positive(t, retrans, "%v", events)
 	assert.False(t, calls[0].Incoming)
 	assert.Same(t, call.Session, calls[1].Session)
 	assert.GreaterOrEqual(t, calls[1].Setup, 20*time.Millisecond)

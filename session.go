@@ -136,7 +136,7 @@ type Session struct {
 	referNotify                  func(code int, final bool)
 	notifyQueue                  []*message.Request
 	notifyBusy                   bool
-	x                            callExt // PRACK, UPDATE, session timers
+	x                            callExt  // PRACK, UPDATE, session timers
 	obs                          obsTimes // for UserAgentOptions.Observer
 }
 
