@@ -150,7 +150,8 @@ type Session struct {
 	referNotify                  func(code int, final bool)
 	notifyQueue                  []*message.Request
 	notifyBusy                   bool
-	x                            callExt // PRACK, UPDATE, session timers
+	x                            callExt  // PRACK, UPDATE, session timers
+	obs                          obsTimes // for UserAgentOptions.Observer
 }
 
 func newSession(ua *UserAgent, incoming bool, mopts media.Options) (*Session, error) {
@@ -199,6 +200,7 @@ func (s *Session) Done() <-chan struct{} { return s.done }
 
 func (s *Session) setState(st SessionState) {
 	s.st.set(st, SessionTerminated, &s.ua.cbq)
+	s.obsSession(st)
 }
 
 // terminate ends the session. Runs on the loop.

@@ -143,6 +143,10 @@ type UserAgentOptions struct {
 	// The choice is explicit so that this package links no media stack:
 	// a program that never names media/webrtc does not link pion/webrtc.
 	MediaFactory media.Factory
+	// Observer receives call, transaction, connection and registration
+	// events for metrics (see Observer and metrics/prom). Default nil:
+	// nothing is reported.
+	Observer *Observer
 }
 
 // TransportOptions says how a UserAgent reaches the network.
@@ -453,6 +457,7 @@ func (ua *UserAgent) Start(ctx context.Context) error {
 			Response:   ua.onResponse,
 			Failed:     ua.onFailed,
 			Terminated: ua.onTerminated,
+			Retransmit: func(tx transaction.Transaction) { ua.obsTransaction(tx, true) },
 		})
 	to := ua.opts.Transport
 	ua.tp = transport.New(transport.Config{
@@ -704,6 +709,7 @@ func (ua *UserAgent) after(d time.Duration, f func()) *timerEntry {
 
 // onUpstream follows the server connection.
 func (ua *UserAgent) onUpstream(ev transport.StateEvent) {
+	ua.obsUpstream(ev, ua.wasUp)
 	switch ev.State {
 	case transport.Connected:
 		ua.connected.Store(true)
