@@ -268,7 +268,8 @@ type UserAgent struct {
 	limits   Limits
 	aor      message.URI
 	log      *slog.Logger
-	cbq      callbackQueue
+	cbq      callbackQueue // the UserAgent's own callback lane
+	lanes    lanes         // every callback lane of the UserAgent
 	events   chan func()
 	quit     chan struct{}
 	loopDone chan struct{}
@@ -344,6 +345,7 @@ func NewUserAgent(opts UserAgentOptions) (*UserAgent, error) {
 	if ua.contactName == "" {
 		ua.contactName = message.NewTag()
 	}
+	ua.cbq.set = &ua.lanes
 	return ua, nil
 }
 
@@ -506,6 +508,8 @@ func parseListen(s string) (transport.Proto, string, error) {
 // the event loop ends. It returns when everything has stopped; no
 // goroutine is left. Stop is idempotent.
 func (ua *UserAgent) Stop(ctx context.Context) error {
+	// A callback may call Stop: its own lane is not waited for.
+	defer ua.lanes.enterStop()()
 	ua.mu.Lock()
 	started := ua.events != nil
 	ua.mu.Unlock()
@@ -571,7 +575,7 @@ func (ua *UserAgent) shutdown() {
 		_ = ua.tp.Close()
 		ua.connected.Store(false)
 		ua.setState(Stopped)
-		ua.cbq.wait()
+		ua.lanes.wait()
 	})
 }
 
