@@ -192,6 +192,7 @@ func (ua *UserAgent) onFailed(tx transaction.Transaction, err error) {
 }
 
 func (ua *UserAgent) onTerminated(tx transaction.Transaction) {
+	ua.obsTransaction(tx, false)
 	switch t := tx.(type) {
 	case *transaction.Client:
 		delete(ua.outgoing, t)

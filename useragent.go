@@ -143,6 +143,10 @@ type UserAgentOptions struct {
 	// The choice is explicit so that this package links no media stack:
 	// a program that never names media/webrtc does not link pion/webrtc.
 	MediaFactory media.Factory
+	// Observer receives call, transaction, connection and registration
+	// events for metrics (see Observer and metrics/prom). Default nil:
+	// nothing is reported.
+	Observer *Observer
 }
 
 // TransportOptions says how a UserAgent reaches the network.
@@ -293,7 +297,8 @@ type UserAgent struct {
 	limits   Limits
 	aor      message.URI
 	log      *slog.Logger
-	cbq      callbackQueue
+	cbq      callbackQueue // the UserAgent's own callback lane
+	lanes    lanes         // every callback lane of the UserAgent
 	events   chan func()
 	quit     chan struct{}
 	loopDone chan struct{}
@@ -373,6 +378,7 @@ func NewUserAgent(opts UserAgentOptions) (*UserAgent, error) {
 	if ua.contactName == "" {
 		ua.contactName = message.NewTag()
 	}
+	ua.cbq.set = &ua.lanes
 	return ua, nil
 }
 
@@ -456,6 +462,7 @@ func (ua *UserAgent) Start(ctx context.Context) error {
 			Response:   ua.onResponse,
 			Failed:     ua.onFailed,
 			Terminated: ua.onTerminated,
+			Retransmit: func(tx transaction.Transaction) { ua.obsTransaction(tx, true) },
 		})
 	to := ua.opts.Transport
 	ua.tp = transport.New(transport.Config{
@@ -543,6 +550,8 @@ func parseListen(s string) (transport.Proto, string, error) {
 // the event loop ends. It returns when everything has stopped; no
 // goroutine is left. Stop is idempotent.
 func (ua *UserAgent) Stop(ctx context.Context) error {
+	// A callback may call Stop: its own lane is not waited for.
+	defer ua.lanes.enterStop()()
 	ua.mu.Lock()
 	started := ua.events != nil
 	ua.mu.Unlock()
@@ -610,7 +619,7 @@ func (ua *UserAgent) shutdown() {
 		ua.bg.Wait()
 		ua.connected.Store(false)
 		ua.setState(Stopped)
-		ua.cbq.wait()
+		ua.lanes.wait()
 	})
 }
 
@@ -716,6 +725,7 @@ func (ua *UserAgent) after(d time.Duration, f func()) *timerEntry {
 
 // onUpstream follows the server connection.
 func (ua *UserAgent) onUpstream(ev transport.StateEvent) {
+	ua.obsUpstream(ev, ua.wasUp)
 	switch ev.State {
 	case transport.Connected:
 		ua.connected.Store(true)

@@ -127,6 +127,10 @@ type Config struct {
 	// Tracer, when set, sees every SIP message Run's UserAgent sends and
 	// receives (see package trace: pcap and text writers).
 	Tracer trace.Tracer
+	// Observer, when set, receives the UserAgent's call, transaction,
+	// connection and registration events (sip.UserAgentOptions.Observer;
+	// metrics/prom makes one).
+	Observer *sip.Observer
 	// OnEvent, when set, receives the bot's events in order, one at a
 	// time, on a goroutine of the bot's (never under a lock): print or
 	// collect them and return.
@@ -339,6 +343,7 @@ func (b *Bot) Run(ctx context.Context) error {
 		Tracer:          b.cfg.Tracer,
 		MediaFactory:    b.factory,
 		Delegate:        sip.UserAgentDelegate{OnInvite: b.Handle},
+		Observer:        b.cfg.Observer,
 	})
 	if err != nil {
 		return fmt.Errorf("botcore: %w", err)
