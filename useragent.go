@@ -303,10 +303,9 @@ type UserAgent struct {
 	quit     chan struct{}
 	loopDone chan struct{}
 
-	mu        sync.Mutex // guards state and the listeners below
+	mu        sync.Mutex // guards state (and its listeners' order)
 	state     UserAgentState
-	listeners map[int]func(UserAgentState)
-	nextID    int
+	listeners listeners[UserAgentState]
 	stopOnce  sync.Once
 	connected atomic.Bool
 	// recoveries are the goroutines moving calls to a new connection.
@@ -372,7 +371,6 @@ func NewUserAgent(opts UserAgentOptions) (*UserAgent, error) {
 		limits:      opts.Limits.norm(),
 		aor:         aor,
 		log:         log,
-		listeners:   map[int]func(UserAgentState){},
 		contactName: opts.ContactName,
 	}
 	if ua.contactName == "" {
@@ -397,31 +395,17 @@ func (ua *UserAgent) State() UserAgentState {
 func (ua *UserAgent) IsConnected() bool { return ua.connected.Load() }
 
 // OnStateChange adds a listener for state changes and returns a function
-// that removes it. Listeners run on the callback goroutine.
+// that removes it. Listeners run on the UserAgent's callback lane, in the
+// order they were added.
 func (ua *UserAgent) OnStateChange(f func(UserAgentState)) (remove func()) {
-	ua.mu.Lock()
-	defer ua.mu.Unlock()
-	id := ua.nextID
-	ua.nextID++
-	ua.listeners[id] = f
-	return func() {
-		ua.mu.Lock()
-		defer ua.mu.Unlock()
-		delete(ua.listeners, id)
-	}
+	return ua.listeners.add(f)
 }
 
 func (ua *UserAgent) setState(s UserAgentState) {
 	ua.mu.Lock()
+	defer ua.mu.Unlock()
 	ua.state = s
-	ls := make([]func(UserAgentState), 0, len(ua.listeners))
-	for _, f := range ua.listeners {
-		ls = append(ls, f)
-	}
-	ua.mu.Unlock()
-	for _, f := range ls {
-		ua.cbq.push(func() { f(s) })
-	}
+	ua.listeners.notify(s, ua.cbq.push)
 }
 
 // Start starts the transport and the event loop. With a Server it waits
