@@ -14,65 +14,21 @@ import (
 	"github.com/stretchr/testify/require"
 
 	sip "github.com/sipua/sip"
-	"github.com/sipua/sip/media"
 	"github.com/sipua/sip/message"
 	"github.com/sipua/sip/siptest"
 )
 
-// recSDP is a media handler that offers and answers a fixed SDP naming
-// its owner, and records the descriptions it is given.
-type recSDP struct {
-	name string
-	mu   sync.Mutex
-	got  []string // bodies given to SetDescription
-	gets int      // GetDescription calls
-}
-
-func (r *recSDP) sdp() string {
-	return "v=0\r\no=" + r.name + " 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
-}
-func (r *recSDP) GetDescription(context.Context, media.Options) (media.Description, error) {
-	r.mu.Lock()
-	r.gets++
-	r.mu.Unlock()
-	return media.Description{ContentType: "application/sdp", Body: []byte(r.sdp())}, nil
-}
-func (r *recSDP) SetDescription(_ context.Context, d media.Description, _ media.Options) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.got = append(r.got, string(d.Body))
-	return nil
-}
-func (r *recSDP) HasDescription(ct string) bool        { return ct == "application/sdp" }
-func (r *recSDP) SendDTMF(string, time.Duration) error { return media.ErrNotSupported }
-func (r *recSDP) Close() error                         { return nil }
-func (r *recSDP) given() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.got...)
-}
-
-// simUA starts name at addr on n with a recSDP media handler per call
-// (the last one made is returned by the function hs).
-func simUA(t *testing.T, n *siptest.Network, name string, addr fmt.Stringer, opts sip.UserAgentOptions) (*sip.UserAgent, func() *recSDP) {
+// simUA starts name at addr on n with a sip.TestMedia handler per call
+// naming name (the last one made is returned by the function hs).
+func simUA(t *testing.T, n *siptest.Network, name string, addr fmt.Stringer, opts sip.UserAgentOptions) (*sip.UserAgent, func() *sip.TestMedia) {
 	t.Helper()
-	var mu sync.Mutex
-	var last *recSDP
+	hs := &sip.TestMediaFactory{Name: name}
 	opts.URI = "sip:" + name + "@" + addr.String()
 	opts.Transport = sip.TransportOptions{Listen: []string{"udp://" + addr.String()}, ListenPacket: n.PacketListener(name)}
 	if opts.MediaFactory == nil {
-		opts.MediaFactory = func(media.SessionInfo) (media.Handler, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			last = &recSDP{name: name}
-			return last, nil
-		}
+		opts.MediaFactory = hs.New
 	}
-	ua, err := sip.NewUserAgent(opts)
-	require.NoError(t, err)
-	require.NoError(t, ua.Start(context.Background()))
-	t.Cleanup(func() { assert.NoError(t, ua.Stop(context.Background())) })
-	return ua, func() *recSDP { mu.Lock(); defer mu.Unlock(); return last }
+	return sip.StartTestUA(t, opts), hs.Last
 }
 
 func count(flow []string, what string) int {
@@ -198,8 +154,8 @@ func TestSimPrackOfferAnswer(t *testing.T) {
 				require.NoError(t, <-errc)
 				time.Sleep(time.Second)
 				assert.Equal(t, sip.SessionEstablished, inv.State())
-				assert.Equal(t, []string{bobMedia().sdp()}, aliceMedia().given(), "alice applied bob's SDP once")
-				assert.Equal(t, []string{aliceMedia().sdp()}, bobMedia().given(), "bob applied alice's SDP once")
+				assert.Equal(t, []string{bobMedia().Body()}, aliceMedia().Given(), "alice applied bob's SDP once")
+				assert.Equal(t, []string{aliceMedia().Body()}, bobMedia().Given(), "bob applied alice's SDP once")
 				require.NoError(t, call.Bye(context.Background()))
 				// The 2xx waited for the PRACK (RFC 3262 §3): the PRACK's 200
 				// comes first, then the INVITE's.

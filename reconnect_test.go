@@ -67,7 +67,7 @@ func reconnectPair(t *testing.T, proto transport.Proto, h media.Handler, recover
 func TestCallSurvivesReconnect(t *testing.T) {
 	for _, proto := range []transport.Proto{transport.TCP, transport.WS} {
 		t.Run(string(proto), func(t *testing.T) {
-			h := &recHandler{}
+			h := sip.TestReplacingMedia{TestMedia: &sip.TestMedia{SDP: "sdp-offer"}}
 			srv, alice, _, invs := reconnectPair(t, proto, h, 0, 0)
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
@@ -150,7 +150,7 @@ func TestCallSurvivesReconnect(t *testing.T) {
 // TestCallEndsWhenNotRecovered: the server goes away for good; after
 // CallRecoveryTimeout the call ends with EndConnectionLost.
 func TestCallEndsWhenNotRecovered(t *testing.T) {
-	srv, alice, _, invs := reconnectPair(t, transport.TCP, &recHandler{}, 500*time.Millisecond, 0)
+	srv, alice, _, invs := reconnectPair(t, transport.TCP, sip.TestReplacingMedia{TestMedia: &sip.TestMedia{SDP: "sdp-offer"}}, 500*time.Millisecond, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	call, err := sip.NewInviter(alice, srv.AOR("bob"), sip.InviterOptions{})
@@ -185,7 +185,7 @@ func TestCallEndsWhenNotRecovered(t *testing.T) {
 // (TransportOptions.ReconnectAttempts): the call ends at once with
 // EndConnectionLost, without waiting for CallRecoveryTimeout.
 func TestCallEndsWhenReconnectGivesUp(t *testing.T) {
-	srv, alice, _, invs := reconnectPair(t, transport.TCP, &recHandler{}, time.Minute, 2)
+	srv, alice, _, invs := reconnectPair(t, transport.TCP, sip.TestReplacingMedia{TestMedia: &sip.TestMedia{SDP: "sdp-offer"}}, time.Minute, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	call, err := sip.NewInviter(alice, srv.AOR("bob"), sip.InviterOptions{})

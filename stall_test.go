@@ -69,11 +69,11 @@ func TestStuckDestinationDoesNotStallTheUserAgent(t *testing.T) {
 		{"dns", "sip:stuck@hang.invalid"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			hs := &handlers{}
+			hs := &TestMediaFactory{SDP: testSDP}
 			alice, err := NewUserAgent(UserAgentOptions{
 				URI:          "sip:alice@127.0.0.1",
 				Transport:    TransportOptions{Listen: []string{"udp://127.0.0.1:0"}, DialContext: hn.DialContext, DNS: hn},
-				MediaFactory: hs.factory,
+				MediaFactory: hs.New,
 			})
 			require.NoError(t, err)
 			require.NoError(t, alice.Start(ctx5(t)))

@@ -93,15 +93,7 @@ func (p *sipPeer) newRequest(method string, uri message.URI, headers ...string) 
 func startUAWith(t *testing.T, opts UserAgentOptions) *UserAgent {
 	t.Helper()
 	opts.Transport.Listen = []string{"udp://127.0.0.1:0"}
-	ua, err := NewUserAgent(opts)
-	require.NoError(t, err)
-	require.NoError(t, ua.Start(ctx5(t)))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		require.NoError(t, ua.Stop(ctx))
-	})
-	return ua
+	return StartTestUA(t, opts)
 }
 
 // recorder collects the states a listener sees.

@@ -19,7 +19,7 @@ import (
 
 // simCall sets up alice calling bob; bob's invitation comes back once it
 // arrives and the Invite's outcome on errc.
-func simCall(t *testing.T, n *siptest.Network, aliceOpts, bobOpts sip.UserAgentOptions, io sip.InviterOptions) (call *sip.Inviter, inv *sip.Invitation, errc <-chan error, aliceMedia, bobMedia func() *recSDP) {
+func simCall(t *testing.T, n *siptest.Network, aliceOpts, bobOpts sip.UserAgentOptions, io sip.InviterOptions) (call *sip.Inviter, inv *sip.Invitation, errc <-chan error, aliceMedia, bobMedia func() *sip.TestMedia) {
 	t.Helper()
 	alice, am := simUA(t, n, "alice", aliceAddr, aliceOpts)
 	invs := make(chan *sip.Invitation, 1)
@@ -56,11 +56,11 @@ func TestSimUpdateEarlyAndConfirmed(t *testing.T) {
 		require.NoError(t, inv.Update(context.Background(), sip.UpdateOptions{Offer: true}))
 		require.NoError(t, call.Update(context.Background(), sip.UpdateOptions{}))
 		require.NoError(t, inv.Update(context.Background(), sip.UpdateOptions{}))
-		a, b := am().sdp(), bm().sdp()
+		a, b := am().Body(), bm().Body()
 		// alice: bob's early answer, bob's early offer, bob's answer,
 		// bob's answer, bob's offer.
-		assert.Equal(t, []string{b, b, b, b, b}, am().given())
-		assert.Equal(t, []string{a, a, a, a, a}, bm().given())
+		assert.Equal(t, []string{b, b, b, b, b}, am().Given())
+		assert.Equal(t, []string{a, a, a, a, a}, bm().Given())
 		assert.Equal(t, 6, count(n.Flow(), "alice→bob UPDATE")+count(n.Flow(), "bob→alice UPDATE"))
 		assert.Equal(t, sip.SessionEstablished, call.State())
 		assert.Equal(t, sip.SessionEstablished, inv.State())
@@ -115,10 +115,10 @@ func TestSimUpdateGlare(t *testing.T) {
 	})
 }
 
-// blockingSDP is recSDP whose SetDescription waits for release while
-// gate is set.
+// blockingSDP is a sip.TestMedia whose SetDescription waits for release
+// while gate is set.
 type blockingSDP struct {
-	*recSDP
+	*sip.TestMedia
 	gate chan chan struct{}
 }
 
@@ -128,7 +128,7 @@ func (b blockingSDP) SetDescription(ctx context.Context, d media.Description, o 
 		<-release
 	default:
 	}
-	return b.recSDP.SetDescription(ctx, d, o)
+	return b.TestMedia.SetDescription(ctx, d, o)
 }
 
 // TestSimUpdateWhileAnswering: a second UPDATE with an offer arrives while
@@ -142,7 +142,7 @@ func TestSimUpdateWhileAnswering(t *testing.T) {
 		invs := make(chan *sip.Invitation, 1)
 		simUA(t, n, "bob", bobAddr, sip.UserAgentOptions{
 			MediaFactory: func(media.SessionInfo) (media.Handler, error) {
-				return blockingSDP{&recSDP{name: "bob"}, gate}, nil
+				return blockingSDP{&sip.TestMedia{Name: "bob"}, gate}, nil
 			},
 			Delegate: sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {
 				assert.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
