@@ -168,54 +168,6 @@ func TestSimPrackOfferAnswer(t *testing.T) {
 	}
 }
 
-// rawPeer is a hand-driven UDP peer on the in-memory network.
-type rawPeer struct {
-	t  *testing.T
-	pc net.PacketConn
-}
-
-func newRawPeer(t *testing.T, n *siptest.Network, name string, addr fmt.Stringer) *rawPeer {
-	pc, err := n.PacketListener(name)(context.Background(), "udp", addr.String())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = pc.Close() })
-	return &rawPeer{t: t, pc: pc}
-}
-
-// read returns the next request (skipping responses) and where it came from.
-func (p *rawPeer) read() (*message.Request, net.Addr) {
-	buf := make([]byte, 65536)
-	for {
-		_ = p.pc.SetReadDeadline(time.Now().Add(40 * time.Second))
-		k, from, err := p.pc.ReadFrom(buf)
-		require.NoError(p.t, err)
-		m, err := message.Parse(buf[:k])
-		require.NoError(p.t, err)
-		if req, ok := m.(*message.Request); ok {
-			return req, from
-		}
-	}
-}
-
-// response returns the next response.
-func (p *rawPeer) response() *message.Response {
-	buf := make([]byte, 65536)
-	for {
-		_ = p.pc.SetReadDeadline(time.Now().Add(40 * time.Second))
-		k, _, err := p.pc.ReadFrom(buf)
-		require.NoError(p.t, err)
-		m, err := message.Parse(buf[:k])
-		require.NoError(p.t, err)
-		if r, ok := m.(*message.Response); ok {
-			return r
-		}
-	}
-}
-
-func (p *rawPeer) send(to net.Addr, m interface{ String() string }) {
-	_, err := p.pc.WriteTo([]byte(m.String()), to)
-	require.NoError(p.t, err)
-}
-
 // TestSimPrackOrderAndForks: as UAC, alice PRACKs each reliable
 // provisional response once, in RSeq order per early dialog: a repeated
 // or out-of-order one gets no PRACK (RFC 3262 §4), and two forked early
@@ -225,7 +177,7 @@ func TestSimPrackOrderAndForks(t *testing.T) {
 		n := siptest.NewNetwork(14)
 		defer n.Close()
 		alice, _ := simUA(t, n, "alice", aliceAddr, sip.UserAgentOptions{})
-		bob := newRawPeer(t, n, "bob", bobAddr)
+		bob := newPeer(t, n, "bob", bobAddr)
 		call, err := sip.NewInviter(alice, "sip:bob@"+bobAddr.String(), sip.InviterOptions{})
 		require.NoError(t, err)
 		errc := make(chan error, 1)
@@ -300,7 +252,7 @@ func TestSimPrackUnknownRAck(t *testing.T) {
 			assert.NoError(t, inv.Progress(context.Background(), sip.ProgressOptions{}))
 			invs <- inv
 		}}})
-		alice := newRawPeer(t, n, "alice", aliceAddr)
+		alice := newPeer(t, n, "alice", aliceAddr)
 		to := net.UDPAddrFromAddrPort(bobAddr)
 		req := func(method string, cseq int, toTag, extra string) *message.Request {
 			tt := ""

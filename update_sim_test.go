@@ -148,7 +148,7 @@ func TestSimUpdateWhileAnswering(t *testing.T) {
 				assert.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
 				invs <- inv
 			}}})
-		alice := newRawPeer(t, n, "alice", aliceAddr)
+		alice := newPeer(t, n, "alice", aliceAddr)
 		to := net.UDPAddrFromAddrPort(bobAddr)
 		const sdp = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
 		req := func(method string, cseq int, toTag string, body string) *message.Request {
