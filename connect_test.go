@@ -3,9 +3,10 @@ package sip
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"net"
+	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,31 +90,56 @@ func TestStartSaysWhy(t *testing.T) {
 }
 
 // TestRegisterToDeadUDPServer: over UDP, Start cannot tell that nobody
-// listens; Register to a server that is down fails by itself, with an
-// error naming the destination, well before a long caller deadline.
+// listens; Register to a server that is down fails by itself with an
+// error that says why and names the destination, well before a long
+// caller deadline: on Linux at once, from the ICMP port unreachable
+// (ECONNREFUSED, RFC 3261 §18.4); elsewhere at Timer F.
 func TestRegisterToDeadUDPServer(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	require.NoError(t, err)
-	dead := pc.LocalAddr().String()
-	pc.Close()
-	ua, err := NewUserAgent(UserAgentOptions{URI: "sip:bob@127.0.0.1", MediaFactory: NoMedia,
-		Transport: TransportOptions{Server: "sip:" + dead},
-		Timers:    Timers{T1: 20 * time.Millisecond}})
-	require.NoError(t, err)
-	require.NoError(t, ua.Start(ctx5(t)))
-	t.Cleanup(func() { require.NoError(t, ua.Stop(ctx5(t))) })
-	reg, err := NewRegisterer(ua, RegistererOptions{})
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	t0 := time.Now()
-	err = reg.Register(ctx, RegisterOptions{})
-	took := time.Since(t0)
-	t.Logf("Register: %v after %v", err, took)
-	require.Error(t, err)
-	assert.Less(t, took, 5*time.Second)
-	assert.Contains(t, err.Error(), dead, "the error names the destination")
-	assert.True(t, errors.Is(err, ErrTimeout) || errors.Is(err, ErrTransportClosed), "%v", err)
+	for _, tc := range []struct {
+		name string
+		t1   time.Duration
+		icmp bool
+	}{
+		{"icmp", 0, runtime.GOOS == "linux"},
+		{"timer F", 20 * time.Millisecond, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+			require.NoError(t, err)
+			dead := pc.LocalAddr().String()
+			if tc.icmp {
+				pc.Close() // the kernel answers port unreachable
+			} else {
+				defer pc.Close() // a server that reads and never answers
+			}
+			ua, err := NewUserAgent(UserAgentOptions{URI: "sip:bob@127.0.0.1", MediaFactory: NoMedia,
+				Transport: TransportOptions{Server: "sip:" + dead},
+				Timers:    Timers{T1: tc.t1}})
+			require.NoError(t, err)
+			require.NoError(t, ua.Start(ctx5(t)))
+			t.Cleanup(func() { require.NoError(t, ua.Stop(ctx5(t))) })
+			reg, err := NewRegisterer(ua, RegistererOptions{})
+			require.NoError(t, err)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			t0 := time.Now()
+			err = reg.Register(ctx, RegisterOptions{})
+			took := time.Since(t0)
+			t.Logf("Register: %v after %v", err, took)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), dead, "the error names the destination")
+			if tc.icmp {
+				require.ErrorIs(t, err, ErrTransportClosed)
+				require.ErrorIs(t, err, syscall.ECONNREFUSED)
+				var oe *net.OpError
+				require.ErrorAs(t, err, &oe)
+				assert.Less(t, took, time.Second, "at once, not at Timer F (32 s)")
+				return
+			}
+			require.ErrorIs(t, err, ErrTimeout)
+			assert.Less(t, took, 5*time.Second)
+		})
+	}
 }
 
 // TestReconnectWaitsThenRegister: Reconnect returns once the new
