@@ -49,7 +49,7 @@ func TestStartSaysWhy(t *testing.T) {
 	refused := l.Addr().String()
 	l.Close()
 
-	start := func(t *testing.T, server string, timeout time.Duration) (error, time.Duration, *disconnects) {
+	start := func(t *testing.T, server string, timeout time.Duration) (time.Duration, *disconnects, error) {
 		d := &disconnects{}
 		ua, err := NewUserAgent(UserAgentOptions{URI: "sip:bob@127.0.0.1", MediaFactory: NoMedia,
 			Transport: TransportOptions{Server: server, ReconnectMin: 50 * time.Millisecond, ReconnectMax: 100 * time.Millisecond},
@@ -60,11 +60,11 @@ func TestStartSaysWhy(t *testing.T) {
 		defer cancel()
 		t0 := time.Now()
 		err = ua.Start(ctx)
-		return err, time.Since(t0), d
+		return time.Since(t0), d, err
 	}
 
 	t.Run("untrusted certificate", func(t *testing.T) {
-		err, took, d := start(t, "wss://"+wssAddr.String(), 10*time.Second)
+		took, d, err := start(t, "wss://"+wssAddr.String(), 10*time.Second)
 		t.Logf("Start: %v after %v", err, took)
 		require.ErrorIs(t, err, ErrTransportClosed)
 		var cv *tls.CertificateVerificationError
@@ -76,7 +76,7 @@ func TestStartSaysWhy(t *testing.T) {
 		assert.Len(t, d.get(), 1, "not retried: no new attempts, no new reports")
 	})
 	t.Run("refused port", func(t *testing.T) {
-		err, took, d := start(t, "sip:"+refused+";transport=tcp", 500*time.Millisecond)
+		took, d, err := start(t, "sip:"+refused+";transport=tcp", 500*time.Millisecond)
 		t.Logf("Start: %v after %v", err, took)
 		require.ErrorIs(t, err, ErrTransportClosed)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
