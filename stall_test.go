@@ -154,3 +154,41 @@ func checkNoStall(t *testing.T, alice *UserAgent, target string, started func() 
 		t.Fatal("the stuck call's Invite did not return after its context ended")
 	}
 }
+
+// TestFailedWriteFailsTheRequest: a write that fails after the loop
+// handed the message over (the peer closed the connection half way) comes
+// back to its transaction as a transport error at once, not at Timer F.
+func TestFailedWriteFailsTheRequest(t *testing.T) {
+	dial := func(_ context.Context, _, _ string) (net.Conn, error) {
+		near, far := net.Pipe()
+		go func() {
+			buf := make([]byte, 16)
+			_, _ = far.Read(buf) // the first bytes, then the peer is gone
+			far.Close()
+		}()
+		return pipeConn{near}, nil
+	}
+	alice, err := NewUserAgent(UserAgentOptions{
+		URI:          "sip:alice@127.0.0.1",
+		Transport:    TransportOptions{Listen: []string{"udp://127.0.0.1:0"}, DialContext: dial},
+		MediaFactory: NoMedia,
+	})
+	require.NoError(t, err)
+	require.NoError(t, alice.Start(ctx5(t)))
+	t.Cleanup(func() { require.NoError(t, alice.Stop(ctx5(t))) })
+	t0 := time.Now()
+	_, err = alice.Options(ctx5(t), "sip:bob@127.0.0.1:5999;transport=tcp", RequestOptions{})
+	t.Logf("OPTIONS: %v after %v", err, time.Since(t0))
+	require.ErrorIs(t, err, ErrTransportClosed)
+	assert.Less(t, time.Since(t0), 2*time.Second)
+}
+
+// pipeConn gives a net.Pipe end TCP addresses.
+type pipeConn struct{ net.Conn }
+
+func (pipeConn) LocalAddr() net.Addr {
+	return net.TCPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:40000"))
+}
+func (pipeConn) RemoteAddr() net.Addr {
+	return net.TCPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:5999"))
+}
