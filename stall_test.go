@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -191,4 +192,87 @@ func (pipeConn) LocalAddr() net.Addr {
 }
 func (pipeConn) RemoteAddr() net.Addr {
 	return net.TCPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:5999"))
+}
+
+// slowNet is a DialContext and a DNS that answer, but only after delay.
+type slowNet struct {
+	delay time.Duration
+	name  string     // resolves to 127.0.0.1
+	dials atomic.Int32
+}
+
+func (s *slowNet) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	s.dials.Add(1)
+	time.Sleep(s.delay)
+	var d net.Dialer
+	return d.DialContext(ctx, network, address)
+}
+
+func (s *slowNet) LookupSRV(ctx context.Context, service, proto, name string) (string, []*net.SRV, error) {
+	time.Sleep(s.delay)
+	return "", nil, &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
+}
+
+func (s *slowNet) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	time.Sleep(s.delay)
+	if host == s.name {
+		return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+// TestRequestsWaitForSlowDialAndLookup: requests whose connection or
+// look-up takes a while wait for it (retransmissions included) and go out
+// when it completes, once each, on the right transport.
+func TestRequestsWaitForSlowDialAndLookup(t *testing.T) {
+	bob, err := NewUserAgent(UserAgentOptions{URI: "sip:bob@127.0.0.1", MediaFactory: NoMedia,
+		Transport: TransportOptions{Listen: []string{"udp://127.0.0.1:0", "tcp://127.0.0.1:0"}}})
+	require.NoError(t, err)
+	require.NoError(t, bob.Start(ctx5(t)))
+	t.Cleanup(func() { require.NoError(t, bob.Stop(ctx5(t))) })
+	var udp, tcp string
+	for _, la := range bob.listenAddrs {
+		if la.proto == "UDP" {
+			udp = la.addr.String()
+		} else {
+			tcp = la.addr.String()
+		}
+	}
+	sn := &slowNet{delay: 300 * time.Millisecond, name: "bob.test"}
+	alice, err := NewUserAgent(UserAgentOptions{URI: "sip:alice@127.0.0.1", MediaFactory: NoMedia,
+		Transport: TransportOptions{Listen: []string{"udp://127.0.0.1:0"}, DialContext: sn.DialContext, DNS: sn},
+		Timers:    Timers{T1: 50 * time.Millisecond}})
+	require.NoError(t, err)
+	require.NoError(t, alice.Start(ctx5(t)))
+	t.Cleanup(func() { require.NoError(t, alice.Stop(ctx5(t))) })
+
+	_, port, _ := net.SplitHostPort(udp)
+	for _, tc := range []struct{ name, target string }{
+		{"slow dial", "sip:bob@" + tcp + ";transport=tcp"},
+		{"slow lookup", "sip:bob@bob.test:" + port},
+		{"slow lookup and dial", "sip:bob@bob.test:" + port + ";transport=tcp"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if strings.Contains(tc.name, "dial") {
+				_, tport, _ := net.SplitHostPort(tcp)
+				tc.target = strings.Replace(tc.target, ":"+port, ":"+tport, 1)
+			}
+			// Several requests queue behind the same dial or look-up.
+			errs := make(chan error, 3)
+			t0 := time.Now()
+			for range 3 {
+				go func() {
+					_, err := alice.Options(ctx5(t), tc.target, RequestOptions{})
+					errs <- err
+				}()
+			}
+			for range 3 {
+				require.NoError(t, <-errs)
+			}
+			took := time.Since(t0)
+			t.Logf("3 OPTIONS to %s answered after %v", tc.target, took)
+			assert.GreaterOrEqual(t, took, sn.delay)
+			assert.Less(t, took, 2*time.Second)
+		})
+	}
 }
