@@ -197,7 +197,7 @@ func (pipeConn) RemoteAddr() net.Addr {
 // slowNet is a DialContext and a DNS that answer, but only after delay.
 type slowNet struct {
 	delay time.Duration
-	name  string     // resolves to 127.0.0.1
+	name  string // resolves to 127.0.0.1
 	dials atomic.Int32
 }
 
