@@ -745,19 +745,42 @@ func (ua *UserAgent) onUpstream(ev transport.StateEvent) {
 
 // failOnFlow fails with err the client transactions whose requests went
 // out on flow f: a connection that is gone (their responses cannot come
-// back on another one), or a UDP peer that ICMP reported unreachable (RFC
-// 3261 §18.4). Runs on the loop.
+// back on another one), or a UDP peer that ICMP reports unreachable (RFC
+// 3261 §18.4). A UDP peer is given up only when it still refuses after
+// icmpGrace: one that is (re)starting gets the retransmissions. Runs on
+// the loop.
 func (ua *UserAgent) failOnFlow(f transport.Flow, err error) {
+	now := time.Now()
 	var lost []*transaction.Client
 	for tx := range ua.outgoing {
-		if rt, ok := tx.Dest().(*route); ok && rt.flow == f {
-			lost = append(lost, tx)
+		rt, ok := tx.Dest().(*route)
+		if !ok || rt.flow != f {
+			continue
 		}
+		if f.Proto == transport.UDP {
+			if rt.refusedSince.IsZero() {
+				rt.refusedSince = now
+			}
+			if now.Sub(rt.refusedSince) < ua.icmpGrace() {
+				continue
+			}
+		}
+		lost = append(lost, tx)
 	}
-	now := time.Now()
 	for _, tx := range lost {
 		ua.layer.TransportError(tx, err, now)
 	}
+}
+
+// icmpGrace is how long a UDP destination may refuse (ICMP port
+// unreachable) before the requests to it fail: 3·T1, the third
+// transmission.
+func (ua *UserAgent) icmpGrace() time.Duration {
+	t1 := ua.opts.Timers.T1
+	if t1 <= 0 {
+		t1 = 500 * time.Millisecond
+	}
+	return 3 * t1
 }
 
 // receive takes a message from the transport.
