@@ -184,3 +184,73 @@ func Resample(samples []int16, from, to int) ([]int16, error) {
 		out = append(out, c.sample(samples, 0, idx, frac))
 	}
 }
+
+// Resampler converts a stream of mono samples from one rate to another
+// piece by piece, e.g. the 20 ms frames of a call: 8 kHz audio to the
+// 16 kHz of G.722 or the 48 kHz of Opus, and what those decode back to
+// 8 kHz. It uses the same filter as Resample, but as a stream it cannot
+// look ahead: its output lags the input by Delay output samples (under
+// 4 ms), during which it starts with silence. Every input sample yields
+// its share of output at once, so 20 ms in gives 20 ms out whenever both
+// rates are multiples of 50 Hz. A Resampler is not safe for concurrent
+// use.
+type Resampler struct {
+	c     *converter
+	shift int64   // the lag, in input samples
+	in    []int16 // input samples from number base on
+	base  int64
+	total int64 // input samples received
+	n     int64 // output samples produced
+}
+
+// NewResampler returns a Resampler from rate from to rate to (each from
+// MinSampleRate to MaxSampleRate). Equal rates pass samples through
+// unchanged, without delay.
+func NewResampler(from, to int) (*Resampler, error) {
+	for _, r := range []int{from, to} {
+		if r < MinSampleRate || r > MaxSampleRate {
+			return nil, fmt.Errorf("%w: sample rate %d Hz (%d to %d Hz)", ErrUnsupported, r, MinSampleRate, MaxSampleRate)
+		}
+	}
+	r := &Resampler{c: newConverter(from, to)}
+	if from != to {
+		r.shift = r.c.half
+	}
+	return r, nil
+}
+
+// Delay returns how many output samples the output lags the input by.
+func (r *Resampler) Delay() int {
+	return int((r.shift*r.c.to + r.c.from - 1) / r.c.from)
+}
+
+// Resample appends the output samples for in to dst and returns the
+// extended slice.
+func (r *Resampler) Resample(dst, in []int16) []int16 {
+	r.in = append(r.in, in...)
+	r.total += int64(len(in))
+	c := r.c
+	for {
+		idx, frac := c.position(r.n)
+		if idx >= r.total {
+			break
+		}
+		// The output sits shift input samples earlier than its position,
+		// so the filter's last input sample, idx-shift+half, is in.
+		dst = append(dst, c.sample(r.in, r.base, idx-r.shift, frac))
+		r.n++
+	}
+	// Keep what the next output needs: from its first input sample on.
+	idx, _ := c.position(r.n)
+	if drop := min(idx-r.shift-c.half+1-r.base, int64(len(r.in))); drop > 0 {
+		r.in = append(r.in[:0], r.in[drop:]...)
+		r.base += drop
+	}
+	return dst
+}
+
+// Reset drops the samples held back, as for a new stream.
+func (r *Resampler) Reset() {
+	r.in = r.in[:0]
+	r.base, r.total, r.n = 0, 0, 0
+}

@@ -193,3 +193,50 @@ func BenchmarkDecode48k(b *testing.B) {
 		}
 	}
 }
+
+// A Resampler fed 20 ms frames gives 20 ms frames, and its output is
+// Resample's, delayed by Delay.
+func TestResamplerStream(t *testing.T) {
+	for _, r := range [][2]int{{8000, 16000}, {16000, 8000}, {8000, 48000}, {48000, 8000}, {44100, 8000}, {8000, 8000}} {
+		from, to := r[0], r[1]
+		in := sine(700, from, from/2, 12000)
+		whole, err := Resample(append(make([]int16, 0, len(in)), in...), from, to)
+		require.NoError(t, err)
+		rs, err := NewResampler(from, to)
+		require.NoError(t, err)
+		var out []int16
+		frame := from / 50
+		for off := 0; off < len(in); off += frame {
+			before := len(out)
+			out = rs.Resample(out, in[off:min(off+frame, len(in))])
+			if from%50 == 0 && to%50 == 0 {
+				require.Equal(t, to/50, len(out)-before, "%v: samples out for 20 ms in", r)
+			}
+		}
+		assert.InDelta(t, len(whole), len(out), 1, "%v", r)
+		d := rs.Delay()
+		t.Logf("%d -> %d Hz: delay %d samples (%.2f ms)", from, to, d, 1000*float64(d)/float64(to))
+		assert.Less(t, float64(d)/float64(to), 0.004, "%v: delay", r)
+		if from == to {
+			assert.Zero(t, d)
+			assert.Equal(t, in, out)
+			continue
+		}
+		// Past the start, the stream is the whole conversion delayed
+		// (exactly when the delay is a whole number of output samples).
+		if int64(d)*int64(from) == rs.shift*int64(to) {
+			for i := 2 * d; i < len(out); i++ {
+				require.Equal(t, whole[i-d], out[i], "%v: sample %d", r, i)
+			}
+		}
+		assert.InDelta(t, toneDB(whole, to, 700), toneDB(out, to, 700), 0.1, "%v: level", r)
+	}
+	rs, err := NewResampler(8000, 16000)
+	require.NoError(t, err)
+	first := rs.Resample(nil, sine(700, 8000, 160, 12000))
+	rs.Resample(nil, sine(300, 8000, 160, 12000))
+	rs.Reset()
+	assert.Equal(t, first, rs.Resample(nil, sine(700, 8000, 160, 12000)), "Reset starts over")
+	_, err = NewResampler(8000, 10)
+	assert.ErrorIs(t, err, ErrUnsupported)
+}
