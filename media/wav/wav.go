@@ -9,9 +9,11 @@
 // the 16 kHz of G.722 (NewReaderRate, DecodeRate, ReadFileRate), with a
 // windowed-sinc low-pass filter: what the new rate cannot carry is
 // removed (at least 70 dB down from the new Nyquist frequency on), not
-// folded back into the band as aliases, and the band up to 0.85 times the
-// Nyquist frequency (3.4 kHz at 8 kHz) passes within 0.6 dB. Resample converts
-// samples already in memory the same way. ReadFile reads a whole file
+// folded back into the band as aliases, and the band up to 0.85 times
+// the Nyquist frequency (3.4 kHz at 8 kHz) passes within 0.6 dB.
+// Resample converts samples already in memory the same way, and a
+// Resampler converts a stream frame by frame (e.g. a call's 8 kHz audio
+// to 16 kHz for G.722 or 48 kHz for Opus). ReadFile reads a whole file
 // into memory and NewSource plays such samples, once or in a loop, to any
 // number of calls at once.
 //
