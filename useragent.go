@@ -48,7 +48,6 @@ import (
 	"github.com/sipua/sip/internal/dialog"
 	"github.com/sipua/sip/internal/transaction"
 	"github.com/sipua/sip/media"
-	"github.com/sipua/sip/media/webrtc"
 	"github.com/sipua/sip/message"
 	"github.com/sipua/sip/trace"
 	"github.com/sipua/sip/transport"
@@ -137,11 +136,17 @@ type UserAgentOptions struct {
 	// Limits bounds the server transactions and pending incoming calls;
 	// the zero value selects the defaults (see Limits).
 	Limits Limits
-	// MediaFactory makes the media handler of each call. Nil: the default,
-	// WebRTC on pion (media/webrtc with its zero Config: no STUN or TURN
-	// server, host candidates). NoMedia: calls carry no session
-	// descriptions (signalling only).
+	// MediaFactory makes the media handler of each call: WebRTC on pion
+	// for browsers (media/webrtc's NewFactory), plain RTP/AVP for phones
+	// and trunks (media/rtp's NewFactory), or an application's own. Nil,
+	// like NoMedia: calls carry no session descriptions (signalling only).
+	// The choice is explicit so that this package links no media stack:
+	// a program that never names media/webrtc does not link pion/webrtc.
 	MediaFactory media.Factory
+	// Observer receives call, transaction, connection and registration
+	// events for metrics (see Observer and metrics/prom). Default nil:
+	// nothing is reported.
+	Observer *Observer
 }
 
 // TransportOptions says how a UserAgent reaches the network.
@@ -289,7 +294,8 @@ type UserAgent struct {
 	limits   Limits
 	aor      message.URI
 	log      *slog.Logger
-	cbq      callbackQueue
+	cbq      callbackQueue // the UserAgent's own callback lane
+	lanes    lanes         // every callback lane of the UserAgent
 	events   chan func()
 	quit     chan struct{}
 	loopDone chan struct{}
@@ -351,9 +357,6 @@ func NewUserAgent(opts UserAgentOptions) (*UserAgent, error) {
 	if opts.AuthorizationUsername == "" {
 		opts.AuthorizationUsername = aor.User
 	}
-	if opts.MediaFactory == nil {
-		opts.MediaFactory = webrtc.NewFactory(webrtc.Config{Logger: opts.Logger})
-	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -372,6 +375,7 @@ func NewUserAgent(opts UserAgentOptions) (*UserAgent, error) {
 	if ua.contactName == "" {
 		ua.contactName = message.NewTag()
 	}
+	ua.cbq.set = &ua.lanes
 	return ua, nil
 }
 
@@ -455,6 +459,7 @@ func (ua *UserAgent) Start(ctx context.Context) error {
 			Response:   ua.onResponse,
 			Failed:     ua.onFailed,
 			Terminated: ua.onTerminated,
+			Retransmit: func(tx transaction.Transaction) { ua.obsTransaction(tx, true) },
 		})
 	to := ua.opts.Transport
 	ua.tp = transport.New(transport.Config{
@@ -543,6 +548,8 @@ func parseListen(s string) (transport.Proto, string, error) {
 // the event loop ends. It returns when everything has stopped; no
 // goroutine is left. Stop is idempotent.
 func (ua *UserAgent) Stop(ctx context.Context) error {
+	// A callback may call Stop: its own lane is not waited for.
+	defer ua.lanes.enterStop()()
 	ua.mu.Lock()
 	started := ua.events != nil
 	ua.mu.Unlock()
@@ -610,7 +617,7 @@ func (ua *UserAgent) shutdown() {
 		ua.bg.Wait()
 		ua.connected.Store(false)
 		ua.setState(Stopped)
-		ua.cbq.wait()
+		ua.lanes.wait()
 	})
 }
 
@@ -652,7 +659,7 @@ func (ua *UserAgent) call(ctx context.Context, f func()) error {
 	case <-ua.quit:
 		return ErrStopped
 	case <-ctx.Done():
-		return ctx.Err()
+		return canceled(ctx)
 	}
 	select {
 	case <-done:
@@ -660,7 +667,7 @@ func (ua *UserAgent) call(ctx context.Context, f func()) error {
 	case <-ua.quit:
 		return ErrStopped
 	case <-ctx.Done():
-		return ctx.Err()
+		return canceled(ctx)
 	}
 }
 
@@ -707,6 +714,7 @@ func (ua *UserAgent) after(d time.Duration, f func()) *timerEntry {
 
 // onUpstream follows the server connection.
 func (ua *UserAgent) onUpstream(ev transport.StateEvent) {
+	ua.obsUpstream(ev, ua.wasUp)
 	switch ev.State {
 	case transport.Connected:
 		ua.connected.Store(true)
