@@ -451,6 +451,7 @@ func (ua *UserAgent) Start(ctx context.Context) error {
 	to := ua.opts.Transport
 	ua.tp = transport.New(transport.Config{
 		OnMessage:       func(in transport.Incoming) { ua.post(func() { ua.receive(in) }) },
+		OnUnreachable:   func(f transport.Flow, err error) { ua.post(func() { ua.failOnFlow(f, err) }) },
 		Logger:          ua.opts.Logger,
 		Tracer:          ua.opts.Tracer,
 		TLSConfig:       to.TLSConfig,
@@ -738,7 +739,7 @@ func (ua *UserAgent) onUpstream(ev transport.StateEvent) {
 			}
 		}
 		if was && ev.Flow.Proto.Stream() && !closed {
-			ua.failOnFlow(ev.Flow, ev.Err)
+			ua.failOnFlow(ev.Flow, fmt.Errorf("%w: connection to the server %v lost: %w", transport.ErrNoConnection, ev.Flow, ev.Err))
 		}
 		if (was && !closed) || errors.Is(ev.Err, transport.ErrGaveUp) {
 			ua.onFlowLost(ev.Err) // not when the UserAgent closes it (Stop)
@@ -746,20 +747,44 @@ func (ua *UserAgent) onUpstream(ev transport.StateEvent) {
 	}
 }
 
-// failOnFlow fails the client transactions whose requests went out on a
-// connection to the server that is gone: their responses cannot come
-// back on another one. Runs on the loop.
-func (ua *UserAgent) failOnFlow(f transport.Flow, why error) {
+// failOnFlow fails with err the client transactions whose requests went
+// out on flow f: a connection that is gone (their responses cannot come
+// back on another one), or a UDP peer that ICMP reports unreachable (RFC
+// 3261 §18.4). A UDP peer is given up only when it still refuses after
+// icmpGrace: one that is (re)starting gets the retransmissions. Runs on
+// the loop.
+func (ua *UserAgent) failOnFlow(f transport.Flow, err error) {
+	now := time.Now()
 	var lost []*transaction.Client
 	for tx := range ua.outgoing {
-		if rt, ok := tx.Dest().(*route); ok && rt.upstream && rt.flow == f {
-			lost = append(lost, tx)
+		rt, ok := tx.Dest().(*route)
+		if !ok || rt.flow != f {
+			continue
 		}
+		if f.Proto == transport.UDP {
+			if rt.refusedSince.IsZero() {
+				rt.refusedSince = now
+			}
+			if now.Sub(rt.refusedSince) < ua.icmpGrace() {
+				continue
+			}
+		}
+		lost = append(lost, tx)
 	}
-	now := time.Now()
 	for _, tx := range lost {
-		ua.layer.TransportError(tx, fmt.Errorf("%w: connection to the server %v lost: %w", transport.ErrNoConnection, f, why), now)
+		ua.layer.TransportError(tx, err, now)
 	}
+}
+
+// icmpGrace is how long a UDP destination may refuse (ICMP port
+// unreachable) before the requests to it fail: 3·T1, the third
+// transmission.
+func (ua *UserAgent) icmpGrace() time.Duration {
+	t1 := ua.opts.Timers.T1
+	if t1 <= 0 {
+		t1 = 500 * time.Millisecond
+	}
+	return 3 * t1
 }
 
 // receive takes a message from the transport.
