@@ -7,10 +7,22 @@
 // A UserAgent owns one goroutine, its event loop, that holds all protocol
 // state: transactions, dialogs, registrations. Transports post what they
 // receive to it, timers live in one heap inside it, and public methods post
-// their work to it and wait for the result or for their context. Delegate
-// callbacks and state listeners run outside the loop, one at a time and in
-// order, so a slow callback never stalls the stack and a callback may call
-// back into the API.
+// their work to it and wait for the result or for their context (an
+// error from the context wraps ErrCanceled and the context's error).
+//
+// Application code never runs on the loop, nor while the package holds a
+// lock. Delegate callbacks, state listeners and the handler calls the
+// stack makes by itself (applying a remote answer, Close) run on callback
+// lanes: one for the UserAgent (UserAgentDelegate, the listeners of the
+// UserAgent, Registerer, Subscriber, Publisher) and one per call (its
+// state listeners, SessionDelegate, progress and early media). A lane runs
+// its callbacks one at a time and in order; lanes do not wait for each
+// other, so a slow callback delays only the later callbacks of its lane.
+// A callback may call any method, Stop included (Stop does not wait for
+// the lane it is called from); a callback that blocks holds up only its
+// own lane. The media handler calls of the application's own requests
+// (Invite, Accept, Hold …) run on the caller's goroutine with the
+// caller's context.
 //
 // The event loop never waits on the network. It hands each message to a
 // write queue of its connection, drained by that connection's writer
