@@ -182,7 +182,7 @@ func TestSimPrackOrderAndForks(t *testing.T) {
 		require.NoError(t, err)
 		errc := make(chan error, 1)
 		go func() { errc <- call.Invite(context.Background(), sip.InviteOptions{}) }()
-		invite, from := bob.read()
+		invite, from := bob.Read()
 		reliable := func(tag string, rseq uint32) *message.Response {
 			r := message.NewResponse(invite, 183, "", tag)
 			r.Header.Add("Contact", "<sip:"+tag+"@"+bobAddr.String()+">")
@@ -192,35 +192,35 @@ func TestSimPrackOrderAndForks(t *testing.T) {
 		}
 		var pracks []string
 		expect := func(what string) {
-			req, to := bob.read()
+			req, to := bob.Read()
 			require.Equal(t, "PRACK", req.Method, what)
 			ra, err := req.Header.RAck()
 			require.NoError(t, err)
 			pracks = append(pracks, req.Header.ToTag()+" "+ra.String())
-			bob.send(to, message.NewResponse(req, 200, "", ""))
+			bob.Send(to, message.NewResponse(req, 200, "", ""))
 		}
-		bob.send(from, reliable("one", 5))
+		bob.Send(from, reliable("one", 5))
 		expect("first")
-		bob.send(from, reliable("one", 7)) // out of order: no PRACK
-		bob.send(from, reliable("one", 5)) // repeated: no PRACK
-		bob.send(from, reliable("one", 6))
+		bob.Send(from, reliable("one", 7)) // out of order: no PRACK
+		bob.Send(from, reliable("one", 5)) // repeated: no PRACK
+		bob.Send(from, reliable("one", 6))
 		expect("in order")
-		bob.send(from, reliable("two", 1)) // another fork
+		bob.Send(from, reliable("two", 1)) // another fork
 		expect("fork")
 		ok := message.NewResponse(invite, 200, "", "two")
 		ok.Header.Add("Contact", "<sip:two@"+bobAddr.String()+">")
-		bob.send(from, ok)
-		ack, _ := bob.read()
+		bob.Send(from, ok)
+		ack, _ := bob.Read()
 		assert.Equal(t, "ACK", ack.Method)
 		assert.Equal(t, mustCSeq(t, invite), mustCSeq(t, ack))
 		require.NoError(t, <-errc)
 		assert.Equal(t, []string{"one 5 1 INVITE", "one 6 1 INVITE", "two 1 1 INVITE"}, normalize(pracks, mustCSeq(t, invite)))
 		// The confirmed dialog goes on after the PRACK's CSeq.
 		go func() { _ = call.Bye(context.Background()) }()
-		bye, to := bob.read()
+		bye, to := bob.Read()
 		require.Equal(t, "BYE", bye.Method)
 		assert.Greater(t, mustCSeq(t, bye), mustCSeq(t, invite))
-		bob.send(to, message.NewResponse(bye, 200, "", ""))
+		bob.Send(to, message.NewResponse(bye, 200, "", ""))
 		<-call.Done()
 	})
 }
@@ -267,15 +267,10 @@ func TestSimPrackUnknownRAck(t *testing.T) {
 			require.NoError(t, err)
 			return r
 		}
-		alice.send(to, req("INVITE", 1, "", "Require: 100rel\r\n"))
+		alice.Send(to, req("INVITE", 1, "", "Require: 100rel\r\n"))
 		read := func() *message.Response {
-			buf := make([]byte, 65536)
 			for {
-				k, _, err := alice.pc.ReadFrom(buf)
-				require.NoError(t, err)
-				m, err := message.Parse(buf[:k])
-				require.NoError(t, err)
-				if r, ok := m.(*message.Response); ok && r.StatusCode != 100 {
+				if r := alice.Response(); r.StatusCode != 100 {
 					return r
 				}
 			}
@@ -287,13 +282,13 @@ func TestSimPrackUnknownRAck(t *testing.T) {
 		require.True(t, ok)
 		require.NoError(t, err)
 		tag := ringing.Header.ToTag()
-		alice.send(to, req("PRACK", 2, tag, fmt.Sprintf("RAck: %d 1 INVITE\r\n", rseq+1)))
+		alice.Send(to, req("PRACK", 2, tag, fmt.Sprintf("RAck: %d 1 INVITE\r\n", rseq+1)))
 		r := read()
 		for r.StatusCode == 180 { // a repeat of the 180 may come first
 			r = read()
 		}
 		assert.Equal(t, 481, r.StatusCode, "a PRACK for an RSeq never sent")
-		alice.send(to, req("PRACK", 3, tag, fmt.Sprintf("RAck: %d 1 INVITE\r\n", rseq)))
+		alice.Send(to, req("PRACK", 3, tag, fmt.Sprintf("RAck: %d 1 INVITE\r\n", rseq)))
 		r = read()
 		for r.StatusCode == 180 {
 			r = read()

@@ -162,19 +162,14 @@ func TestSimUpdateWhileAnswering(t *testing.T) {
 			return r
 		}
 		read := func() *message.Response {
-			buf := make([]byte, 65536)
 			for {
-				k, _, err := alice.pc.ReadFrom(buf)
-				require.NoError(t, err)
-				m, err := message.Parse(buf[:k])
-				require.NoError(t, err)
-				if r, ok := m.(*message.Response); ok && r.StatusCode != 100 {
+				if r := alice.Response(); r.StatusCode != 100 {
 					return r
 				}
 			}
 		}
 		invite := req("INVITE", 1, "", sdp)
-		alice.send(to, invite)
+		alice.Send(to, invite)
 		ok := read()
 		require.Equal(t, 200, ok.StatusCode)
 		tag := ";tag=" + ok.Header.ToTag()
@@ -182,14 +177,14 @@ func TestSimUpdateWhileAnswering(t *testing.T) {
 			";branch=z9hG4bKack1\r\nFrom: <sip:alice@" + aliceAddr.String() + ">;tag=a1\r\nTo: <sip:bob@" + bobAddr.String() + ">" + tag +
 			"\r\nCall-ID: update500\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"))
 		require.NoError(t, err)
-		alice.send(to, ack)
+		alice.Send(to, ack)
 		inv := <-invs
 		synctest.Wait()
 		release := make(chan struct{})
 		gate <- release // bob's handler will block on the next offer
-		alice.send(to, req("UPDATE", 2, tag, sdp))
+		alice.Send(to, req("UPDATE", 2, tag, sdp))
 		synctest.Wait()
-		alice.send(to, req("UPDATE", 3, tag, sdp))
+		alice.Send(to, req("UPDATE", 3, tag, sdp))
 		r := read()
 		assert.Equal(t, 500, r.StatusCode)
 		ra, present, err := r.Header.RetryAfter()
@@ -204,8 +199,8 @@ func TestSimUpdateWhileAnswering(t *testing.T) {
 		assert.Contains(t, string(r.Body), "o=bob", "the answer")
 		assert.Equal(t, sip.SessionEstablished, inv.State())
 		go func() {
-			bye, from := alice.read()
-			alice.send(from, message.NewResponse(bye, 200, "", ""))
+			bye, from := alice.Read()
+			alice.Send(from, message.NewResponse(bye, 200, "", ""))
 		}()
 		require.NoError(t, inv.Bye(context.Background()))
 	})
