@@ -153,7 +153,7 @@ func TestCallReject(t *testing.T) {
 	bob, _ := callUA(t, "bob", func(inv *Invitation) {
 		defer close(checked)
 		invs <- inv
-		assert.NoError(t, inv.Reject(486, "Busy Here"))
+		assert.NoError(t, inv.Reject(context.Background(), 486, "Busy Here"))
 		assert.ErrorIs(t, inv.Accept(context.Background(), AcceptOptions{}), ErrInvalidState)
 	})
 	alice, _ := callUA(t, "alice", nil)
@@ -307,9 +307,11 @@ func TestStopEndsCalls(t *testing.T) {
 	assert.Equal(t, EndRemoteCancel, rung.EndReason().Cause)
 }
 
-// TestDefaultMediaIsWebRTC: without a MediaFactory, calls negotiate WebRTC
-// media on pion (DTLS-SRTP in the SDP).
-func TestDefaultMediaIsWebRTC(t *testing.T) {
+// TestNilMediaFactoryIsSignallingOnly: without a MediaFactory, calls carry
+// no session description (the root package links no media stack), and
+// media/webrtc's factory, named explicitly, negotiates WebRTC (DTLS-SRTP in
+// the SDP).
+func TestNilMediaFactoryIsSignallingOnly(t *testing.T) {
 	invs := make(chan *Invitation, 1)
 	bob := startUA(t, "bob", UserAgentDelegate{OnInvite: func(inv *Invitation) {
 		invs <- inv
@@ -318,10 +320,23 @@ func TestDefaultMediaIsWebRTC(t *testing.T) {
 	alice := startUA(t, "alice", UserAgentDelegate{})
 	call, err := NewInviter(alice, addr(bob), InviterOptions{})
 	require.NoError(t, err)
+	assert.Nil(t, call.MediaHandler())
+	require.NoError(t, call.Invite(ctx5(t), InviteOptions{}))
+	inv := <-invs
+	assert.Empty(t, inv.Request.Body)
+	require.NoError(t, call.Bye(ctx5(t)))
+
+	carol, err := NewUserAgent(UserAgentOptions{URI: "sip:carol@127.0.0.1", MediaFactory: webrtc.NewFactory(webrtc.Config{LoopbackOnly: true}),
+		Transport: TransportOptions{Listen: []string{"udp://127.0.0.1:0"}}})
+	require.NoError(t, err)
+	require.NoError(t, carol.Start(ctx5(t)))
+	defer carol.Stop(ctx5(t))
+	call, err = NewInviter(carol, addr(bob), InviterOptions{})
+	require.NoError(t, err)
 	_, isWebRTC := call.MediaHandler().(*webrtc.Handler)
 	assert.True(t, isWebRTC)
 	require.NoError(t, call.Invite(ctx5(t), InviteOptions{}))
-	inv := <-invs
+	inv = <-invs
 	assert.Contains(t, string(inv.Request.Body), "a=fingerprint:")
 	assert.Contains(t, string(inv.Request.Body), "UDP/TLS/RTP/SAVPF")
 	require.NoError(t, call.Bye(ctx5(t)))
@@ -386,7 +401,7 @@ func TestInDialogInfoMessageDTMF(t *testing.T) {
 	alice, _ := callUA(t, "alice", nil)
 	call, _ := NewInviter(alice, addr(bob), InviterOptions{})
 	call.SetDelegate(SessionDelegate{OnInfo: func(r *IncomingRequest) {
-		assert.NoError(t, r.Accept())
+		assert.NoError(t, r.Accept(context.Background()))
 		got <- "info " + string(r.Request.Body)
 	}})
 	require.NoError(t, call.Invite(ctx5(t), InviteOptions{}))

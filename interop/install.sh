@@ -24,6 +24,9 @@ PACKAGES+=(nftables iproute2)
 # Kamailio's presence server (presence, presence_xml, presence_dialoginfo,
 # pua, pua_dialoginfo) for the TestPresence tests (interop/kamailio/presence.cfg).
 PACKAGES+=(kamailio-presence-modules)
+# libopus for media/opus (cgo): the package loads libopus.so.0 at run time;
+# libopus-dev brings it (libopus0) and the headers for anyone linking it.
+PACKAGES+=(libopus-dev)
 # Node and npm come with the machine (CI: Node 20, npm 11); only when they
 # are absent are Debian's packages installed.
 command -v node >/dev/null || PACKAGES+=(nodejs)

@@ -3,54 +3,107 @@ package rtp
 import (
 	"io"
 
-	"github.com/sipua/sip/media/webrtc"
+	"github.com/sipua/sip/media/audio"
+	"github.com/sipua/sip/media/g722"
 )
 
 // SampleRate is the rate of the samples an AudioSource produces and
 // OnAudio receives: 8 kHz, the G.711 rate and clock.
-const SampleRate = webrtc.SampleRate
+const SampleRate = audio.SampleRate
 
 // AudioSource produces the audio a Handler sends: mono 16-bit linear PCM
-// at SampleRate. It is media/webrtc's, so one source type serves both
-// handlers. The handler reads one packet's worth (160 samples at 20 ms)
+// at SampleRate. It is media/audio's, so one source type serves every
+// handler. The handler reads one packet's worth (160 samples at 20 ms)
 // per packet from its sending goroutine, so ReadSamples should not block;
 // after an error (io.EOF at the end of a file) the handler sends silence.
-type AudioSource = webrtc.AudioSource
+type AudioSource = audio.AudioSource
 
 // AudioSourceFunc adapts a function to AudioSource.
-type AudioSourceFunc = webrtc.AudioSourceFunc
+type AudioSourceFunc = audio.AudioSourceFunc
 
 // Tone returns an endless sine wave of the given frequency at about
 // -12 dBFS, e.g. Tone(440) for a test tone.
-func Tone(hz float64) AudioSource { return webrtc.Tone(hz) }
+func Tone(hz float64) AudioSource { return audio.Tone(hz) }
 
 // PCM16 returns a source reading little-endian signed 16-bit mono samples
 // at SampleRate from r (raw audio, or a WAV file's data chunk).
-func PCM16(r io.Reader) AudioSource { return webrtc.PCM16(r) }
+func PCM16(r io.Reader) AudioSource { return audio.PCM16(r) }
 
-// encode writes the G.711 codes of pcm into out (len(out) >= len(pcm)).
-func encode(c Codec, pcm []int16, out []byte) {
-	if c == PCMA {
-		for i, s := range pcm {
-			out[i] = webrtc.EncodeALaw(s)
+// codecState is one direction's codec state: the G.722 coder and the
+// rate conversion between the 8 kHz PCM of this package and G.722's
+// 16 kHz. Each is owned by one goroutine.
+type codecState struct {
+	enc  *g722.Encoder
+	dec  *g722.Decoder
+	last int16   // the last 8 kHz sample seen (up- and down-sampling)
+	wide []int16 // 16 kHz scratch
+}
+
+// encode appends the payload of the 8 kHz samples pcm in codec c to out.
+// G.722 takes len(pcm) bytes too: twice the samples at 16 kHz, one byte
+// for two.
+func (cs *codecState) encode(c Codec, pcm []int16, out []byte) []byte {
+	switch c {
+	case PCMA:
+		for _, s := range pcm {
+			out = append(out, audio.EncodeALaw(s))
 		}
-		return
+	case G722:
+		if cs.enc == nil {
+			cs.enc = g722.NewEncoder()
+		}
+		cs.wide = upsample2(cs.wide[:0], pcm, &cs.last)
+		out = cs.enc.Encode(out, cs.wide)
+	default:
+		for _, s := range pcm {
+			out = append(out, audio.EncodeMuLaw(s))
+		}
 	}
-	for i, s := range pcm {
-		out[i] = webrtc.EncodeMuLaw(s)
+	return out
+}
+
+// decode writes the 8 kHz samples of payload in codec c into out
+// (len(out) >= len(payload)).
+func (cs *codecState) decode(c Codec, payload []byte, out []int16) {
+	switch c {
+	case PCMA:
+		for i, b := range payload {
+			out[i] = audio.DecodeALaw(b)
+		}
+	case G722:
+		if cs.dec == nil {
+			cs.dec = g722.NewDecoder()
+		}
+		cs.wide = cs.dec.Decode(cs.wide[:0], payload)
+		downsample2(out[:len(payload)], cs.wide, &cs.last)
+	default:
+		for i, b := range payload {
+			out[i] = audio.DecodeMuLaw(b)
+		}
 	}
 }
 
-// decode writes the linear samples of the G.711 payload into out
-// (len(out) >= len(payload)).
-func decode(c Codec, payload []byte, out []int16) {
-	if c == PCMA {
-		for i, b := range payload {
-			out[i] = webrtc.DecodeALaw(b)
-		}
-		return
+// upsample2 appends pcm at twice its rate to dst: each sample preceded by
+// the mean of it and the one before (linear interpolation).
+func upsample2(dst, pcm []int16, last *int16) []int16 {
+	prev := int32(*last)
+	for _, s := range pcm {
+		dst = append(dst, int16((prev+int32(s))/2), s)
+		prev = int32(s)
 	}
-	for i, b := range payload {
-		out[i] = webrtc.DecodeMuLaw(b)
+	*last = int16(prev)
+	return dst
+}
+
+// downsample2 halves the rate of wide into out (len(wide) = 2 len(out))
+// through a [1 2 1]/4 low-pass: the band above 4 kHz is attenuated, not
+// folded back at full level.
+func downsample2(out, wide []int16, last *int16) {
+	prev := int32(*last)
+	for i := range out {
+		a, b := int32(wide[2*i]), int32(wide[2*i+1])
+		out[i] = int16((prev + 2*a + b) / 4)
+		prev = b
 	}
+	*last = int16(prev)
 }

@@ -25,10 +25,13 @@ const (
 	// DefaultDTMFPayloadType is the payload type offered for RFC 4733
 	// telephone-event.
 	DefaultDTMFPayloadType = 101
+	// DefaultMediaTimeout is how long a call may receive nothing before
+	// the handler reports its media dead.
+	DefaultMediaTimeout = 30 * time.Second
 )
 
 // Codec is an audio codec the handler offers, answers, sends and
-// decodes: G.711 at 8 kHz, named by its static payload type (RFC 3551).
+// decodes, named by its static payload type (RFC 3551).
 type Codec uint8
 
 // The codecs of this package.
@@ -37,6 +40,11 @@ const (
 	PCMU Codec = 0
 	// PCMA is G.711 A-law, payload type 8.
 	PCMA Codec = 8
+	// G722 is ITU-T G.722 at 64 kbit/s (media/g722), payload type 9:
+	// 16 kHz audio, though its SDP clock rate and RTP timestamps run at
+	// 8000 Hz (RFC 3551 §4.5.2). The handler converts between it and the
+	// 8 kHz PCM of AudioSource and OnAudio.
+	G722 Codec = 9
 )
 
 // String returns the codec's SDP encoding name, e.g. "PCMU".
@@ -46,18 +54,21 @@ func (c Codec) String() string {
 		return "PCMU"
 	case PCMA:
 		return "PCMA"
+	case G722:
+		return "G722"
 	}
 	return fmt.Sprintf("Codec(%d)", uint8(c))
 }
 
 // valid reports a codec this package implements.
-func (c Codec) valid() bool { return c == PCMU || c == PCMA }
+func (c Codec) valid() bool { return c == PCMU || c == PCMA || c == G722 }
 
 // Config configures the handlers made by New and NewFactory. Its zero
 // value works: the first non-loopback IPv4 address of the host (else
 // 127.0.0.1), ports chosen by the system, PCMU then PCMA with
 // telephone-event on payload type 101, 20 ms packets, a 60 ms jitter
-// buffer, RTCP every ~5 s, silence as the audio source and no logging.
+// buffer, RTCP every ~5 s, no SRTP, a 30 s media timeout, silence as the
+// audio source and no logging.
 type Config struct {
 	// IP is the local address: the RTP and RTCP sockets are bound to it
 	// and the SDP names it in c= and o=. Nil: the first IPv4 address of
@@ -76,8 +87,26 @@ type Config struct {
 	PortMin, PortMax uint16
 
 	// Codecs lists the codecs to offer and accept, in order of
-	// preference. Nil: PCMU, then PCMA.
+	// preference (a per-call media.Options.Codecs reorders and narrows
+	// it). Nil: PCMU, then PCMA.
 	Codecs []Codec
+
+	// SRTP is the SDES-SRTP policy (RFC 4568) of the handlers made:
+	// SRTPOff (the zero value), SRTPOffer or SRTPRequired. A call may
+	// change it with Handler.SetSRTP before its first exchange.
+	SRTP SRTPPolicy
+
+	// SRTPSuites are the crypto suites offered and accepted, in order of
+	// preference. Nil: AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32,
+	// AEAD_AES_128_GCM.
+	SRTPSuites []SRTPSuite
+
+	// MediaTimeout ends the call (media.FailureNotifier,
+	// media.ErrMediaTimeout) when no RTP and no RTCP came from the peer
+	// for this long while the negotiated direction has the peer send to
+	// us; it does not run while the peer holds the call (sendonly or
+	// inactive from us). Zero: DefaultMediaTimeout; negative: never.
+	MediaTimeout time.Duration
 
 	// DTMFPayloadType is the payload type offered for RFC 4733
 	// telephone-event/8000 (an answer takes the offer's). Zero:
@@ -124,6 +153,9 @@ type settings struct {
 	ptime       time.Duration
 	jitterDelay time.Duration
 	rtcpEvery   time.Duration // 0: no RTCP sent
+	srtp        SRTPPolicy
+	suites      []SRTPSuite
+	timeout     time.Duration // 0: no media timeout
 }
 
 func (c *Config) settings() (settings, error) {
@@ -194,6 +226,26 @@ func (c *Config) settings() (settings, error) {
 		s.rtcpEvery = DefaultRTCPInterval
 	case s.rtcpEvery < 0:
 		s.rtcpEvery = 0
+	}
+	if c.SRTP > SRTPRequired {
+		return s, fmt.Errorf("rtp: unknown SRTP policy %d", c.SRTP)
+	}
+	s.srtp = c.SRTP
+	s.suites = c.SRTPSuites
+	if len(s.suites) == 0 {
+		s.suites = defaultSuites
+	}
+	for _, su := range s.suites {
+		if _, ok := suiteInfo(su); !ok {
+			return s, fmt.Errorf("rtp: unsupported SRTP suite %q", su)
+		}
+	}
+	s.timeout = c.MediaTimeout
+	switch {
+	case s.timeout == 0:
+		s.timeout = DefaultMediaTimeout
+	case s.timeout < 0:
+		s.timeout = 0
 	}
 	return s, nil
 }

@@ -301,7 +301,9 @@ func TestErrors(t *testing.T) {
 
 	// Bad configurations.
 	for name, cfg := range map[string]Config{
-		"codec":       {Codecs: []Codec{9}},
+		"codec":       {Codecs: []Codec{18}},
+		"SRTP":        {SRTP: 7},
+		"SRTP suite":  {SRTPSuites: []SRTPSuite{"F8_128_HMAC_SHA1_80"}},
 		"ptime":       {Ptime: 25 * time.Millisecond},
 		"ptime big":   {Ptime: 100 * time.Millisecond},
 		"ports":       {PortMin: 30000, PortMax: 30000},

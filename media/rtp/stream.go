@@ -16,6 +16,9 @@ import (
 	"time"
 
 	prtp "github.com/pion/rtp"
+
+	"github.com/sipua/sip/media"
+	"github.com/sipua/sip/media/audio"
 )
 
 // params are the media parameters an offer/answer exchange settles.
@@ -29,6 +32,7 @@ type params struct {
 	ptime  time.Duration   // of the packets we send
 	remote netip.AddrPort  // the peer's RTP address from its SDP; invalid when none
 	rtcp   netip.AddrPort  // the peer's RTCP address from its SDP
+	sec    *sdes           // SRTP keys; nil: plain RTP
 }
 
 // counters are the handler's running counts.
@@ -36,6 +40,7 @@ type counters struct {
 	packetsSent, bytesSent         atomic.Uint64
 	packetsReceived, bytesReceived atomic.Uint64
 	discarded                      atomic.Uint64
+	srtpFailed                     atomic.Uint64
 	dtmfSent, dtmfReceived         atomic.Uint64
 	rtcpSent, rtcpReceived         atomic.Uint64
 }
@@ -76,19 +81,29 @@ type stream struct {
 	tsAt     time.Time // when ts was last advanced
 	marker   bool
 	tones    []tone
-	ev       *dtmfEvent
+	ev       *audio.DTMFEvent
 	gapUntil time.Time // no tone starts before this
 	sentRTP  bool      // RTP sent since the last report
 
 	// Receiving.
 	rx       rxStats
 	jb       *jitterBuffer
-	dtmf     dtmfReceiver
+	dtmf     audio.DTMFReceiver
 	frame    int    // samples of the last audio packet played
 	lastSR   uint32 // middle of the peer's last SR NTP time
 	lastSRAt time.Time
 	rtt      time.Duration
 	stopped  bool
+
+	sec    *srtpSession // SRTP contexts; nil: plain RTP
+	lastRx time.Time    // when RTP or RTCP last came from the peer
+	failed bool         // the media timeout fired
+
+	// Owned by one goroutine each, outside mu.
+	tx      codecState // sendLoop's
+	rxc     codecState // playLoop's
+	rxPlain []byte     // readRTP's decryption buffer
+	txCrypt []byte     // sendLoop's encryption buffer
 }
 
 // openStream binds the sockets and starts the goroutines.
@@ -198,9 +213,28 @@ func (s *stream) apply(p params) {
 	if p.dir&SendOnly != 0 && (!s.ok || s.p.dir&SendOnly == 0) {
 		s.marker = true // talk spurt after silence (RFC 3551 §4.1)
 	}
+	var cur *sdes
+	if s.sec != nil {
+		cur = s.sec.keys
+	}
+	if !cur.equal(p.sec) {
+		s.sec = nil
+		if p.sec != nil {
+			sess, err := newSRTPSession(p.sec)
+			if err != nil {
+				s.log.Warn("SRTP not set up", "suite", p.sec.suite, "err", err)
+			}
+			s.sec = sess
+		}
+	}
+	s.lastRx = time.Now() // the media timeout counts from each exchange
 	s.p, s.ok = p, true
+	suite := "none"
+	if p.sec != nil {
+		suite = string(p.sec.suite) // never the keys
+	}
 	s.log.Debug("media parameters", "direction", p.dir, "codec", p.codec, "pt", p.pt,
-		"telephone-event", p.te, "ptime", p.ptime, "remote", p.remote)
+		"telephone-event", p.te, "ptime", p.ptime, "remote", p.remote, "srtp", suite)
 }
 
 // close sends an RTCP BYE (unless RTCP is off), stops the goroutines and closes the sockets.
@@ -280,12 +314,24 @@ func (s *stream) handlePacket(buf []byte, src netip.AddrPort, now time.Time) {
 		s.handleRTCP(buf, src, now, false)
 		return
 	}
+	s.mu.Lock()
+	sec := s.sec
+	s.mu.Unlock()
+	if sec != nil {
+		plain, err := sec.rxRTP.DecryptRTP(s.rxPlain[:0], buf, nil)
+		if err != nil {
+			s.count.discarded.Add(1)
+			s.count.srtpFailed.Add(1)
+			return
+		}
+		s.rxPlain, buf = plain, plain
+	}
 	var pkt prtp.Packet
 	if err := pkt.Unmarshal(buf); err != nil || pkt.Version != 2 {
 		s.count.discarded.Add(1)
 		return
 	}
-	var tones []received
+	var tones []audio.DTMFTone
 	s.mu.Lock()
 	switch {
 	case !s.latched, src != s.dest && now.Sub(s.lastRTP) >= relatchAfter:
@@ -300,11 +346,11 @@ func (s *stream) handlePacket(buf []byte, src netip.AddrPort, now time.Time) {
 		s.count.discarded.Add(1)
 		return
 	}
-	s.lastRTP = now
+	s.lastRTP, s.lastRx = now, now
 	p, ok := s.p, s.ok
 	if s.rx.seq(pkt.SSRC, pkt.SequenceNumber) {
 		s.jb.reset()
-		s.dtmf = dtmfReceiver{}
+		s.dtmf = audio.DTMFReceiver{}
 	}
 	codec, audio := p.recv[pkt.PayloadType]
 	isTE := ok && p.recvTE >= 0 && int(pkt.PayloadType) == p.recvTE
@@ -314,7 +360,7 @@ func (s *stream) handlePacket(buf []byte, src netip.AddrPort, now time.Time) {
 		s.rx.arrival(pkt.Timestamp, arrival)
 		s.jb.push(pkt.SequenceNumber, pkt.Timestamp, codec, append([]byte(nil), pkt.Payload...))
 	case isTE:
-		tones = s.dtmf.packet(pkt.Timestamp, pkt.Payload, now)
+		tones = s.dtmf.Packet(nil, pkt.Timestamp, pkt.Payload, now)
 		s.jb.push(pkt.SequenceNumber, pkt.Timestamp, 0, nil)
 	default:
 		s.jb.push(pkt.SequenceNumber, pkt.Timestamp, 0, nil)
@@ -334,14 +380,24 @@ func (s *stream) handlePacket(buf []byte, src netip.AddrPort, now time.Time) {
 // (whose peer address it latches), false for RTCP multiplexed on the RTP
 // port.
 func (s *stream) handleRTCP(buf []byte, src netip.AddrPort, now time.Time, own bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sec != nil {
+		plain, err := s.sec.rxRTCP.DecryptRTCP(nil, buf, nil)
+		if err != nil {
+			s.count.srtpFailed.Add(1)
+			s.log.Debug("SRTCP unreadable", "from", src, "err", err)
+			return
+		}
+		buf = plain
+	}
 	reports, err := parseRTCP(buf)
 	if len(reports) == 0 {
 		s.log.Debug("RTCP unreadable", "from", src, "err", err)
 		return
 	}
 	s.count.rtcpReceived.Add(1)
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lastRx = now
 	if own && !s.rtcpLatched {
 		s.rtcpDest, s.rtcpLatched = src, true
 	}
@@ -411,6 +467,15 @@ func (s *stream) sendRTCP(bye bool) {
 	b = appendSDES(b, s.ssrc, s.cname)
 	if bye {
 		b = appendBYE(b, s.ssrc)
+	}
+	if s.sec != nil {
+		enc, err := s.sec.txRTCP.EncryptRTCP(nil, b, nil)
+		if err != nil {
+			s.mu.Unlock()
+			s.log.Debug("SRTCP protect", "err", err)
+			return
+		}
+		b = enc
 	}
 	s.mu.Unlock()
 	if _, err := s.rtcp.WriteToUDPAddrPort(b, dest); err != nil {
@@ -492,18 +557,18 @@ func (s *stream) sendFrame(pcm []int16, buf, pkt []byte) time.Duration {
 		case p.te < 0:
 			s.log.Debug("DTMF tone dropped: no telephone-event negotiated", "event", t.code)
 		default:
-			s.ev = &dtmfEvent{code: t.code, start: s.ts, samples: t.samples}
+			s.ev = &audio.DTMFEvent{Code: t.code, Start: s.ts, Samples: t.samples}
 		}
 	}
 	hdr := prtp.Header{Version: 2, SequenceNumber: s.seq, SSRC: s.ssrc}
 	var payload []byte
 	if ev := s.ev; ev != nil {
-		var first, done bool
-		payload, first, done = ev.next(buf, frame)
-		if ev.ends == 1 && payload[1]&0x80 != 0 {
+		var first, ended, done bool
+		payload, first, ended, done = ev.Next(buf, frame)
+		if ended {
 			s.count.dtmfSent.Add(1)
 		}
-		hdr.PayloadType, hdr.Timestamp, hdr.Marker = uint8(p.te), ev.start, first
+		hdr.PayloadType, hdr.Timestamp, hdr.Marker = uint8(p.te), ev.Start, first
 		if done {
 			s.ev = nil
 			s.gapUntil = now.Add(dtmfGap)
@@ -517,18 +582,25 @@ func (s *stream) sendFrame(pcm []int16, buf, pkt []byte) time.Duration {
 	s.tsAt = now
 	s.sentRTP = true
 	dest := s.dest
+	sec := s.sec
 	s.mu.Unlock()
 
 	if payload == nil { // audio: read and encode outside the lock
 		s.h.readSamples(pcm[:frame])
-		payload = buf[:frame]
-		encode(p.codec, pcm[:frame], payload)
+		payload = s.tx.encode(p.codec, pcm[:frame], buf[:0])
 	}
 	n, err := hdr.MarshalTo(pkt[:cap(pkt)])
 	if err != nil {
 		return ptime
 	}
 	out := append(pkt[:n], payload...)
+	if sec != nil {
+		if s.txCrypt, err = sec.txRTP.EncryptRTP(s.txCrypt[:0], out, nil); err != nil {
+			s.log.Debug("SRTP protect", "err", err)
+			return ptime
+		}
+		out = s.txCrypt
+	}
 	if _, err := s.rtp.WriteToUDPAddrPort(out, dest); err != nil {
 		s.log.Debug("RTP write", "to", dest, "err", err)
 		return ptime
@@ -566,16 +638,29 @@ func (s *stream) playLoop() {
 		}
 		lost := s.jb.late + s.jb.dropped
 		s.jb.late, s.jb.dropped = 0, 0
-		var tones []received
-		if t, ok := s.dtmf.expire(now); ok {
+		var tones []audio.DTMFTone
+		if t, ok := s.dtmf.Expire(now); ok {
 			tones = append(tones, t)
+		}
+		var failure error
+		if limit := s.h.set.timeout; limit > 0 && s.ok && s.p.dir&RecvOnly != 0 && !s.failed &&
+			now.Sub(s.lastRx) >= limit {
+			s.failed = true
+			failure = fmt.Errorf("rtp: no RTP or RTCP from %v for %v: %w", s.dest, now.Sub(s.lastRx).Round(time.Millisecond),
+				media.ErrMediaTimeout)
 		}
 		s.mu.Unlock()
 		s.count.discarded.Add(lost)
+		if failure != nil {
+			s.log.Info("media timeout", "err", failure)
+			if f := s.h.onFail.Load(); f != nil && *f != nil {
+				(*f)(failure)
+			}
+		}
 
 		if f := s.h.onAudio.Load(); f != nil && *f != nil && kind != jbNone {
 			if kind == jbAudio {
-				decode(e.codec, e.payload[:n], pcm)
+				s.rxc.decode(e.codec, e.payload[:n], pcm)
 			} else {
 				clear(pcm[:n])
 			}
@@ -596,11 +681,11 @@ func (s *stream) playLoop() {
 }
 
 // report counts received tones and hands them to OnDTMF.
-func (s *stream) report(tones []received) {
+func (s *stream) report(tones []audio.DTMFTone) {
 	for _, t := range tones {
 		s.count.dtmfReceived.Add(1)
 		if f := s.h.onDTMF.Load(); f != nil && *f != nil {
-			(*f)(t.tone, t.duration)
+			(*f)(t.Tone, t.Duration)
 		}
 	}
 }

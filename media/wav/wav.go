@@ -24,7 +24,7 @@ import (
 	"os"
 	"sync"
 
-	"github.com/sipua/sip/media/webrtc"
+	"github.com/sipua/sip/media/audio"
 )
 
 // SampleRate is the rate of the samples this package produces and
@@ -302,9 +302,9 @@ func (rd *Reader) mix(frame []byte) int16 {
 		var s int16
 		switch {
 		case rd.format.Encoding == MuLaw:
-			s = webrtc.DecodeMuLaw(frame[c])
+			s = audio.DecodeMuLaw(frame[c])
 		case rd.format.Encoding == ALaw:
-			s = webrtc.DecodeALaw(frame[c])
+			s = audio.DecodeALaw(frame[c])
 		case rd.format.BitsPerSample == 8:
 			s = int16(int(frame[c])-128) << 8
 		default:

@@ -452,7 +452,7 @@ func (b *Bot) Handle(inv *sip.Invitation) {
 	b.mu.Lock()
 	if b.closing || len(b.calls) >= b.cfg.MaxCalls {
 		b.mu.Unlock()
-		_ = inv.Reject(486, "")
+		_ = inv.Reject(context.Background(), 486, "")
 		b.emit(Event{Kind: EventBusy, CallID: callID, From: from})
 		return
 	}
@@ -521,7 +521,7 @@ func (c *call) serve() {
 	c.src = src
 	c.mu.Unlock()
 	if err := c.attach(src); err != nil {
-		_ = c.inv.Reject(488, "")
+		_ = c.inv.Reject(ctx, 488, "")
 		e := c.event(EventError)
 		e.Err = err
 		b.emit(e)
@@ -571,7 +571,7 @@ func (c *call) serve() {
 func (c *call) hangup(ctx context.Context) {
 	switch c.inv.State() {
 	case sip.SessionInitial, sip.SessionEstablishing:
-		if err := c.inv.Reject(480, ""); err == nil {
+		if err := c.inv.Reject(ctx, 480, ""); err == nil {
 			return
 		}
 		_ = c.inv.Bye(ctx) // answered meanwhile
