@@ -32,12 +32,6 @@ const (
 	EventDialog = "dialog"
 )
 
-// XML namespaces.
-const (
-	pidfNS       = "urn:ietf:params:xml:ns:pidf"
-	dialogInfoNS = "urn:ietf:params:xml:ns:dialog-info"
-)
-
 // MaxBodySize bounds the documents the parsers accept.
 const MaxBodySize = 64 << 10
 
