@@ -143,9 +143,9 @@ func subscribe(t *testing.T, ua *sip.UserAgent, target, event, accept string) *b
 }
 
 // TestPresencePublishSIPjs: Kamailio is the presence server. Our
-// Publisher (alice) PUBLISHes PIDF open, then closed; a SIP.js subscriber
-// (carol, over WebSocket) and our Subscriber (dave, over UDP) both see
-// each state in Kamailio's NOTIFYs. Then SIP.js publishes carol's
+// Publisher (alice) PUBLISHes PIDF open, then closed, then open; a SIP.js
+// subscriber (carol) and a JsSIP subscriber (eve), both over WebSocket, and
+// our Subscriber (dave, over UDP) all see each state in Kamailio's NOTIFYs. Then SIP.js publishes carol's
 // presence and our Subscriber follows it.
 func TestPresencePublishSIPjs(t *testing.T) {
 	k := startPresenceKamailio(t)
@@ -158,6 +158,8 @@ func TestPresencePublishSIPjs(t *testing.T) {
 
 	carol.Do(t, "subscribe", "target", aliceURI, "event", "presence")
 	carol.Expect(t, "subscribed")
+	eve := StartPeer(t, k, PeerConfig{Kind: JsSIP, User: "eve"})
+	eve.Do(t, "subscribe", "target", aliceURI, "event", "presence")
 	ours := subscribe(t, dave, aliceURI, presence.EventPresence, presence.PIDFContentType)
 
 	pub, err := sip.NewPublisher(alice, aliceURI, presence.EventPresence, sip.PublisherOptions{Expires: 300})
@@ -173,6 +175,8 @@ func TestPresencePublishSIPjs(t *testing.T) {
 		ev, err := carol.WaitEvent(ctx, "notify_sub", sjSaw(st))
 		require.NoError(t, err, "SIP.js saw no %s", st)
 		assert.Contains(t, ev.Get("contentType"), presence.PIDFContentType)
+		_, err = eve.WaitEvent(ctx, "notify_sub", sjSaw(st))
+		require.NoError(t, err, "JsSIP saw no %s", st)
 		from = ours.wait(t, from, string(st), func(b string) bool { return pidfBasic(b) == st })
 		p, err := presence.ParsePIDF([]byte(ours.get(from)))
 		require.NoError(t, err)
