@@ -9,7 +9,8 @@
 #
 # Then call sip:bots@cluster.test (load-balanced) or sip:bot2@cluster.test
 # (one account) through 127.0.0.1:5060, e.g. with sipp:
-#   sipp -sn uac -s bots -d 2000 -r 20 -m 200 127.0.0.1:5060
+#   sipp -sf examples/cluster/uac.xml -s bots -d 2000 -r 20 -m 200 127.0.0.1:5060
+# (sipp's built-in -sn uac ignores the Record-Route set: use uac.xml).
 set -euo pipefail
 
 n="${1:-3}"
