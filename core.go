@@ -581,8 +581,18 @@ func (ua *UserAgent) await(ctx context.Context, errc <-chan error) error {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+		select {
+		case err := <-errc: // the outcome won the race: it counts
+			return err
+		default:
+		}
 		return fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
 	case <-ua.quit:
+		select {
+		case err := <-errc:
+			return err
+		default:
+		}
 		return ErrStopped
 	}
 }

@@ -565,6 +565,11 @@ func (ua *UserAgent) Stop(ctx context.Context) error {
 func (ua *UserAgent) shutdown() {
 	ua.stopOnce.Do(func() {
 		ua.call(context.Background(), func() {
+			// Every call ends here: those Stop could not end gracefully
+			// in time end with EndStopped.
+			for s := range ua.sessions {
+				s.stopped()
+			}
 			if ua.up != nil {
 				_ = ua.up.Close()
 			}
