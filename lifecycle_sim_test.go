@@ -432,3 +432,39 @@ func TestSimByeOutcomeWhenStoppedOnDone(t *testing.T) {
 		})
 	}
 }
+
+// TestSimNoAnswerTimeout: the callee rings and never answers; after
+// DefaultNoAnswerTimeout (Timer C) the INVITE is canceled and Invite fails
+// with ErrTimeout, the session ending with EndNoAnswer (issue 17,
+// finding 9). Each provisional response starts the bound again.
+func TestSimNoAnswerTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := siptest.NewNetwork(30)
+		defer n.Close()
+		require.NoError(t, n.SetLinks(aliceAddr, bobAddr, siptest.Link{Delay: 10 * time.Millisecond}))
+		bobInvs := make(chan *sip.Invitation, 1)
+		alice := lifeUA(t, n, "alice", aliceAddr, sip.UserAgentDelegate{})
+		bob := lifeUA(t, n, "bob", bobAddr, sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {
+			assert.NoError(t, inv.Progress(context.Background(), sip.ProgressOptions{}))
+			bobInvs <- inv
+		}})
+		require.NoError(t, alice.Start(context.Background()))
+		require.NoError(t, bob.Start(context.Background()))
+		call, err := sip.NewInviter(alice, "sip:bob@"+bobAddr.String(), sip.InviterOptions{})
+		require.NoError(t, err)
+		start := time.Now()
+		errc := make(chan error, 1)
+		go func() { errc <- call.Invite(context.Background(), sip.InviteOptions{}) }()
+		inv := <-bobInvs
+		time.Sleep(time.Minute)
+		require.NoError(t, inv.Progress(context.Background(), sip.ProgressOptions{StatusCode: 183}))
+		err = <-errc
+		assert.ErrorIs(t, err, sip.ErrTimeout)
+		assert.InDelta(t, (time.Minute + sip.DefaultNoAnswerTimeout).Seconds(), time.Since(start).Seconds(), 0.1)
+		assert.Equal(t, sip.EndNoAnswer, call.EndReason().Cause)
+		assert.Equal(t, "no answer (487)", call.EndReason().String())
+		<-inv.Done()
+		assert.Equal(t, sip.EndRemoteCancel, inv.EndReason().Cause)
+		assert.Contains(t, n.Flow(), "alice→bob CANCEL")
+	})
+}
