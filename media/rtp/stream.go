@@ -320,6 +320,7 @@ func (s *stream) handlePacket(buf []byte, src netip.AddrPort, now time.Time) {
 	if sec != nil {
 		plain, err := sec.rxRTP.DecryptRTP(s.rxPlain[:0], buf, nil)
 		if err != nil {
+			s.log.Debug("SRTP unreadable", "from", src, "len", len(buf), "err", err)
 			s.count.discarded.Add(1)
 			s.count.srtpFailed.Add(1)
 			return
@@ -383,6 +384,14 @@ func (s *stream) handleRTCP(buf []byte, src netip.AddrPort, now time.Time, own b
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.sec != nil {
+		if len(buf) < 8+4+10 {
+			// Too short for SRTCP (header, E flag and index, a tag of 10
+			// bytes or more): not
+			// SRTCP at all, such as baresip's plain "PINGPONG" RTCP APP
+			// keepalive. Dropped, not counted as an SRTP failure.
+			s.log.Debug("RTCP in the clear on an SRTP session dropped", "from", src, "len", len(buf))
+			return
+		}
 		plain, err := s.sec.rxRTCP.DecryptRTCP(nil, buf, nil)
 		if err != nil {
 			s.count.srtpFailed.Add(1)
