@@ -338,3 +338,34 @@ func TestTrunkMediaTimeout(t *testing.T) {
 	resumed = true
 	b.Expect(t, "CALL_CLOSED", "param", "Connection reset by peer")
 }
+
+// TestTrunkStats: after a few seconds of a call with baresip (which
+// sends RTCP receiver and sender reports), our handler's Stats show the
+// call's quality: jitter measured on baresip's stream, loss both ways
+// (none on loopback), the round-trip time from baresip's reports on our
+// stream, and an E-model MOS estimate of a clean call.
+func TestTrunkStats(t *testing.T) {
+	k := StartKamailio(t)
+	b := StartBaresip(t, k, BaresipConfig{User: "alice", AnswerMode: BaresipAuto})
+	ua := trunkUser(t, k, "bob", rtp.Config{}, sip.UserAgentDelegate{}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s := trunkCall(t, ctx, k, b, ua, nil, true)
+	h := handlerOf(t, s)
+	var st rtp.Stats
+	require.Eventually(t, func() bool {
+		st = h.Stats()
+		return st.PacketsReceived > 100 && st.RoundTripTime > 0 && st.RemoteReport
+	}, 10*time.Second, 100*time.Millisecond, "no RTT from baresip's reports: %+v", st)
+	t.Logf("our stats: received %d, lost %d (%.3f), jitter %v; baresip's report on our stream: lost %d (%.3f), jitter %v; "+
+		"RTT %v; RTCP sent %d, received %d; MOS %.2f", st.PacketsReceived, st.PacketsLost, st.LossRate, st.Jitter,
+		st.RemotePacketsLost, st.RemoteLossRate, st.RemoteJitter, st.RoundTripTime, st.RTCPSent, st.RTCPReceived, st.MOS)
+	assert.Greater(t, st.Jitter, time.Duration(0), "jitter is measured")
+	assert.Less(t, st.Jitter, 30*time.Millisecond)
+	assert.LessOrEqual(t, st.PacketsLost, int64(2))
+	assert.LessOrEqual(t, st.RemotePacketsLost, int64(2))
+	assert.Less(t, st.RoundTripTime, 50*time.Millisecond)
+	assert.Greater(t, st.MOS, 4.0)
+	assert.LessOrEqual(t, st.MOS, 4.5)
+	byeBaresip(t, ctx, b, s)
+}

@@ -94,6 +94,8 @@ type stream struct {
 	lastSRAt time.Time
 	rtt      time.Duration
 	stopped  bool
+	peerRR   reportBlock // the peer's last reception report on our stream
+	havePeer bool
 
 	sec    *srtpSession // SRTP contexts; nil: plain RTP
 	lastRx time.Time    // when RTP or RTCP last came from the peer
@@ -415,7 +417,11 @@ func (s *stream) handleRTCP(buf []byte, src netip.AddrPort, now time.Time, own b
 			s.lastSR, s.lastSRAt = ntpMiddle(r.sr.ntp), now
 		}
 		for _, b := range r.blocks {
-			if b.ssrc != s.ssrc || b.lsr == 0 {
+			if b.ssrc != s.ssrc {
+				continue
+			}
+			s.peerRR, s.havePeer = b, true
+			if b.lsr == 0 {
 				continue
 			}
 			// RFC 3550 §6.4.1: RTT = now - LSR - DLSR, in 1/65536 s.
