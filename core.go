@@ -51,25 +51,6 @@ func (ua *UserAgent) prepare(req *message.Request) {
 	}
 }
 
-// routeFor decides where a request goes: the server connection, or the
-// resolved next hop (RFC 3263) without one.
-func (ua *UserAgent) routeFor(req *message.Request) (*route, bool, error) {
-	if ua.up != nil {
-		f, ok := ua.up.Flow()
-		if !ok {
-			return nil, false, fmt.Errorf("%w: not connected", ErrTransportClosed)
-		}
-		return &route{upstream: true}, f.Proto.Stream(), nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
-	defer cancel()
-	targets, err := ua.tp.Resolve(ctx, dialog.NextHop(req))
-	if err != nil {
-		return nil, false, fmt.Errorf("%w: %w", ErrTransportClosed, err)
-	}
-	return &route{targets: targets}, targets[0].Proto.Stream(), nil
-}
-
 // send starts a client transaction for o.req. Runs on the loop.
 func (ua *UserAgent) send(o *outgoing) error {
 	ua.prepare(o.req)
@@ -95,22 +76,6 @@ func (ua *UserAgent) txOf(o *outgoing) *transaction.Client { return o.tx }
 // ackVia returns a Via for an ACK to a 2xx, a transaction of its own.
 func (ua *UserAgent) ackVia() message.Via {
 	return message.Via{Transport: "UDP", Host: "sipua.invalid", Params: message.Params("branch=" + message.NewBranch() + ";rport")}
-}
-
-// sendDirect sends a request outside any transaction (an ACK to a 2xx).
-// Runs on the loop.
-func (ua *UserAgent) sendDirect(req *message.Request) {
-	if !req.Header.Has("Max-Forwards") {
-		req.Header.Add("Max-Forwards", "70")
-	}
-	rt, _, err := ua.routeFor(req)
-	if err != nil {
-		ua.log.Debug("sip: no route", "method", req.Method, "err", err)
-		return
-	}
-	if err := ua.layerSend(req, rt); err != nil {
-		ua.log.Debug("sip: send failed", "method", req.Method, "err", err)
-	}
 }
 
 // byeDialog ends a dialog nobody wants (a forked or late 2xx) with BYE.
@@ -220,7 +185,7 @@ func (ua *UserAgent) onFailed(tx transaction.Transaction, err error) {
 	}
 	switch {
 	case errors.Is(err, transaction.ErrTimeout):
-		o.fail(fmt.Errorf("%w: %s", ErrTimeout, tx.Request().Method))
+		o.fail(fmt.Errorf("%w: %s to %v: %w", ErrTimeout, tx.Request().Method, c.Dest(), err))
 	default:
 		o.fail(fmt.Errorf("%w: %w", ErrTransportClosed, err))
 	}

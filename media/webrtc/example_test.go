@@ -46,9 +46,9 @@ func Example() {
 		return
 	}
 	a, b := alice.Stats().Audio, bob.Stats().Audio
-	fmt.Println("alice:", a.Codec, a.Direction)
-	fmt.Println("bob:", b.Codec, b.Direction)
+	fmt.Printf("alice: %s, sending %q\n", a.Direction, a.Codec)
+	fmt.Printf("bob: %s, sending %q\n", b.Direction, b.Codec)
 	// Output:
-	// alice: audio/PCMU recvonly
-	// bob: audio/PCMU sendonly
+	// alice: recvonly, sending ""
+	// bob: sendonly, sending "audio/PCMU"
 }

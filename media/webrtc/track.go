@@ -81,7 +81,8 @@ type audioTrack struct {
 	marker  bool
 	tones   []tone
 	ev      *audio.DTMFEvent
-	gap     int // frames of audio before the next tone
+	gap     int      // frames of audio before the next tone
+	prefer  []string // MIME types it can encode, preferred first
 }
 
 func newAudioTrack(streamID string, count *counters, log *slog.Logger, wg *sync.WaitGroup) *audioTrack {
@@ -111,7 +112,10 @@ func (t *audioTrack) Bind(ctx pion.TrackLocalContext) (pion.RTPCodecParameters, 
 	params := ctx.CodecParameters()
 	b := &binding{id: ctx.ID(), ssrc: uint32(ctx.SSRC()), te: -1, w: ctx.WriteStream()}
 	var chosen *pion.RTPCodecParameters
-	for _, want := range []string{pion.MimeTypePCMU, pion.MimeTypePCMA} {
+	t.mu.Lock()
+	prefer := t.prefer
+	t.mu.Unlock()
+	for _, want := range prefer {
 		for i := range params {
 			if chosen == nil && strings.EqualFold(params[i].MimeType, want) {
 				chosen = &params[i]
@@ -156,6 +160,23 @@ func (t *audioTrack) Unbind(ctx pion.TrackLocalContext) error {
 		t.bound = nil
 	}
 	return nil
+}
+
+// setPreference sets the order in which Bind picks among the negotiated
+// codecs it can encode, from codec names (e.g. "PCMA", "PCMU").
+func (t *audioTrack) setPreference(names []string) {
+	var p []string
+	for _, n := range names {
+		switch strings.ToLower(n) {
+		case "pcmu":
+			p = append(p, pion.MimeTypePCMU)
+		case "pcma":
+			p = append(p, pion.MimeTypePCMA)
+		}
+	}
+	t.mu.Lock()
+	t.prefer = p
+	t.mu.Unlock()
 }
 
 // setSending gates the sending by the negotiated direction.
