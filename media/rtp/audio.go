@@ -1,6 +1,7 @@
 package rtp
 
 import (
+	"fmt"
 	"io"
 
 	"github.com/sipua/sip/media/audio"
@@ -36,14 +37,45 @@ type codecState struct {
 	enc  *g722.Encoder
 	dec  *g722.Decoder
 	last int16   // the last 8 kHz sample seen (up- and down-sampling)
-	wide []int16 // 16 kHz scratch
+	wide []int16 // 16 or 48 kHz scratch
+
+	opus *OpusCodec
+	oenc OpusEncoder
+	odec OpusDecoder
+	oerr error // making the Opus coder failed
+}
+
+// close frees the Opus coder.
+func (cs *codecState) close() {
+	if cs.oenc != nil {
+		cs.oenc.Close()
+		cs.oenc = nil
+	}
+	if cs.odec != nil {
+		cs.odec.Close()
+		cs.odec = nil
+	}
 }
 
 // encode appends the payload of the 8 kHz samples pcm in codec c to out.
 // G.722 takes len(pcm) bytes too: twice the samples at 16 kHz, one byte
 // for two.
-func (cs *codecState) encode(c Codec, pcm []int16, out []byte) []byte {
+func (cs *codecState) encode(c Codec, pcm []int16, out []byte) ([]byte, error) {
 	switch c {
+	case Opus:
+		if cs.oenc == nil {
+			if cs.opus == nil || cs.oerr != nil {
+				return nil, fmt.Errorf("rtp: no Opus encoder: %w", cs.oerr)
+			}
+			enc, err := cs.opus.NewEncoder()
+			if err != nil {
+				cs.oerr = err
+				return nil, fmt.Errorf("rtp: Opus encoder: %w", err)
+			}
+			cs.oenc = enc
+		}
+		cs.wide = upsample6(cs.wide[:0], pcm, &cs.last)
+		return cs.oenc.Encode(out, cs.wide)
 	case PCMA:
 		for _, s := range pcm {
 			out = append(out, audio.EncodeALaw(s))
@@ -59,13 +91,37 @@ func (cs *codecState) encode(c Codec, pcm []int16, out []byte) []byte {
 			out = append(out, audio.EncodeMuLaw(s))
 		}
 	}
-	return out
+	return out, nil
 }
 
-// decode writes the 8 kHz samples of payload in codec c into out
-// (len(out) >= len(payload)).
-func (cs *codecState) decode(c Codec, payload []byte, out []int16) {
+// decode writes the 8 kHz samples of payload in codec c into out and
+// returns how many; out holds 1500 samples, more than any packet of up
+// to 120 ms has at 8 kHz.
+func (cs *codecState) decode(c Codec, payload []byte, out []int16) int {
+	if c != Opus {
+		payload = payload[:min(len(payload), len(out))]
+	}
 	switch c {
+	case Opus:
+		if cs.odec == nil {
+			if cs.opus == nil || cs.oerr != nil {
+				return 0
+			}
+			dec, err := cs.opus.NewDecoder()
+			if err != nil {
+				cs.oerr = err
+				return 0
+			}
+			cs.odec = dec
+		}
+		wide, err := cs.odec.Decode(cs.wide[:0], payload)
+		if err != nil {
+			return 0
+		}
+		cs.wide = wide
+		n := min(len(wide)/6, len(out))
+		downsample6(out[:n], wide)
+		return n
 	case PCMA:
 		for i, b := range payload {
 			out[i] = audio.DecodeALaw(b)
@@ -80,6 +136,35 @@ func (cs *codecState) decode(c Codec, payload []byte, out []int16) {
 		for i, b := range payload {
 			out[i] = audio.DecodeMuLaw(b)
 		}
+	}
+	return len(payload)
+}
+
+// upsample6 appends pcm at six times its rate (8 → 48 kHz) to dst by
+// linear interpolation.
+func upsample6(dst, pcm []int16, last *int16) []int16 {
+	prev := int32(*last)
+	for _, s := range pcm {
+		d := int32(s) - prev
+		for k := int32(1); k <= 6; k++ {
+			dst = append(dst, int16(prev+d*k/6))
+		}
+		prev = int32(s)
+	}
+	*last = int16(prev)
+	return dst
+}
+
+// downsample6 divides the rate of wide by six (48 → 8 kHz) into out
+// (len(wide) >= 6 len(out)), each sample the mean of six: a low-pass
+// that attenuates what would fold back.
+func downsample6(out, wide []int16) {
+	for i := range out {
+		var sum int32
+		for _, v := range wide[6*i : 6*i+6] {
+			sum += int32(v)
+		}
+		out[i] = int16(sum / 6)
 	}
 }
 

@@ -760,14 +760,14 @@ func (h *Handler) Stats() Stats {
 	}
 	if st.rx.init {
 		out.PacketsLost = st.rx.lost()
-		out.Jitter = time.Duration(st.rx.jitter * float64(time.Second) / SampleRate)
+		out.Jitter = time.Duration(st.rx.jitter * float64(time.Second) / float64(st.p.codec.clock()))
 	}
 	out.RoundTripTime = st.rtt
 	if st.havePeer {
 		out.RemoteReport = true
 		out.RemotePacketsLost = int64(st.peerRR.totalLost)
 		out.RemoteLossRate = float64(st.peerRR.fractionLost) / 256
-		out.RemoteJitter = time.Duration(float64(st.peerRR.jitter) * float64(time.Second) / SampleRate)
+		out.RemoteJitter = time.Duration(float64(st.peerRR.jitter) * float64(time.Second) / float64(st.p.codec.clock()))
 	}
 	if st.rx.init {
 		if exp := st.rx.expected(); exp > 0 {

@@ -130,6 +130,8 @@ func openStream(h *Handler) (*stream, error) {
 		ts:     mrand.Uint32(),
 		marker: true,
 		jb:     newJitterBuffer(h.set.jitterPackets(), 4*h.set.jitterPackets()),
+		tx:     codecState{opus: h.set.opus},
+		rxc:    codecState{opus: h.set.opus},
 		frame:  h.set.frameSamples(),
 	}
 	s.tsAt = s.epoch
@@ -255,6 +257,8 @@ func (s *stream) close() {
 	s.rtp.Close()
 	s.rtcp.Close()
 	s.wg.Wait()
+	s.tx.close()
+	s.rxc.close()
 }
 
 // readRTP reads the RTP socket until it is closed.
@@ -359,7 +363,7 @@ func (s *stream) handlePacket(buf []byte, src netip.AddrPort, now time.Time) {
 	isTE := ok && p.recvTE >= 0 && int(pkt.PayloadType) == p.recvTE
 	switch {
 	case audio && ok:
-		arrival := uint32(now.Sub(s.epoch) * SampleRate / time.Second)
+		arrival := uint32(now.Sub(s.epoch) * time.Duration(codec.clock()) / time.Second)
 		s.rx.arrival(pkt.Timestamp, arrival)
 		s.jb.push(pkt.SequenceNumber, pkt.Timestamp, codec, append([]byte(nil), pkt.Payload...))
 	case isTE:
@@ -468,7 +472,7 @@ func (s *stream) sendRTCP(bye bool) {
 	}
 	b := make([]byte, 0, 128)
 	if s.sentRTP {
-		ts := s.ts + uint32(now.Sub(s.tsAt)*SampleRate/time.Second)
+		ts := s.ts + uint32(now.Sub(s.tsAt)*time.Duration(s.p.codec.clock())/time.Second)
 		b = appendSR(b, s.ssrc, senderInfo{
 			ntp:     ntpTime(now),
 			rtpTS:   ts,
@@ -554,9 +558,13 @@ func (s *stream) sendFrame(pcm []int16, buf, pkt []byte) time.Duration {
 	if s.ok {
 		ptime = s.p.ptime
 	}
-	frame := int(ptime * SampleRate / time.Second)
+	frame := int(ptime * SampleRate / time.Second) // samples of audio
+	ticks := frame                                 // RTP clock ticks
+	if s.ok {
+		ticks = int(ptime * time.Duration(s.p.codec.clock()) / time.Second)
+	}
 	if !s.ok || s.p.dir&SendOnly == 0 || !s.dest.IsValid() {
-		s.ts += uint32(frame)
+		s.ts += uint32(ticks)
 		s.tsAt = now
 		s.marker = true
 		s.mu.Unlock()
@@ -593,7 +601,7 @@ func (s *stream) sendFrame(pcm []int16, buf, pkt []byte) time.Duration {
 		s.marker = false
 	}
 	s.seq++
-	s.ts += uint32(frame)
+	s.ts += uint32(ticks)
 	s.tsAt = now
 	s.sentRTP = true
 	dest := s.dest
@@ -602,7 +610,11 @@ func (s *stream) sendFrame(pcm []int16, buf, pkt []byte) time.Duration {
 
 	if payload == nil { // audio: read and encode outside the lock
 		s.h.readSamples(pcm[:frame])
-		payload = s.tx.encode(p.codec, pcm[:frame], buf[:0])
+		var err error
+		if payload, err = s.tx.encode(p.codec, pcm[:frame], buf[:0]); err != nil {
+			s.log.Debug("audio encode", "codec", p.codec, "err", err)
+			return ptime
+		}
 	}
 	n, err := hdr.MarshalTo(pkt[:cap(pkt)])
 	if err != nil {
@@ -643,13 +655,24 @@ func (s *stream) playLoop() {
 		now := time.Now()
 		s.mu.Lock()
 		e, kind := s.jb.pop()
+		frame := s.frame
+		stateful := kind == jbAudio && (e.codec == G722 || e.codec == Opus)
+		s.mu.Unlock()
 		n := 0
-		switch kind {
-		case jbAudio:
-			n = min(len(e.payload), len(pcm))
+		f := s.h.onAudio.Load()
+		listening := f != nil && *f != nil
+		switch {
+		case kind == jbAudio && (listening || stateful):
+			n = s.rxc.decode(e.codec, e.payload, pcm)
+		case kind == jbAudio:
+			n = min(len(e.payload), len(pcm)) // G.711: a sample a byte
+		case kind == jbGap:
+			n = frame
+			clear(pcm[:n])
+		}
+		s.mu.Lock()
+		if kind == jbAudio {
 			s.frame = n
-		case jbGap:
-			n = s.frame
 		}
 		lost := s.jb.late + s.jb.dropped
 		s.jb.late, s.jb.dropped = 0, 0
@@ -673,12 +696,7 @@ func (s *stream) playLoop() {
 			}
 		}
 
-		if f := s.h.onAudio.Load(); f != nil && *f != nil && kind != jbNone {
-			if kind == jbAudio {
-				s.rxc.decode(e.codec, e.payload[:n], pcm)
-			} else {
-				clear(pcm[:n])
-			}
+		if listening && kind != jbNone {
 			(*f)(pcm[:n])
 		}
 		s.report(tones)
