@@ -17,6 +17,7 @@ import (
 	sip "github.com/sipua/sip"
 	"github.com/sipua/sip/media"
 	"github.com/sipua/sip/media/audio"
+	"github.com/sipua/sip/media/opus"
 	"github.com/sipua/sip/media/rtp"
 	"github.com/sipua/sip/transport"
 )
@@ -368,4 +369,67 @@ func TestTrunkStats(t *testing.T) {
 	assert.Greater(t, st.MOS, 4.0)
 	assert.LessOrEqual(t, st.MOS, 4.5)
 	byeBaresip(t, ctx, b, s)
+}
+
+// libOpus is media/rtp's Opus coder from media/opus (libopus through
+// cgo): 48 kHz mono.
+var libOpus = &rtp.OpusCodec{
+	NewEncoder: func() (rtp.OpusEncoder, error) {
+		e, err := opus.NewEncoder(opus.EncoderOptions{Channels: 1})
+		if err != nil {
+			return nil, err
+		}
+		return e, nil
+	},
+	NewDecoder: func() (rtp.OpusDecoder, error) {
+		d, err := opus.NewDecoder(1)
+		if err != nil {
+			return nil, err
+		}
+		return d, nil
+	},
+}
+
+// TestTrunkOpus: Opus with baresip (opus module, audio_codecs
+// opus/48000/2) in both call directions, our side encoding and decoding
+// with libopus through media/opus: opus/48000/2 negotiated, and our
+// 1000 Hz tone, Opus-encoded by us, decoded and re-encoded by baresip, is
+// recognized after decoding at our end.
+func TestTrunkOpus(t *testing.T) {
+	require.NoError(t, opus.Available(), "libopus (interop/install.sh installs libopus-dev)")
+	k := StartKamailio(t)
+	b := StartBaresip(t, k, BaresipConfig{User: "alice", AnswerMode: BaresipAuto, Modules: []string{"opus"},
+		AudioCodecs: "opus/48000/2", Echo: true})
+	invs := make(chan *sip.Invitation, 1)
+	var mu sync.Mutex
+	var tc *toneCounter
+	ua := trunkUser(t, k, "bob", rtp.Config{Codecs: []rtp.Codec{rtp.Opus, rtp.PCMU}, Opus: libOpus,
+		Setup: func(h *rtp.Handler, _ media.SessionInfo) {
+			h.SetAudioSource(rtp.Tone(1000))
+			mu.Lock()
+			tc = listen(h, 1000)
+			mu.Unlock()
+		}}, sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {
+		assert.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
+		invs <- inv
+	}}, nil)
+	for _, outgoing := range []bool{true, false} {
+		name := "baresip_calls_ua"
+		if outgoing {
+			name = "ua_calls_baresip"
+		}
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			s := trunkCall(t, ctx, k, b, ua, invs, outgoing)
+			h := handlerOf(t, s)
+			mu.Lock()
+			c := tc
+			mu.Unlock()
+			echoed(t, ctx, b, h, c)
+			assert.Equal(t, rtp.Opus, h.Stats().Codec)
+			byeBaresip(t, ctx, b, s)
+		})
+	}
+	noRouteSetViolations(t, k)
 }
