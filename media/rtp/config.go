@@ -85,7 +85,9 @@ type OpusDecoder interface {
 //		NewDecoder: func() (rtp.OpusDecoder, error) { return opus.NewDecoder(1) },
 //	}}
 type OpusCodec struct {
+	// NewEncoder makes the encoder of one call (48 kHz, mono).
 	NewEncoder func() (OpusEncoder, error)
+	// NewDecoder makes the decoder of one call (48 kHz, mono).
 	NewDecoder func() (OpusDecoder, error)
 }
 
@@ -153,8 +155,11 @@ type Config struct {
 	// MediaTimeout ends the call (media.FailureNotifier,
 	// media.ErrMediaTimeout) when no RTP and no RTCP came from the peer
 	// for this long while the negotiated direction has the peer send to
-	// us; it does not run while the peer holds the call (sendonly or
-	// inactive from us). Zero: DefaultMediaTimeout; negative: never.
+	// us. It is armed by the first packet from the peer (a call still
+	// ringing without early media, or a peer that never sends, is not
+	// ended by it), counts from the last one or from the last
+	// offer/answer exchange, and does not run while we hold the call or
+	// it is inactive. Zero: DefaultMediaTimeout; negative: never.
 	MediaTimeout time.Duration
 
 	// DTMFPayloadType is the payload type offered for RFC 4733

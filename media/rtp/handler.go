@@ -47,11 +47,11 @@
 // downsamples what it decodes for OnAudio. media.Options.Codecs orders
 // and narrows the codecs of one call.
 //
-// When the peer should send and nothing (no RTP, no RTCP) has come for
-// Config.MediaTimeout (30 s by default), the handler reports
-// media.ErrMediaTimeout through OnFailure (media.FailureNotifier), and a
-// sip.UserAgent ends the call with EndMediaTimeout; not while the peer
-// holds the call.
+// When the peer should send and, after its media had started, nothing (no
+// RTP, no RTCP) has come for Config.MediaTimeout (30 s by default), the
+// handler reports media.ErrMediaTimeout through OnFailure
+// (media.FailureNotifier), and a sip.UserAgent ends the call with
+// EndMediaTimeout; not while we hold the call.
 //
 // Hold follows RFC 3264 §8.4 and RFC 6337: media.Options.Hold makes an
 // offer sendonly (inactive when the peer holds too) and an answer takes

@@ -99,6 +99,7 @@ type stream struct {
 
 	sec    *srtpSession // SRTP contexts; nil: plain RTP
 	lastRx time.Time    // when RTP or RTCP last came from the peer
+	heard  bool         // something came from the peer: the media timeout is armed
 	failed bool         // the media timeout fired
 
 	// Owned by one goroutine each, outside mu.
@@ -353,7 +354,7 @@ func (s *stream) handlePacket(buf []byte, src netip.AddrPort, now time.Time) {
 		s.count.discarded.Add(1)
 		return
 	}
-	s.lastRTP, s.lastRx = now, now
+	s.lastRTP, s.lastRx, s.heard = now, now, true
 	p, ok := s.p, s.ok
 	if s.rx.seq(pkt.SSRC, pkt.SequenceNumber) {
 		s.jb.reset()
@@ -412,7 +413,7 @@ func (s *stream) handleRTCP(buf []byte, src netip.AddrPort, now time.Time, own b
 		return
 	}
 	s.count.rtcpReceived.Add(1)
-	s.lastRx = now
+	s.lastRx, s.heard = now, true
 	if own && !s.rtcpLatched {
 		s.rtcpDest, s.rtcpLatched = src, true
 	}
@@ -681,7 +682,7 @@ func (s *stream) playLoop() {
 			tones = append(tones, t)
 		}
 		var failure error
-		if limit := s.h.set.timeout; limit > 0 && s.ok && s.p.dir&RecvOnly != 0 && !s.failed &&
+		if limit := s.h.set.timeout; limit > 0 && s.ok && s.heard && s.p.dir&RecvOnly != 0 && !s.failed &&
 			now.Sub(s.lastRx) >= limit {
 			s.failed = true
 			failure = fmt.Errorf("rtp: no RTP or RTCP from %v for %v: %w", s.dest, now.Sub(s.lastRx).Round(time.Millisecond),

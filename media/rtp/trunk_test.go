@@ -370,3 +370,21 @@ func TestOpusNeedsCoder(t *testing.T) {
 		"m=audio 4000 RTP/AVP 111", "a=rtpmap:111 opus/48000/2"), media.Options{})
 	assert.ErrorIs(t, err, media.ErrNotAcceptable)
 }
+
+// TestMediaTimeoutArmedByFirstPacket: a peer that has sent nothing yet
+// (a call ringing without early media) is not timed out.
+func TestMediaTimeoutArmedByFirstPacket(t *testing.T) {
+	const limit = 200 * time.Millisecond
+	alice := newHandler(t, Config{MediaTimeout: limit})
+	fails := make(chan error, 1)
+	alice.OnFailure(func(err error) { fails <- err })
+	_, err := alice.GetDescription(ctx, media.Options{})
+	require.NoError(t, err)
+	require.NoError(t, alice.SetDescription(ctx, sdpDesc("v=0", "o=peer 1 1 IN IP4 127.0.0.1", "s=-",
+		"c=IN IP4 127.0.0.1", "t=0 0", "m=audio 9 RTP/AVP 0"), media.Options{}))
+	select {
+	case err := <-fails:
+		t.Fatalf("timed out a silent peer: %v", err)
+	case <-time.After(4 * limit):
+	}
+}
