@@ -126,7 +126,7 @@ func TestReconnectWaitsThenRegister(t *testing.T) {
 		Delegate: UserAgentDelegate{OnRequest: func(r *IncomingRequest) {
 			resp := r.NewResponse(200, "")
 			resp.Header.Add("Expires", r.Request.Header.Get("Expires"))
-			_ = r.Respond(resp)
+			_ = r.Respond(context.Background(), resp)
 		}}})
 	require.NoError(t, err)
 	require.NoError(t, registrar.Start(ctx5(t)))

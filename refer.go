@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -62,13 +63,13 @@ func (s *Session) Refer(ctx context.Context, target string, opts ReferOptions) e
 			o.ended = true
 			if resp.StatusCode >= 300 {
 				if f := opts.OnReject; f != nil {
-					s.ua.cbq.push(func() { f(resp) })
+					s.cbq.push(func() { f(resp) })
 				}
 				errc <- responseError(resp)
 				return
 			}
 			if f := opts.OnAccept; f != nil {
-				s.ua.cbq.push(func() { f(resp) })
+				s.cbq.push(func() { f(resp) })
 			}
 			errc <- nil
 		}
@@ -131,7 +132,7 @@ func (s *Session) onReferNotify(tx *transaction.Server, req *message.Request) {
 	final := ss.Value == "terminated"
 	s.ua.reply(tx, 200, "", nil)
 	if f := s.referNotify; f != nil && code > 0 {
-		s.ua.cbq.push(func() { f(code, final) })
+		s.cbq.push(func() { f(code, final) })
 	}
 }
 
@@ -161,12 +162,14 @@ type Referral struct {
 	tx *transaction.Server
 }
 
-// Reject refuses the transfer with code (default 603).
-func (r *Referral) Reject(code int, reason string) error {
+// Reject refuses the transfer with code (default 603). It returns once
+// the response is handed to the transaction, or with ctx's error wrapped
+// in ErrCanceled.
+func (r *Referral) Reject(ctx context.Context, code int, reason string) error {
 	if code == 0 {
 		code = 603
 	}
-	return r.s.ua.call(context.Background(), func() { r.s.ua.reply(r.tx, code, reason, nil) })
+	return r.s.ua.call(ctx, func() { r.s.ua.reply(r.tx, code, reason, nil) })
 }
 
 // Accept accepts the transfer (202), calls the Refer-To target with a new
@@ -206,7 +209,7 @@ func (r *Referral) Accept(ctx context.Context, opts InviterOptions) (*Inviter, e
 	code, reason := 200, "OK"
 	if err != nil {
 		code, reason = 487, "Request Terminated"
-		if re, ok := err.(*ResponseError); ok {
+		if re := (*ResponseError)(nil); errors.As(err, &re) {
 			code, reason = re.StatusCode, re.Reason
 		}
 	}
@@ -283,5 +286,5 @@ func (s *Session) onRefer(tx *transaction.Server, req *message.Request) {
 	if rb, ok := req.Header.Lookup("Referred-By"); ok {
 		r.ReferredBy = rb
 	}
-	s.ua.cbq.push(func() { f(r) })
+	s.cbq.push(func() { f(r) })
 }

@@ -138,7 +138,7 @@ func (s *Session) reinviteOnce(ctx context.Context, opts ReinviteOptions, recove
 	select {
 	case r = <-done:
 	case <-ctx.Done():
-		return fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
+		return canceled(ctx)
 	case <-s.ua.quit:
 		return ErrStopped
 	}
@@ -244,7 +244,7 @@ func (s *Session) onReinvite(tx *transaction.Server, req *message.Request) {
 		answer(nil, 200)
 		return
 	}
-	s.ua.cbq.push(func() {
+	s.cbq.push(func() {
 		ctx := context.Background()
 		if len(req.Body) > 0 {
 			off := media.Description{ContentType: req.Header.MediaType(), Body: req.Body}

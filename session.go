@@ -88,10 +88,18 @@ const (
 	EndMediaFailure
 )
 
+// endCauseNames are the EndCause strings, by value.
+var endCauseNames = [...]string{"none", "local BYE", "remote BYE", "canceled", "remote CANCEL", "rejected",
+	"timeout", "no ACK", "transport failure", "user agent stopped", "replaced", "no PRACK", "session expired",
+	"connection lost", "media timeout", "media failure"}
+
+// String describes the cause; a value outside the declared ones gives
+// "EndCause(n)".
 func (c EndCause) String() string {
-	return [...]string{"none", "local BYE", "remote BYE", "canceled", "remote CANCEL", "rejected",
-		"timeout", "no ACK", "transport failure", "user agent stopped", "replaced", "no PRACK", "session expired",
-		"connection lost", "media timeout", "media failure"}[c]
+	if c >= 0 && int(c) < len(endCauseNames) {
+		return endCauseNames[c]
+	}
+	return fmt.Sprintf("EndCause(%d)", int(c))
 }
 
 // EndReason tells why and how a session ended.
@@ -125,7 +133,8 @@ type Session struct {
 
 	done chan struct{}
 
-	owner any // the *Inviter or *Invitation embedding the session
+	owner any           // the *Inviter or *Invitation embedding the session
+	cbq   callbackQueue // the call's callback lane
 	del   sessionDelegates
 	rec   recoveryState // surviving a lost connection (reconnect.go)
 
@@ -142,11 +151,13 @@ type Session struct {
 	referNotify                  func(code int, final bool)
 	notifyQueue                  []*message.Request
 	notifyBusy                   bool
-	x                            callExt // PRACK, UPDATE, session timers
+	x                            callExt  // PRACK, UPDATE, session timers
+	obs                          obsTimes // for UserAgentOptions.Observer
 }
 
 func newSession(ua *UserAgent, incoming bool, mopts media.Options) (*Session, error) {
 	s := &Session{ua: ua, incoming: incoming, mopts: mopts, done: make(chan struct{})}
+	s.cbq.set = &ua.lanes
 	if f := ua.opts.MediaFactory; f != nil {
 		h, err := f(media.SessionInfo{Incoming: incoming})
 		if err != nil {
@@ -164,7 +175,8 @@ func newSession(ua *UserAgent, incoming bool, mopts media.Options) (*Session, er
 func (s *Session) State() SessionState { return s.st.get() }
 
 // OnStateChange adds a state listener and returns a function removing it.
-// Listeners run on the UserAgent's callback goroutine, in order.
+// Listeners run on the session's callback lane, in order with its other
+// callbacks.
 func (s *Session) OnStateChange(f func(SessionState)) (remove func()) { return s.st.listen(f) }
 
 // EndReason tells why the session ended (Cause EndNone while it runs).
@@ -190,7 +202,8 @@ func (s *Session) MediaHandler() media.Handler { return s.handler }
 func (s *Session) Done() <-chan struct{} { return s.done }
 
 func (s *Session) setState(st SessionState) {
-	s.st.set(st, SessionTerminated, &s.ua.cbq)
+	s.st.set(st, SessionTerminated, &s.cbq)
+	s.obsSession(st)
 }
 
 // terminate ends the session. Runs on the loop.
@@ -213,7 +226,7 @@ func (s *Session) terminate(r EndReason) {
 	}
 	delete(s.ua.sessions, s)
 	if h := s.handler; h != nil {
-		s.ua.cbq.push(func() { _ = h.Close() })
+		s.cbq.push(func() { _ = h.Close() })
 	}
 	s.setState(SessionTerminated)
 	close(s.done)
@@ -274,7 +287,7 @@ func (s *Session) onAck(ack *message.Request) {
 		// Offerless INVITE: the answer comes in the ACK.
 		d := media.Description{ContentType: ack.Header.MediaType(), Body: ack.Body}
 		h, mo := s.handler, s.mopts
-		s.ua.cbq.push(func() { _ = h.SetDescription(context.Background(), d, mo) })
+		s.cbq.push(func() { _ = h.SetDescription(context.Background(), d, mo) })
 	}
 	if s.State() == SessionEstablishing {
 		s.setState(SessionEstablished)
@@ -347,7 +360,7 @@ func (s *Session) Dispose(ctx context.Context) error {
 		var unanswered bool
 		_ = s.ua.call(ctx, func() { unanswered = !o.answered && !o.ended })
 		if unanswered {
-			err = o.Reject(480, "")
+			err = o.Reject(ctx, 480, "")
 		}
 	}
 	if st := s.State(); st == SessionEstablished || (st == SessionEstablishing && s.isConfirmed()) {
@@ -357,7 +370,7 @@ func (s *Session) Dispose(ctx context.Context) error {
 	case <-s.done:
 	case <-ctx.Done():
 		if err == nil {
-			err = fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
+			err = canceled(ctx)
 		}
 	case <-s.ua.quit:
 	}

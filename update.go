@@ -130,7 +130,7 @@ func (s *Session) updateOnce(ctx context.Context, opts UpdateOptions) error {
 	select {
 	case r = <-done:
 	case <-ctx.Done():
-		return fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
+		return canceled(ctx)
 	case <-s.ua.quit:
 		return ErrStopped
 	}
@@ -221,7 +221,7 @@ func (s *Session) onUpdate(tx *transaction.Server, req *message.Request, d *dial
 	s.x.updAnswer = true
 	h, mo := s.handler, s.mopts
 	off := media.Description{ContentType: req.Header.MediaType(), Body: req.Body}
-	s.ua.cbq.push(func() {
+	s.cbq.push(func() {
 		ctx := context.Background()
 		code := 200
 		var ans media.Description

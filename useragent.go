@@ -143,6 +143,10 @@ type UserAgentOptions struct {
 	// The choice is explicit so that this package links no media stack:
 	// a program that never names media/webrtc does not link pion/webrtc.
 	MediaFactory media.Factory
+	// Observer receives call, transaction, connection and registration
+	// events for metrics (see Observer and metrics/prom). Default nil:
+	// nothing is reported.
+	Observer *Observer
 }
 
 // TransportOptions says how a UserAgent reaches the network.
@@ -290,7 +294,8 @@ type UserAgent struct {
 	limits   Limits
 	aor      message.URI
 	log      *slog.Logger
-	cbq      callbackQueue
+	cbq      callbackQueue // the UserAgent's own callback lane
+	lanes    lanes         // every callback lane of the UserAgent
 	events   chan func()
 	quit     chan struct{}
 	loopDone chan struct{}
@@ -370,6 +375,7 @@ func NewUserAgent(opts UserAgentOptions) (*UserAgent, error) {
 	if ua.contactName == "" {
 		ua.contactName = message.NewTag()
 	}
+	ua.cbq.set = &ua.lanes
 	return ua, nil
 }
 
@@ -453,6 +459,7 @@ func (ua *UserAgent) Start(ctx context.Context) error {
 			Response:   ua.onResponse,
 			Failed:     ua.onFailed,
 			Terminated: ua.onTerminated,
+			Retransmit: func(tx transaction.Transaction) { ua.obsTransaction(tx, true) },
 		})
 	to := ua.opts.Transport
 	ua.tp = transport.New(transport.Config{
@@ -540,6 +547,8 @@ func parseListen(s string) (transport.Proto, string, error) {
 // the event loop ends. It returns when everything has stopped; no
 // goroutine is left. Stop is idempotent.
 func (ua *UserAgent) Stop(ctx context.Context) error {
+	// A callback may call Stop: its own lane is not waited for.
+	defer ua.lanes.enterStop()()
 	ua.mu.Lock()
 	started := ua.events != nil
 	ua.mu.Unlock()
@@ -607,7 +616,7 @@ func (ua *UserAgent) shutdown() {
 		ua.bg.Wait()
 		ua.connected.Store(false)
 		ua.setState(Stopped)
-		ua.cbq.wait()
+		ua.lanes.wait()
 	})
 }
 
@@ -649,7 +658,7 @@ func (ua *UserAgent) call(ctx context.Context, f func()) error {
 	case <-ua.quit:
 		return ErrStopped
 	case <-ctx.Done():
-		return ctx.Err()
+		return canceled(ctx)
 	}
 	select {
 	case <-done:
@@ -657,7 +666,7 @@ func (ua *UserAgent) call(ctx context.Context, f func()) error {
 	case <-ua.quit:
 		return ErrStopped
 	case <-ctx.Done():
-		return ctx.Err()
+		return canceled(ctx)
 	}
 }
 
@@ -704,6 +713,7 @@ func (ua *UserAgent) after(d time.Duration, f func()) *timerEntry {
 
 // onUpstream follows the server connection.
 func (ua *UserAgent) onUpstream(ev transport.StateEvent) {
+	ua.obsUpstream(ev, ua.wasUp)
 	switch ev.State {
 	case transport.Connected:
 		ua.connected.Store(true)

@@ -90,6 +90,9 @@ type Callbacks struct {
 	Failed func(tx Transaction, err error)
 	// Terminated, if set, reports that tx has ended.
 	Terminated func(tx Transaction)
+	// Retransmit, if set, reports that a timer of tx sent its request or
+	// response again.
+	Retransmit func(tx Transaction)
 }
 
 // Layer holds the transactions of one user agent. It is driven by one
@@ -324,7 +327,17 @@ func (l *Layer) Tick(now time.Time) {
 		}
 		tx := e.tx
 		buf := l.getBuf()
-		l.run(tx, tx.tick(now, buf), now)
+		out := tx.tick(now, buf)
+		if l.cb.Retransmit != nil {
+			for _, a := range out {
+				// The 100 Trying sent by the 200 ms timer is no
+				// retransmission (RFC 3261 §17.2.1).
+				if r, ok := a.Msg.(*message.Response); a.Kind == Send && (!ok || r.StatusCode != 100) {
+					l.cb.Retransmit(tx)
+				}
+			}
+		}
+		l.run(tx, out, now)
 		l.putBuf(buf)
 	}
 }
