@@ -43,8 +43,9 @@
 //
 // G.722 (Config.Codecs with G722) is offered as "a=rtpmap:9 G722/8000"
 // with an 8000 Hz RTP clock, as RFC 3551 requires, though it carries
-// 16 kHz audio: the handler upsamples the 8 kHz AudioSource and
-// downsamples what it decodes for OnAudio. media.Options.Codecs orders
+// 16 kHz audio: the handler converts the 8 kHz AudioSource up and what it
+// decodes back down for OnAudio with media/wav's windowed-sinc Resampler
+// (Opus likewise, at 48 kHz). media.Options.Codecs orders
 // and narrows the codecs of one call.
 //
 // When the peer should send and, after its media had started, nothing (no

@@ -290,21 +290,22 @@ func newTestLogger(b *strings.Builder, mu *sync.Mutex) *slog.Logger {
 	return slog.New(slog.NewTextHandler(lockedWriter{mu, b}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// rawOpus stands in for media/opus in unit tests: "packets" of raw
-// little-endian 48 kHz PCM, enough to test the plumbing (dynamic payload
-// type, opus/48000/2, the 48 kHz clock, resampling).
+// rawOpus stands in for media/opus in unit tests: "packets" of 48 kHz
+// µ-law, one byte a sample (960 bytes per 20 ms), enough to test the
+// plumbing (dynamic payload type, opus/48000/2, the 48 kHz clock,
+// resampling).
 type rawOpus struct{}
 
 func (rawOpus) Encode(dst []byte, pcm []int16) ([]byte, error) {
 	for _, s := range pcm {
-		dst = append(dst, byte(s), byte(uint16(s)>>8))
+		dst = append(dst, audio.EncodeMuLaw(s))
 	}
 	return dst, nil
 }
 
 func (rawOpus) Decode(dst []int16, p []byte) ([]int16, error) {
-	for i := 0; i+1 < len(p); i += 2 {
-		dst = append(dst, int16(uint16(p[i])|uint16(p[i+1])<<8))
+	for _, b := range p {
+		dst = append(dst, audio.DecodeMuLaw(b))
 	}
 	return dst, nil
 }
