@@ -169,7 +169,8 @@ func byeBaresip(t *testing.T, ctx context.Context, b *Baresip, s *sip.Session) {
 // srtp-mand: RTP/SAVP, AES_CM_128_HMAC_SHA1_80) in both call directions,
 // our side with SRTP required. baresip echoes what it decrypts and
 // decodes; our handler recognizes its 1000 Hz tone after decrypting the
-// echo, and no packet fails authentication. The negative control: when
+// echo, no packet fails authentication, and an RFC 4733 digit we send
+// inside SRTP reaches baresip. The negative control: when
 // the key baresip is given is not the one we send with, baresip can
 // decrypt nothing of ours and echoes no tone, while our handler still
 // decrypts baresip's packets.
@@ -215,6 +216,10 @@ func TestTrunkSRTP(t *testing.T) {
 			assert.Equal(t, rtp.SRTPAES128SHA80, st.SRTP)
 			assert.Zero(t, st.SRTPFailed)
 			assert.Equal(t, rtp.PCMU, st.Codec)
+			// RFC 4733 DTMF inside SRTP: baresip decrypts and reports it.
+			callID, _, _ := s.DialogID()
+			require.NoError(t, s.SendDTMF(ctx, "5", 160*time.Millisecond, sip.DTMFRTP))
+			b.Expect(t, "CALL_DTMF_START", "id", callID, "param", "5")
 			byeBaresip(t, ctx, b, s)
 		})
 	}
