@@ -156,31 +156,3 @@ func (cs *codecState) decode(c Codec, payload []byte, out []int16) int {
 	}
 	return len(payload)
 }
-
-// upsample6 appends pcm at six times its rate (8 → 48 kHz) to dst by
-// linear interpolation.
-func upsample6(dst, pcm []int16, last *int16) []int16 {
-	prev := int32(*last)
-	for _, s := range pcm {
-		d := int32(s) - prev
-		for k := int32(1); k <= 6; k++ {
-			dst = append(dst, int16(prev+d*k/6))
-		}
-		prev = int32(s)
-	}
-	*last = int16(prev)
-	return dst
-}
-
-// downsample6 divides the rate of wide by six (48 → 8 kHz) into out
-// (len(wide) >= 6 len(out)), each sample the mean of six: a low-pass
-// that attenuates what would fold back.
-func downsample6(out, wide []int16) {
-	for i := range out {
-		var sum int32
-		for _, v := range wide[6*i : 6*i+6] {
-			sum += int32(v)
-		}
-		out[i] = int16(sum / 6)
-	}
-}
