@@ -154,12 +154,12 @@ type Config struct {
 
 	// MediaTimeout ends the call (media.FailureNotifier,
 	// media.ErrMediaTimeout) when no RTP and no RTCP came from the peer
-	// for this long while the negotiated direction has the peer send to
-	// us. It is armed by the first packet from the peer (a call still
-	// ringing without early media, or a peer that never sends, is not
-	// ended by it), counts from the last one or from the last
-	// offer/answer exchange, and does not run while we hold the call or
-	// it is inactive. Zero: DefaultMediaTimeout; negative: never.
+	// for this long while the call is sendrecv. It is armed by the first
+	// packet from the peer (a call still ringing without early media, or
+	// a peer that never sends, is not ended by it), counts from the last
+	// one or from the last offer/answer exchange, and does not run while
+	// either side holds the call (a holding phone may send nothing at
+	// all). Zero: DefaultMediaTimeout; negative: never.
 	MediaTimeout time.Duration
 
 	// DTMFPayloadType is the payload type offered for RFC 4733

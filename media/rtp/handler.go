@@ -52,7 +52,7 @@
 // RTP, no RTCP) has come for Config.MediaTimeout (30 s by default), the
 // handler reports media.ErrMediaTimeout through OnFailure
 // (media.FailureNotifier), and a sip.UserAgent ends the call with
-// EndMediaTimeout; not while we hold the call.
+// EndMediaTimeout; not while either side holds the call.
 //
 // Hold follows RFC 3264 §8.4 and RFC 6337: media.Options.Hold makes an
 // offer sendonly (inactive when the peer holds too) and an answer takes

@@ -682,7 +682,7 @@ func (s *stream) playLoop() {
 			tones = append(tones, t)
 		}
 		var failure error
-		if limit := s.h.set.timeout; limit > 0 && s.ok && s.heard && s.p.dir&RecvOnly != 0 && !s.failed &&
+		if limit := s.h.set.timeout; limit > 0 && s.ok && s.heard && s.p.dir == SendRecv && !s.failed &&
 			now.Sub(s.lastRx) >= limit {
 			s.failed = true
 			failure = fmt.Errorf("rtp: no RTP or RTCP from %v for %v: %w", s.dest, now.Sub(s.lastRx).Round(time.Millisecond),

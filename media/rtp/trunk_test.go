@@ -261,16 +261,24 @@ func TestMediaTimeout(t *testing.T) {
 	case <-time.After(2 * limit):
 	}
 
-	// On hold: alice sends only and expects nothing.
-	carol := newHandler(t, Config{MediaTimeout: limit})
-	dave := newHandler(t, Config{})
-	carol.OnFailure(func(err error) { fails <- err })
-	exchange(t, carol, dave, media.Options{Hold: true}, media.Options{})
-	require.NoError(t, dave.Close())
-	select {
-	case err := <-fails:
-		t.Fatalf("timeout on hold: %v", err)
-	case <-time.After(3 * limit):
+	// On hold, either way: nothing is expected.
+	for _, weHold := range []bool{true, false} {
+		carol := newHandler(t, Config{MediaTimeout: limit})
+		dave := newHandler(t, Config{})
+		carol.OnFailure(func(err error) { fails <- err })
+		exchange(t, carol, dave, media.Options{}, media.Options{})
+		waitFor(t, 2*time.Second, "media", func() bool { return carol.Stats().PacketsReceived > 5 })
+		if weHold {
+			exchange(t, carol, dave, media.Options{Hold: true}, media.Options{})
+		} else {
+			exchange(t, dave, carol, media.Options{Hold: true}, media.Options{})
+		}
+		require.NoError(t, dave.Close())
+		select {
+		case err := <-fails:
+			t.Fatalf("timeout on hold (we hold: %v): %v", weHold, err)
+		case <-time.After(3 * limit):
+		}
 	}
 }
 
