@@ -69,15 +69,14 @@ var (
 // ivfSource reads VP8 frames from an IVF file (the 32-byte file header,
 // then per frame a 12-byte header: size and presentation time).
 type ivfSource struct {
-	r         *bufio.Reader
-	rate      uint32 // timebase denominator: units per second
-	scale     uint32 // timebase numerator
-	next      []byte // the frame read ahead
-	nextPTS   uint64
-	haveNext  bool
-	lastDur   time.Duration
-	frameHdr  [12]byte
-	exhausted bool
+	r        *bufio.Reader
+	rate     uint32 // timebase denominator: units per second
+	scale    uint32 // timebase numerator
+	next     []byte // the frame read ahead
+	nextPTS  uint64
+	haveNext bool
+	lastDur  time.Duration
+	frameHdr [12]byte
 }
 
 // NewIVFSource returns a VideoSource reading VP8 frames from an IVF file,
