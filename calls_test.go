@@ -153,7 +153,7 @@ func TestCallReject(t *testing.T) {
 	bob, _ := callUA(t, "bob", func(inv *Invitation) {
 		defer close(checked)
 		invs <- inv
-		assert.NoError(t, inv.Reject(486, "Busy Here"))
+		assert.NoError(t, inv.Reject(context.Background(), 486, "Busy Here"))
 		assert.ErrorIs(t, inv.Accept(context.Background(), AcceptOptions{}), ErrInvalidState)
 	})
 	alice, _ := callUA(t, "alice", nil)
@@ -401,7 +401,7 @@ func TestInDialogInfoMessageDTMF(t *testing.T) {
 	alice, _ := callUA(t, "alice", nil)
 	call, _ := NewInviter(alice, addr(bob), InviterOptions{})
 	call.SetDelegate(SessionDelegate{OnInfo: func(r *IncomingRequest) {
-		assert.NoError(t, r.Accept())
+		assert.NoError(t, r.Accept(context.Background()))
 		got <- "info " + string(r.Request.Body)
 	}})
 	require.NoError(t, call.Invite(ctx5(t), InviteOptions{}))

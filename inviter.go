@@ -140,7 +140,7 @@ func (i *Inviter) Invite(ctx context.Context, opts InviteOptions) error {
 		}
 	case <-ctx.Done():
 		_ = i.ua.call(context.Background(), func() { i.cancel("") })
-		return fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
+		return canceled(ctx)
 	case <-i.ua.quit:
 		return ErrStopped
 	}

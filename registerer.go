@@ -207,6 +207,7 @@ func (r *Registerer) setState(s RegistererState) {
 		ls = append(ls, f)
 	}
 	r.mu.Unlock()
+	r.obsRegistration(s)
 	for _, f := range ls {
 		r.ua.cbq.push(func() { f(s) })
 	}

@@ -138,7 +138,7 @@ func (s *Session) reinviteOnce(ctx context.Context, opts ReinviteOptions, recove
 	select {
 	case r = <-done:
 	case <-ctx.Done():
-		return fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
+		return canceled(ctx)
 	case <-s.ua.quit:
 		return ErrStopped
 	}

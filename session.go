@@ -88,10 +88,18 @@ const (
 	EndMediaFailure
 )
 
+// endCauseNames are the EndCause strings, by value.
+var endCauseNames = [...]string{"none", "local BYE", "remote BYE", "canceled", "remote CANCEL", "rejected",
+	"timeout", "no ACK", "transport failure", "user agent stopped", "replaced", "no PRACK", "session expired",
+	"connection lost", "media timeout", "media failure"}
+
+// String describes the cause; a value outside the declared ones gives
+// "EndCause(n)".
 func (c EndCause) String() string {
-	return [...]string{"none", "local BYE", "remote BYE", "canceled", "remote CANCEL", "rejected",
-		"timeout", "no ACK", "transport failure", "user agent stopped", "replaced", "no PRACK", "session expired",
-		"connection lost", "media timeout", "media failure"}[c]
+	if c >= 0 && int(c) < len(endCauseNames) {
+		return endCauseNames[c]
+	}
+	return fmt.Sprintf("EndCause(%d)", int(c))
 }
 
 // EndReason tells why and how a session ended.
@@ -142,7 +150,8 @@ type Session struct {
 	referNotify                  func(code int, final bool)
 	notifyQueue                  []*message.Request
 	notifyBusy                   bool
-	x                            callExt // PRACK, UPDATE, session timers
+	x                            callExt  // PRACK, UPDATE, session timers
+	obs                          obsTimes // for UserAgentOptions.Observer
 }
 
 func newSession(ua *UserAgent, incoming bool, mopts media.Options) (*Session, error) {
@@ -191,6 +200,7 @@ func (s *Session) Done() <-chan struct{} { return s.done }
 
 func (s *Session) setState(st SessionState) {
 	s.st.set(st, SessionTerminated, &s.ua.cbq)
+	s.obsSession(st)
 }
 
 // terminate ends the session. Runs on the loop.
@@ -347,7 +357,7 @@ func (s *Session) Dispose(ctx context.Context) error {
 		var unanswered bool
 		_ = s.ua.call(ctx, func() { unanswered = !o.answered && !o.ended })
 		if unanswered {
-			err = o.Reject(480, "")
+			err = o.Reject(ctx, 480, "")
 		}
 	}
 	if st := s.State(); st == SessionEstablished || (st == SessionEstablishing && s.isConfirmed()) {
@@ -357,7 +367,7 @@ func (s *Session) Dispose(ctx context.Context) error {
 	case <-s.done:
 	case <-ctx.Done():
 		if err == nil {
-			err = fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
+			err = canceled(ctx)
 		}
 	case <-s.ua.quit:
 	}

@@ -12,6 +12,18 @@
 // order, so a slow callback never stalls the stack and a callback may call
 // back into the API.
 //
+// The event loop never waits on the network. It hands each message to a
+// write queue of its connection, drained by that connection's writer
+// goroutine, or to a UDP socket, and goes on; a full queue (a peer that
+// does not read) or a write that fails later comes back to the
+// transaction as a transport error. What can take long, RFC 3263 DNS
+// look-ups and opening connections (TCP, TLS and WebSocket handshakes),
+// runs on goroutines of its own that post the outcome back to the loop;
+// meanwhile the transaction waits with its timers running, and its
+// messages go out when the connection is up. So one unreachable or slow
+// destination delays only the requests sent to it, never other calls,
+// retransmissions or answers to other requests.
+//
 // The layers below are packages of their own: message (parsing and
 // writing), transport (UDP, TCP, TLS, WebSocket), digest (authentication),
 // and the internal transaction and dialog machines. The siptest package is
@@ -131,6 +143,10 @@ type UserAgentOptions struct {
 	// The choice is explicit so that this package links no media stack:
 	// a program that never names media/webrtc does not link pion/webrtc.
 	MediaFactory media.Factory
+	// Observer receives call, transaction, connection and registration
+	// events for metrics (see Observer and metrics/prom). Default nil:
+	// nothing is reported.
+	Observer *Observer
 }
 
 // TransportOptions says how a UserAgent reaches the network.
@@ -193,6 +209,14 @@ type TransportOptions struct {
 	// use siptest.Network.PacketListener to run UserAgents on an
 	// in-memory network, on virtual time inside testing/synctest.
 	ListenPacket func(ctx context.Context, network, address string) (net.PacketConn, error)
+	// DialContext, when set, opens the TCP connections under outbound
+	// TCP, TLS, WS and WSS connections instead of a net.Dialer (see
+	// transport.Config.DialContext): tests use it for in-memory
+	// connections or a peer that never answers.
+	DialContext func(ctx context.Context, network, address string) (net.Conn, error)
+	// DNS, when set, answers the RFC 3263 look-ups (SRV, A/AAAA) instead
+	// of net.DefaultResolver.
+	DNS transport.DNS
 }
 
 // ServerOption is one server of TransportOptions.Servers.
@@ -215,8 +239,12 @@ type Timers struct {
 type UserAgentDelegate struct {
 	// OnConnect is called when the connection to the server is up.
 	OnConnect func()
-	// OnDisconnect is called when it is lost, with the reason. The
-	// UserAgent reconnects by itself.
+	// OnDisconnect is called when it is lost, or when connecting fails
+	// (the first connection, or the next after Reconnect), with the
+	// reason: once per outage, and again if the UserAgent gives up
+	// (transport.ErrGaveUp: ReconnectAttempts used up, or a server
+	// certificate that does not verify). Otherwise the UserAgent
+	// reconnects by itself.
 	OnDisconnect func(err error)
 	// OnInvite receives an incoming call. The callback (or any goroutine
 	// later) answers it with Progress, Accept or Reject; until then the
@@ -259,9 +287,6 @@ func (s UserAgentState) String() string {
 
 const defaultUserAgentString = "sipua"
 
-// sendTimeout bounds one write to the transport from the event loop.
-const sendTimeout = 5 * time.Second
-
 // UserAgent is one SIP endpoint. Create it with NewUserAgent, then Start
 // it. All methods are safe for concurrent use.
 type UserAgent struct {
@@ -282,6 +307,11 @@ type UserAgent struct {
 	connected atomic.Bool
 	// recoveries are the goroutines moving calls to a new connection.
 	recoveries sync.WaitGroup
+	// bg are the goroutines doing what the loop must not wait for
+	// (look-ups, dials); bgCtx ends when the UserAgent stops.
+	bg       sync.WaitGroup
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
 
 	// Owned by the event loop.
 	tp          *transport.Transport
@@ -302,6 +332,8 @@ type UserAgent struct {
 	// yet (a NOTIFY before the 2xx to its SUBSCRIBE); true: taken.
 	claims map[any]func(tx *transaction.Server, req *message.Request) bool
 	wasUp  bool
+	// downReported: OnDisconnect was called for the current outage.
+	downReported bool
 }
 
 type listenAddr struct {
@@ -389,8 +421,13 @@ func (ua *UserAgent) setState(s UserAgentState) {
 
 // Start starts the transport and the event loop. With a Server it waits
 // until the first connection is up or ctx ends; if ctx ends first, Start
-// returns an error wrapping ErrTransportClosed and the UserAgent goes on
-// trying to connect in the background (Stop ends that). A UserAgent starts
+// returns an error wrapping ErrTransportClosed, ctx's error and the last
+// connection attempt's error (errors.As finds a *net.OpError for a
+// refused or unreachable server), and the UserAgent goes on trying to
+// connect in the background (Stop ends that). A server certificate that
+// does not verify (errors.As finds *tls.CertificateVerificationError) is
+// no outage to wait out: Start returns it at once and the UserAgent stops
+// trying. OnDisconnect reports the failure too, once per outage. A UserAgent starts
 // once; Start on a started or stopped one fails with ErrInvalidState.
 func (ua *UserAgent) Start(ctx context.Context) error {
 	ua.mu.Lock()
@@ -411,6 +448,7 @@ func (ua *UserAgent) Start(ctx context.Context) error {
 	ua.invitations = map[*transaction.Server]*Invitation{}
 	ua.claims = map[any]func(*transaction.Server, *message.Request) bool{}
 	ua.dialogs = dialog.NewSet()
+	ua.bgCtx, ua.bgCancel = context.WithCancel(context.Background())
 	ua.auth = newAuthorizer(ua.opts)
 	ua.layer = transaction.NewLayer(transaction.Config{T1: ua.opts.Timers.T1, T2: ua.opts.Timers.T2, T4: ua.opts.Timers.T4},
 		transaction.Callbacks{
@@ -419,6 +457,7 @@ func (ua *UserAgent) Start(ctx context.Context) error {
 			Response:   ua.onResponse,
 			Failed:     ua.onFailed,
 			Terminated: ua.onTerminated,
+			Retransmit: func(tx transaction.Transaction) { ua.obsTransaction(tx, true) },
 		})
 	to := ua.opts.Transport
 	ua.tp = transport.New(transport.Config{
@@ -429,6 +468,8 @@ func (ua *UserAgent) Start(ctx context.Context) error {
 		ServerTLSConfig: to.ServerTLSConfig,
 		Keepalive:       transport.Keepalive{Interval: to.KeepaliveInterval, Timeout: to.KeepaliveTimeout},
 		ListenPacket:    to.ListenPacket,
+		DialContext:     to.DialContext,
+		DNS:             to.DNS,
 		Limits:          to.MessageLimits,
 		MaxConns:        to.MaxConns,
 		ReadTimeout:     to.ReadTimeout,
@@ -566,7 +607,9 @@ func (ua *UserAgent) shutdown() {
 		close(ua.quit)
 		<-ua.loopDone
 		ua.recoveries.Wait()
+		ua.bgCancel()
 		_ = ua.tp.Close()
+		ua.bg.Wait()
 		ua.connected.Store(false)
 		ua.setState(Stopped)
 		ua.cbq.wait()
@@ -575,7 +618,8 @@ func (ua *UserAgent) shutdown() {
 
 // Reconnect drops the connection to the server and connects again at
 // once, as SIP.js's reconnect(); registrations are renewed on the new
-// connection. It waits until connected or ctx ends.
+// connection by themselves. It waits until the new connection is up or
+// ctx ends; the error then wraps the last connection attempt's error.
 func (ua *UserAgent) Reconnect(ctx context.Context) error {
 	var up *transport.Upstream
 	if err := ua.call(ctx, func() { up = ua.up }); err != nil {
@@ -584,8 +628,8 @@ func (ua *UserAgent) Reconnect(ctx context.Context) error {
 	if up == nil {
 		return fmt.Errorf("%w: no server configured", ErrInvalidState)
 	}
-	up.Reconnect()
-	if _, err := up.WaitConnected(ctx); err != nil {
+	n := up.Reconnect()
+	if _, err := up.WaitReconnected(ctx, n); err != nil {
 		return fmt.Errorf("%w: %w", ErrTransportClosed, err)
 	}
 	return nil
@@ -610,7 +654,7 @@ func (ua *UserAgent) call(ctx context.Context, f func()) error {
 	case <-ua.quit:
 		return ErrStopped
 	case <-ctx.Done():
-		return ctx.Err()
+		return canceled(ctx)
 	}
 	select {
 	case <-done:
@@ -618,7 +662,7 @@ func (ua *UserAgent) call(ctx context.Context, f func()) error {
 	case <-ua.quit:
 		return ErrStopped
 	case <-ctx.Done():
-		return ctx.Err()
+		return canceled(ctx)
 	}
 }
 
@@ -665,9 +709,11 @@ func (ua *UserAgent) after(d time.Duration, f func()) *timerEntry {
 
 // onUpstream follows the server connection.
 func (ua *UserAgent) onUpstream(ev transport.StateEvent) {
+	ua.obsUpstream(ev, ua.wasUp)
 	switch ev.State {
 	case transport.Connected:
 		ua.connected.Store(true)
+		ua.downReported = false
 		if d := ua.opts.Delegate.OnConnect; d != nil {
 			ua.cbq.push(d)
 		}
@@ -679,13 +725,40 @@ func (ua *UserAgent) onUpstream(ev transport.StateEvent) {
 		ua.wasUp = true
 	case transport.Disconnected:
 		was := ua.connected.Swap(false)
-		if d := ua.opts.Delegate.OnDisconnect; d != nil && was {
-			err := ev.Err
-			ua.cbq.push(func() { d(err) })
+		// An outage is reported once: when a connection is lost, or when
+		// the first attempts fail (the first connection, or the next one
+		// after Reconnect), and again when the Upstream gives up.
+		closed := errors.Is(ev.Err, transport.ErrClosed)
+		report := was || (!closed && !ua.downReported) || errors.Is(ev.Err, transport.ErrGaveUp)
+		if report {
+			ua.downReported = true
+			if d := ua.opts.Delegate.OnDisconnect; d != nil {
+				err := ev.Err
+				ua.cbq.push(func() { d(err) })
+			}
 		}
-		if (was && !errors.Is(ev.Err, transport.ErrClosed)) || errors.Is(ev.Err, transport.ErrGaveUp) {
+		if was && ev.Flow.Proto.Stream() && !closed {
+			ua.failOnFlow(ev.Flow, ev.Err)
+		}
+		if (was && !closed) || errors.Is(ev.Err, transport.ErrGaveUp) {
 			ua.onFlowLost(ev.Err) // not when the UserAgent closes it (Stop)
 		}
+	}
+}
+
+// failOnFlow fails the client transactions whose requests went out on a
+// connection to the server that is gone: their responses cannot come
+// back on another one. Runs on the loop.
+func (ua *UserAgent) failOnFlow(f transport.Flow, why error) {
+	var lost []*transaction.Client
+	for tx := range ua.outgoing {
+		if rt, ok := tx.Dest().(*route); ok && rt.upstream && rt.flow == f {
+			lost = append(lost, tx)
+		}
+	}
+	now := time.Now()
+	for _, tx := range lost {
+		ua.layer.TransportError(tx, fmt.Errorf("%w: connection to the server %v lost: %w", transport.ErrNoConnection, f, why), now)
 	}
 }
 
@@ -717,14 +790,6 @@ func (ua *UserAgent) receive(in transport.Incoming) {
 	ua.layer.Receive(in.Msg, in.Flow, in.Flow.Proto.Stream(), time.Now())
 }
 
-// respondStateless answers a request that cannot enter a transaction.
-func (ua *UserAgent) respondStateless(req *message.Request, flow transport.Flow, code int, reason string) {
-	resp := ua.newResponse(req, code, reason)
-	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
-	defer cancel()
-	_, _ = ua.tp.SendResponse(ctx, resp, flow)
-}
-
 // newResponse builds a response with the UserAgent's Server header.
 func (ua *UserAgent) newResponse(req *message.Request, code int, reason string) *message.Response {
 	return ua.newResponseTag(req, code, reason, "")
@@ -738,40 +803,6 @@ func (ua *UserAgent) newResponseTag(req *message.Request, code int, reason, toTa
 		resp.Header.Add("Server", ua.opts.UserAgentString)
 	}
 	return resp
-}
-
-// route is where a client transaction's messages go.
-type route struct {
-	upstream bool
-	targets  []transport.Target
-}
-
-// layerSend carries out the transaction layer's sends.
-func (ua *UserAgent) layerSend(m message.Message, dest any) error {
-	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
-	defer cancel()
-	var err error
-	switch d := dest.(type) {
-	case transport.Flow:
-		resp, ok := m.(*message.Response)
-		if !ok {
-			return fmt.Errorf("sip: request to a flow")
-		}
-		_, err = ua.tp.SendResponse(ctx, resp, d)
-	case *route:
-		req := m.(*message.Request)
-		if d.upstream {
-			if ua.up == nil {
-				return ErrTransportClosed
-			}
-			_, err = ua.up.SendRequest(ctx, req)
-		} else {
-			_, err = ua.tp.SendRequest(ctx, req, d.targets...)
-		}
-	default:
-		err = fmt.Errorf("sip: unknown destination %T", dest)
-	}
-	return err
 }
 
 // ContactURI returns the URI other user agents reach this one at: its

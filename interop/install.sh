@@ -21,6 +21,9 @@ PACKAGES=(kamailio kamailio-websocket-modules kamailio-tls-modules sip-tester ba
 # nftables and iproute2 for the root package's TestLossNetns (20% loss on lo
 # inside a private network namespace; it runs as root, as CI does).
 PACKAGES+=(nftables iproute2)
+# libopus for media/opus (cgo): the package loads libopus.so.0 at run time;
+# libopus-dev brings it (libopus0) and the headers for anyone linking it.
+PACKAGES+=(libopus-dev)
 # Node and npm come with the machine (CI: Node 20, npm 11); only when they
 # are absent are Debian's packages installed.
 command -v node >/dev/null || PACKAGES+=(nodejs)

@@ -103,6 +103,16 @@ func statusOf(sentinel error) int {
 }
 
 // errorf builds a *ParseError for sentinel about header hdr.
+// asParseErr returns the *ParseError in err's chain, or a new one
+// classifying err as ErrMalformed.
+func asParseErr(err error) *ParseError {
+	var pe *ParseError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return errorf(ErrMalformed, "", "%v", err)
+}
+
 func errorf(sentinel error, hdr string, format string, args ...any) *ParseError {
 	d := format
 	if len(args) > 0 {

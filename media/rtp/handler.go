@@ -1,15 +1,17 @@
 // Package rtp is a media.Handler for plain RTP/AVP audio (RFC 3550,
-// RFC 3551), what SIP trunks and desk phones speak: G.711 (PCMU, PCMA)
-// and RFC 4733 telephone-events on one UDP port pair, negotiated by SDP
-// offer/answer (RFC 3264) with no ICE, DTLS or SRTP.
+// RFC 3551), what SIP trunks and desk phones speak: G.711 (PCMU, PCMA),
+// G.722 and RFC 4733 telephone-events on one UDP port pair, negotiated by
+// SDP offer/answer (RFC 3264) with no ICE or DTLS, optionally protected
+// by SDES-SRTP (RFC 4568, RFC 3711; Config.SRTP). It links no WebRTC
+// code: a program that uses it alone stays free of pion/webrtc.
 //
 // A Handler offers "m=audio PORT RTP/AVP 0 8 101" with a=rtpmap, a=fmtp:101
 // 0-15 and a=ptime, and answers an offer with the codecs both sides have,
 // in its own order of preference; it takes the first audio m-line in
-// RTP/AVP with a codec of its own and rejects the others (port 0). It
-// sends 20 ms packets (a peer's a=ptime is honoured) from an AudioSource
-// (silence unless one is set) in the first codec of the answer, and
-// decodes any negotiated G.711 payload it receives.
+// RTP/AVP (or RTP/SAVP) with a codec of its own and rejects the others
+// (port 0). It sends 20 ms packets (a peer's a=ptime is honoured) from an
+// AudioSource (silence unless one is set) in the first codec of the
+// answer, and decodes any negotiated payload it receives.
 //
 // Media are symmetric (RFC 4961): the handler sends from the port it
 // receives on, and once a packet from the peer arrives it sends to that
@@ -30,6 +32,26 @@
 // packet per interval with the growing duration, all with the event's
 // start timestamp, and three end packets. Received events are reported to
 // OnDTMF once each.
+//
+// SRTP (Config.SRTP, Handler.SetSRTP): with SRTPOffer the offer is
+// RTP/AVP carrying a=crypto lines, so a peer without SRTP still answers
+// in plain RTP; with SRTPRequired it is RTP/SAVP and a peer without SRTP
+// is refused; offers in RTP/SAVP are taken unless SRTP is off. The suites
+// are AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32 and
+// AEAD_AES_128_GCM (Config.SRTPSuites). Keys are fresh random ones per
+// handler and are never logged.
+//
+// G.722 (Config.Codecs with G722) is offered as "a=rtpmap:9 G722/8000"
+// with an 8000 Hz RTP clock, as RFC 3551 requires, though it carries
+// 16 kHz audio: the handler upsamples the 8 kHz AudioSource and
+// downsamples what it decodes for OnAudio. media.Options.Codecs orders
+// and narrows the codecs of one call.
+//
+// When the peer should send and nothing (no RTP, no RTCP) has come for
+// Config.MediaTimeout (30 s by default), the handler reports
+// media.ErrMediaTimeout through OnFailure (media.FailureNotifier), and a
+// sip.UserAgent ends the call with EndMediaTimeout; not while the peer
+// holds the call.
 //
 // Hold follows RFC 3264 §8.4 and RFC 6337: media.Options.Hold makes an
 // offer sendonly (inactive when the peer holds too) and an answer takes
@@ -683,6 +705,12 @@ type Stats struct {
 	// RoundTripTime comes from the peer's reception reports on our
 	// stream; zero until one has arrived.
 	RoundTripTime time.Duration
+	// SRTP is the crypto suite protecting the media; empty for plain RTP.
+	SRTP SRTPSuite
+	// SRTPFailed counts packets (RTP and RTCP) that failed SRTP
+	// authentication or decryption and were dropped: a peer with other
+	// keys, or forged packets.
+	SRTPFailed uint64
 }
 
 // Stats returns the handler's current statistics.
@@ -704,6 +732,7 @@ func (h *Handler) Stats() Stats {
 		DTMFReceived:     st.count.dtmfReceived.Load(),
 		RTCPSent:         st.count.rtcpSent.Load(),
 		RTCPReceived:     st.count.rtcpReceived.Load(),
+		SRTPFailed:       st.count.srtpFailed.Load(),
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -717,5 +746,8 @@ func (h *Handler) Stats() Stats {
 		out.Jitter = time.Duration(st.rx.jitter * float64(time.Second) / SampleRate)
 	}
 	out.RoundTripTime = st.rtt
+	if st.sec != nil {
+		out.SRTP = st.sec.keys.suite
+	}
 	return out
 }
