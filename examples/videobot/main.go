@@ -358,7 +358,7 @@ func (b *bot) answer(ctx context.Context, inv *sip.Invitation) {
 	b.mu.Unlock()
 	if c == nil || c.err != nil {
 		b.printf("call from %s: refused, no recording: %v", caller(inv), c.errOrNil())
-		if err := inv.Reject(500, ""); err != nil {
+		if err := inv.Reject(ctx, 500, ""); err != nil {
 			b.printf("call from %s: reject: %v", caller(inv), err)
 		}
 		c.finish()
