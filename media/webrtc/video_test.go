@@ -445,8 +445,10 @@ func TestKeyframeOnLoss(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Fatal("no keyframe request after loss")
 	}
-	if after := b.Stats().Video.KeyframeRequestsSent; after <= before {
-		t.Errorf("keyframe requests sent: %d before the loss, %d after", before, after)
-	}
+	// b counts its request once WriteRTCP returned, which may be after
+	// a has it.
+	waitFor(t, "b counting its keyframe request", time.Second, func() bool {
+		return b.Stats().Video.KeyframeRequestsSent > before
+	})
 	b.SetVideoSink(nil)
 }
