@@ -202,7 +202,7 @@ func checkVideo(t *testing.T, label string, v *videoUA, mh media.Handler, browse
 // to IVF) and SIP.js in headless Chromium (eve, the fake camera), through
 // Kamailio over WebSocket: we call with video, the browser calls with
 // video (we send H.264 when it offers it), and video is added to an audio
-// call by our re-INVITE, then held and resumed; last, another UA whose
+// call by our re-INVITE, held, resumed and dropped again; last, another UA whose
 // media may only go through a TURN relay calls the browser.
 func TestVideoChromium(t *testing.T) {
 	k := StartKamailio(t)
@@ -296,6 +296,17 @@ func TestVideoChromium(t *testing.T) {
 		before = h.Stats().Video.PacketsReceived
 		require.Eventually(t, func() bool { return h.Stats().Video.PacketsReceived > before+20 }, 5*time.Second, 50*time.Millisecond,
 			"the browser's video did not come back after hold")
+
+		// A re-INVITE without video removes it: nothing flows either way.
+		require.NoError(t, call.Reinvite(ctx, sip.ReinviteOptions{Media: media.Options{}}), "re-INVITE dropping video")
+		assert.Equal(t, "inactive", h.Stats().Video.Direction.String(), "our video after it was dropped")
+		time.Sleep(500 * time.Millisecond)
+		sent, got, decoded := h.Stats().Video.PacketsSent, h.Stats().Video.PacketsReceived, browser.Stats(t, bc).FramesDecoded
+		time.Sleep(time.Second)
+		assert.Equal(t, sent, h.Stats().Video.PacketsSent, "video sent after it was dropped")
+		assert.LessOrEqual(t, h.Stats().Video.PacketsReceived-got, uint64(5), "video received after it was dropped")
+		assert.Equal(t, decoded, browser.Stats(t, bc).FramesDecoded, "frames Chromium decoded after video was dropped")
+		assert.Greater(t, h.Stats().Audio.PacketsReceived, uint64(100), "audio goes on")
 
 		require.NoError(t, call.Bye(ctx))
 		browser.Expect(t, "terminated", "call", bc, "reason", "remote_bye")
