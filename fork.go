@@ -108,7 +108,7 @@ func (i *Inviter) onProvisional(resp *message.Response, opts InviteOptions) {
 	switch {
 	case i.forks.mediaTag == "":
 		i.setEarlyMedia(e, resp.Body)
-		i.ua.cbq.push(func() { _ = h.SetDescription(context.Background(), d, mo) })
+		i.cbq.push(func() { _ = h.SetDescription(context.Background(), d, mo) })
 	case i.forks.mediaTag != tag && i.opts.EarlyMediaPolicy == EarlyMediaLatest:
 		r, ok := h.(media.AnswerReplacer)
 		if !ok {
@@ -116,7 +116,7 @@ func (i *Inviter) onProvisional(resp *message.Response, opts InviteOptions) {
 		}
 		i.setEarlyMedia(e, resp.Body)
 		log := i.ua.log
-		i.ua.cbq.push(func() {
+		i.cbq.push(func() {
 			if err := r.ReplaceAnswer(context.Background(), d, mo); err != nil {
 				log.Debug("sip: early media of another fork refused", "err", err)
 			}
@@ -126,7 +126,7 @@ func (i *Inviter) onProvisional(resp *message.Response, opts InviteOptions) {
 	}
 	if f := opts.OnEarlyMedia; f != nil {
 		ed := *e
-		i.ua.cbq.push(func() { f(ed) })
+		i.cbq.push(func() { f(ed) })
 	}
 }
 

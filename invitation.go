@@ -105,7 +105,7 @@ func (ua *UserAgent) onInvite(tx *transaction.Server, req *message.Request, src 
 	ua.sessions[s] = struct{}{}
 	ua.invitations[tx] = inv
 	s.setState(SessionEstablishing)
-	ua.cbq.push(func() { f(inv) })
+	inv.cbq.push(func() { f(inv) })
 }
 
 // onCancel ends a ringing call the caller canceled (RFC 3261 §9.2).

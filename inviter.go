@@ -183,7 +183,7 @@ func (i *Inviter) finish(err error) {
 
 func (i *Inviter) push(f func(*message.Response), resp *message.Response) {
 	if f != nil {
-		i.ua.cbq.push(func() { f(resp) })
+		i.cbq.push(func() { f(resp) })
 	}
 }
 
@@ -271,7 +271,7 @@ func (i *Inviter) onResponse(o *outgoing, resp *message.Response, opts InviteOpt
 // with the answer.
 func (i *Inviter) answerInAck(resp *message.Response, ack *message.Request, answered chan<- *message.Response) {
 	h, mo := i.handler, i.opts.Media
-	i.ua.cbq.push(func() {
+	i.cbq.push(func() {
 		ctx := context.Background()
 		off := media.Description{ContentType: resp.Header.MediaType(), Body: resp.Body}
 		var ans media.Description

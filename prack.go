@@ -227,13 +227,13 @@ func (i *Inviter) onReliable(o *outgoing, resp *message.Response) bool {
 			} else {
 				i.earlyApplied = resp.Body
 			}
-			i.ua.cbq.push(func() { _ = h.SetDescription(context.Background(), desc, mo) })
+			i.cbq.push(func() { _ = h.SetDescription(context.Background(), desc, mo) })
 		}
 		send()
 		return true
 	}
 	// An offer (our INVITE had none): the answer goes in the PRACK.
-	i.ua.cbq.push(func() {
+	i.cbq.push(func() {
 		ctx := context.Background()
 		var ans media.Description
 		err := h.SetDescription(ctx, desc, mo)
@@ -498,7 +498,7 @@ func (s *Session) onPrack(tx *transaction.Server, req *message.Request) {
 		s.x.oaDone = true
 		d := media.Description{ContentType: req.Header.MediaType(), Body: req.Body}
 		h, mo := s.handler, s.mopts
-		s.ua.cbq.push(func() { _ = h.SetDescription(context.Background(), d, mo) })
+		s.cbq.push(func() { _ = h.SetDescription(context.Background(), d, mo) })
 	}
 	s.ua.reply(tx, 200, "", nil)
 	s.relDone()

@@ -69,7 +69,7 @@ func (s *Session) OnMediaStateChange(f func(MediaState)) (remove func()) {
 	return s.rec.media.listen(f)
 }
 
-func (s *Session) setMediaState(m MediaState) { s.rec.media.set(m, -1, &s.ua.cbq) }
+func (s *Session) setMediaState(m MediaState) { s.rec.media.set(m, -1, &s.cbq) }
 
 func (ua *UserAgent) recoveryTimeout() time.Duration {
 	if d := ua.opts.CallRecoveryTimeout; d != 0 {

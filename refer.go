@@ -63,13 +63,13 @@ func (s *Session) Refer(ctx context.Context, target string, opts ReferOptions) e
 			o.ended = true
 			if resp.StatusCode >= 300 {
 				if f := opts.OnReject; f != nil {
-					s.ua.cbq.push(func() { f(resp) })
+					s.cbq.push(func() { f(resp) })
 				}
 				errc <- responseError(resp)
 				return
 			}
 			if f := opts.OnAccept; f != nil {
-				s.ua.cbq.push(func() { f(resp) })
+				s.cbq.push(func() { f(resp) })
 			}
 			errc <- nil
 		}
@@ -132,7 +132,7 @@ func (s *Session) onReferNotify(tx *transaction.Server, req *message.Request) {
 	final := ss.Value == "terminated"
 	s.ua.reply(tx, 200, "", nil)
 	if f := s.referNotify; f != nil && code > 0 {
-		s.ua.cbq.push(func() { f(code, final) })
+		s.cbq.push(func() { f(code, final) })
 	}
 }
 
@@ -286,5 +286,5 @@ func (s *Session) onRefer(tx *transaction.Server, req *message.Request) {
 	if rb, ok := req.Header.Lookup("Referred-By"); ok {
 		r.ReferredBy = rb
 	}
-	s.ua.cbq.push(func() { f(r) })
+	s.cbq.push(func() { f(r) })
 }

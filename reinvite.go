@@ -244,7 +244,7 @@ func (s *Session) onReinvite(tx *transaction.Server, req *message.Request) {
 		answer(nil, 200)
 		return
 	}
-	s.ua.cbq.push(func() {
+	s.cbq.push(func() {
 		ctx := context.Background()
 		if len(req.Body) > 0 {
 			off := media.Description{ContentType: req.Header.MediaType(), Body: req.Body}

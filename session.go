@@ -133,7 +133,8 @@ type Session struct {
 
 	done chan struct{}
 
-	owner any // the *Inviter or *Invitation embedding the session
+	owner any           // the *Inviter or *Invitation embedding the session
+	cbq   callbackQueue // the call's callback lane
 	del   sessionDelegates
 	rec   recoveryState // surviving a lost connection (reconnect.go)
 
@@ -156,6 +157,7 @@ type Session struct {
 
 func newSession(ua *UserAgent, incoming bool, mopts media.Options) (*Session, error) {
 	s := &Session{ua: ua, incoming: incoming, mopts: mopts, done: make(chan struct{})}
+	s.cbq.set = &ua.lanes
 	if f := ua.opts.MediaFactory; f != nil {
 		h, err := f(media.SessionInfo{Incoming: incoming})
 		if err != nil {
@@ -173,7 +175,8 @@ func newSession(ua *UserAgent, incoming bool, mopts media.Options) (*Session, er
 func (s *Session) State() SessionState { return s.st.get() }
 
 // OnStateChange adds a state listener and returns a function removing it.
-// Listeners run on the UserAgent's callback goroutine, in order.
+// Listeners run on the session's callback lane, in order with its other
+// callbacks.
 func (s *Session) OnStateChange(f func(SessionState)) (remove func()) { return s.st.listen(f) }
 
 // EndReason tells why the session ended (Cause EndNone while it runs).
@@ -199,7 +202,7 @@ func (s *Session) MediaHandler() media.Handler { return s.handler }
 func (s *Session) Done() <-chan struct{} { return s.done }
 
 func (s *Session) setState(st SessionState) {
-	s.st.set(st, SessionTerminated, &s.ua.cbq)
+	s.st.set(st, SessionTerminated, &s.cbq)
 	s.obsSession(st)
 }
 
@@ -223,7 +226,7 @@ func (s *Session) terminate(r EndReason) {
 	}
 	delete(s.ua.sessions, s)
 	if h := s.handler; h != nil {
-		s.ua.cbq.push(func() { _ = h.Close() })
+		s.cbq.push(func() { _ = h.Close() })
 	}
 	s.setState(SessionTerminated)
 	close(s.done)
@@ -284,7 +287,7 @@ func (s *Session) onAck(ack *message.Request) {
 		// Offerless INVITE: the answer comes in the ACK.
 		d := media.Description{ContentType: ack.Header.MediaType(), Body: ack.Body}
 		h, mo := s.handler, s.mopts
-		s.ua.cbq.push(func() { _ = h.SetDescription(context.Background(), d, mo) })
+		s.cbq.push(func() { _ = h.SetDescription(context.Background(), d, mo) })
 	}
 	if s.State() == SessionEstablishing {
 		s.setState(SessionEstablished)

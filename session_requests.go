@@ -62,7 +62,7 @@ func (s *Session) onInfoOrMessage(txr func(code int, edit func(*message.Response
 	tone, dur, isDTMF := parseDTMFInfo(req)
 	if isDTMF && d.OnDTMF != nil {
 		f := d.OnDTMF
-		s.ua.cbq.push(func() { f(tone, dur) })
+		s.cbq.push(func() { f(tone, dur) })
 	}
 	switch {
 	case d.OnInfo != nil:

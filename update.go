@@ -221,7 +221,7 @@ func (s *Session) onUpdate(tx *transaction.Server, req *message.Request, d *dial
 	s.x.updAnswer = true
 	h, mo := s.handler, s.mopts
 	off := media.Description{ContentType: req.Header.MediaType(), Body: req.Body}
-	s.ua.cbq.push(func() {
+	s.cbq.push(func() {
 		ctx := context.Background()
 		code := 200
 		var ans media.Description

@@ -294,7 +294,8 @@ type UserAgent struct {
 	limits   Limits
 	aor      message.URI
 	log      *slog.Logger
-	cbq      callbackQueue
+	cbq      callbackQueue // the UserAgent's own callback lane
+	lanes    lanes         // every callback lane of the UserAgent
 	events   chan func()
 	quit     chan struct{}
 	loopDone chan struct{}
@@ -374,6 +375,7 @@ func NewUserAgent(opts UserAgentOptions) (*UserAgent, error) {
 	if ua.contactName == "" {
 		ua.contactName = message.NewTag()
 	}
+	ua.cbq.set = &ua.lanes
 	return ua, nil
 }
 
@@ -545,6 +547,8 @@ func parseListen(s string) (transport.Proto, string, error) {
 // the event loop ends. It returns when everything has stopped; no
 // goroutine is left. Stop is idempotent.
 func (ua *UserAgent) Stop(ctx context.Context) error {
+	// A callback may call Stop: its own lane is not waited for.
+	defer ua.lanes.enterStop()()
 	ua.mu.Lock()
 	started := ua.events != nil
 	ua.mu.Unlock()
@@ -612,7 +616,7 @@ func (ua *UserAgent) shutdown() {
 		ua.bg.Wait()
 		ua.connected.Store(false)
 		ua.setState(Stopped)
-		ua.cbq.wait()
+		ua.lanes.wait()
 	})
 }
 

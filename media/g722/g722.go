@@ -21,7 +21,10 @@
 //
 // The input signal is taken as 16-bit PCM as the ITU-T reference software
 // (G.191) does; the quadrature mirror filters delay the audio by 22
-// samples (1.375 ms) between Encode's input and Decode's output.
+// samples (1.375 ms) between Encode's input and Decode's output. The
+// arithmetic is the Recommendation's 16-bit fixed point, saturating; the
+// package's tests check it bit for bit against vectors from spandsp, the
+// implementation baresip and many PBXs use (testdata/README.md).
 package g722
 
 // Rates and sizes of G.722 at 64 kbit/s.

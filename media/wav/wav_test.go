@@ -297,6 +297,6 @@ func TestChunkedReads(t *testing.T) {
 		}
 		assert.Equal(t, whole, got, "rate %d", rate)
 		assert.InDelta(t, 4000, len(got), 2, "rate %d", rate)
-		assert.InDelta(t, 12000/math.Sqrt2/32768, ToneLevel(got, 700), 0.02, "rate %d", rate) // linear interpolation damps a little
+		assert.InDelta(t, 12000/math.Sqrt2/32768, ToneLevel(got, 700), 0.02, "rate %d", rate)
 	}
 }

@@ -56,7 +56,7 @@ func TestMetricsCalls(t *testing.T) {
 		defer cancel()
 		n++
 		if n == 2 {
-			assert.NoError(t, inv.Reject(486, ""))
+			assert.NoError(t, inv.Reject(ctx, 486, ""))
 			return
 		}
 		time.Sleep(30 * time.Millisecond)
