@@ -52,9 +52,9 @@ type recording struct {
 
 var recordings = []recording{
 	{
-		file:     "kamailio-register.trace",
-		title:    "REGISTER with digest authentication against Kamailio, then unregister",
-		peer:     "",
+		file:  "kamailio-register.trace",
+		title: "REGISTER with digest authentication against Kamailio, then unregister",
+		peer:  "",
 		scenario: "B (bob, password bob-secret) registers (REGISTER, 401, REGISTER with credentials, 200), then unregisters " +
 			"(Expires 0, the nonce reused with nc=00000002: 200 at once).",
 		flow: []string{
