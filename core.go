@@ -54,6 +54,7 @@ func (ua *UserAgent) prepare(req *message.Request) {
 // send starts a client transaction for o.req. Runs on the loop.
 func (ua *UserAgent) send(o *outgoing) error {
 	ua.prepare(o.req)
+	ua.preauthorize(o)
 	rt, reliable, err := ua.routeFor(o.req)
 	if err != nil {
 		return err
