@@ -192,12 +192,11 @@ func TestSimPrackOrderAndForks(t *testing.T) {
 		}
 		var pracks []string
 		expect := func(what string) {
-			req, to := bob.Read()
-			require.Equal(t, "PRACK", req.Method, what)
-			ra, err := req.Header.RAck()
-			require.NoError(t, err)
-			pracks = append(pracks, req.Header.ToTag()+" "+ra.String())
-			bob.Send(to, message.NewResponse(req, 200, "", ""))
+			prack := bob.Expect("PRACK")
+			ra, err := prack.Header.RAck()
+			require.NoError(t, err, what)
+			pracks = append(pracks, prack.Header.ToTag()+" "+ra.String())
+			prack.Reply(200)
 		}
 		bob.Send(from, reliable("one", 5))
 		expect("first")
@@ -210,17 +209,15 @@ func TestSimPrackOrderAndForks(t *testing.T) {
 		ok := message.NewResponse(invite, 200, "", "two")
 		ok.Header.Add("Contact", "<sip:two@"+bobAddr.String()+">")
 		bob.Send(from, ok)
-		ack, _ := bob.Read()
-		assert.Equal(t, "ACK", ack.Method)
-		assert.Equal(t, mustCSeq(t, invite), mustCSeq(t, ack))
+		ack := bob.Expect("ACK")
+		assert.Equal(t, mustCSeq(t, invite), mustCSeq(t, ack.Request))
 		require.NoError(t, <-errc)
 		assert.Equal(t, []string{"one 5 1 INVITE", "one 6 1 INVITE", "two 1 1 INVITE"}, normalize(pracks, mustCSeq(t, invite)))
 		// The confirmed dialog goes on after the PRACK's CSeq.
 		go func() { _ = call.Bye(context.Background()) }()
-		bye, to := bob.Read()
-		require.Equal(t, "BYE", bye.Method)
-		assert.Greater(t, mustCSeq(t, bye), mustCSeq(t, invite))
-		bob.Send(to, message.NewResponse(bye, 200, "", ""))
+		bye := bob.Expect("BYE")
+		assert.Greater(t, mustCSeq(t, bye.Request), mustCSeq(t, invite))
+		bye.Reply(200)
 		<-call.Done()
 	})
 }
