@@ -288,7 +288,7 @@ func (s *Session) onRequest(tx *transaction.Server, req *message.Request, d *dia
 	case "INFO", "MESSAGE":
 		s.onInfoOrMessage(
 			func(code int, edit func(*message.Response)) { s.ua.reply(tx, code, "", edit) },
-			func(f func(*IncomingRequest)) { s.ua.deliver(tx, req, tx.Source(), f) },
+			func(f func(*IncomingRequest)) { s.ua.deliverOn(&s.cbq, tx, req, tx.Source(), f) },
 			req)
 	default:
 		s.ua.reply(tx, 405, "", func(r *message.Response) { r.Header.Add("Allow", "ACK, BYE, CANCEL, INVITE, INFO, MESSAGE") })
