@@ -216,12 +216,12 @@ func checkVideo(t *testing.T, label string, v *videoUA, mh media.Handler, browse
 
 // TestVideoChromium: audio and video between our UserAgent (carol,
 // pion/webrtc sending a looping 160x120 clip, recording what it receives
-// to IVF) and SIP.js in headless Chromium (eve, the fake camera), through
-// Kamailio over WebSocket: we call with video, the browser calls with
-// video (we send H.264 when it offers it), H.264 only both ways (a
-// per-call codec list), and video is added to an audio
-// call by our re-INVITE, held, resumed and dropped again; last, another UA whose
-// media may only go through a TURN relay calls the browser.
+// to IVF or H.264) and SIP.js in headless Chromium (eve, the fake camera),
+// through Kamailio over WebSocket: we call with video, the browser calls
+// with video (we send H.264), H.264 only both ways (a per-call codec
+// list), video added to an audio call by our re-INVITE, held, resumed and
+// dropped again; last, another UA whose media may only go through a TURN
+// relay calls the browser.
 func TestVideoChromium(t *testing.T) {
 	k := StartKamailio(t)
 	browser := StartBrowserPeer(t, k, BrowserPeerConfig{User: "eve"})
