@@ -34,7 +34,8 @@ const DefaultFrameDuration = time.Second / 30
 
 // VideoSource produces the encoded video a Handler sends. The handler
 // calls ReadFrame from its sending goroutine once per frame, paced by the
-// frames' durations, so ReadFrame should return promptly; after an error
+// frames' durations, so ReadFrame should return promptly (Handler.Close
+// waits for a call in progress); after an error
 // (io.EOF at the end of a file) the source is dropped and no video is
 // sent until another is set.
 type VideoSource interface {
