@@ -553,8 +553,18 @@ func (ua *UserAgent) await(ctx context.Context, errc <-chan error) error {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+		select {
+		case err := <-errc: // the outcome won the race: it counts
+			return err
+		default:
+		}
 		return canceled(ctx)
 	case <-ua.quit:
+		select {
+		case err := <-errc:
+			return err
+		default:
+		}
 		return ErrStopped
 	}
 }

@@ -592,6 +592,11 @@ func (ua *UserAgent) Stop(ctx context.Context) error {
 func (ua *UserAgent) shutdown() {
 	ua.stopOnce.Do(func() {
 		ua.call(context.Background(), func() {
+			// Every call ends here: those Stop could not end gracefully
+			// in time end with EndStopped.
+			for s := range ua.sessions {
+				s.stopped()
+			}
 			if ua.up != nil {
 				_ = ua.up.Close()
 			}
@@ -841,6 +846,14 @@ func (ua *UserAgent) ContactURI() message.URI {
 }
 
 // NoMedia is a media factory for calls without session descriptions
-// (signalling only): INVITEs and answers carry no body, and bodies
-// received are ignored.
+// (signalling only): INVITEs and answers carry no body. A session
+// description offer received (an INVITE, re-INVITE or UPDATE with an
+// application/sdp body) cannot be answered: it is refused with 488 Not
+// Acceptable Here rather than accepted with a 2xx that has no answer (RFC
+// 3264 §6); other bodies are ignored.
 func NoMedia(media.SessionInfo) (media.Handler, error) { return nil, nil }
+
+// isOffer reports whether req carries a session description.
+func isOffer(req *message.Request) bool {
+	return len(req.Body) > 0 && strings.EqualFold(req.Header.MediaType(), "application/sdp")
+}
