@@ -781,14 +781,15 @@ func (ua *UserAgent) failOnFlow(f transport.Flow, err error) {
 }
 
 // icmpGrace is how long a UDP destination may refuse (ICMP port
-// unreachable) before the requests to it fail: 3·T1, the third
-// transmission.
+// unreachable) before the requests to it fail: 2·T1, so that the refusal
+// of the third transmission (at 3·T1) fails them, with room for late
+// timers.
 func (ua *UserAgent) icmpGrace() time.Duration {
 	t1 := ua.opts.Timers.T1
 	if t1 <= 0 {
 		t1 = 500 * time.Millisecond
 	}
-	return 3 * t1
+	return 2 * t1
 }
 
 // receive takes a message from the transport.
