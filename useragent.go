@@ -290,15 +290,14 @@ const defaultUserAgentString = "sipua"
 // UserAgent is one SIP endpoint. Create it with NewUserAgent, then Start
 // it. All methods are safe for concurrent use.
 type UserAgent struct {
-	opts     UserAgentOptions
-	limits   Limits
-	aor      message.URI
-	log      *slog.Logger
-	cbq      callbackQueue // the UserAgent's own callback lane
-	lanes    lanes         // every callback lane of the UserAgent
-	events   chan func()
-	quit     chan struct{}
-	loopDone chan struct{}
+	// core is the event loop and what it owns (see core).
+	core
+
+	opts   UserAgentOptions
+	limits Limits
+	aor    message.URI
+	cbq    callbackQueue // the UserAgent's own callback lane
+	lanes  lanes         // every callback lane of the UserAgent
 
 	mu        sync.Mutex // guards state and the listeners below
 	state     UserAgentState
@@ -308,24 +307,9 @@ type UserAgent struct {
 	connected atomic.Bool
 	// recoveries are the goroutines moving calls to a new connection.
 	recoveries sync.WaitGroup
-	// bg are the goroutines doing what the loop must not wait for
-	// (look-ups, dials); bgCtx ends when the UserAgent stops.
-	bg       sync.WaitGroup
-	bgCtx    context.Context
-	bgCancel context.CancelFunc
 
-	// Owned by the event loop.
-	tp          *transport.Transport
-	up          *transport.Upstream
-	layer       *transaction.Layer
-	dialogs     *dialog.Set
-	auth        authorizer
-	timers      timers
-	outgoing    map[*transaction.Client]*outgoing
+	// Owned by the event loop, besides core: the UserAgent's usages.
 	registerers map[*Registerer]struct{}
-	listenAddrs []listenAddr
-	contactName string
-	merged      map[mergeKey]*transaction.Server
 	usages      map[dialog.ID]usage
 	sessions    map[*Session]struct{}
 	invitations map[*transaction.Server]*Invitation
@@ -365,12 +349,11 @@ func NewUserAgent(opts UserAgentOptions) (*UserAgent, error) {
 		return nil, fmt.Errorf("%w: AcceptOnlyFromServer needs Transport.Server or Servers", ErrBadOptions)
 	}
 	ua := &UserAgent{
-		opts:        opts,
-		limits:      opts.Limits.norm(),
-		aor:         aor,
-		log:         log,
-		listeners:   map[int]func(UserAgentState){},
-		contactName: opts.ContactName,
+		opts:      opts,
+		limits:    opts.Limits.norm(),
+		aor:       aor,
+		core:      core{log: log, contactName: opts.ContactName},
+		listeners: map[int]func(UserAgentState){},
 	}
 	if ua.contactName == "" {
 		ua.contactName = message.NewTag()
@@ -638,78 +621,6 @@ func (ua *UserAgent) Reconnect(ctx context.Context) error {
 		return fmt.Errorf("%w: %w", ErrTransportClosed, err)
 	}
 	return nil
-}
-
-// post hands f to the event loop; it is dropped once the loop has ended.
-func (ua *UserAgent) post(f func()) {
-	select {
-	case ua.events <- f:
-	case <-ua.quit:
-	}
-}
-
-// call runs f on the event loop and waits for it, or for ctx.
-func (ua *UserAgent) call(ctx context.Context, f func()) error {
-	if ua.events == nil {
-		return ErrNotStarted
-	}
-	done := make(chan struct{})
-	select {
-	case ua.events <- func() { f(); close(done) }:
-	case <-ua.quit:
-		return ErrStopped
-	case <-ctx.Done():
-		return canceled(ctx)
-	}
-	select {
-	case <-done:
-		return nil
-	case <-ua.quit:
-		return ErrStopped
-	case <-ctx.Done():
-		return canceled(ctx)
-	}
-}
-
-// run is the event loop.
-func (ua *UserAgent) run() {
-	defer close(ua.loopDone)
-	tm := time.NewTimer(time.Hour)
-	defer tm.Stop()
-	// armed is when tm fires. It is moved only to an earlier deadline:
-	// a timer that fires early (its deadline went away or moved later)
-	// costs one empty pass, while resetting it after every event costs a
-	// runtime timer update and often a netpoller wake-up.
-	armed := time.Now().Add(time.Hour)
-	for {
-		next, ok := ua.layer.NextDeadline()
-		if t, ok2 := ua.timers.next(); ok2 && (!ok || t.Before(next)) {
-			next, ok = t, true
-		}
-		if ok && next.Before(armed) {
-			tm.Reset(time.Until(next))
-			armed = next
-		}
-		select {
-		case f := <-ua.events:
-			f()
-		case <-tm.C:
-			armed = time.Now().Add(time.Hour)
-			tm.Reset(time.Hour)
-			now := time.Now()
-			ua.layer.Tick(now)
-			for _, e := range ua.timers.due(now) {
-				e.f()
-			}
-		case <-ua.quit:
-			return
-		}
-	}
-}
-
-// after runs f on the loop after d.
-func (ua *UserAgent) after(d time.Duration, f func()) *timerEntry {
-	return ua.timers.add(time.Now().Add(d), f)
 }
 
 // onUpstream follows the server connection.
