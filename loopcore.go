@@ -73,13 +73,22 @@ func (c *core) call(ctx context.Context, f func()) error {
 	case <-ctx.Done():
 		return canceled(ctx)
 	}
+	var err error
 	select {
 	case <-done:
 		return nil
 	case <-c.quit:
-		return ErrStopped
+		err = ErrStopped
 	case <-ctx.Done():
-		return canceled(ctx)
+		err = canceled(ctx)
+	}
+	// f may have run although the stop or the context came first to
+	// this select: what it did counts.
+	select {
+	case <-done:
+		return nil
+	default:
+		return err
 	}
 }
 

@@ -199,9 +199,12 @@ type TransportOptions struct {
 	IdleTimeout time.Duration
 	// MessageLimits bounds the messages received (size, header count,
 	// line length, body). The zero value selects the message package's
-	// defaults (64 KiB per message). A datagram over the limits is
-	// answered 400, 413 or 513 when it can be read far enough, a stream
-	// connection sending one is closed.
+	// defaults (64 KiB per message). A request over the limits is
+	// answered statelessly (400; 413 for the body, 414 for the
+	// Request-URI, 513 for the whole message) when its Via, From, To,
+	// Call-ID and CSeq can be read within them, and dropped otherwise; a
+	// stream connection whose framing it breaks is closed after the
+	// answer.
 	MessageLimits message.Limits
 	// ListenPacket, when set, opens the UserAgent's UDP sockets instead
 	// of the operating system (see transport.Config.ListenPacket): those
@@ -299,10 +302,9 @@ type UserAgent struct {
 	cbq    callbackQueue // the UserAgent's own callback lane
 	lanes  lanes         // every callback lane of the UserAgent
 
-	mu        sync.Mutex // guards state and the listeners below
+	mu        sync.Mutex // guards state (and its listeners' order)
 	state     UserAgentState
-	listeners map[int]func(UserAgentState)
-	nextID    int
+	listeners listeners[UserAgentState]
 	stopOnce  sync.Once
 	connected atomic.Bool
 	// recoveries are the goroutines moving calls to a new connection.
@@ -349,11 +351,10 @@ func NewUserAgent(opts UserAgentOptions) (*UserAgent, error) {
 		return nil, fmt.Errorf("%w: AcceptOnlyFromServer needs Transport.Server or Servers", ErrBadOptions)
 	}
 	ua := &UserAgent{
-		opts:      opts,
-		limits:    opts.Limits.norm(),
-		aor:       aor,
-		core:      core{log: log, contactName: opts.ContactName},
-		listeners: map[int]func(UserAgentState){},
+		opts:   opts,
+		limits: opts.Limits.norm(),
+		aor:    aor,
+		core:   core{log: log, contactName: opts.ContactName},
 	}
 	if ua.contactName == "" {
 		ua.contactName = message.NewTag()
@@ -377,31 +378,17 @@ func (ua *UserAgent) State() UserAgentState {
 func (ua *UserAgent) IsConnected() bool { return ua.connected.Load() }
 
 // OnStateChange adds a listener for state changes and returns a function
-// that removes it. Listeners run on the callback goroutine.
+// that removes it. Listeners run on the UserAgent's callback lane, in the
+// order they were added.
 func (ua *UserAgent) OnStateChange(f func(UserAgentState)) (remove func()) {
-	ua.mu.Lock()
-	defer ua.mu.Unlock()
-	id := ua.nextID
-	ua.nextID++
-	ua.listeners[id] = f
-	return func() {
-		ua.mu.Lock()
-		defer ua.mu.Unlock()
-		delete(ua.listeners, id)
-	}
+	return ua.listeners.add(f)
 }
 
 func (ua *UserAgent) setState(s UserAgentState) {
 	ua.mu.Lock()
+	defer ua.mu.Unlock()
 	ua.state = s
-	ls := make([]func(UserAgentState), 0, len(ua.listeners))
-	for _, f := range ua.listeners {
-		ls = append(ls, f)
-	}
-	ua.mu.Unlock()
-	for _, f := range ls {
-		ua.cbq.push(func() { f(s) })
-	}
+	ua.listeners.notify(s, ua.cbq.push)
 }
 
 // Start starts the transport and the event loop. With a Server it waits
@@ -588,6 +575,11 @@ func (ua *UserAgent) Stop(ctx context.Context) error {
 func (ua *UserAgent) shutdown() {
 	ua.stopOnce.Do(func() {
 		ua.call(context.Background(), func() {
+			// Every call ends here: those Stop could not end gracefully
+			// in time end with EndStopped.
+			for s := range ua.sessions {
+				s.stopped()
+			}
 			if ua.up != nil {
 				_ = ua.up.Close()
 			}
@@ -757,6 +749,14 @@ func (ua *UserAgent) ContactURI() message.URI {
 }
 
 // NoMedia is a media factory for calls without session descriptions
-// (signalling only): INVITEs and answers carry no body, and bodies
-// received are ignored.
+// (signalling only): INVITEs and answers carry no body. A session
+// description offer received (an INVITE, re-INVITE or UPDATE with an
+// application/sdp body) cannot be answered: it is refused with 488 Not
+// Acceptable Here rather than accepted with a 2xx that has no answer (RFC
+// 3264 §6); other bodies are ignored.
 func NoMedia(media.SessionInfo) (media.Handler, error) { return nil, nil }
+
+// isOffer reports whether req carries a session description.
+func isOffer(req *message.Request) bool {
+	return len(req.Body) > 0 && strings.EqualFold(req.Header.MediaType(), "application/sdp")
+}

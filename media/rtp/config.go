@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/sipua/sip/media"
@@ -45,11 +46,56 @@ const (
 	// 8000 Hz (RFC 3551 §4.5.2). The handler converts between it and the
 	// 8 kHz PCM of AudioSource and OnAudio.
 	G722 Codec = 9
+	// Opus is Opus (RFC 6716, RFC 7587) on the dynamic payload type 111
+	// (an answer takes the offer's), "opus/48000/2" with a 48000 Hz RTP
+	// clock. The handler has no Opus coder of its own (there is no pure-Go
+	// encoder): it offers and answers Opus only when Config.Opus supplies
+	// one that works, such as media/opus's (libopus, cgo).
+	Opus Codec = 111
 )
+
+// clock returns the codec's RTP clock rate.
+func (c Codec) clock() int {
+	if c == Opus {
+		return 48000
+	}
+	return SampleRate
+}
+
+// OpusEncoder encodes 20 ms of 48 kHz mono 16-bit PCM (960 samples) into
+// one Opus packet appended to dst; *opus.Encoder of media/opus has this
+// method set.
+type OpusEncoder interface {
+	Encode(dst []byte, pcm []int16) ([]byte, error)
+	Close()
+}
+
+// OpusDecoder decodes one Opus packet into 48 kHz mono 16-bit PCM
+// appended to dst; *opus.Decoder of media/opus has this method set.
+type OpusDecoder interface {
+	Decode(dst []int16, packet []byte) ([]int16, error)
+	Close()
+}
+
+// OpusCodec supplies the Opus coder of each call (Config.Opus): media/opus
+// has one, kept out of this package so that it stays free of cgo:
+//
+//	rtp.Config{Codecs: []rtp.Codec{rtp.Opus, rtp.PCMU}, Opus: &rtp.OpusCodec{
+//		NewEncoder: func() (rtp.OpusEncoder, error) { return opus.NewEncoder(opus.EncoderOptions{Channels: 1}) },
+//		NewDecoder: func() (rtp.OpusDecoder, error) { return opus.NewDecoder(1) },
+//	}}
+type OpusCodec struct {
+	// NewEncoder makes the encoder of one call (48 kHz, mono).
+	NewEncoder func() (OpusEncoder, error)
+	// NewDecoder makes the decoder of one call (48 kHz, mono).
+	NewDecoder func() (OpusDecoder, error)
+}
 
 // String returns the codec's SDP encoding name, e.g. "PCMU".
 func (c Codec) String() string {
 	switch c {
+	case Opus:
+		return "opus"
 	case PCMU:
 		return "PCMU"
 	case PCMA:
@@ -61,7 +107,7 @@ func (c Codec) String() string {
 }
 
 // valid reports a codec this package implements.
-func (c Codec) valid() bool { return c == PCMU || c == PCMA || c == G722 }
+func (c Codec) valid() bool { return c == PCMU || c == PCMA || c == G722 || c == Opus }
 
 // Config configures the handlers made by New and NewFactory. Its zero
 // value works: the first non-loopback IPv4 address of the host (else
@@ -91,6 +137,11 @@ type Config struct {
 	// it). Nil: PCMU, then PCMA.
 	Codecs []Codec
 
+	// Opus supplies the Opus coder when Codecs lists Opus: without it, or
+	// when it fails to make an encoder (libopus missing), Opus is left
+	// out of offers and answers.
+	Opus *OpusCodec
+
 	// SRTP is the SDES-SRTP policy (RFC 4568) of the handlers made:
 	// SRTPOff (the zero value), SRTPOffer or SRTPRequired. A call may
 	// change it with Handler.SetSRTP before its first exchange.
@@ -103,9 +154,12 @@ type Config struct {
 
 	// MediaTimeout ends the call (media.FailureNotifier,
 	// media.ErrMediaTimeout) when no RTP and no RTCP came from the peer
-	// for this long while the negotiated direction has the peer send to
-	// us; it does not run while the peer holds the call (sendonly or
-	// inactive from us). Zero: DefaultMediaTimeout; negative: never.
+	// for this long while the call is sendrecv. It is armed by the first
+	// packet from the peer (a call still ringing without early media, or
+	// a peer that never sends, is not ended by it), counts from the last
+	// one or from the last offer/answer exchange, and does not run while
+	// either side holds the call (a holding phone may send nothing at
+	// all). Zero: DefaultMediaTimeout; negative: never.
 	MediaTimeout time.Duration
 
 	// DTMFPayloadType is the payload type offered for RFC 4733
@@ -156,6 +210,7 @@ type settings struct {
 	srtp        SRTPPolicy
 	suites      []SRTPSuite
 	timeout     time.Duration // 0: no media timeout
+	opus        *OpusCodec
 }
 
 func (c *Config) settings() (settings, error) {
@@ -195,6 +250,24 @@ func (c *Config) settings() (settings, error) {
 	for _, k := range s.codecs {
 		if !k.valid() {
 			return s, fmt.Errorf("rtp: unsupported codec %v", k)
+		}
+	}
+	if slices.Contains(s.codecs, Opus) {
+		// Offer Opus only when it can be sent: probe for an encoder.
+		ok := c.Opus != nil && c.Opus.NewEncoder != nil && c.Opus.NewDecoder != nil
+		if ok {
+			enc, err := c.Opus.NewEncoder()
+			if ok = err == nil && enc != nil; ok {
+				enc.Close()
+			}
+		}
+		if ok {
+			s.opus = c.Opus
+		} else {
+			s.codecs = slices.DeleteFunc(slices.Clone(s.codecs), func(k Codec) bool { return k == Opus })
+			if len(s.codecs) == 0 {
+				return s, fmt.Errorf("rtp: Opus is the only codec and no Opus coder works (Config.Opus)")
+			}
 		}
 	}
 	s.tePT = int(c.DTMFPayloadType)

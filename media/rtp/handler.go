@@ -43,15 +43,16 @@
 //
 // G.722 (Config.Codecs with G722) is offered as "a=rtpmap:9 G722/8000"
 // with an 8000 Hz RTP clock, as RFC 3551 requires, though it carries
-// 16 kHz audio: the handler upsamples the 8 kHz AudioSource and
-// downsamples what it decodes for OnAudio. media.Options.Codecs orders
+// 16 kHz audio: the handler converts the 8 kHz AudioSource up and what it
+// decodes back down for OnAudio with media/wav's windowed-sinc Resampler
+// (Opus likewise, at 48 kHz). media.Options.Codecs orders
 // and narrows the codecs of one call.
 //
-// When the peer should send and nothing (no RTP, no RTCP) has come for
-// Config.MediaTimeout (30 s by default), the handler reports
-// media.ErrMediaTimeout through OnFailure (media.FailureNotifier), and a
-// sip.UserAgent ends the call with EndMediaTimeout; not while the peer
-// holds the call.
+// When the peer should send and, after its media had started, nothing (no
+// RTP, no RTCP) has come for Config.MediaTimeout (30 s by default), the
+// handler reports media.ErrMediaTimeout through OnFailure
+// (media.FailureNotifier), and a sip.UserAgent ends the call with
+// EndMediaTimeout; not while either side holds the call.
 //
 // Hold follows RFC 3264 §8.4 and RFC 6337: media.Options.Hold makes an
 // offer sendonly (inactive when the peer holds too) and an answer takes
@@ -705,6 +706,23 @@ type Stats struct {
 	// RoundTripTime comes from the peer's reception reports on our
 	// stream; zero until one has arrived.
 	RoundTripTime time.Duration
+	// LossRate is the share of the peer's packets lost on the way to us
+	// (0–1) over the call so far.
+	LossRate float64
+	// RemotePacketsLost, RemoteLossRate and RemoteJitter are what the
+	// peer's last RTCP reception report says of our stream: cumulative
+	// loss, the fraction lost in its last interval (0–1), interarrival
+	// jitter. RemoteReport is false until one came.
+	RemotePacketsLost int64
+	RemoteLossRate    float64
+	RemoteJitter      time.Duration
+	RemoteReport      bool
+	// MOS is an estimate of the call's listening quality on the 1–4.5
+	// scale by the E-model of ITU-T G.107 (simplified: default values for
+	// everything but the codec, the worse direction's loss and the
+	// one-way delay, taken as half the round trip plus the jitter buffer
+	// and packetization); zero before any audio came.
+	MOS float64
 	// SRTP is the crypto suite protecting the media; empty for plain RTP.
 	SRTP SRTPSuite
 	// SRTPFailed counts packets (RTP and RTCP) that failed SRTP
@@ -743,9 +761,22 @@ func (h *Handler) Stats() Stats {
 	}
 	if st.rx.init {
 		out.PacketsLost = st.rx.lost()
-		out.Jitter = time.Duration(st.rx.jitter * float64(time.Second) / SampleRate)
+		out.Jitter = time.Duration(st.rx.jitter * float64(time.Second) / float64(st.p.codec.clock()))
 	}
 	out.RoundTripTime = st.rtt
+	if st.havePeer {
+		out.RemoteReport = true
+		out.RemotePacketsLost = int64(st.peerRR.totalLost)
+		out.RemoteLossRate = float64(st.peerRR.fractionLost) / 256
+		out.RemoteJitter = time.Duration(float64(st.peerRR.jitter) * float64(time.Second) / float64(st.p.codec.clock()))
+	}
+	if st.rx.init {
+		if exp := st.rx.expected(); exp > 0 {
+			out.LossRate = min(max(float64(st.rx.lost())/float64(exp), 0), 1)
+		}
+		oneWay := st.rtt/2 + h.set.jitterDelay + out.Ptime + out.Jitter
+		out.MOS = mosEstimate(max(out.LossRate, out.RemoteLossRate), oneWay, out.Codec)
+	}
 	if st.sec != nil {
 		out.SRTP = st.sec.keys.suite
 	}

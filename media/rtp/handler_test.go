@@ -691,8 +691,15 @@ func TestRTCP(t *testing.T) {
 		return alice.Stats().RTCPReceived >= 3 && bob.Stats().RTCPReceived >= 3
 	})
 	s := alice.Stats()
-	t.Logf("alice: RTCP sent %d, received %d, RTT %v", s.RTCPSent, s.RTCPReceived, s.RoundTripTime)
+	t.Logf("alice: RTCP sent %d, received %d, RTT %v; loss %.3f, jitter %v; bob's report: lost %d (%.3f), jitter %v; MOS %.2f",
+		s.RTCPSent, s.RTCPReceived, s.RoundTripTime, s.LossRate, s.Jitter, s.RemotePacketsLost, s.RemoteLossRate,
+		s.RemoteJitter, s.MOS)
 	assert.Less(t, s.RoundTripTime, 100*time.Millisecond)
+	assert.True(t, s.RemoteReport)
+	assert.Zero(t, s.RemotePacketsLost)
+	assert.Less(t, s.RemoteJitter, 20*time.Millisecond)
+	assert.Greater(t, s.MOS, 4.2)
+	assert.LessOrEqual(t, s.MOS, 4.5)
 
 	// A BYE at Close.
 	n := bob.Stats().RTCPReceived

@@ -297,6 +297,12 @@ func formats(md *sdp.MediaDescription) []format {
 				continue
 			}
 		}
+		if m.name == "opus" {
+			if m.clock == 48000 && m.channels == 2 {
+				out = append(out, format{pt: uint8(n), codec: Opus})
+			}
+			continue
+		}
 		if m.clock != SampleRate || m.channels != 1 {
 			continue
 		}
@@ -391,6 +397,11 @@ func audioMedia(port int, fmts []format, ptime time.Duration, dir Direction, sav
 			md.Attributes = append(md.Attributes,
 				sdp.NewAttribute("rtpmap", pt+" telephone-event/8000"),
 				sdp.NewAttribute("fmtp", pt+" 0-15"))
+			continue
+		}
+		if f.codec == Opus {
+			md.Attributes = append(md.Attributes, sdp.NewAttribute("rtpmap", pt+" opus/48000/2"),
+				sdp.NewAttribute("fmtp", pt+" useinbandfec=1"))
 			continue
 		}
 		md.Attributes = append(md.Attributes, sdp.NewAttribute("rtpmap", pt+" "+f.codec.String()+"/8000"))

@@ -94,9 +94,12 @@ type stream struct {
 	lastSRAt time.Time
 	rtt      time.Duration
 	stopped  bool
+	peerRR   reportBlock // the peer's last reception report on our stream
+	havePeer bool
 
 	sec    *srtpSession // SRTP contexts; nil: plain RTP
 	lastRx time.Time    // when RTP or RTCP last came from the peer
+	heard  bool         // something came from the peer: the media timeout is armed
 	failed bool         // the media timeout fired
 
 	// Owned by one goroutine each, outside mu.
@@ -128,6 +131,8 @@ func openStream(h *Handler) (*stream, error) {
 		ts:     mrand.Uint32(),
 		marker: true,
 		jb:     newJitterBuffer(h.set.jitterPackets(), 4*h.set.jitterPackets()),
+		tx:     codecState{opus: h.set.opus},
+		rxc:    codecState{opus: h.set.opus},
 		frame:  h.set.frameSamples(),
 	}
 	s.tsAt = s.epoch
@@ -253,6 +258,8 @@ func (s *stream) close() {
 	s.rtp.Close()
 	s.rtcp.Close()
 	s.wg.Wait()
+	s.tx.close()
+	s.rxc.close()
 }
 
 // readRTP reads the RTP socket until it is closed.
@@ -320,6 +327,7 @@ func (s *stream) handlePacket(buf []byte, src netip.AddrPort, now time.Time) {
 	if sec != nil {
 		plain, err := sec.rxRTP.DecryptRTP(s.rxPlain[:0], buf, nil)
 		if err != nil {
+			s.log.Debug("SRTP unreadable", "from", src, "len", len(buf), "err", err)
 			s.count.discarded.Add(1)
 			s.count.srtpFailed.Add(1)
 			return
@@ -346,7 +354,7 @@ func (s *stream) handlePacket(buf []byte, src netip.AddrPort, now time.Time) {
 		s.count.discarded.Add(1)
 		return
 	}
-	s.lastRTP, s.lastRx = now, now
+	s.lastRTP, s.lastRx, s.heard = now, now, true
 	p, ok := s.p, s.ok
 	if s.rx.seq(pkt.SSRC, pkt.SequenceNumber) {
 		s.jb.reset()
@@ -356,7 +364,7 @@ func (s *stream) handlePacket(buf []byte, src netip.AddrPort, now time.Time) {
 	isTE := ok && p.recvTE >= 0 && int(pkt.PayloadType) == p.recvTE
 	switch {
 	case audio && ok:
-		arrival := uint32(now.Sub(s.epoch) * SampleRate / time.Second)
+		arrival := uint32(now.Sub(s.epoch) * time.Duration(codec.clock()) / time.Second)
 		s.rx.arrival(pkt.Timestamp, arrival)
 		s.jb.push(pkt.SequenceNumber, pkt.Timestamp, codec, append([]byte(nil), pkt.Payload...))
 	case isTE:
@@ -383,6 +391,14 @@ func (s *stream) handleRTCP(buf []byte, src netip.AddrPort, now time.Time, own b
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.sec != nil {
+		if len(buf) < 8+4+10 {
+			// Too short for SRTCP (header, E flag and index, a tag of 10
+			// bytes or more): not
+			// SRTCP at all, such as baresip's plain "PINGPONG" RTCP APP
+			// keepalive. Dropped, not counted as an SRTP failure.
+			s.log.Debug("RTCP in the clear on an SRTP session dropped", "from", src, "len", len(buf))
+			return
+		}
 		plain, err := s.sec.rxRTCP.DecryptRTCP(nil, buf, nil)
 		if err != nil {
 			s.count.srtpFailed.Add(1)
@@ -397,7 +413,7 @@ func (s *stream) handleRTCP(buf []byte, src netip.AddrPort, now time.Time, own b
 		return
 	}
 	s.count.rtcpReceived.Add(1)
-	s.lastRx = now
+	s.lastRx, s.heard = now, true
 	if own && !s.rtcpLatched {
 		s.rtcpDest, s.rtcpLatched = src, true
 	}
@@ -406,7 +422,11 @@ func (s *stream) handleRTCP(buf []byte, src netip.AddrPort, now time.Time, own b
 			s.lastSR, s.lastSRAt = ntpMiddle(r.sr.ntp), now
 		}
 		for _, b := range r.blocks {
-			if b.ssrc != s.ssrc || b.lsr == 0 {
+			if b.ssrc != s.ssrc {
+				continue
+			}
+			s.peerRR, s.havePeer = b, true
+			if b.lsr == 0 {
 				continue
 			}
 			// RFC 3550 §6.4.1: RTT = now - LSR - DLSR, in 1/65536 s.
@@ -453,7 +473,7 @@ func (s *stream) sendRTCP(bye bool) {
 	}
 	b := make([]byte, 0, 128)
 	if s.sentRTP {
-		ts := s.ts + uint32(now.Sub(s.tsAt)*SampleRate/time.Second)
+		ts := s.ts + uint32(now.Sub(s.tsAt)*time.Duration(s.p.codec.clock())/time.Second)
 		b = appendSR(b, s.ssrc, senderInfo{
 			ntp:     ntpTime(now),
 			rtpTS:   ts,
@@ -539,9 +559,13 @@ func (s *stream) sendFrame(pcm []int16, buf, pkt []byte) time.Duration {
 	if s.ok {
 		ptime = s.p.ptime
 	}
-	frame := int(ptime * SampleRate / time.Second)
+	frame := int(ptime * SampleRate / time.Second) // samples of audio
+	ticks := frame                                 // RTP clock ticks
+	if s.ok {
+		ticks = int(ptime * time.Duration(s.p.codec.clock()) / time.Second)
+	}
 	if !s.ok || s.p.dir&SendOnly == 0 || !s.dest.IsValid() {
-		s.ts += uint32(frame)
+		s.ts += uint32(ticks)
 		s.tsAt = now
 		s.marker = true
 		s.mu.Unlock()
@@ -578,7 +602,7 @@ func (s *stream) sendFrame(pcm []int16, buf, pkt []byte) time.Duration {
 		s.marker = false
 	}
 	s.seq++
-	s.ts += uint32(frame)
+	s.ts += uint32(ticks)
 	s.tsAt = now
 	s.sentRTP = true
 	dest := s.dest
@@ -587,7 +611,11 @@ func (s *stream) sendFrame(pcm []int16, buf, pkt []byte) time.Duration {
 
 	if payload == nil { // audio: read and encode outside the lock
 		s.h.readSamples(pcm[:frame])
-		payload = s.tx.encode(p.codec, pcm[:frame], buf[:0])
+		var err error
+		if payload, err = s.tx.encode(p.codec, pcm[:frame], buf[:0]); err != nil {
+			s.log.Debug("audio encode", "codec", p.codec, "err", err)
+			return ptime
+		}
 	}
 	n, err := hdr.MarshalTo(pkt[:cap(pkt)])
 	if err != nil {
@@ -628,13 +656,24 @@ func (s *stream) playLoop() {
 		now := time.Now()
 		s.mu.Lock()
 		e, kind := s.jb.pop()
+		frame := s.frame
+		stateful := kind == jbAudio && (e.codec == G722 || e.codec == Opus)
+		s.mu.Unlock()
 		n := 0
-		switch kind {
-		case jbAudio:
-			n = min(len(e.payload), len(pcm))
+		f := s.h.onAudio.Load()
+		listening := f != nil && *f != nil
+		switch {
+		case kind == jbAudio && (listening || stateful):
+			n = s.rxc.decode(e.codec, e.payload, pcm)
+		case kind == jbAudio:
+			n = min(len(e.payload), len(pcm)) // G.711: a sample a byte
+		case kind == jbGap:
+			n = frame
+			clear(pcm[:n])
+		}
+		s.mu.Lock()
+		if kind == jbAudio {
 			s.frame = n
-		case jbGap:
-			n = s.frame
 		}
 		lost := s.jb.late + s.jb.dropped
 		s.jb.late, s.jb.dropped = 0, 0
@@ -643,7 +682,7 @@ func (s *stream) playLoop() {
 			tones = append(tones, t)
 		}
 		var failure error
-		if limit := s.h.set.timeout; limit > 0 && s.ok && s.p.dir&RecvOnly != 0 && !s.failed &&
+		if limit := s.h.set.timeout; limit > 0 && s.ok && s.heard && s.p.dir == SendRecv && !s.failed &&
 			now.Sub(s.lastRx) >= limit {
 			s.failed = true
 			failure = fmt.Errorf("rtp: no RTP or RTCP from %v for %v: %w", s.dest, now.Sub(s.lastRx).Round(time.Millisecond),
@@ -658,12 +697,7 @@ func (s *stream) playLoop() {
 			}
 		}
 
-		if f := s.h.onAudio.Load(); f != nil && *f != nil && kind != jbNone {
-			if kind == jbAudio {
-				s.rxc.decode(e.codec, e.payload[:n], pcm)
-			} else {
-				clear(pcm[:n])
-			}
+		if listening && kind != jbNone {
 			(*f)(pcm[:n])
 		}
 		s.report(tones)

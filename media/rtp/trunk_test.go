@@ -261,16 +261,24 @@ func TestMediaTimeout(t *testing.T) {
 	case <-time.After(2 * limit):
 	}
 
-	// On hold: alice sends only and expects nothing.
-	carol := newHandler(t, Config{MediaTimeout: limit})
-	dave := newHandler(t, Config{})
-	carol.OnFailure(func(err error) { fails <- err })
-	exchange(t, carol, dave, media.Options{Hold: true}, media.Options{})
-	require.NoError(t, dave.Close())
-	select {
-	case err := <-fails:
-		t.Fatalf("timeout on hold: %v", err)
-	case <-time.After(3 * limit):
+	// On hold, either way: nothing is expected.
+	for _, weHold := range []bool{true, false} {
+		carol := newHandler(t, Config{MediaTimeout: limit})
+		dave := newHandler(t, Config{})
+		carol.OnFailure(func(err error) { fails <- err })
+		exchange(t, carol, dave, media.Options{}, media.Options{})
+		waitFor(t, 2*time.Second, "media", func() bool { return carol.Stats().PacketsReceived > 5 })
+		if weHold {
+			exchange(t, carol, dave, media.Options{Hold: true}, media.Options{})
+		} else {
+			exchange(t, dave, carol, media.Options{Hold: true}, media.Options{})
+		}
+		require.NoError(t, dave.Close())
+		select {
+		case err := <-fails:
+			t.Fatalf("timeout on hold (we hold: %v): %v", weHold, err)
+		case <-time.After(3 * limit):
+		}
 	}
 }
 
@@ -288,4 +296,104 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 
 func newTestLogger(b *strings.Builder, mu *sync.Mutex) *slog.Logger {
 	return slog.New(slog.NewTextHandler(lockedWriter{mu, b}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// rawOpus stands in for media/opus in unit tests: "packets" of 48 kHz
+// µ-law, one byte a sample (960 bytes per 20 ms), enough to test the
+// plumbing (dynamic payload type, opus/48000/2, the 48 kHz clock,
+// resampling).
+type rawOpus struct{}
+
+func (rawOpus) Encode(dst []byte, pcm []int16) ([]byte, error) {
+	for _, s := range pcm {
+		dst = append(dst, audio.EncodeMuLaw(s))
+	}
+	return dst, nil
+}
+
+func (rawOpus) Decode(dst []int16, p []byte) ([]int16, error) {
+	for _, b := range p {
+		dst = append(dst, audio.DecodeMuLaw(b))
+	}
+	return dst, nil
+}
+
+func (rawOpus) Close() {}
+
+var fakeOpus = &OpusCodec{
+	NewEncoder: func() (OpusEncoder, error) { return rawOpus{}, nil },
+	NewDecoder: func() (OpusDecoder, error) { return rawOpus{}, nil },
+}
+
+// TestOpusCall: with an Opus coder supplied, Opus is offered as
+// "opus/48000/2" on payload type 111 and sent with a 48 kHz clock (960
+// ticks per 20 ms); the tones cross.
+func TestOpusCall(t *testing.T) {
+	alice := newHandler(t, Config{Codecs: []Codec{Opus, PCMU}, Opus: fakeOpus})
+	bob := newHandler(t, Config{Codecs: []Codec{Opus, PCMU}, Opus: fakeOpus})
+	offer, answer := exchange(t, alice, bob, media.Options{}, media.Options{})
+	assert.Contains(t, offer, " RTP/AVP 111 0 101\r\n")
+	assert.Contains(t, offer, "a=rtpmap:111 opus/48000/2\r\n")
+	assert.Contains(t, answer, " RTP/AVP 111 0 101\r\n")
+	var mu sync.Mutex
+	var steps []uint32
+	var last uint32
+	bob.OnRTP(func(p *prtp.Packet) {
+		mu.Lock()
+		if p.PayloadType == 111 {
+			if last != 0 {
+				steps = append(steps, p.Timestamp-last)
+			}
+			last = p.Timestamp
+		}
+		mu.Unlock()
+	})
+	hearEachOther(t, alice, bob)
+	assert.Equal(t, Opus, alice.Stats().Codec)
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, steps)
+	for _, s := range steps {
+		assert.Equal(t, uint32(960), s)
+	}
+}
+
+// TestOpusNeedsCoder: without a working Opus coder the handler never
+// offers or answers Opus (it could not send it); Opus alone is refused.
+func TestOpusNeedsCoder(t *testing.T) {
+	broken := &OpusCodec{
+		NewEncoder: func() (OpusEncoder, error) { return nil, fmt.Errorf("no libopus") },
+		NewDecoder: func() (OpusDecoder, error) { return nil, fmt.Errorf("no libopus") },
+	}
+	for _, o := range []*OpusCodec{nil, broken} {
+		alice := newHandler(t, Config{Codecs: []Codec{Opus, PCMU}, Opus: o})
+		d, err := alice.GetDescription(ctx, media.Options{})
+		require.NoError(t, err)
+		assert.NotContains(t, string(d.Body), "opus")
+		assert.Contains(t, string(d.Body), " RTP/AVP 0 101\r\n")
+		_, err = New(Config{Codecs: []Codec{Opus}, Opus: o})
+		assert.Error(t, err)
+	}
+	bob := newHandler(t, Config{Codecs: []Codec{Opus, PCMU}})
+	err := bob.SetDescription(ctx, sdpDesc("v=0", "o=peer 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0",
+		"m=audio 4000 RTP/AVP 111", "a=rtpmap:111 opus/48000/2"), media.Options{})
+	assert.ErrorIs(t, err, media.ErrNotAcceptable)
+}
+
+// TestMediaTimeoutArmedByFirstPacket: a peer that has sent nothing yet
+// (a call ringing without early media) is not timed out.
+func TestMediaTimeoutArmedByFirstPacket(t *testing.T) {
+	const limit = 200 * time.Millisecond
+	alice := newHandler(t, Config{MediaTimeout: limit})
+	fails := make(chan error, 1)
+	alice.OnFailure(func(err error) { fails <- err })
+	_, err := alice.GetDescription(ctx, media.Options{})
+	require.NoError(t, err)
+	require.NoError(t, alice.SetDescription(ctx, sdpDesc("v=0", "o=peer 1 1 IN IP4 127.0.0.1", "s=-",
+		"c=IN IP4 127.0.0.1", "t=0 0", "m=audio 9 RTP/AVP 0"), media.Options{}))
+	select {
+	case err := <-fails:
+		t.Fatalf("timed out a silent peer: %v", err)
+	case <-time.After(4 * limit):
+	}
 }

@@ -170,3 +170,15 @@ func TestRxStats(t *testing.T) {
 	}
 	assert.InDelta(t, 80, j.jitter, 5)
 }
+
+// TestMOSEstimate: the E-model's known points: a clean G.711 call on a
+// LAN rates ~4.4; loss and delay lower it; 150 ms one-way is still good.
+func TestMOSEstimate(t *testing.T) {
+	clean := mosEstimate(0, 40*time.Millisecond, PCMU)
+	assert.InDelta(t, 4.4, clean, 0.05)
+	assert.Less(t, mosEstimate(0.01, 40*time.Millisecond, PCMU), clean)
+	assert.Less(t, mosEstimate(0.05, 40*time.Millisecond, PCMU), 3.0)
+	assert.Greater(t, mosEstimate(0, 150*time.Millisecond, PCMU), 4.0)
+	assert.Less(t, mosEstimate(0, 400*time.Millisecond, PCMU), 3.7)
+	assert.Equal(t, 1.0, mosEstimate(1, time.Second, PCMU))
+}
