@@ -305,15 +305,14 @@ const defaultUserAgentString = "sipua"
 // UserAgent is one SIP endpoint. Create it with NewUserAgent, then Start
 // it. All methods are safe for concurrent use.
 type UserAgent struct {
-	opts     UserAgentOptions
-	limits   Limits
-	aor      message.URI
-	log      *slog.Logger
-	cbq      callbackQueue // the UserAgent's own callback lane
-	lanes    lanes         // every callback lane of the UserAgent
-	events   chan func()
-	quit     chan struct{}
-	loopDone chan struct{}
+	// core is the event loop and what it owns (see core).
+	core
+
+	opts   UserAgentOptions
+	limits Limits
+	aor    message.URI
+	cbq    callbackQueue // the UserAgent's own callback lane
+	lanes  lanes         // every callback lane of the UserAgent
 
 	mu        sync.Mutex // guards state (and its listeners' order)
 	state     UserAgentState
@@ -322,24 +321,9 @@ type UserAgent struct {
 	connected atomic.Bool
 	// recoveries are the goroutines moving calls to a new connection.
 	recoveries sync.WaitGroup
-	// bg are the goroutines doing what the loop must not wait for
-	// (look-ups, dials); bgCtx ends when the UserAgent stops.
-	bg       sync.WaitGroup
-	bgCtx    context.Context
-	bgCancel context.CancelFunc
 
-	// Owned by the event loop.
-	tp          *transport.Transport
-	up          *transport.Upstream
-	layer       *transaction.Layer
-	dialogs     *dialog.Set
-	auth        authorizer
-	timers      timers
-	outgoing    map[*transaction.Client]*outgoing
+	// Owned by the event loop, besides core: the UserAgent's usages.
 	registerers map[*Registerer]struct{}
-	listenAddrs []listenAddr
-	contactName string
-	merged      map[mergeKey]*transaction.Server
 	usages      map[dialog.ID]usage
 	sessions    map[*Session]struct{}
 	invitations map[*transaction.Server]*Invitation
@@ -379,11 +363,10 @@ func NewUserAgent(opts UserAgentOptions) (*UserAgent, error) {
 		return nil, fmt.Errorf("%w: AcceptOnlyFromServer needs Transport.Server or Servers", ErrBadOptions)
 	}
 	ua := &UserAgent{
-		opts:        opts,
-		limits:      opts.Limits.norm(),
-		aor:         aor,
-		log:         log,
-		contactName: opts.ContactName,
+		opts:   opts,
+		limits: opts.Limits.norm(),
+		aor:    aor,
+		core:   core{log: log, contactName: opts.ContactName},
 	}
 	if ua.contactName == "" {
 		ua.contactName = message.NewTag()
@@ -644,87 +627,6 @@ func (ua *UserAgent) Reconnect(ctx context.Context) error {
 	return nil
 }
 
-// post hands f to the event loop; it is dropped once the loop has ended.
-func (ua *UserAgent) post(f func()) {
-	select {
-	case ua.events <- f:
-	case <-ua.quit:
-	}
-}
-
-// call runs f on the event loop and waits for it, or for ctx.
-func (ua *UserAgent) call(ctx context.Context, f func()) error {
-	if ua.events == nil {
-		return ErrNotStarted
-	}
-	done := make(chan struct{})
-	select {
-	case ua.events <- func() { f(); close(done) }:
-	case <-ua.quit:
-		return ErrStopped
-	case <-ctx.Done():
-		return canceled(ctx)
-	}
-	var err error
-	select {
-	case <-done:
-		return nil
-	case <-ua.quit:
-		err = ErrStopped
-	case <-ctx.Done():
-		err = canceled(ctx)
-	}
-	// f may have run although the stop or the context came first to
-	// this select: what it did counts.
-	select {
-	case <-done:
-		return nil
-	default:
-		return err
-	}
-}
-
-// run is the event loop.
-func (ua *UserAgent) run() {
-	defer close(ua.loopDone)
-	tm := time.NewTimer(time.Hour)
-	defer tm.Stop()
-	// armed is when tm fires. It is moved only to an earlier deadline:
-	// a timer that fires early (its deadline went away or moved later)
-	// costs one empty pass, while resetting it after every event costs a
-	// runtime timer update and often a netpoller wake-up.
-	armed := time.Now().Add(time.Hour)
-	for {
-		next, ok := ua.layer.NextDeadline()
-		if t, ok2 := ua.timers.next(); ok2 && (!ok || t.Before(next)) {
-			next, ok = t, true
-		}
-		if ok && next.Before(armed) {
-			tm.Reset(time.Until(next))
-			armed = next
-		}
-		select {
-		case f := <-ua.events:
-			f()
-		case <-tm.C:
-			armed = time.Now().Add(time.Hour)
-			tm.Reset(time.Hour)
-			now := time.Now()
-			ua.layer.Tick(now)
-			for _, e := range ua.timers.due(now) {
-				e.f()
-			}
-		case <-ua.quit:
-			return
-		}
-	}
-}
-
-// after runs f on the loop after d.
-func (ua *UserAgent) after(d time.Duration, f func()) *timerEntry {
-	return ua.timers.add(time.Now().Add(d), f)
-}
-
 // onUpstream follows the server connection.
 func (ua *UserAgent) onUpstream(ev transport.StateEvent) {
 	ua.obsUpstream(ev, ua.wasUp)
@@ -794,14 +696,15 @@ func (ua *UserAgent) failOnFlow(f transport.Flow, err error) {
 }
 
 // icmpGrace is how long a UDP destination may refuse (ICMP port
-// unreachable) before the requests to it fail: 3·T1, the third
-// transmission.
+// unreachable) before the requests to it fail: 2·T1, so that the refusal
+// of the third transmission (at 3·T1) fails them, with room for late
+// timers.
 func (ua *UserAgent) icmpGrace() time.Duration {
 	t1 := ua.opts.Timers.T1
 	if t1 <= 0 {
 		t1 = 500 * time.Millisecond
 	}
-	return 3 * t1
+	return 2 * t1
 }
 
 // receive takes a message from the transport.
