@@ -468,3 +468,61 @@ func TestSimNoAnswerTimeout(t *testing.T) {
 		assert.Contains(t, n.Flow(), "alice→bob CANCEL")
 	})
 }
+
+// TestSimTransfereeByeAfterFinalNotify: the transferee hangs up the old
+// call as soon as Referral.Accept returns; its BYE waits until the final
+// NOTIFY is answered, so that on a link that reorders, the transferor
+// still gets the 200 of the new call and no NOTIFY meets a 481 (issue 17,
+// finding 12).
+func TestSimTransfereeByeAfterFinalNotify(t *testing.T) {
+	carolAddr := netip.MustParseAddrPort("192.0.2.3:5060")
+	for seed := range 10 {
+		synctest.Test(t, func(t *testing.T) {
+			n := siptest.NewNetwork(uint64(200 + seed))
+			defer n.Close()
+			// bob→alice reorders: a later datagram may overtake an earlier one.
+			require.NoError(t, n.SetLink(bobAddr, aliceAddr, siptest.Link{Delay: 5 * time.Millisecond, Jitter: 40 * time.Millisecond}))
+			byeErr := make(chan error, 1)
+			alice := lifeUA(t, n, "alice", aliceAddr, sip.UserAgentDelegate{})
+			bob := lifeUA(t, n, "bob", bobAddr, sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {
+				inv.SetDelegate(sip.SessionDelegate{OnRefer: func(r *sip.Referral) {
+					call, err := r.Accept(context.Background(), sip.InviterOptions{})
+					if assert.NoError(t, err) {
+						defer func() { assert.NoError(t, call.Bye(context.Background())) }()
+					}
+					byeErr <- inv.Bye(context.Background())
+				}})
+				assert.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
+			}})
+			carol := lifeUA(t, n, "carol", carolAddr, sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {
+				assert.NoError(t, inv.Progress(context.Background(), sip.ProgressOptions{}))
+				assert.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
+			}})
+			for _, ua := range []*sip.UserAgent{alice, bob, carol} {
+				require.NoError(t, ua.Start(context.Background()))
+			}
+			call, err := sip.NewInviter(alice, "sip:bob@"+bobAddr.String(), sip.InviterOptions{})
+			require.NoError(t, err)
+			require.NoError(t, call.Invite(context.Background(), sip.InviteOptions{}))
+			time.Sleep(time.Second)
+			finals := make(chan int, 4)
+			require.NoError(t, call.Refer(context.Background(), "sip:carol@"+carolAddr.String(), sip.ReferOptions{
+				OnNotify: func(code int, final bool) {
+					if final {
+						finals <- code
+					}
+				}}))
+			assert.NoError(t, <-byeErr)
+			<-call.Done()
+			assert.Equal(t, sip.EndRemoteBye, call.EndReason().Cause)
+			synctest.Wait()
+			select {
+			case code := <-finals:
+				assert.Equal(t, 200, code, "seed %d", seed)
+			default:
+				t.Errorf("seed %d: the transferor never saw the final NOTIFY:\n%s", seed, n.Ladder())
+			}
+			assert.NotContains(t, n.Flow(), "alice→bob 481")
+		})
+	}
+}

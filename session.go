@@ -149,6 +149,7 @@ type Session struct {
 	referNotify                  func(code int, final bool)
 	notifyQueue                  []*message.Request
 	notifyBusy                   bool
+	afterNotifies                []func() // BYEs waiting for the NOTIFYs
 	x                            callExt // PRACK, UPDATE, session timers
 }
 
@@ -414,8 +415,16 @@ func (s *Session) isConfirmed() bool {
 	return ok
 }
 
-// sendBye sends BYE in the dialog; done (if any) gets the outcome.
+// sendBye sends BYE in the dialog; done (if any) gets the outcome. A
+// NOTIFY of a transfer still in progress is answered first, so that the
+// BYE cannot overtake it (through a proxy the NOTIFY would then get 481
+// and the transferor would never learn the outcome); its transaction
+// bounds the wait.
 func (s *Session) sendBye(done func(error)) {
+	if s.notifyBusy || len(s.notifyQueue) > 0 {
+		s.afterNotifies = append(s.afterNotifies, func() { s.sendBye(done) })
+		return
+	}
 	bye, err := s.d.NewRequest("BYE")
 	if err != nil {
 		if done != nil {
