@@ -85,11 +85,14 @@ const (
 	// EndNoAnswer: the call rang unanswered longer than
 	// InviterOptions.NoAnswerTimeout; it was canceled.
 	EndNoAnswer
+	// EndMediaFailure: the media handler failed (Err wraps ErrMedia);
+	// the call was hung up (BYE) or canceled.
+	EndMediaFailure
 )
 
 var endCauseNames = [...]string{"none", "local BYE", "remote BYE", "canceled", "remote CANCEL", "rejected",
 	"timeout", "no ACK", "transport failure", "user agent stopped", "replaced", "no PRACK", "session expired",
-	"connection lost", "no answer"}
+	"connection lost", "no answer", "media failure"}
 
 func (c EndCause) String() string {
 	if c < 0 || int(c) >= len(endCauseNames) {
@@ -150,7 +153,7 @@ type Session struct {
 	notifyQueue                  []*message.Request
 	notifyBusy                   bool
 	afterNotifies                []func() // BYEs waiting for the NOTIFYs
-	x                            callExt // PRACK, UPDATE, session timers
+	x                            callExt  // PRACK, UPDATE, session timers
 }
 
 func newSession(ua *UserAgent, incoming bool, mopts media.Options) (*Session, error) {
@@ -223,10 +226,68 @@ func (s *Session) terminate(r EndReason) {
 	}
 	delete(s.ua.sessions, s)
 	if h := s.handler; h != nil {
-		s.cbq.push(func() { _ = h.Close() })
+		log := s.ua.log
+		s.cbq.push(func() {
+			if err := h.Close(); err != nil {
+				log.Debug("sip: media handler close", "err", err)
+			}
+		})
 	}
 	s.setState(SessionTerminated)
 	close(s.done)
+}
+
+// mediaContext bounds one call of the media handler.
+func (s *Session) mediaContext() (context.Context, context.CancelFunc) {
+	d := s.ua.opts.MediaTimeout
+	if d <= 0 {
+		d = DefaultMediaTimeout
+	}
+	return context.WithTimeout(context.Background(), d)
+}
+
+// applyRemote hands a description from the peer to the media handler, on
+// the session's lane with a bounded context; a failure ends the call.
+// Runs on the loop.
+func (s *Session) applyRemote(d media.Description, mo media.Options, what string) {
+	h := s.handler
+	s.cbq.push(func() {
+		ctx, cancel := s.mediaContext()
+		err := h.SetDescription(ctx, d, mo)
+		cancel()
+		if err != nil {
+			err = fmt.Errorf("%w: %s: %w", ErrMedia, what, err)
+			s.ua.post(func() { s.mediaFailed(err) })
+		}
+	})
+}
+
+// mediaFailed ends the call whose media handler failed: BYE once
+// confirmed (after the ACK of our 2xx, RFC 3261 §15), CANCEL before.
+// Runs on the loop.
+func (s *Session) mediaFailed(err error) {
+	if s.ended {
+		return
+	}
+	s.ua.log.Debug("sip: media failure ends the call", "err", err)
+	r := EndReason{Cause: EndMediaFailure, Err: err}
+	switch {
+	case s.d != nil && s.ackWait != nil:
+		s.setState(SessionTerminating)
+		s.byeAfterAck = func() {
+			s.sendBye(nil)
+			s.terminate(r)
+		}
+		return
+	case s.d != nil:
+		s.sendBye(nil)
+	default:
+		if i, ok := s.owner.(*Inviter); ok {
+			i.cancel("")
+			i.finish(err)
+		}
+	}
+	s.terminate(r)
 }
 
 // stopped ends a session that outlived Stop's graceful part (no answer
@@ -296,8 +357,8 @@ func (s *Session) onAck(ack *message.Request) {
 	if len(ack.Body) > 0 && s.handler != nil {
 		// Offerless INVITE: the answer comes in the ACK.
 		d := media.Description{ContentType: ack.Header.MediaType(), Body: ack.Body}
-		h, mo := s.handler, s.mopts
-		s.cbq.push(func() { _ = h.SetDescription(context.Background(), d, mo) })
+		mo := s.mopts
+		s.applyRemote(d, mo, "answer in ACK")
 	}
 	if s.State() == SessionEstablishing {
 		s.setState(SessionEstablished)
@@ -356,10 +417,10 @@ func (s *Session) Bye(ctx context.Context) error {
 		s.setState(SessionTerminating)
 		bye := func() {
 			s.sendBye(func(err error) {
-				// The outcome first: the application may stop the
-				// UserAgent as soon as Done is closed.
-				errc <- err
 				s.terminate(EndReason{Cause: EndLocalBye})
+				// In the same loop turn: an application that stops the
+				// UserAgent once Done is closed finds errc filled.
+				errc <- err
 			})
 		}
 		if s.ackWait != nil {

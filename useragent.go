@@ -130,7 +130,18 @@ type UserAgentOptions struct {
 	// server, host candidates). NoMedia: calls carry no session
 	// descriptions (signalling only).
 	MediaFactory media.Factory
+	// MediaTimeout bounds each call the UserAgent makes to a media
+	// handler on its own (applying a description from the peer, answering
+	// a re-INVITE or UPDATE, ICE gathering included); a handler that fails
+	// or overruns ends the call (EndMediaFailure, ErrMedia) or refuses the
+	// offer with 488. Calls made from the application's own methods
+	// (Invite, Accept …) use their context instead. Zero:
+	// DefaultMediaTimeout.
+	MediaTimeout time.Duration
 }
+
+// DefaultMediaTimeout is UserAgentOptions.MediaTimeout's default.
+const DefaultMediaTimeout = 15 * time.Second
 
 // TransportOptions says how a UserAgent reaches the network.
 type TransportOptions struct {
@@ -627,10 +638,17 @@ func (ua *UserAgent) call(ctx context.Context, f func()) error {
 	case <-done:
 		return nil
 	case <-ua.quit:
-		return ErrStopped
 	case <-ctx.Done():
+	}
+	select {
+	case <-done: // f ran: that counts, whatever happened since
+		return nil
+	default:
+	}
+	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	return ErrStopped
 }
 
 // run is the event loop.
