@@ -32,6 +32,10 @@ var (
 	// ErrBadOptions reports options that cannot work (an unparsable URI,
 	// an unknown transport scheme).
 	ErrBadOptions = errors.New("sip: bad options")
+	// ErrMedia reports a failure of the call's media handler (an offer or
+	// answer it refused, a gathering that did not finish in
+	// UserAgentOptions.MediaTimeout); a call it ends has EndMediaFailure.
+	ErrMedia = errors.New("sip: media failure")
 )
 
 // ResponseError reports a request that ended with a final non-2xx

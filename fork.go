@@ -108,7 +108,7 @@ func (i *Inviter) onProvisional(resp *message.Response, opts InviteOptions) {
 	switch {
 	case i.forks.mediaTag == "":
 		i.setEarlyMedia(e, resp.Body)
-		i.cbq.push(func() { _ = h.SetDescription(context.Background(), d, mo) })
+		i.applyRemote(d, mo, "early answer")
 	case i.forks.mediaTag != tag && i.opts.EarlyMediaPolicy == EarlyMediaLatest:
 		r, ok := h.(media.AnswerReplacer)
 		if !ok {
@@ -117,7 +117,9 @@ func (i *Inviter) onProvisional(resp *message.Response, opts InviteOptions) {
 		i.setEarlyMedia(e, resp.Body)
 		log := i.ua.log
 		i.cbq.push(func() {
-			if err := r.ReplaceAnswer(context.Background(), d, mo); err != nil {
+			ctx, cancel := i.mediaContext()
+			defer cancel()
+			if err := r.ReplaceAnswer(ctx, d, mo); err != nil {
 				log.Debug("sip: early media of another fork refused", "err", err)
 			}
 		})

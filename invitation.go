@@ -316,13 +316,13 @@ func (inv *Invitation) answer(ctx context.Context, mo media.Options) (media.Desc
 		off := media.Description{ContentType: inv.Request.Header.MediaType(), Body: inv.Request.Body}
 		if err := h.SetDescription(ctx, off, mo); err != nil {
 			_ = inv.Reject(context.Background(), 488, "")
-			return media.Description{}, fmt.Errorf("sip: offer: %w", err)
+			return media.Description{}, fmt.Errorf("%w: offer: %w", ErrMedia, err)
 		}
 	}
 	d, err := h.GetDescription(ctx, mo)
 	if err != nil {
 		_ = inv.Reject(context.Background(), 500, "")
-		return media.Description{}, fmt.Errorf("sip: answer: %w", err)
+		return media.Description{}, fmt.Errorf("%w: answer: %w", ErrMedia, err)
 	}
 	return d, nil
 }

@@ -122,7 +122,7 @@ func (i *Inviter) Invite(ctx context.Context, opts InviteOptions) error {
 	if i.handler != nil && !i.opts.Offerless {
 		d, err := i.handler.GetDescription(ctx, i.opts.Media)
 		if err != nil {
-			return fmt.Errorf("sip: offer: %w", err)
+			return fmt.Errorf("%w: offer: %w", ErrMedia, err)
 		}
 		req.Header.Add("Content-Type", d.ContentType)
 		req.Body = d.Body
@@ -161,8 +161,11 @@ func (i *Inviter) Invite(ctx context.Context, opts InviteOptions) error {
 	// already) off the event loop.
 	resp := <-answered
 	if err := i.applyAnswer(ctx, resp); err != nil {
-		_ = i.Bye(context.Background())
-		return fmt.Errorf("sip: answer: %w", err)
+		err = fmt.Errorf("%w: answer: %w", ErrMedia, err)
+		if cerr := i.ua.call(context.Background(), func() { i.mediaFailed(err) }); cerr != nil {
+			return errors.Join(err, cerr)
+		}
+		return err
 	}
 	return nil
 }
@@ -286,7 +289,8 @@ func (i *Inviter) onResponse(o *outgoing, resp *message.Response, opts InviteOpt
 func (i *Inviter) answerInAck(resp *message.Response, ack *message.Request, answered chan<- *message.Response) {
 	h, mo := i.handler, i.opts.Media
 	i.cbq.push(func() {
-		ctx := context.Background()
+		ctx, cancel := i.mediaContext()
+		defer cancel()
 		off := media.Description{ContentType: resp.Header.MediaType(), Body: resp.Body}
 		var ans media.Description
 		err := h.SetDescription(ctx, off, mo)
@@ -306,8 +310,9 @@ func (i *Inviter) answerInAck(resp *message.Response, ack *message.Request, answ
 			i.confirm(dd)
 			if err != nil {
 				i.sendBye(nil)
-				i.terminate(EndReason{Cause: EndLocalBye, Err: err})
-				i.finish(fmt.Errorf("sip: offer in 2xx: %w", err))
+				err = fmt.Errorf("%w: offer in 2xx: %w", ErrMedia, err)
+				i.terminate(EndReason{Cause: EndMediaFailure, Err: err})
+				i.finish(err)
 				return
 			}
 			i.setState(SessionEstablished)

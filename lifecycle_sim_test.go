@@ -2,7 +2,9 @@ package sip_test
 
 import (
 	"context"
+	"errors"
 	"net/netip"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	sip "github.com/sipua/sip"
+	"github.com/sipua/sip/media"
 	"github.com/sipua/sip/message"
 	"github.com/sipua/sip/siptest"
 	"github.com/sipua/sip/siptest/sipserver"
@@ -405,7 +408,7 @@ func TestSimStopWaitsForAck(t *testing.T) {
 // UserAgent as soon as Done closes still gets its BYE's outcome from Bye
 // (issue 17, finding 5).
 func TestSimByeOutcomeWhenStoppedOnDone(t *testing.T) {
-	for i := range 50 {
+	for i := range 200 {
 		synctest.Test(t, func(t *testing.T) {
 			n := siptest.NewNetwork(uint64(100 + i))
 			defer n.Close()
@@ -466,5 +469,181 @@ func TestSimNoAnswerTimeout(t *testing.T) {
 		<-inv.Done()
 		assert.Equal(t, sip.EndRemoteCancel, inv.EndReason().Cause)
 		assert.Contains(t, n.Flow(), "alice→bob CANCEL")
+	})
+}
+
+// TestSimTransfereeByeAfterFinalNotify: the transferee hangs up the old
+// call as soon as Referral.Accept returns; its BYE waits until the final
+// NOTIFY is answered, so that on a link that reorders, the transferor
+// still gets the 200 of the new call and no NOTIFY meets a 481 (issue 17,
+// finding 12).
+func TestSimTransfereeByeAfterFinalNotify(t *testing.T) {
+	carolAddr := netip.MustParseAddrPort("192.0.2.3:5060")
+	for seed := range 10 {
+		synctest.Test(t, func(t *testing.T) {
+			n := siptest.NewNetwork(uint64(200 + seed))
+			defer n.Close()
+			// bob→alice reorders: a later datagram may overtake an earlier one.
+			require.NoError(t, n.SetLink(bobAddr, aliceAddr, siptest.Link{Delay: 5 * time.Millisecond, Jitter: 40 * time.Millisecond}))
+			byeErr := make(chan error, 1)
+			alice := lifeUA(t, n, "alice", aliceAddr, sip.UserAgentDelegate{})
+			bob := lifeUA(t, n, "bob", bobAddr, sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {
+				inv.SetDelegate(sip.SessionDelegate{OnRefer: func(r *sip.Referral) {
+					call, err := r.Accept(context.Background(), sip.InviterOptions{})
+					if assert.NoError(t, err) {
+						defer func() { assert.NoError(t, call.Bye(context.Background())) }()
+					}
+					byeErr <- inv.Bye(context.Background())
+				}})
+				assert.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
+			}})
+			carol := lifeUA(t, n, "carol", carolAddr, sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {
+				assert.NoError(t, inv.Progress(context.Background(), sip.ProgressOptions{}))
+				assert.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
+			}})
+			for _, ua := range []*sip.UserAgent{alice, bob, carol} {
+				require.NoError(t, ua.Start(context.Background()))
+			}
+			call, err := sip.NewInviter(alice, "sip:bob@"+bobAddr.String(), sip.InviterOptions{})
+			require.NoError(t, err)
+			require.NoError(t, call.Invite(context.Background(), sip.InviteOptions{}))
+			time.Sleep(time.Second)
+			finals := make(chan int, 4)
+			require.NoError(t, call.Refer(context.Background(), "sip:carol@"+carolAddr.String(), sip.ReferOptions{
+				OnNotify: func(code int, final bool) {
+					if final {
+						finals <- code
+					}
+				}}))
+			assert.NoError(t, <-byeErr)
+			<-call.Done()
+			assert.Equal(t, sip.EndRemoteBye, call.EndReason().Cause)
+			synctest.Wait()
+			select {
+			case code := <-finals:
+				assert.Equal(t, 200, code, "seed %d", seed)
+			default:
+				t.Errorf("seed %d: the transferor never saw the final NOTIFY:\n%s", seed, n.Ladder())
+			}
+			assert.NotContains(t, n.Flow(), "alice→bob 481")
+		})
+	}
+}
+
+// lifeMedia is a media handler for the lifecycle tests: its offers and
+// answers are fixed; SetDescription takes slow (or until its context
+// ends) for a description whose body is "slow", and fails for "bad".
+type lifeMedia struct {
+	slow  time.Duration
+	mu    sync.Mutex
+	offer string // the next description to give; "" for "sdp"
+}
+
+func (h *lifeMedia) setOffer(s string) {
+	h.mu.Lock()
+	h.offer = s
+	h.mu.Unlock()
+}
+
+func (h *lifeMedia) GetDescription(context.Context, media.Options) (media.Description, error) {
+	h.mu.Lock()
+	body := h.offer
+	h.mu.Unlock()
+	if body == "" {
+		body = "sdp"
+	}
+	return media.Description{ContentType: "application/sdp", Body: []byte(body)}, nil
+}
+
+func (h *lifeMedia) SetDescription(ctx context.Context, d media.Description, _ media.Options) error {
+	switch string(d.Body) {
+	case "slow":
+		select {
+		case <-time.After(h.slow):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	case "bad":
+		return errors.New("unusable description")
+	}
+	return nil
+}
+
+func (h *lifeMedia) HasDescription(string) bool           { return true }
+func (h *lifeMedia) SendDTMF(string, time.Duration) error { return nil }
+func (h *lifeMedia) Close() error                         { return nil }
+
+// TestSimMediaOnTheCallsLane: media work runs on each call's own lane
+// with a bounded context (issue 17, finding 8). One call's media handler
+// hangs on a re-INVITE's offer: another call is set up meanwhile without
+// delay, and the hung offer is refused with 488 once MediaTimeout passes.
+// A failing handler ends the call with EndMediaFailure (ErrMedia) and a
+// BYE instead of being ignored.
+func TestSimMediaOnTheCallsLane(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := siptest.NewNetwork(40)
+		defer n.Close()
+		require.NoError(t, n.SetLinks(aliceAddr, bobAddr, siptest.Link{Delay: 10 * time.Millisecond}))
+		withMedia := func(o *sip.UserAgentOptions) {
+			o.MediaFactory = func(media.SessionInfo) (media.Handler, error) { return &lifeMedia{slow: time.Hour}, nil }
+			o.MediaTimeout = 5 * time.Second
+		}
+		invs := make(chan *sip.Invitation, 4)
+		invited := make(chan time.Time, 4)
+		alice := lifeUA(t, n, "alice", aliceAddr, sip.UserAgentDelegate{}, withMedia)
+		bob := lifeUA(t, n, "bob", bobAddr, sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {
+			invited <- time.Now()
+			assert.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
+			invs <- inv
+		}}, withMedia)
+		require.NoError(t, alice.Start(context.Background()))
+		require.NoError(t, bob.Start(context.Background()))
+		dial := func(opts sip.InviterOptions) *sip.Inviter {
+			call, err := sip.NewInviter(alice, "sip:bob@"+bobAddr.String(), opts)
+			require.NoError(t, err)
+			require.NoError(t, call.Invite(context.Background(), sip.InviteOptions{}))
+			<-invited
+			return call
+		}
+		first := dial(sip.InviterOptions{})
+		<-invs
+		time.Sleep(time.Second)
+
+		// A re-INVITE whose offer bob's handler takes for ever.
+		reErr := make(chan error, 1)
+		start := time.Now()
+		first.MediaHandler().(*lifeMedia).setOffer("slow")
+		go func() { reErr <- first.Reinvite(context.Background(), sip.ReinviteOptions{}) }()
+		time.Sleep(100 * time.Millisecond)
+		// Meanwhile a second call: its OnInvite does not wait.
+		second, err := sip.NewInviter(alice, "sip:bob@"+bobAddr.String(), sip.InviterOptions{})
+		require.NoError(t, err)
+		sent := time.Now()
+		require.NoError(t, second.Invite(context.Background(), sip.InviteOptions{}))
+		at := <-invited
+		<-invs
+		assert.Less(t, at.Sub(sent), 100*time.Millisecond, "the second call waited for the first one's media")
+		var re *sip.ResponseError
+		require.ErrorAs(t, <-reErr, &re)
+		assert.Equal(t, 488, re.StatusCode)
+		assert.InDelta(t, 5.0, time.Since(start).Seconds(), 0.2, "refused after MediaTimeout")
+		assert.Equal(t, sip.SessionEstablished, first.State())
+		require.NoError(t, first.Bye(context.Background()))
+		require.NoError(t, second.Bye(context.Background()))
+
+		// An offerless call whose answer (in the ACK) bob's handler
+		// refuses: bob hangs up, saying why.
+		third, err := sip.NewInviter(alice, "sip:bob@"+bobAddr.String(), sip.InviterOptions{Offerless: true})
+		require.NoError(t, err)
+		third.MediaHandler().(*lifeMedia).setOffer("bad")
+		require.NoError(t, third.Invite(context.Background(), sip.InviteOptions{}))
+		<-invited
+		bobThird := <-invs
+		<-bobThird.Done()
+		assert.Equal(t, sip.EndMediaFailure, bobThird.EndReason().Cause)
+		assert.ErrorIs(t, bobThird.EndReason().Err, sip.ErrMedia)
+		<-third.Done()
+		assert.Equal(t, sip.EndRemoteBye, third.EndReason().Cause)
 	})
 }

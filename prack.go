@@ -227,14 +227,15 @@ func (i *Inviter) onReliable(o *outgoing, resp *message.Response) bool {
 			} else {
 				i.earlyApplied = resp.Body
 			}
-			i.cbq.push(func() { _ = h.SetDescription(context.Background(), desc, mo) })
+			i.applyRemote(desc, mo, "answer in reliable provisional response")
 		}
 		send()
 		return true
 	}
 	// An offer (our INVITE had none): the answer goes in the PRACK.
 	i.cbq.push(func() {
-		ctx := context.Background()
+		ctx, cancel := i.mediaContext()
+		defer cancel()
 		var ans media.Description
 		err := h.SetDescription(ctx, desc, mo)
 		if err == nil {
@@ -497,8 +498,8 @@ func (s *Session) onPrack(tx *transaction.Server, req *message.Request) {
 		s.x.offerInRel = false
 		s.x.oaDone = true
 		d := media.Description{ContentType: req.Header.MediaType(), Body: req.Body}
-		h, mo := s.handler, s.mopts
-		s.cbq.push(func() { _ = h.SetDescription(context.Background(), d, mo) })
+		mo := s.mopts
+		s.applyRemote(d, mo, "answer in PRACK")
 	}
 	s.ua.reply(tx, 200, "", nil)
 	s.relDone()

@@ -52,7 +52,8 @@ func reconnectPair(t *testing.T, proto transport.Proto, h media.Handler, recover
 		return ua
 	}
 	alice = start("alice", func(media.SessionInfo) (media.Handler, error) { return h, nil }, sip.UserAgentDelegate{})
-	bob = start("bob", sip.NoMedia, sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {
+	// bob answers offers (NoMedia would refuse them with 488).
+	bob = start("bob", func(media.SessionInfo) (media.Handler, error) { return &sip.TestMedia{Name: "bob"}, nil }, sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {
 		assert.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
 		invs <- inv
 	}})

@@ -247,7 +247,15 @@ func (s *Session) sendReferNotify(code int, reason string, final bool) {
 // answered: NOTIFYs of one subscription go one at a time (RFC 6665
 // §4.2.2), so they arrive in order. Runs on the loop.
 func (s *Session) nextNotify() {
-	if s.notifyBusy || len(s.notifyQueue) == 0 {
+	if s.notifyBusy {
+		return
+	}
+	if len(s.notifyQueue) == 0 {
+		fs := s.afterNotifies
+		s.afterNotifies = nil
+		for _, f := range fs {
+			f()
+		}
 		return
 	}
 	n := s.notifyQueue[0]

@@ -249,7 +249,8 @@ func (s *Session) onReinvite(tx *transaction.Server, req *message.Request) {
 		return
 	}
 	s.cbq.push(func() {
-		ctx := context.Background()
+		ctx, cancel := s.mediaContext()
+		defer cancel()
 		if len(req.Body) > 0 {
 			off := media.Description{ContentType: req.Header.MediaType(), Body: req.Body}
 			if err := h.SetDescription(ctx, off, mo); err != nil {

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -85,8 +86,10 @@ const (
 	// EndMediaTimeout: no media came from the peer for the media
 	// handler's timeout (media.ErrMediaTimeout); a BYE was sent.
 	EndMediaTimeout
-	// EndMediaFailure: the media handler reported that the media path
-	// failed otherwise (media.ErrICEFailed, …; Err tells); a BYE was sent.
+	// EndMediaFailure: the media handler failed: it reported that the
+	// media path failed (media.ErrICEFailed, …) or one of its calls
+	// failed or overran UserAgentOptions.MediaTimeout (Err wraps ErrMedia
+	// and tells); the call was hung up (BYE) or canceled.
 	EndMediaFailure
 	// EndNoAnswer: the call rang unanswered longer than
 	// InviterOptions.NoAnswerTimeout; it was canceled.
@@ -158,6 +161,7 @@ type Session struct {
 	referNotify                  func(code int, final bool)
 	notifyQueue                  []*message.Request
 	notifyBusy                   bool
+	afterNotifies                []func() // BYEs waiting for the NOTIFYs
 	x                            callExt  // PRACK, UPDATE, session timers
 	obs                          obsTimes // for UserAgentOptions.Observer
 }
@@ -172,7 +176,7 @@ func newSession(ua *UserAgent, incoming bool, mopts media.Options) (*Session, er
 		}
 		s.handler = h
 		if fn, ok := h.(media.FailureNotifier); ok {
-			fn.OnFailure(s.mediaFailed)
+			fn.OnFailure(s.handlerFailed)
 		}
 	}
 	return s, nil
@@ -236,10 +240,71 @@ func (s *Session) terminate(r EndReason) {
 	}
 	delete(s.ua.sessions, s)
 	if h := s.handler; h != nil {
-		s.cbq.push(func() { _ = h.Close() })
+		log := s.ua.log
+		s.cbq.push(func() {
+			if err := h.Close(); err != nil {
+				log.Debug("sip: media handler close", "err", err)
+			}
+		})
 	}
 	s.setState(SessionTerminated)
 	close(s.done)
+}
+
+// mediaContext bounds one call of the media handler.
+func (s *Session) mediaContext() (context.Context, context.CancelFunc) {
+	d := s.ua.opts.MediaTimeout
+	if d <= 0 {
+		d = DefaultMediaTimeout
+	}
+	return context.WithTimeout(context.Background(), d)
+}
+
+// applyRemote hands a description from the peer to the media handler, on
+// the session's lane with a bounded context; a failure ends the call.
+// Runs on the loop.
+func (s *Session) applyRemote(d media.Description, mo media.Options, what string) {
+	h := s.handler
+	s.cbq.push(func() {
+		ctx, cancel := s.mediaContext()
+		err := h.SetDescription(ctx, d, mo)
+		cancel()
+		if err != nil {
+			err = fmt.Errorf("%w: %s: %w", ErrMedia, what, err)
+			s.ua.post(func() { s.mediaFailed(err) })
+		}
+	})
+}
+
+// mediaFailed ends the call whose media handler failed: BYE once
+// confirmed (after the ACK of our 2xx, RFC 3261 §15), CANCEL before.
+// Runs on the loop.
+func (s *Session) mediaFailed(err error) {
+	if s.ended {
+		return
+	}
+	s.ua.log.Debug("sip: media failure ends the call", "err", err)
+	r := EndReason{Cause: EndMediaFailure, Err: err}
+	if errors.Is(err, media.ErrMediaTimeout) {
+		r.Cause = EndMediaTimeout
+	}
+	switch {
+	case s.d != nil && s.ackWait != nil:
+		s.setState(SessionTerminating)
+		s.byeAfterAck = func() {
+			s.sendBye(nil)
+			s.terminate(r)
+		}
+		return
+	case s.d != nil:
+		s.sendBye(nil)
+	default:
+		if i, ok := s.owner.(*Inviter); ok {
+			i.cancel("")
+			i.finish(err)
+		}
+	}
+	s.terminate(r)
 }
 
 // stopped ends a session that outlived Stop's graceful part (no answer
@@ -309,8 +374,8 @@ func (s *Session) onAck(ack *message.Request) {
 	if len(ack.Body) > 0 && s.handler != nil {
 		// Offerless INVITE: the answer comes in the ACK.
 		d := media.Description{ContentType: ack.Header.MediaType(), Body: ack.Body}
-		h, mo := s.handler, s.mopts
-		s.cbq.push(func() { _ = h.SetDescription(context.Background(), d, mo) })
+		mo := s.mopts
+		s.applyRemote(d, mo, "answer in ACK")
 	}
 	if s.State() == SessionEstablishing {
 		s.setState(SessionEstablished)
@@ -369,10 +434,10 @@ func (s *Session) Bye(ctx context.Context) error {
 		s.setState(SessionTerminating)
 		bye := func() {
 			s.sendBye(func(err error) {
-				// The outcome first: the application may stop the
-				// UserAgent as soon as Done is closed.
-				errc <- err
 				s.terminate(EndReason{Cause: EndLocalBye})
+				// In the same loop turn: an application that stops the
+				// UserAgent once Done is closed finds errc filled.
+				errc <- err
 			})
 		}
 		if s.ackWait != nil {
@@ -428,8 +493,16 @@ func (s *Session) isConfirmed() bool {
 	return ok
 }
 
-// sendBye sends BYE in the dialog; done (if any) gets the outcome.
+// sendBye sends BYE in the dialog; done (if any) gets the outcome. A
+// NOTIFY of a transfer still in progress is answered first, so that the
+// BYE cannot overtake it (through a proxy the NOTIFY would then get 481
+// and the transferor would never learn the outcome); its transaction
+// bounds the wait.
 func (s *Session) sendBye(done func(error)) {
+	if s.notifyBusy || len(s.notifyQueue) > 0 {
+		s.afterNotifies = append(s.afterNotifies, func() { s.sendBye(done) })
+		return
+	}
 	bye, err := s.d.NewRequest("BYE")
 	if err != nil {
 		if done != nil {

@@ -226,7 +226,8 @@ func (s *Session) onUpdate(tx *transaction.Server, req *message.Request, d *dial
 	h, mo := s.handler, s.mopts
 	off := media.Description{ContentType: req.Header.MediaType(), Body: req.Body}
 	s.cbq.push(func() {
-		ctx := context.Background()
+		ctx, cancel := s.mediaContext()
+		defer cancel()
 		code := 200
 		var ans media.Description
 		if err := h.SetDescription(ctx, off, mo); err != nil {
