@@ -3,9 +3,10 @@ package sip
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"net"
+	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -48,7 +49,7 @@ func TestStartSaysWhy(t *testing.T) {
 	refused := l.Addr().String()
 	l.Close()
 
-	start := func(t *testing.T, server string, timeout time.Duration) (error, time.Duration, *disconnects) {
+	start := func(t *testing.T, server string, timeout time.Duration) (time.Duration, *disconnects, error) {
 		d := &disconnects{}
 		ua, err := NewUserAgent(UserAgentOptions{URI: "sip:bob@127.0.0.1", MediaFactory: NoMedia,
 			Transport: TransportOptions{Server: server, ReconnectMin: 50 * time.Millisecond, ReconnectMax: 100 * time.Millisecond},
@@ -59,11 +60,11 @@ func TestStartSaysWhy(t *testing.T) {
 		defer cancel()
 		t0 := time.Now()
 		err = ua.Start(ctx)
-		return err, time.Since(t0), d
+		return time.Since(t0), d, err
 	}
 
 	t.Run("untrusted certificate", func(t *testing.T) {
-		err, took, d := start(t, "wss://"+wssAddr.String(), 10*time.Second)
+		took, d, err := start(t, "wss://"+wssAddr.String(), 10*time.Second)
 		t.Logf("Start: %v after %v", err, took)
 		require.ErrorIs(t, err, ErrTransportClosed)
 		var cv *tls.CertificateVerificationError
@@ -75,7 +76,7 @@ func TestStartSaysWhy(t *testing.T) {
 		assert.Len(t, d.get(), 1, "not retried: no new attempts, no new reports")
 	})
 	t.Run("refused port", func(t *testing.T) {
-		err, took, d := start(t, "sip:"+refused+";transport=tcp", 500*time.Millisecond)
+		took, d, err := start(t, "sip:"+refused+";transport=tcp", 500*time.Millisecond)
 		t.Logf("Start: %v after %v", err, took)
 		require.ErrorIs(t, err, ErrTransportClosed)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
@@ -89,31 +90,59 @@ func TestStartSaysWhy(t *testing.T) {
 }
 
 // TestRegisterToDeadUDPServer: over UDP, Start cannot tell that nobody
-// listens; Register to a server that is down fails by itself, with an
-// error naming the destination, well before a long caller deadline.
+// listens; Register to a server that is down fails by itself with an
+// error that says why and names the destination, well before a long
+// caller deadline: on Linux from the ICMP port unreachable (ECONNREFUSED,
+// RFC 3261 §18.4) once the server still refuses the third transmission
+// (3·T1, 1.5 s), rather than at the first (a server restarting gets the
+// retransmissions); elsewhere at Timer F.
 func TestRegisterToDeadUDPServer(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	require.NoError(t, err)
-	dead := pc.LocalAddr().String()
-	pc.Close()
-	ua, err := NewUserAgent(UserAgentOptions{URI: "sip:bob@127.0.0.1", MediaFactory: NoMedia,
-		Transport: TransportOptions{Server: "sip:" + dead},
-		Timers:    Timers{T1: 20 * time.Millisecond}})
-	require.NoError(t, err)
-	require.NoError(t, ua.Start(ctx5(t)))
-	t.Cleanup(func() { require.NoError(t, ua.Stop(ctx5(t))) })
-	reg, err := NewRegisterer(ua, RegistererOptions{})
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	t0 := time.Now()
-	err = reg.Register(ctx, RegisterOptions{})
-	took := time.Since(t0)
-	t.Logf("Register: %v after %v", err, took)
-	require.Error(t, err)
-	assert.Less(t, took, 5*time.Second)
-	assert.Contains(t, err.Error(), dead, "the error names the destination")
-	assert.True(t, errors.Is(err, ErrTimeout) || errors.Is(err, ErrTransportClosed), "%v", err)
+	for _, tc := range []struct {
+		name string
+		t1   time.Duration
+		icmp bool
+	}{
+		{"icmp", 0, runtime.GOOS == "linux"},
+		{"timer F", 20 * time.Millisecond, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+			require.NoError(t, err)
+			dead := pc.LocalAddr().String()
+			if tc.icmp {
+				pc.Close() // the kernel answers port unreachable
+			} else {
+				defer pc.Close() // a server that reads and never answers
+			}
+			ua, err := NewUserAgent(UserAgentOptions{URI: "sip:bob@127.0.0.1", MediaFactory: NoMedia,
+				Transport: TransportOptions{Server: "sip:" + dead},
+				Timers:    Timers{T1: tc.t1}})
+			require.NoError(t, err)
+			require.NoError(t, ua.Start(ctx5(t)))
+			t.Cleanup(func() { require.NoError(t, ua.Stop(ctx5(t))) })
+			reg, err := NewRegisterer(ua, RegistererOptions{})
+			require.NoError(t, err)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			t0 := time.Now()
+			err = reg.Register(ctx, RegisterOptions{})
+			took := time.Since(t0)
+			t.Logf("Register: %v after %v", err, took)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), dead, "the error names the destination")
+			if tc.icmp {
+				require.ErrorIs(t, err, ErrTransportClosed)
+				require.ErrorIs(t, err, syscall.ECONNREFUSED)
+				var oe *net.OpError
+				require.ErrorAs(t, err, &oe)
+				assert.GreaterOrEqual(t, took, 1500*time.Millisecond, "the first refusals are retried")
+				assert.Less(t, took, 3*time.Second, "not at Timer F (32 s)")
+				return
+			}
+			require.ErrorIs(t, err, ErrTimeout)
+			assert.Less(t, took, 5*time.Second)
+		})
+	}
 }
 
 // TestReconnectWaitsThenRegister: Reconnect returns once the new
@@ -158,4 +187,27 @@ func TestReconnectWaitsThenRegister(t *testing.T) {
 		require.NoError(t, err, "Register right after Reconnect")
 		assert.Equal(t, Registered, reg.State())
 	}
+}
+
+// TestUDPPeerStartingLate: a UDP peer that refuses the first
+// transmission (ICMP port unreachable: it is still starting) gets the
+// retransmission; the request does not fail on the first refusal.
+func TestUDPPeerStartingLate(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := pc.LocalAddr().String()
+	pc.Close()
+	alice := startUA(t, "alice", UserAgentDelegate{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := alice.Options(ctx5(t), "sip:bob@"+port, RequestOptions{})
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // refused once, at least
+	bob, err := NewUserAgent(UserAgentOptions{URI: "sip:bob@127.0.0.1", MediaFactory: NoMedia,
+		Transport: TransportOptions{Listen: []string{"udp://" + port}}})
+	require.NoError(t, err)
+	require.NoError(t, bob.Start(ctx5(t)))
+	t.Cleanup(func() { require.NoError(t, bob.Stop(ctx5(t))) })
+	require.NoError(t, <-done, "answered after the peer came up")
 }

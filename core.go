@@ -54,6 +54,7 @@ func (ua *UserAgent) prepare(req *message.Request) {
 // send starts a client transaction for o.req. Runs on the loop.
 func (ua *UserAgent) send(o *outgoing) error {
 	ua.prepare(o.req)
+	ua.preauthorize(o)
 	rt, reliable, err := ua.routeFor(o.req)
 	if err != nil {
 		return err
@@ -552,8 +553,18 @@ func (ua *UserAgent) await(ctx context.Context, errc <-chan error) error {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+		select {
+		case err := <-errc: // the outcome won the race: it counts
+			return err
+		default:
+		}
 		return canceled(ctx)
 	case <-ua.quit:
+		select {
+		case err := <-errc:
+			return err
+		default:
+		}
 		return ErrStopped
 	}
 }

@@ -100,6 +100,10 @@ func (ua *UserAgent) onInvite(tx *transaction.Server, req *message.Request, src 
 		ua.reply(tx, 415, "", func(r *message.Response) { r.Header.Add("Accept", "application/sdp") })
 		return
 	}
+	if inv.handler == nil && isOffer(req) {
+		ua.reply(tx, 488, "", nil) // NoMedia: no answer to give (RFC 3264)
+		return
+	}
 	s.invite = req
 	s.ist = tx
 	ua.sessions[s] = struct{}{}

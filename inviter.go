@@ -40,7 +40,17 @@ type InviterOptions struct {
 	// INVITE. Zero: DefaultMaxRedirects; negative: a 3xx is not followed
 	// and fails Invite like a rejection.
 	MaxRedirects int
+	// NoAnswerTimeout bounds how long the call may ring unanswered after
+	// a provisional response (each one starts it again), as RFC 3261's
+	// Timer C: then the INVITE is canceled, Invite fails with an error
+	// wrapping ErrTimeout and the session ends with EndNoAnswer. Zero:
+	// DefaultNoAnswerTimeout; negative: no bound but Invite's context.
+	NoAnswerTimeout time.Duration
 }
+
+// DefaultNoAnswerTimeout is InviterOptions.NoAnswerTimeout's default (RFC
+// 3261 §16.6 asks more than 3 minutes of Timer C).
+const DefaultNoAnswerTimeout = 3 * time.Minute
 
 // InviteOptions are the options of one Invite call.
 type InviteOptions struct {
@@ -75,6 +85,9 @@ type Inviter struct {
 	onLoopProgress func(*message.Response)
 	cancelPending  bool
 	cancelReason   string
+	noAnswer       *timerEntry // Timer C: rings too long unanswered
+	cancelGuard    *timerEntry // a CANCEL's INVITE that never ends
+	noAnswerFired  bool
 	result         chan error
 }
 
@@ -210,6 +223,8 @@ func (i *Inviter) onResponse(o *outgoing, resp *message.Response, opts InviteOpt
 		i.provisional = true
 		if i.cancelPending {
 			i.sendCancel()
+		} else if code > 100 {
+			i.armNoAnswer()
 		}
 
 	case code < 300:
@@ -258,8 +273,7 @@ func (i *Inviter) onResponse(o *outgoing, resp *message.Response, opts InviteOpt
 			i.push(opts.OnReject, resp)
 		}
 		if i.cancelPending && code == 487 {
-			i.terminate(EndReason{Cause: EndCanceled, StatusCode: code})
-			i.finish(fmt.Errorf("%w: %w", ErrCanceled, responseError(resp)))
+			i.canceled(code, responseError(resp))
 			return
 		}
 		i.terminate(EndReason{Cause: EndRejected, StatusCode: code})
@@ -328,11 +342,66 @@ func (i *Inviter) cancel(reason string) {
 	i.cancelPending = true
 	i.cancelReason = reason
 	i.setState(SessionTerminating)
+	i.ua.timers.stop(i.noAnswer)
+	// A peer that answers neither the CANCEL nor the INVITE: the INVITE
+	// is given up after 64*T1 (RFC 3261 §9.1).
+	t1 := i.ua.opts.Timers.T1
+	if t1 <= 0 {
+		t1 = 500 * time.Millisecond
+	}
+	i.cancelGuard = i.ua.after(64*t1, func() {
+		if !i.ended && i.d == nil {
+			i.canceled(0, errors.New("sip: no final response to the canceled INVITE"))
+		}
+	})
 	if i.provisional {
 		i.sendCancel()
 	}
 	// Otherwise the CANCEL goes with the first provisional response
 	// (RFC 3261 §9.1); without one, Timer B ends the INVITE.
+}
+
+// armNoAnswer (re)starts Timer C. Runs on the loop.
+func (i *Inviter) armNoAnswer() {
+	d := i.opts.NoAnswerTimeout
+	if d < 0 {
+		return
+	}
+	if d == 0 {
+		d = DefaultNoAnswerTimeout
+	}
+	i.ua.timers.stop(i.noAnswer)
+	i.noAnswer = i.ua.after(d, func() {
+		if i.ended || i.d != nil || i.cancelPending {
+			return
+		}
+		i.noAnswerFired = true
+		i.cancel("")
+	})
+}
+
+// canceled ends a canceled INVITE: by us, or by Timer C. Runs on the loop.
+func (i *Inviter) canceled(code int, err error) {
+	if i.noAnswerFired {
+		i.terminate(EndReason{Cause: EndNoAnswer, StatusCode: code, Err: ErrTimeout})
+		i.finish(fmt.Errorf("%w: no answer within %v: %w", ErrTimeout, i.noAnswerTimeout(), err))
+		return
+	}
+	i.terminate(EndReason{Cause: EndCanceled, StatusCode: code})
+	i.finish(fmt.Errorf("%w: %w", ErrCanceled, err))
+}
+
+func (i *Inviter) noAnswerTimeout() time.Duration {
+	if d := i.opts.NoAnswerTimeout; d > 0 {
+		return d
+	}
+	return DefaultNoAnswerTimeout
+}
+
+// stopTimers stops the Inviter's timers when the session ends.
+func (i *Inviter) stopTimers() {
+	i.ua.timers.stop(i.noAnswer)
+	i.ua.timers.stop(i.cancelGuard)
 }
 
 func (i *Inviter) sendCancel() {

@@ -205,3 +205,266 @@ func TestSimStopFromCallbacks(t *testing.T) {
 		})
 	})
 }
+
+// flowCount counts the messages of n's flow equal to m.
+func flowCount(flow []string, m string) int {
+	c := 0
+	for _, f := range flow {
+		if f == m {
+			c++
+		}
+	}
+	return c
+}
+
+// TestSimStopEndsEveryCall: after Stop returns, every call of the
+// UserAgent has ended, whatever its state and however little the peer
+// answers, and nothing is left running (issue 17, finding 3).
+func TestSimStopEndsEveryCall(t *testing.T) {
+	type setup struct {
+		name string
+		// run brings alice's call into the state and returns it.
+		run  func(t *testing.T, n *siptest.Network, alice, bob *sip.UserAgent, bobInvs <-chan *sip.Invitation, aliceInvs <-chan *sip.Invitation) *sip.Session
+		want []sip.EndCause
+	}
+	establish := func(t *testing.T, n *siptest.Network, alice *sip.UserAgent, bobInvs <-chan *sip.Invitation) *sip.Inviter {
+		call, err := sip.NewInviter(alice, "sip:bob@"+bobAddr.String(), sip.InviterOptions{})
+		require.NoError(t, err)
+		require.NoError(t, call.Invite(context.Background(), sip.InviteOptions{}))
+		inv := <-bobInvs
+		require.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
+		return call
+	}
+	dark := func(t *testing.T, n *siptest.Network) {
+		require.NoError(t, n.SetLinks(aliceAddr, bobAddr, siptest.Link{Down: true}))
+	}
+	_ = establish
+	cases := []setup{
+		{name: "BYE unanswered", want: []sip.EndCause{sip.EndStopped},
+			run: func(t *testing.T, n *siptest.Network, alice, bob *sip.UserAgent, bobInvs, _ <-chan *sip.Invitation) *sip.Session {
+				call, err := sip.NewInviter(alice, "sip:bob@"+bobAddr.String(), sip.InviterOptions{})
+				require.NoError(t, err)
+				go func() {
+					inv := <-bobInvs
+					assert.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
+				}()
+				require.NoError(t, call.Invite(context.Background(), sip.InviteOptions{}))
+				time.Sleep(time.Second)
+				dark(t, n)
+				return call.Session
+			}},
+		{name: "early, CANCEL unanswered", want: []sip.EndCause{sip.EndStopped},
+			run: func(t *testing.T, n *siptest.Network, alice, bob *sip.UserAgent, bobInvs, _ <-chan *sip.Invitation) *sip.Session {
+				call, err := sip.NewInviter(alice, "sip:bob@"+bobAddr.String(), sip.InviterOptions{})
+				require.NoError(t, err)
+				errc := make(chan error, 1)
+				go func() { errc <- call.Invite(context.Background(), sip.InviteOptions{}) }()
+				inv := <-bobInvs
+				require.NoError(t, inv.Progress(context.Background(), sip.ProgressOptions{}))
+				time.Sleep(time.Second)
+				dark(t, n)
+				t.Cleanup(func() { assert.ErrorIs(t, <-errc, sip.ErrStopped) })
+				return call.Session
+			}},
+		{name: "ringing incoming", want: []sip.EndCause{sip.EndRejected, sip.EndStopped},
+			run: func(t *testing.T, n *siptest.Network, alice, bob *sip.UserAgent, _, aliceInvs <-chan *sip.Invitation) *sip.Session {
+				call, err := sip.NewInviter(bob, "sip:alice@"+aliceAddr.String(), sip.InviterOptions{})
+				require.NoError(t, err)
+				go func() { _ = call.Invite(context.Background(), sip.InviteOptions{}) }()
+				inv := <-aliceInvs
+				require.NoError(t, inv.Progress(context.Background(), sip.ProgressOptions{}))
+				time.Sleep(time.Second)
+				dark(t, n)
+				return inv.Session
+			}},
+		{name: "2xx not acknowledged", want: []sip.EndCause{sip.EndStopped},
+			run: func(t *testing.T, n *siptest.Network, alice, bob *sip.UserAgent, _, aliceInvs <-chan *sip.Invitation) *sip.Session {
+				call, err := sip.NewInviter(bob, "sip:alice@"+aliceAddr.String(), sip.InviterOptions{})
+				require.NoError(t, err)
+				go func() { _ = call.Invite(context.Background(), sip.InviteOptions{}) }()
+				inv := <-aliceInvs
+				require.NoError(t, n.SetLink(bobAddr, aliceAddr, siptest.Link{Down: true}))
+				require.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
+				return inv.Session
+			}},
+		{name: "re-INVITE pending", want: []sip.EndCause{sip.EndStopped},
+			run: func(t *testing.T, n *siptest.Network, alice, bob *sip.UserAgent, bobInvs, _ <-chan *sip.Invitation) *sip.Session {
+				call, err := sip.NewInviter(alice, "sip:bob@"+bobAddr.String(), sip.InviterOptions{})
+				require.NoError(t, err)
+				go func() {
+					inv := <-bobInvs
+					assert.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
+				}()
+				require.NoError(t, call.Invite(context.Background(), sip.InviteOptions{}))
+				time.Sleep(time.Second)
+				dark(t, n)
+				errc := make(chan error, 1)
+				go func() { errc <- call.Reinvite(context.Background(), sip.ReinviteOptions{}) }()
+				time.Sleep(100 * time.Millisecond)
+				t.Cleanup(func() { assert.Error(t, <-errc) })
+				return call.Session
+			}},
+		{name: "UPDATE pending", want: []sip.EndCause{sip.EndStopped},
+			run: func(t *testing.T, n *siptest.Network, alice, bob *sip.UserAgent, bobInvs, _ <-chan *sip.Invitation) *sip.Session {
+				call, err := sip.NewInviter(alice, "sip:bob@"+bobAddr.String(), sip.InviterOptions{})
+				require.NoError(t, err)
+				go func() {
+					inv := <-bobInvs
+					assert.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
+				}()
+				require.NoError(t, call.Invite(context.Background(), sip.InviteOptions{}))
+				time.Sleep(time.Second)
+				dark(t, n)
+				errc := make(chan error, 1)
+				go func() { errc <- call.Update(context.Background(), sip.UpdateOptions{}) }()
+				time.Sleep(100 * time.Millisecond)
+				t.Cleanup(func() { assert.Error(t, <-errc) })
+				return call.Session
+			}},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				n := siptest.NewNetwork(uint64(10 + i))
+				defer n.Close()
+				require.NoError(t, n.SetLinks(aliceAddr, bobAddr, siptest.Link{Delay: 10 * time.Millisecond}))
+				aliceInvs := make(chan *sip.Invitation, 1)
+				bobInvs := make(chan *sip.Invitation, 1)
+				alice := lifeUA(t, n, "alice", aliceAddr, sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) { aliceInvs <- inv }})
+				bob := lifeUA(t, n, "bob", bobAddr, sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) { bobInvs <- inv }})
+				require.NoError(t, alice.Start(context.Background()))
+				require.NoError(t, bob.Start(context.Background()))
+				s := c.run(t, n, alice, bob, bobInvs, aliceInvs)
+
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				require.NoError(t, alice.Stop(ctx))
+				select {
+				case <-s.Done():
+				default:
+					t.Fatalf("Stop returned, the call is still %v", s.State())
+				}
+				assert.Equal(t, sip.SessionTerminated, s.State())
+				assert.Contains(t, c.want, s.EndReason().Cause, "%v", s.EndReason())
+				// Nothing of alice's goes on: no retransmission after Stop.
+				before := len(n.Flow())
+				time.Sleep(time.Minute)
+				for _, f := range n.Flow()[before:] {
+					assert.NotContains(t, f, "alice→", "alice sent after Stop")
+				}
+			})
+		})
+	}
+}
+
+// TestSimStopWaitsForAck: Stop on a call whose 200 is not yet
+// acknowledged sends its BYE only once the ACK is in, and the 200 is not
+// retransmitted after the BYE (RFC 3261 §15; issue 17, finding 4).
+func TestSimStopWaitsForAck(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := siptest.NewNetwork(20)
+		defer n.Close()
+		require.NoError(t, n.SetLinks(aliceAddr, bobAddr, siptest.Link{Delay: 300 * time.Millisecond}))
+		bobInvs := make(chan *sip.Invitation, 1)
+		alice := lifeUA(t, n, "alice", aliceAddr, sip.UserAgentDelegate{})
+		bob := lifeUA(t, n, "bob", bobAddr, sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) { bobInvs <- inv }})
+		require.NoError(t, alice.Start(context.Background()))
+		require.NoError(t, bob.Start(context.Background()))
+		call, err := sip.NewInviter(alice, "sip:bob@"+bobAddr.String(), sip.InviterOptions{})
+		require.NoError(t, err)
+		go func() { _ = call.Invite(context.Background(), sip.InviteOptions{}) }()
+		inv := <-bobInvs
+		require.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, bob.Stop(ctx))
+		assert.Equal(t, sip.EndLocalBye, inv.EndReason().Cause)
+		assert.GreaterOrEqual(t, time.Since(start), 600*time.Millisecond, "the BYE waited for the ACK")
+		<-call.Done()
+		assert.Equal(t, sip.EndRemoteBye, call.EndReason().Cause)
+		flow := n.Flow()
+		ack, bye := -1, -1
+		for i, f := range flow {
+			switch {
+			case f == "alice→bob ACK" && ack < 0:
+				ack = i
+			case f == "bob→alice BYE" && bye < 0:
+				bye = i
+			}
+		}
+		require.NotEqual(t, -1, bye, "BYE sent")
+		assert.Less(t, ack, bye, "the ACK came before the BYE:\n%s", n.Ladder())
+		for _, f := range flow[bye:] {
+			assert.NotEqual(t, "bob→alice 200", f, "the 2xx was retransmitted after the BYE")
+		}
+	})
+}
+
+// TestSimByeOutcomeWhenStoppedOnDone: an application that stops the
+// UserAgent as soon as Done closes still gets its BYE's outcome from Bye
+// (issue 17, finding 5).
+func TestSimByeOutcomeWhenStoppedOnDone(t *testing.T) {
+	for i := range 50 {
+		synctest.Test(t, func(t *testing.T) {
+			n := siptest.NewNetwork(uint64(100 + i))
+			defer n.Close()
+			bobInvs := make(chan *sip.Invitation, 1)
+			alice := lifeUA(t, n, "alice", aliceAddr, sip.UserAgentDelegate{})
+			bob := lifeUA(t, n, "bob", bobAddr, sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {
+				assert.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
+				bobInvs <- inv
+			}})
+			require.NoError(t, alice.Start(context.Background()))
+			require.NoError(t, bob.Start(context.Background()))
+			call, err := sip.NewInviter(alice, "sip:bob@"+bobAddr.String(), sip.InviterOptions{})
+			require.NoError(t, err)
+			require.NoError(t, call.Invite(context.Background(), sip.InviteOptions{}))
+			<-bobInvs
+			stopped := make(chan struct{})
+			go func() {
+				<-call.Done()
+				assert.NoError(t, alice.Stop(context.Background()))
+				close(stopped)
+			}()
+			assert.NoError(t, call.Bye(context.Background()), "run %d", i)
+			<-stopped
+		})
+	}
+}
+
+// TestSimNoAnswerTimeout: the callee rings and never answers; after
+// DefaultNoAnswerTimeout (Timer C) the INVITE is canceled and Invite fails
+// with ErrTimeout, the session ending with EndNoAnswer (issue 17,
+// finding 9). Each provisional response starts the bound again.
+func TestSimNoAnswerTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := siptest.NewNetwork(30)
+		defer n.Close()
+		require.NoError(t, n.SetLinks(aliceAddr, bobAddr, siptest.Link{Delay: 10 * time.Millisecond}))
+		bobInvs := make(chan *sip.Invitation, 1)
+		alice := lifeUA(t, n, "alice", aliceAddr, sip.UserAgentDelegate{})
+		bob := lifeUA(t, n, "bob", bobAddr, sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {
+			assert.NoError(t, inv.Progress(context.Background(), sip.ProgressOptions{}))
+			bobInvs <- inv
+		}})
+		require.NoError(t, alice.Start(context.Background()))
+		require.NoError(t, bob.Start(context.Background()))
+		call, err := sip.NewInviter(alice, "sip:bob@"+bobAddr.String(), sip.InviterOptions{})
+		require.NoError(t, err)
+		start := time.Now()
+		errc := make(chan error, 1)
+		go func() { errc <- call.Invite(context.Background(), sip.InviteOptions{}) }()
+		inv := <-bobInvs
+		time.Sleep(time.Minute)
+		require.NoError(t, inv.Progress(context.Background(), sip.ProgressOptions{StatusCode: 183}))
+		err = <-errc
+		assert.ErrorIs(t, err, sip.ErrTimeout)
+		assert.InDelta(t, (time.Minute + sip.DefaultNoAnswerTimeout).Seconds(), time.Since(start).Seconds(), 0.1)
+		assert.Equal(t, sip.EndNoAnswer, call.EndReason().Cause)
+		assert.Equal(t, "no answer (487)", call.EndReason().String())
+		<-inv.Done()
+		assert.Equal(t, sip.EndRemoteCancel, inv.EndReason().Cause)
+		assert.Contains(t, n.Flow(), "alice→bob CANCEL")
+	})
+}

@@ -213,6 +213,10 @@ func (s *Session) onReinvite(tx *transaction.Server, req *message.Request) {
 	if s.ua.tooSmall(tx, req, s.x.timer.opts) {
 		return // 422 (RFC 4028 §8.1)
 	}
+	if s.handler == nil && isOffer(req) {
+		s.ua.reply(tx, 488, "", nil) // NoMedia: no answer to give
+		return
+	}
 	s.incomingReinvite = true
 	h, mo := s.handler, s.mopts
 	answer := func(desc *media.Description, code int) {

@@ -39,7 +39,10 @@ type route struct {
 	flow     transport.Flow     // the flow last sent on
 	errs     []error            // why targets failed, for the final error
 	waiting  bool               // a look-up or dial is under way
-	pending  []pendingSend      // messages waiting for it, in order
+	// refusedSince is when ICMP first reported the UDP destination
+	// unreachable (see failOnFlow).
+	refusedSince time.Time
+	pending      []pendingSend // messages waiting for it, in order
 }
 
 // pendingSend is a message waiting for its route: tx is nil for an ACK to

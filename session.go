@@ -65,7 +65,9 @@ const (
 	EndNoAck
 	// EndTransport: a message could not be sent.
 	EndTransport
-	// EndStopped: the UserAgent stopped.
+	// EndStopped: the UserAgent stopped before the call could end
+	// otherwise: Stop's context ended while its BYE or CANCEL waited for
+	// an answer, or while its 2xx waited for the ACK.
 	EndStopped
 	// EndReplaced: another call took this one's place (RFC 3891).
 	EndReplaced
@@ -86,20 +88,23 @@ const (
 	// EndMediaFailure: the media handler reported that the media path
 	// failed otherwise (media.ErrICEFailed, …; Err tells); a BYE was sent.
 	EndMediaFailure
+	// EndNoAnswer: the call rang unanswered longer than
+	// InviterOptions.NoAnswerTimeout; it was canceled.
+	EndNoAnswer
 )
 
 // endCauseNames are the EndCause strings, by value.
 var endCauseNames = [...]string{"none", "local BYE", "remote BYE", "canceled", "remote CANCEL", "rejected",
 	"timeout", "no ACK", "transport failure", "user agent stopped", "replaced", "no PRACK", "session expired",
-	"connection lost", "media timeout", "media failure"}
+	"connection lost", "media timeout", "media failure", "no answer"}
 
 // String describes the cause; a value outside the declared ones gives
 // "EndCause(n)".
 func (c EndCause) String() string {
-	if c >= 0 && int(c) < len(endCauseNames) {
-		return endCauseNames[c]
+	if c < 0 || int(c) >= len(endCauseNames) {
+		return fmt.Sprintf("EndCause(%d)", int(c))
 	}
-	return fmt.Sprintf("EndCause(%d)", int(c))
+	return endCauseNames[c]
 }
 
 // EndReason tells why and how a session ended.
@@ -144,7 +149,9 @@ type Session struct {
 	ist      *transaction.Server // UAS: the INVITE server transaction
 	ackWait  *dialog.AckWait
 	ackTimer *timerEntry
-	ended    bool
+	// byeAfterAck is a BYE asked for before our 2xx was acknowledged.
+	byeAfterAck func()
+	ended       bool
 	// re-INVITEs in progress: ours, and the peer's
 	reinviting, incomingReinvite bool
 	held                         bool // guarded by mu
@@ -216,6 +223,9 @@ func (s *Session) terminate(r EndReason) {
 	s.reason = r
 	s.mu.Unlock()
 	s.ua.timers.stop(s.ackTimer)
+	if i, ok := s.owner.(*Inviter); ok {
+		i.stopTimers()
+	}
 	s.extStop()
 	if s.d != nil {
 		s.d.Terminate()
@@ -230,6 +240,19 @@ func (s *Session) terminate(r EndReason) {
 	}
 	s.setState(SessionTerminated)
 	close(s.done)
+}
+
+// stopped ends a session that outlived Stop's graceful part (no answer
+// to its BYE or CANCEL in time, a 2xx never acknowledged …). Runs on the
+// loop.
+func (s *Session) stopped() {
+	if i, ok := s.owner.(*Inviter); ok && i.result != nil {
+		i.finish(ErrStopped)
+	}
+	if inv, ok := s.owner.(*Invitation); ok && inv.ist != nil {
+		delete(s.ua.invitations, inv.ist)
+	}
+	s.terminate(EndReason{Cause: EndStopped, Err: ErrStopped})
 }
 
 // confirm takes the dialog of the established call. Runs on the loop.
@@ -292,6 +315,10 @@ func (s *Session) onAck(ack *message.Request) {
 	if s.State() == SessionEstablishing {
 		s.setState(SessionEstablished)
 	}
+	if bye := s.byeAfterAck; bye != nil {
+		s.byeAfterAck = nil
+		bye()
+	}
 }
 
 // waitAck retransmits our 2xx until the ACK (RFC 3261 §13.3.1.4).
@@ -317,7 +344,12 @@ func (s *Session) armAck() {
 		}
 		if timedOut {
 			s.ackWait = nil
-			s.sendBye(nil)
+			if bye := s.byeAfterAck; bye != nil {
+				s.byeAfterAck = nil
+				bye()
+			} else {
+				s.sendBye(nil)
+			}
 			s.terminate(EndReason{Cause: EndNoAck})
 			return
 		}
@@ -335,10 +367,21 @@ func (s *Session) Bye(ctx context.Context) error {
 			return
 		}
 		s.setState(SessionTerminating)
-		s.sendBye(func(err error) {
-			s.terminate(EndReason{Cause: EndLocalBye})
-			errc <- err
-		})
+		bye := func() {
+			s.sendBye(func(err error) {
+				// The outcome first: the application may stop the
+				// UserAgent as soon as Done is closed.
+				errc <- err
+				s.terminate(EndReason{Cause: EndLocalBye})
+			})
+		}
+		if s.ackWait != nil {
+			// Our 2xx is not acknowledged yet: the BYE waits for the
+			// ACK or its timeout (RFC 3261 §15).
+			s.byeAfterAck = bye
+			return
+		}
+		bye()
 	}); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -152,5 +153,126 @@ func checkNoStall(t *testing.T, alice *UserAgent, target string, started func() 
 		assert.True(t, errors.Is(err, ErrCanceled) || errors.Is(err, ErrTransportClosed), "stuck call: %v", err)
 	case <-time.After(5 * time.Second):
 		t.Fatal("the stuck call's Invite did not return after its context ended")
+	}
+}
+
+// TestFailedWriteFailsTheRequest: a write that fails after the loop
+// handed the message over (the peer closed the connection half way) comes
+// back to its transaction as a transport error at once, not at Timer F.
+func TestFailedWriteFailsTheRequest(t *testing.T) {
+	dial := func(_ context.Context, _, _ string) (net.Conn, error) {
+		near, far := net.Pipe()
+		go func() {
+			buf := make([]byte, 16)
+			_, _ = far.Read(buf) // the first bytes, then the peer is gone
+			far.Close()
+		}()
+		return pipeConn{near}, nil
+	}
+	alice, err := NewUserAgent(UserAgentOptions{
+		URI:          "sip:alice@127.0.0.1",
+		Transport:    TransportOptions{Listen: []string{"udp://127.0.0.1:0"}, DialContext: dial},
+		MediaFactory: NoMedia,
+	})
+	require.NoError(t, err)
+	require.NoError(t, alice.Start(ctx5(t)))
+	t.Cleanup(func() { require.NoError(t, alice.Stop(ctx5(t))) })
+	t0 := time.Now()
+	_, err = alice.Options(ctx5(t), "sip:bob@127.0.0.1:5999;transport=tcp", RequestOptions{})
+	t.Logf("OPTIONS: %v after %v", err, time.Since(t0))
+	require.ErrorIs(t, err, ErrTransportClosed)
+	assert.Less(t, time.Since(t0), 2*time.Second)
+}
+
+// pipeConn gives a net.Pipe end TCP addresses.
+type pipeConn struct{ net.Conn }
+
+func (pipeConn) LocalAddr() net.Addr {
+	return net.TCPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:40000"))
+}
+func (pipeConn) RemoteAddr() net.Addr {
+	return net.TCPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:5999"))
+}
+
+// slowNet is a DialContext and a DNS that answer, but only after delay.
+type slowNet struct {
+	delay time.Duration
+	name  string // resolves to 127.0.0.1
+	dials atomic.Int32
+}
+
+func (s *slowNet) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	s.dials.Add(1)
+	time.Sleep(s.delay)
+	var d net.Dialer
+	return d.DialContext(ctx, network, address)
+}
+
+func (s *slowNet) LookupSRV(ctx context.Context, service, proto, name string) (string, []*net.SRV, error) {
+	time.Sleep(s.delay)
+	return "", nil, &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
+}
+
+func (s *slowNet) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	time.Sleep(s.delay)
+	if host == s.name {
+		return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+// TestRequestsWaitForSlowDialAndLookup: requests whose connection or
+// look-up takes a while wait for it (retransmissions included) and go out
+// when it completes, once each, on the right transport.
+func TestRequestsWaitForSlowDialAndLookup(t *testing.T) {
+	bob, err := NewUserAgent(UserAgentOptions{URI: "sip:bob@127.0.0.1", MediaFactory: NoMedia,
+		Transport: TransportOptions{Listen: []string{"udp://127.0.0.1:0", "tcp://127.0.0.1:0"}}})
+	require.NoError(t, err)
+	require.NoError(t, bob.Start(ctx5(t)))
+	t.Cleanup(func() { require.NoError(t, bob.Stop(ctx5(t))) })
+	var udp, tcp string
+	for _, la := range bob.listenAddrs {
+		if la.proto == "UDP" {
+			udp = la.addr.String()
+		} else {
+			tcp = la.addr.String()
+		}
+	}
+	sn := &slowNet{delay: 300 * time.Millisecond, name: "bob.test"}
+	alice, err := NewUserAgent(UserAgentOptions{URI: "sip:alice@127.0.0.1", MediaFactory: NoMedia,
+		Transport: TransportOptions{Listen: []string{"udp://127.0.0.1:0"}, DialContext: sn.DialContext, DNS: sn},
+		Timers:    Timers{T1: 50 * time.Millisecond}})
+	require.NoError(t, err)
+	require.NoError(t, alice.Start(ctx5(t)))
+	t.Cleanup(func() { require.NoError(t, alice.Stop(ctx5(t))) })
+
+	_, port, _ := net.SplitHostPort(udp)
+	for _, tc := range []struct{ name, target string }{
+		{"slow dial", "sip:bob@" + tcp + ";transport=tcp"},
+		{"slow lookup", "sip:bob@bob.test:" + port},
+		{"slow lookup and dial", "sip:bob@bob.test:" + port + ";transport=tcp"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if strings.Contains(tc.name, "dial") {
+				_, tport, _ := net.SplitHostPort(tcp)
+				tc.target = strings.Replace(tc.target, ":"+port, ":"+tport, 1)
+			}
+			// Several requests queue behind the same dial or look-up.
+			errs := make(chan error, 3)
+			t0 := time.Now()
+			for range 3 {
+				go func() {
+					_, err := alice.Options(ctx5(t), tc.target, RequestOptions{})
+					errs <- err
+				}()
+			}
+			for range 3 {
+				require.NoError(t, <-errs)
+			}
+			took := time.Since(t0)
+			t.Logf("3 OPTIONS to %s answered after %v", tc.target, took)
+			assert.GreaterOrEqual(t, took, sn.delay)
+			assert.Less(t, took, 2*time.Second)
+		})
 	}
 }

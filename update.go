@@ -205,6 +205,10 @@ func (s *Session) onUpdate(tx *transaction.Server, req *message.Request, d *dial
 	if s.d == d && s.ua.tooSmall(tx, req, to) {
 		return
 	}
+	if s.handler == nil && isOffer(req) {
+		s.ua.reply(tx, 488, "", nil) // NoMedia: no answer to give
+		return
+	}
 	if len(req.Body) == 0 || s.handler == nil {
 		s.replyUpdate(tx, req, d, nil)
 		return

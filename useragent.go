@@ -199,9 +199,12 @@ type TransportOptions struct {
 	IdleTimeout time.Duration
 	// MessageLimits bounds the messages received (size, header count,
 	// line length, body). The zero value selects the message package's
-	// defaults (64 KiB per message). A datagram over the limits is
-	// answered 400, 413 or 513 when it can be read far enough, a stream
-	// connection sending one is closed.
+	// defaults (64 KiB per message). A request over the limits is
+	// answered statelessly (400; 413 for the body, 414 for the
+	// Request-URI, 513 for the whole message) when its Via, From, To,
+	// Call-ID and CSeq can be read within them, and dropped otherwise; a
+	// stream connection whose framing it breaks is closed after the
+	// answer.
 	MessageLimits message.Limits
 	// ListenPacket, when set, opens the UserAgent's UDP sockets instead
 	// of the operating system (see transport.Config.ListenPacket): those
@@ -300,10 +303,9 @@ type UserAgent struct {
 	quit     chan struct{}
 	loopDone chan struct{}
 
-	mu        sync.Mutex // guards state and the listeners below
+	mu        sync.Mutex // guards state (and its listeners' order)
 	state     UserAgentState
-	listeners map[int]func(UserAgentState)
-	nextID    int
+	listeners listeners[UserAgentState]
 	stopOnce  sync.Once
 	connected atomic.Bool
 	// recoveries are the goroutines moving calls to a new connection.
@@ -369,7 +371,6 @@ func NewUserAgent(opts UserAgentOptions) (*UserAgent, error) {
 		limits:      opts.Limits.norm(),
 		aor:         aor,
 		log:         log,
-		listeners:   map[int]func(UserAgentState){},
 		contactName: opts.ContactName,
 	}
 	if ua.contactName == "" {
@@ -394,31 +395,17 @@ func (ua *UserAgent) State() UserAgentState {
 func (ua *UserAgent) IsConnected() bool { return ua.connected.Load() }
 
 // OnStateChange adds a listener for state changes and returns a function
-// that removes it. Listeners run on the callback goroutine.
+// that removes it. Listeners run on the UserAgent's callback lane, in the
+// order they were added.
 func (ua *UserAgent) OnStateChange(f func(UserAgentState)) (remove func()) {
-	ua.mu.Lock()
-	defer ua.mu.Unlock()
-	id := ua.nextID
-	ua.nextID++
-	ua.listeners[id] = f
-	return func() {
-		ua.mu.Lock()
-		defer ua.mu.Unlock()
-		delete(ua.listeners, id)
-	}
+	return ua.listeners.add(f)
 }
 
 func (ua *UserAgent) setState(s UserAgentState) {
 	ua.mu.Lock()
+	defer ua.mu.Unlock()
 	ua.state = s
-	ls := make([]func(UserAgentState), 0, len(ua.listeners))
-	for _, f := range ua.listeners {
-		ls = append(ls, f)
-	}
-	ua.mu.Unlock()
-	for _, f := range ls {
-		ua.cbq.push(func() { f(s) })
-	}
+	ua.listeners.notify(s, ua.cbq.push)
 }
 
 // Start starts the transport and the event loop. With a Server it waits
@@ -464,6 +451,7 @@ func (ua *UserAgent) Start(ctx context.Context) error {
 	to := ua.opts.Transport
 	ua.tp = transport.New(transport.Config{
 		OnMessage:       func(in transport.Incoming) { ua.post(func() { ua.receive(in) }) },
+		OnUnreachable:   func(f transport.Flow, err error) { ua.post(func() { ua.failOnFlow(f, err) }) },
 		Logger:          ua.opts.Logger,
 		Tracer:          ua.opts.Tracer,
 		TLSConfig:       to.TLSConfig,
@@ -604,6 +592,11 @@ func (ua *UserAgent) Stop(ctx context.Context) error {
 func (ua *UserAgent) shutdown() {
 	ua.stopOnce.Do(func() {
 		ua.call(context.Background(), func() {
+			// Every call ends here: those Stop could not end gracefully
+			// in time end with EndStopped.
+			for s := range ua.sessions {
+				s.stopped()
+			}
 			if ua.up != nil {
 				_ = ua.up.Close()
 			}
@@ -660,13 +653,22 @@ func (ua *UserAgent) call(ctx context.Context, f func()) error {
 	case <-ctx.Done():
 		return canceled(ctx)
 	}
+	var err error
 	select {
 	case <-done:
 		return nil
 	case <-ua.quit:
-		return ErrStopped
+		err = ErrStopped
 	case <-ctx.Done():
-		return canceled(ctx)
+		err = canceled(ctx)
+	}
+	// f may have run although the stop or the context came first to
+	// this select: what it did counts.
+	select {
+	case <-done:
+		return nil
+	default:
+		return err
 	}
 }
 
@@ -742,7 +744,7 @@ func (ua *UserAgent) onUpstream(ev transport.StateEvent) {
 			}
 		}
 		if was && ev.Flow.Proto.Stream() && !closed {
-			ua.failOnFlow(ev.Flow, ev.Err)
+			ua.failOnFlow(ev.Flow, fmt.Errorf("%w: connection to the server %v lost: %w", transport.ErrNoConnection, ev.Flow, ev.Err))
 		}
 		if (was && !closed) || errors.Is(ev.Err, transport.ErrGaveUp) {
 			ua.onFlowLost(ev.Err) // not when the UserAgent closes it (Stop)
@@ -750,20 +752,44 @@ func (ua *UserAgent) onUpstream(ev transport.StateEvent) {
 	}
 }
 
-// failOnFlow fails the client transactions whose requests went out on a
-// connection to the server that is gone: their responses cannot come
-// back on another one. Runs on the loop.
-func (ua *UserAgent) failOnFlow(f transport.Flow, why error) {
+// failOnFlow fails with err the client transactions whose requests went
+// out on flow f: a connection that is gone (their responses cannot come
+// back on another one), or a UDP peer that ICMP reports unreachable (RFC
+// 3261 §18.4). A UDP peer is given up only when it still refuses after
+// icmpGrace: one that is (re)starting gets the retransmissions. Runs on
+// the loop.
+func (ua *UserAgent) failOnFlow(f transport.Flow, err error) {
+	now := time.Now()
 	var lost []*transaction.Client
 	for tx := range ua.outgoing {
-		if rt, ok := tx.Dest().(*route); ok && rt.upstream && rt.flow == f {
-			lost = append(lost, tx)
+		rt, ok := tx.Dest().(*route)
+		if !ok || rt.flow != f {
+			continue
 		}
+		if f.Proto == transport.UDP {
+			if rt.refusedSince.IsZero() {
+				rt.refusedSince = now
+			}
+			if now.Sub(rt.refusedSince) < ua.icmpGrace() {
+				continue
+			}
+		}
+		lost = append(lost, tx)
 	}
-	now := time.Now()
 	for _, tx := range lost {
-		ua.layer.TransportError(tx, fmt.Errorf("%w: connection to the server %v lost: %w", transport.ErrNoConnection, f, why), now)
+		ua.layer.TransportError(tx, err, now)
 	}
+}
+
+// icmpGrace is how long a UDP destination may refuse (ICMP port
+// unreachable) before the requests to it fail: 3·T1, the third
+// transmission.
+func (ua *UserAgent) icmpGrace() time.Duration {
+	t1 := ua.opts.Timers.T1
+	if t1 <= 0 {
+		t1 = 500 * time.Millisecond
+	}
+	return 3 * t1
 }
 
 // receive takes a message from the transport.
@@ -820,6 +846,14 @@ func (ua *UserAgent) ContactURI() message.URI {
 }
 
 // NoMedia is a media factory for calls without session descriptions
-// (signalling only): INVITEs and answers carry no body, and bodies
-// received are ignored.
+// (signalling only): INVITEs and answers carry no body. A session
+// description offer received (an INVITE, re-INVITE or UPDATE with an
+// application/sdp body) cannot be answered: it is refused with 488 Not
+// Acceptable Here rather than accepted with a 2xx that has no answer (RFC
+// 3264 §6); other bodies are ignored.
 func NoMedia(media.SessionInfo) (media.Handler, error) { return nil, nil }
+
+// isOffer reports whether req carries a session description.
+func isOffer(req *message.Request) bool {
+	return len(req.Body) > 0 && strings.EqualFold(req.Header.MediaType(), "application/sdp")
+}

@@ -59,7 +59,9 @@ func callsTaken(a *App) int { return len(incomingLine.FindAllString(a.Output(), 
 // over all three. One bot is killed (SIGKILL) mid-run: every call started
 // after that still succeeds (Kamailio fails over and marks the bot down),
 // and once detected it gets no more calls. It comes back on the same port
-// and takes calls again.
+// and takes calls again. Each bot also registered its own account
+// (botN@cluster.test) at Kamailio's registrar: a call to an account
+// reaches the process serving it.
 func TestClusterDispatcher(t *testing.T) {
 	const total, killAt, restartAt = 300, 90, 160
 	bin := BuildExamples(t, "bot")[0]
@@ -116,7 +118,7 @@ func TestClusterDispatcher(t *testing.T) {
 		for started.Load() < killAt {
 			time.Sleep(5 * time.Millisecond)
 		}
-		require.NoError(t, syscall.Kill(bots[1].cmd.Process.Pid, syscall.SIGKILL))
+		assert.NoError(t, syscall.Kill(bots[1].cmd.Process.Pid, syscall.SIGKILL))
 		killed = time.Now()
 		// Detection takes at most one probe interval (1 s) plus tm's
 		// fr_timer (1.5 s) for the unanswered OPTIONS.
@@ -175,6 +177,19 @@ func TestClusterDispatcher(t *testing.T) {
 	}
 	assert.Equal(t, total, taken[0]+taken[1]+taken[2]+taken[3], "every call reached a bot once")
 	assert.Zero(t, failedAfter)
+
+	// The registrar: each account reaches the process it registered from
+	// (bot 2's restarted process registered again).
+	procs := []*App{bots[0], restartedBot, bots[2]}
+	for i, a := range procs {
+		before := callsTaken(a)
+		inv, err := sip.NewInviter(caller, fmt.Sprintf("sip:bot%d@%s", i+1, clusterDomain), sip.InviterOptions{})
+		require.NoError(t, err)
+		require.NoError(t, inv.Invite(ctx, sip.InviteOptions{}), "call to bot%d's account", i+1)
+		require.NoError(t, inv.Bye(ctx))
+		assert.Eventually(t, func() bool { return callsTaken(a) == before+1 }, 2*time.Second, 10*time.Millisecond,
+			"bot%d's account is served by its process", i+1)
+	}
 
 	// Once the probes had found it dead, Kamailio sent it nothing.
 	dest := fmt.Sprintf("to sip:127.0.0.1:%d", ports[1])

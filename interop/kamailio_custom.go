@@ -15,7 +15,8 @@ import (
 // other ports of the Kamailio are set to it too), and stops it when the
 // test ends. The template's @SIP_PORT@ and @DIR@ (a temporary directory)
 // are replaced, then the pairs of repl; files are written into that
-// directory first (name → content), after the same replacements.
+// directory first (name → content; name may contain directories), after
+// the same replacements.
 func StartKamailioWith(t testing.TB, cfgPath string, files map[string]string, repl ...string) *Kamailio {
 	t.Helper()
 	bin, err := exec.LookPath("kamailio")
@@ -39,6 +40,9 @@ func StartKamailioWith(t testing.TB, cfgPath string, files map[string]string, re
 		t.Fatal(err)
 	}
 	for name, content := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o700); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(r.Replace(content)), 0o600); err != nil {
 			t.Fatal(err)
 		}

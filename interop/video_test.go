@@ -6,12 +6,15 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/pion/turn/v5"
+	pion "github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media/ivfwriter"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -199,7 +202,8 @@ func checkVideo(t *testing.T, label string, v *videoUA, mh media.Handler, browse
 // to IVF) and SIP.js in headless Chromium (eve, the fake camera), through
 // Kamailio over WebSocket: we call with video, the browser calls with
 // video (we send H.264 when it offers it), and video is added to an audio
-// call by our re-INVITE, then held and resumed.
+// call by our re-INVITE, held, resumed and dropped again; last, another UA whose
+// media may only go through a TURN relay calls the browser.
 func TestVideoChromium(t *testing.T) {
 	k := StartKamailio(t)
 	browser := StartBrowserPeer(t, k, BrowserPeerConfig{User: "eve"})
@@ -293,8 +297,88 @@ func TestVideoChromium(t *testing.T) {
 		require.Eventually(t, func() bool { return h.Stats().Video.PacketsReceived > before+20 }, 5*time.Second, 50*time.Millisecond,
 			"the browser's video did not come back after hold")
 
+		// A re-INVITE without video removes it: nothing flows either way.
+		require.NoError(t, call.Reinvite(ctx, sip.ReinviteOptions{Media: media.Options{}}), "re-INVITE dropping video")
+		assert.Equal(t, "inactive", h.Stats().Video.Direction.String(), "our video after it was dropped")
+		time.Sleep(500 * time.Millisecond)
+		sent, got, decoded := h.Stats().Video.PacketsSent, h.Stats().Video.PacketsReceived, browser.Stats(t, bc).FramesDecoded
+		time.Sleep(time.Second)
+		assert.Equal(t, sent, h.Stats().Video.PacketsSent, "video sent after it was dropped")
+		assert.LessOrEqual(t, h.Stats().Video.PacketsReceived-got, uint64(5), "video received after it was dropped")
+		assert.Equal(t, decoded, browser.Stats(t, bc).FramesDecoded, "frames Chromium decoded after video was dropped")
+		assert.Greater(t, h.Stats().Audio.PacketsReceived, uint64(100), "audio goes on")
+
 		require.NoError(t, call.Bye(ctx))
 		browser.Expect(t, "terminated", "call", bc, "reason", "remote_bye")
 	})
+	t.Run("relay-only", func(t *testing.T) {
+		// dave's media may use only a TURN relay (a pion/turn server on
+		// 127.0.0.1 in this process): audio must flow both ways through
+		// it, on a relay pair at both ends.
+		turnURL := startTURN(t)
+		invs := make(chan *sip.Invitation, 1)
+		dave, err := sip.NewUserAgent(sip.UserAgentOptions{
+			URI:                   "sip:dave@" + Domain,
+			AuthorizationPassword: Users["dave"],
+			Transport:             sip.TransportOptions{Server: k.WSURL()},
+			MediaFactory: webrtc.NewFactory(webrtc.Config{
+				LoopbackOnly:       true,
+				ICEServers:         []pion.ICEServer{{URLs: []string{turnURL}, Username: "relay", Credential: "relay-secret"}},
+				ICETransportPolicy: pion.ICETransportPolicyRelay,
+				Setup:              func(h *webrtc.Handler, _ media.SessionInfo) { h.SetAudioSource(webrtc.Tone(440)) },
+			}),
+			Delegate: sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) { invs <- inv }},
+		})
+		require.NoError(t, err)
+		require.NoError(t, dave.Start(ctx))
+		defer dave.Stop(context.Background())
+		call, err := sip.NewInviter(dave, "sip:eve@"+Domain, sip.InviterOptions{})
+		require.NoError(t, err)
+		errc := make(chan error, 1)
+		go func() { errc <- call.Invite(ctx, sip.InviteOptions{}) }()
+		bc := browser.Expect(t, "invite", "from", "sip:dave@"+Domain).Get("call")
+		browser.Do(t, "answer", "call", bc)
+		require.NoError(t, <-errc, "dave's INVITE")
+		browser.Expect(t, "accepted", "call", bc)
+		h := call.MediaHandler().(*webrtc.Handler)
+		var ours webrtc.Stats
+		var theirs BrowserStats
+		require.Eventually(t, func() bool {
+			ours, theirs = h.Stats(), browser.Stats(t, bc)
+			return ours.Audio.PacketsReceived > 50 && theirs.PacketsReceived > 50
+		}, 15*time.Second, 100*time.Millisecond, "no audio both ways through the relay")
+		t.Logf("relay-only: we received %d audio packets, the browser %d; our pair %s; the browser's %s ↔ %s",
+			ours.Audio.PacketsReceived, theirs.PacketsReceived, ours.SelectedPair, theirs.LocalCandidate, theirs.RemoteCandidate)
+		require.NotNil(t, ours.SelectedPair)
+		assert.Equal(t, pion.ICECandidateTypeRelay, ours.SelectedPair.Local.Typ, "our side of the pair")
+		assert.True(t, strings.HasSuffix(theirs.RemoteCandidate, " relay"), "the browser's remote candidate %q", theirs.RemoteCandidate)
+		require.NoError(t, call.Bye(ctx))
+		browser.Expect(t, "terminated", "call", bc, "reason", "remote_bye")
+		after := h.Stats().SelectedPair
+		require.NotNil(t, after, "the selected pair is kept after the call")
+		assert.Equal(t, pion.ICECandidateTypeRelay, after.Local.Typ)
+	})
 	noRouteSetViolations(t, k)
+}
+
+// startTURN runs a TURN server (pion/turn) on 127.0.0.1 until the test
+// ends, with one user, relay / relay-secret, and returns its URL.
+func startTURN(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	key := turn.GenerateAuthKey("relay", Domain, "relay-secret")
+	srv, err := turn.NewServer(turn.ServerConfig{
+		Realm: Domain,
+		AuthHandler: func(ra *turn.RequestAttributes) (string, []byte, bool) {
+			return ra.Username, key, ra.Username == "relay"
+		},
+		PacketConnConfigs: []turn.PacketConnConfig{{
+			PacketConn:            pc,
+			RelayAddressGenerator: &turn.RelayAddressGeneratorStatic{RelayAddress: net.ParseIP("127.0.0.1"), Address: "127.0.0.1"},
+		}},
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, srv.Close()) })
+	return "turn:" + pc.LocalAddr().String() + "?transport=udp"
 }

@@ -51,8 +51,9 @@ type ParseError struct {
 	// Status is the response code a UAS should send for this failure.
 	Status int
 	// Message is what could be parsed before the failure was found: the
-	// start line and header fields, so a UAS can still answer 400 or 505.
-	// It is nil when the start line or header section is unusable.
+	// start line and header fields, so a UAS can still answer 400, 413,
+	// 414, 505 or 513. It is nil when the start line or header section is
+	// unusable; see Parse.
 	Message Message
 }
 

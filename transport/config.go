@@ -25,6 +25,15 @@ type Config struct {
 	// before its messages and its ConnClosed after them). Nil: not
 	// reported.
 	OnConn func(ConnEvent)
+	// OnUnreachable is called when the network reports that datagrams
+	// sent on a UDP flow are not delivered: an ICMP port (or host)
+	// unreachable for Flow.Remote, which Linux reports on the socket
+	// (IP_RECVERR). err is a *net.OpError wrapping the errno, e.g.
+	// syscall.ECONNREFUSED for a port nobody listens on. It runs on the
+	// socket's reader goroutine. Nil: not reported. Other systems, and
+	// sockets from Config.ListenPacket that are not *net.UDPConn, never
+	// report.
+	OnUnreachable func(f Flow, err error)
 	// Logger receives debug and warning records. Nil: the package is
 	// silent.
 	Logger *slog.Logger

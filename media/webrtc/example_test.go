@@ -3,6 +3,8 @@ package webrtc_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"time"
 
 	"github.com/sipua/sip/media"
 	"github.com/sipua/sip/media/webrtc"
@@ -51,4 +53,31 @@ func Example() {
 	// Output:
 	// alice: recvonly, sending ""
 	// bob: sendonly, sending "audio/PCMU"
+}
+
+// Video from a file: a source of encoded frames for Handler.SetVideoSource,
+// here read to its end to show what it holds.
+func ExampleNewIVFSource() {
+	f, err := os.Open("testdata/clip.ivf")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer f.Close()
+	src, err := webrtc.NewIVFSource(f)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	frames, length := 0, time.Duration(0)
+	for {
+		fr, err := src.ReadFrame()
+		if err != nil {
+			break // io.EOF
+		}
+		frames++
+		length += fr.Duration
+	}
+	fmt.Println(src.Codec(), frames, "frames,", length.Round(time.Millisecond))
+	// Output: video/VP8 30 frames, 2s
 }

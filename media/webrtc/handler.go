@@ -8,17 +8,36 @@
 // it returns, within a bound (Config.GatheringTimeout,
 // media.Options.GatheringTimeout): a call never hangs on slow gathering.
 //
-// Audio is offered by default and video when media.Options.Constraints
-// asks for it; the kinds wanted at a handler's first exchange are the
-// ones its codecs are registered for (PCMU, PCMA, Opus and
-// telephone-event for audio, VP8 for video). The handler sends audio
-// from an AudioSource (silence unless one is set) encoded as G.711: it
-// lists PCMU, then PCMA, first in its offers and answers, sends the first
-// of them negotiated, and sends no audio when a peer takes only Opus (an
-// Opus encoder needs cgo). What arrives is counted and handed to OnRTP
-// undecoded; DecodeMuLaw and DecodeALaw turn G.711 payloads into PCM. Video is received, never sent. DTMF goes out as RFC 4733
-// telephone-event packets on the audio stream and is reported when
+// Audio is offered by default, and video when media.Options.Constraints
+// asks for it: in the first exchange or any later one (a re-INVITE adds
+// video; one without the constraint makes it inactive, and an answer
+// that does not want offered video rejects it with port 0). The codecs
+// are PCMU, PCMA and Opus (and telephone-event) for audio, VP8 and H.264
+// for video, in that order unless Config.Codecs or media.Options.Codecs
+// reorder or narrow them.
+//
+// Audio goes out from an AudioSource (silence unless one is set) encoded
+// as G.711: the first of PCMU and PCMA negotiated in the order of
+// preference; none when a peer takes only Opus (an Opus encoder needs
+// cgo). Received G.711 is decoded out of a jitter buffer to OnAudio, the
+// same callback as media/rtp's, so one recorder serves both handlers;
+// every packet is also handed to OnRTP undecoded. DTMF goes out as RFC
+// 4733 telephone-event packets on the audio stream and is reported when
 // received.
+//
+// Video goes out from a VideoSource of encoded frames (NewIVFSource for
+// VP8 in IVF files, NewH264Source for H.264 Annex-B streams, LoopVideo to
+// repeat one), packetized for the codec negotiated and paced by the
+// frames' durations; the peer's keyframe requests reach the source when
+// it is a KeyframeRequester. Received video goes to a VideoSink
+// (NewIVFSink, NewH264Sink write files); the handler asks for a keyframe
+// (RTCP PLI) when a sink is set and when packets are lost.
+//
+// Media failure is reported through media.FailureNotifier (OnFailure):
+// ICE failed, DTLS failed, or ICE disconnected longer than
+// Config.DisconnectedTimeout; the UserAgent then ends the call. A
+// configuration that skips loopback on a host that has nothing else logs
+// a warning, since ICE then has no candidate at all.
 //
 // Hold follows RFC 3264 and RFC 6337: media.Options.Hold makes an offer
 // sendonly (inactive when the peer holds too), and an answer takes the
@@ -26,6 +45,9 @@
 //
 // Remote tracks are read by the handler, which counts their packets and
 // bytes (Handler.Stats) and passes each packet to the OnRTP callback.
+// Stats name the codec of each direction only when media flow that way,
+// and keep the last selected candidate pair after the call ends.
+// Config.ICETransportPolicy relay restricts ICE to TURN relays.
 package webrtc
 
 import (

@@ -413,3 +413,42 @@ func TestLoopbackWarning(t *testing.T) {
 		t.Errorf("warned on a host with other addresses: %s", buf.Bytes())
 	}
 }
+
+// TestKeyframeOnLoss: a gap in the received video's sequence numbers
+// (packets lost) makes the receiving handler ask for a keyframe again
+// (PLI), which the sending side sees.
+func TestKeyframeOnLoss(t *testing.T) {
+	a := newHandler(t, Config{})
+	b := newHandler(t, Config{})
+	a.SetVideoSource(loopFile(t, "testdata/clip.ivf"))
+	requests := make(chan struct{}, 16)
+	a.OnKeyframeRequest(func() { requests <- struct{}{} })
+	sink, err := NewIVFSink(&lockedBuffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.SetVideoSink(sink)
+	exchange(t, a, b, withVideo, withVideo)
+	waitFor(t, "video", 5*time.Second, func() bool { return b.Stats().Video.PacketsReceived > 10 })
+	select {
+	case <-requests: // the sink's first keyframe request
+	case <-time.After(3 * time.Second):
+		t.Fatal("no keyframe request when the sink started")
+	}
+	time.Sleep(minKeyframeInterval)
+	before := b.Stats().Video.KeyframeRequestsSent
+	a.video.mu.Lock()
+	a.video.seq += 20 // twenty packets "lost"
+	a.video.mu.Unlock()
+	select {
+	case <-requests:
+	case <-time.After(3 * time.Second):
+		t.Fatal("no keyframe request after loss")
+	}
+	// b counts its request once WriteRTCP returned, which may be after
+	// a has it.
+	waitFor(t, "b counting its keyframe request", time.Second, func() bool {
+		return b.Stats().Video.KeyframeRequestsSent > before
+	})
+	b.SetVideoSink(nil)
+}

@@ -69,15 +69,14 @@ var (
 // ivfSource reads VP8 frames from an IVF file (the 32-byte file header,
 // then per frame a 12-byte header: size and presentation time).
 type ivfSource struct {
-	r         *bufio.Reader
-	rate      uint32 // timebase denominator: units per second
-	scale     uint32 // timebase numerator
-	next      []byte // the frame read ahead
-	nextPTS   uint64
-	haveNext  bool
-	lastDur   time.Duration
-	frameHdr  [12]byte
-	exhausted bool
+	r        *bufio.Reader
+	rate     uint32 // timebase denominator: units per second
+	scale    uint32 // timebase numerator
+	next     []byte // the frame read ahead
+	nextPTS  uint64
+	haveNext bool
+	lastDur  time.Duration
+	frameHdr [12]byte
 }
 
 // NewIVFSource returns a VideoSource reading VP8 frames from an IVF file,
@@ -135,11 +134,15 @@ func (s *ivfSource) readAhead() error {
 	if size > maxIVFFrame {
 		return fmt.Errorf("%w: IVF frame of %d bytes", ErrBadVideoFile, size)
 	}
-	buf := make([]byte, size)
-	if _, err := io.ReadFull(s.r, buf); err != nil {
-		return fmt.Errorf("%w: IVF frame: %w", ErrBadVideoFile, err)
+	// Grown as the data comes, not by the size a header claims.
+	var buf bytes.Buffer
+	if n, err := io.CopyN(&buf, s.r, int64(size)); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("%w: IVF frame of %d bytes cut at %d: %w", ErrBadVideoFile, size, n, err)
 	}
-	s.next, s.nextPTS, s.haveNext = buf, binary.LittleEndian.Uint64(s.frameHdr[4:12]), true
+	s.next, s.nextPTS, s.haveNext = buf.Bytes(), binary.LittleEndian.Uint64(s.frameHdr[4:12]), true
 	return nil
 }
 
