@@ -272,15 +272,31 @@ func TestNilMediaFactoryIsSignallingOnly(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, carol.Start(ctx5(t)))
 	defer carol.Stop(ctx5(t))
+	// bob, signalling only, refuses carol's SDP offer (RFC 3264: no 2xx
+	// without an answer) before his application sees the call.
 	call, err = NewInviter(carol, addr(bob), InviterOptions{})
 	require.NoError(t, err)
 	_, isWebRTC := call.MediaHandler().(*webrtc.Handler)
 	assert.True(t, isWebRTC)
-	require.NoError(t, call.Invite(ctx5(t), InviteOptions{}))
+	err = call.Invite(ctx5(t), InviteOptions{})
+	var re *ResponseError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, 488, re.StatusCode)
+	assert.Empty(t, invs)
+
+	// dave, with media, takes it: the offer is WebRTC's.
+	dave, _ := callUA(t, "dave", func(inv *Invitation) {
+		invs <- inv
+		assert.NoError(t, inv.Accept(ctx5(t), AcceptOptions{}))
+	})
+	call, err = NewInviter(carol, addr(dave), InviterOptions{})
+	require.NoError(t, err)
+	// dave's fixed answer is no WebRTC answer: carol's handler refuses
+	// it, which ends the call; only the offer matters here.
+	_ = call.Invite(ctx5(t), InviteOptions{})
 	inv = <-invs
 	assert.Contains(t, string(inv.Request.Body), "a=fingerprint:")
 	assert.Contains(t, string(inv.Request.Body), "UDP/TLS/RTP/SAVPF")
-	require.NoError(t, call.Bye(ctx5(t)))
 }
 
 // TestEarlyMedia: bob answers the offer in a 183 before he accepts; alice,
