@@ -38,7 +38,9 @@ func (l *obsLog) observer() *Observer {
 		CallAnswered:     func(e CallEvent) { l.add("answered", &e, nil) },
 		CallEnded:        func(e CallEvent) { l.add("ended", &e, nil) },
 		TransactionEnded: func(e TransactionEvent) { l.add("tx", nil, &e) },
-		Retransmission:   func(e TransactionEvent) { l.add("retransmission", nil, &e) },
+		// Retransmissions are counted in events only: txs holds the
+		// transactions that ended.
+		Retransmission: func(e TransactionEvent) { l.add("retransmission", nil, nil) },
 	}
 }
 
