@@ -249,15 +249,16 @@ func TestStopEndsCalls(t *testing.T) {
 }
 
 // TestNilMediaFactoryIsSignallingOnly: without a MediaFactory, calls carry
-// no session description (the root package links no media stack), and
-// media/webrtc's factory, named explicitly, negotiates WebRTC (DTLS-SRTP in
-// the SDP).
+// no session description (the root package links no media stack) and an
+// offer is refused with 488 (nothing to answer it with); media/webrtc's
+// factory, named explicitly, negotiates WebRTC (DTLS-SRTP in the SDP).
 func TestNilMediaFactoryIsSignallingOnly(t *testing.T) {
 	invs := make(chan *Invitation, 1)
-	bob := startUA(t, "bob", UserAgentDelegate{OnInvite: func(inv *Invitation) {
+	accept := UserAgentDelegate{OnInvite: func(inv *Invitation) {
 		invs <- inv
 		assert.NoError(t, inv.Accept(ctx5(t), AcceptOptions{}))
-	}})
+	}}
+	bob := startUA(t, "bob", accept)
 	alice := startUA(t, "alice", UserAgentDelegate{})
 	call, err := NewInviter(alice, addr(bob), InviterOptions{})
 	require.NoError(t, err)
@@ -267,36 +268,32 @@ func TestNilMediaFactoryIsSignallingOnly(t *testing.T) {
 	assert.Empty(t, inv.Request.Body)
 	require.NoError(t, call.Bye(ctx5(t)))
 
-	carol, err := NewUserAgent(UserAgentOptions{URI: "sip:carol@127.0.0.1", MediaFactory: webrtc.NewFactory(webrtc.Config{LoopbackOnly: true}),
-		Transport: TransportOptions{Listen: []string{"udp://127.0.0.1:0"}}})
-	require.NoError(t, err)
-	require.NoError(t, carol.Start(ctx5(t)))
-	defer carol.Stop(ctx5(t))
-	// bob, signalling only, refuses carol's SDP offer (RFC 3264: no 2xx
-	// without an answer) before his application sees the call.
+	withWebRTC := func(name string, d UserAgentDelegate) *UserAgent {
+		ua, err := NewUserAgent(UserAgentOptions{URI: "sip:" + name + "@127.0.0.1", Delegate: d,
+			MediaFactory: webrtc.NewFactory(webrtc.Config{LoopbackOnly: true}),
+			Transport:    TransportOptions{Listen: []string{"udp://127.0.0.1:0"}}})
+		require.NoError(t, err)
+		require.NoError(t, ua.Start(ctx5(t)))
+		t.Cleanup(func() { _ = ua.Stop(context.Background()) })
+		return ua
+	}
+	carol := withWebRTC("carol", UserAgentDelegate{})
 	call, err = NewInviter(carol, addr(bob), InviterOptions{})
+	require.NoError(t, err)
+	var re *ResponseError
+	require.ErrorAs(t, call.Invite(ctx5(t), InviteOptions{}), &re)
+	assert.Equal(t, 488, re.StatusCode)
+
+	dave := withWebRTC("dave", accept)
+	call, err = NewInviter(carol, addr(dave), InviterOptions{})
 	require.NoError(t, err)
 	_, isWebRTC := call.MediaHandler().(*webrtc.Handler)
 	assert.True(t, isWebRTC)
-	err = call.Invite(ctx5(t), InviteOptions{})
-	var re *ResponseError
-	require.ErrorAs(t, err, &re)
-	assert.Equal(t, 488, re.StatusCode)
-	assert.Empty(t, invs)
-
-	// dave, with media, takes it: the offer is WebRTC's.
-	dave, _ := callUA(t, "dave", func(inv *Invitation) {
-		invs <- inv
-		assert.NoError(t, inv.Accept(ctx5(t), AcceptOptions{}))
-	})
-	call, err = NewInviter(carol, addr(dave), InviterOptions{})
-	require.NoError(t, err)
-	// dave's fixed answer is no WebRTC answer: carol's handler refuses
-	// it, which ends the call; only the offer matters here.
-	_ = call.Invite(ctx5(t), InviteOptions{})
+	require.NoError(t, call.Invite(ctx5(t), InviteOptions{}))
 	inv = <-invs
 	assert.Contains(t, string(inv.Request.Body), "a=fingerprint:")
 	assert.Contains(t, string(inv.Request.Body), "UDP/TLS/RTP/SAVPF")
+	require.NoError(t, call.Bye(ctx5(t)))
 }
 
 // TestEarlyMedia: bob answers the offer in a 183 before he accepts; alice,
