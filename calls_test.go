@@ -153,7 +153,7 @@ func TestCallReject(t *testing.T) {
 	bob, _ := callUA(t, "bob", func(inv *Invitation) {
 		defer close(checked)
 		invs <- inv
-		assert.NoError(t, inv.Reject(486, "Busy Here"))
+		assert.NoError(t, inv.Reject(context.Background(), 486, "Busy Here"))
 		assert.ErrorIs(t, inv.Accept(context.Background(), AcceptOptions{}), ErrInvalidState)
 	})
 	alice, _ := callUA(t, "alice", nil)
@@ -307,9 +307,11 @@ func TestStopEndsCalls(t *testing.T) {
 	assert.Equal(t, EndRemoteCancel, rung.EndReason().Cause)
 }
 
-// TestDefaultMediaIsWebRTC: without a MediaFactory, calls negotiate WebRTC
-// media on pion (DTLS-SRTP in the SDP).
-func TestDefaultMediaIsWebRTC(t *testing.T) {
+// TestNilMediaFactoryIsSignallingOnly: without a MediaFactory, calls carry
+// no session description (the root package links no media stack), and
+// media/webrtc's factory, named explicitly, negotiates WebRTC (DTLS-SRTP in
+// the SDP).
+func TestNilMediaFactoryIsSignallingOnly(t *testing.T) {
 	invs := make(chan *Invitation, 1)
 	bob := startUA(t, "bob", UserAgentDelegate{OnInvite: func(inv *Invitation) {
 		invs <- inv
@@ -318,13 +320,41 @@ func TestDefaultMediaIsWebRTC(t *testing.T) {
 	alice := startUA(t, "alice", UserAgentDelegate{})
 	call, err := NewInviter(alice, addr(bob), InviterOptions{})
 	require.NoError(t, err)
-	_, isWebRTC := call.MediaHandler().(*webrtc.Handler)
-	assert.True(t, isWebRTC)
+	assert.Nil(t, call.MediaHandler())
 	require.NoError(t, call.Invite(ctx5(t), InviteOptions{}))
 	inv := <-invs
-	assert.Contains(t, string(inv.Request.Body), "a=fingerprint:")
-	assert.Contains(t, string(inv.Request.Body), "UDP/TLS/RTP/SAVPF")
+	assert.Empty(t, inv.Request.Body)
 	require.NoError(t, call.Bye(ctx5(t)))
+
+	carol, err := NewUserAgent(UserAgentOptions{URI: "sip:carol@127.0.0.1", MediaFactory: webrtc.NewFactory(webrtc.Config{LoopbackOnly: true}),
+		Transport: TransportOptions{Listen: []string{"udp://127.0.0.1:0"}}})
+	require.NoError(t, err)
+	require.NoError(t, carol.Start(ctx5(t)))
+	defer carol.Stop(ctx5(t))
+	// A signalling-only UserAgent cannot answer carol's offer: 488, not a
+	// 2xx without an answer (RFC 3264).
+	call, err = NewInviter(carol, addr(bob), InviterOptions{})
+	require.NoError(t, err)
+	_, isWebRTC := call.MediaHandler().(*webrtc.Handler)
+	assert.True(t, isWebRTC)
+	var re *ResponseError
+	require.ErrorAs(t, call.Invite(ctx5(t), InviteOptions{}), &re)
+	assert.Equal(t, 488, re.StatusCode)
+	assert.Empty(t, invs, "the application never saw the call")
+	// The offer is WebRTC's.
+	offers := make(chan []byte, 1)
+	dave := startUAWith(t, UserAgentOptions{URI: "sip:dave@127.0.0.1", MediaFactory: webrtc.NewFactory(webrtc.Config{LoopbackOnly: true}),
+		Delegate: UserAgentDelegate{OnInvite: func(inv *Invitation) {
+			offers <- inv.Request.Body
+			assert.NoError(t, inv.Reject(ctx5(t), 486, ""))
+		}}})
+	call, err = NewInviter(carol, addr(dave), InviterOptions{})
+	require.NoError(t, err)
+	require.ErrorAs(t, call.Invite(ctx5(t), InviteOptions{}), &re)
+	require.Equal(t, 486, re.StatusCode)
+	body := string(<-offers)
+	assert.Contains(t, body, "a=fingerprint:")
+	assert.Contains(t, body, "UDP/TLS/RTP/SAVPF")
 }
 
 // TestEarlyMedia: bob answers the offer in a 183 before he accepts; alice,
@@ -386,7 +416,7 @@ func TestInDialogInfoMessageDTMF(t *testing.T) {
 	alice, _ := callUA(t, "alice", nil)
 	call, _ := NewInviter(alice, addr(bob), InviterOptions{})
 	call.SetDelegate(SessionDelegate{OnInfo: func(r *IncomingRequest) {
-		assert.NoError(t, r.Accept())
+		assert.NoError(t, r.Accept(context.Background()))
 		got <- "info " + string(r.Request.Body)
 	}})
 	require.NoError(t, call.Invite(ctx5(t), InviteOptions{}))

@@ -51,28 +51,10 @@ func (ua *UserAgent) prepare(req *message.Request) {
 	}
 }
 
-// routeFor decides where a request goes: the server connection, or the
-// resolved next hop (RFC 3263) without one.
-func (ua *UserAgent) routeFor(req *message.Request) (*route, bool, error) {
-	if ua.up != nil {
-		f, ok := ua.up.Flow()
-		if !ok {
-			return nil, false, fmt.Errorf("%w: not connected", ErrTransportClosed)
-		}
-		return &route{upstream: true}, f.Proto.Stream(), nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
-	defer cancel()
-	targets, err := ua.tp.Resolve(ctx, dialog.NextHop(req))
-	if err != nil {
-		return nil, false, fmt.Errorf("%w: %w", ErrTransportClosed, err)
-	}
-	return &route{targets: targets}, targets[0].Proto.Stream(), nil
-}
-
 // send starts a client transaction for o.req. Runs on the loop.
 func (ua *UserAgent) send(o *outgoing) error {
 	ua.prepare(o.req)
+	ua.preauthorize(o)
 	rt, reliable, err := ua.routeFor(o.req)
 	if err != nil {
 		return err
@@ -95,22 +77,6 @@ func (ua *UserAgent) txOf(o *outgoing) *transaction.Client { return o.tx }
 // ackVia returns a Via for an ACK to a 2xx, a transaction of its own.
 func (ua *UserAgent) ackVia() message.Via {
 	return message.Via{Transport: "UDP", Host: "sipua.invalid", Params: message.Params("branch=" + message.NewBranch() + ";rport")}
-}
-
-// sendDirect sends a request outside any transaction (an ACK to a 2xx).
-// Runs on the loop.
-func (ua *UserAgent) sendDirect(req *message.Request) {
-	if !req.Header.Has("Max-Forwards") {
-		req.Header.Add("Max-Forwards", "70")
-	}
-	rt, _, err := ua.routeFor(req)
-	if err != nil {
-		ua.log.Debug("sip: no route", "method", req.Method, "err", err)
-		return
-	}
-	if err := ua.layerSend(req, rt); err != nil {
-		ua.log.Debug("sip: send failed", "method", req.Method, "err", err)
-	}
 }
 
 // byeDialog ends a dialog nobody wants (a forked or late 2xx) with BYE.
@@ -162,7 +128,7 @@ func (ua *UserAgent) request(ctx context.Context, req *message.Request, onProvis
 	case r := <-ch:
 		return r.resp, r.err
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
+		return nil, canceled(ctx)
 	case <-ua.quit:
 		return nil, ErrStopped
 	}
@@ -220,13 +186,14 @@ func (ua *UserAgent) onFailed(tx transaction.Transaction, err error) {
 	}
 	switch {
 	case errors.Is(err, transaction.ErrTimeout):
-		o.fail(fmt.Errorf("%w: %s", ErrTimeout, tx.Request().Method))
+		o.fail(fmt.Errorf("%w: %s to %v: %w", ErrTimeout, tx.Request().Method, c.Dest(), err))
 	default:
 		o.fail(fmt.Errorf("%w: %w", ErrTransportClosed, err))
 	}
 }
 
 func (ua *UserAgent) onTerminated(tx transaction.Transaction) {
+	ua.obsTransaction(tx, false)
 	switch t := tx.(type) {
 	case *transaction.Client:
 		delete(ua.outgoing, t)
@@ -472,7 +439,9 @@ func (ua *UserAgent) deliver(tx *transaction.Server, req *message.Request, src a
 	ua.cbq.push(func() {
 		f(ir)
 		if !ir.answered.Load() {
-			_ = ir.Accept()
+			if err := ir.Accept(context.Background()); err != nil {
+				ua.log.Debug("sip: default 200 not sent", "method", req.Method, "err", err)
+			}
 		}
 	})
 }
@@ -491,14 +460,15 @@ type IncomingRequest struct {
 	answered atomic.Bool
 }
 
-// Accept answers 200 OK.
-func (r *IncomingRequest) Accept() error { return r.Reject(200, "") }
+// Accept answers 200 OK. It returns once the response is handed to the
+// transaction, or with ctx's error wrapped in ErrCanceled.
+func (r *IncomingRequest) Accept(ctx context.Context) error { return r.Reject(ctx, 200, "") }
 
 // Reject answers with code (a final status) and reason ("" for the
 // standard phrase).
-func (r *IncomingRequest) Reject(code int, reason string) error {
+func (r *IncomingRequest) Reject(ctx context.Context, code int, reason string) error {
 	resp := r.ua.newResponse(r.Request, code, reason)
-	return r.Respond(resp)
+	return r.Respond(ctx, resp)
 }
 
 // NewResponse builds a response to the request for Respond, with the
@@ -508,13 +478,15 @@ func (r *IncomingRequest) NewResponse(code int, reason string) *message.Response
 }
 
 // Respond sends resp (built with NewResponse and completed by the caller).
-// Only one final response can be sent; later ones fail.
-func (r *IncomingRequest) Respond(resp *message.Response) error {
+// Only one final response can be sent; later ones fail. If ctx ends
+// before the UserAgent takes the response, Respond returns an error
+// wrapping ErrCanceled and ctx's error.
+func (r *IncomingRequest) Respond(ctx context.Context, resp *message.Response) error {
 	if resp.StatusCode >= 200 && !r.answered.CompareAndSwap(false, true) {
 		return fmt.Errorf("%w: already answered", ErrInvalidState)
 	}
 	var err error
-	if cerr := r.ua.call(context.Background(), func() { err = r.ua.respond(r.tx, resp) }); cerr != nil {
+	if cerr := r.ua.call(ctx, func() { err = r.ua.respond(r.tx, resp) }); cerr != nil {
 		return cerr
 	}
 	return err
@@ -586,7 +558,7 @@ func (ua *UserAgent) await(ctx context.Context, errc <-chan error) error {
 			return err
 		default:
 		}
-		return fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
+		return canceled(ctx)
 	case <-ua.quit:
 		select {
 		case err := <-errc:

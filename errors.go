@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -49,6 +50,13 @@ type ResponseError struct {
 
 func (e *ResponseError) Error() string {
 	return fmt.Sprintf("sip: request failed: %d %s", e.StatusCode, e.Reason)
+}
+
+// canceled returns the error for an operation that ctx ended: it wraps
+// ErrCanceled and ctx.Err(), so errors.Is finds both ErrCanceled and
+// context.Canceled or context.DeadlineExceeded.
+func canceled(ctx context.Context) error {
+	return fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
 }
 
 func responseError(resp *message.Response) error {

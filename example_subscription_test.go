@@ -22,7 +22,7 @@ func ExampleSubscriber() {
 		Delegate: sip.UserAgentDelegate{
 			OnSubscribe: func(s *sip.IncomingSubscription) {
 				if s.Event() != "presence" {
-					_ = s.Reject(489, "")
+					_ = s.Reject(context.Background(), 489, "")
 					return
 				}
 				// Accept and send the current state at once.

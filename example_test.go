@@ -20,7 +20,7 @@ func Example() {
 		Delegate: sip.UserAgentDelegate{
 			OnMessage: func(m *sip.IncomingRequest) {
 				got <- string(m.Request.Body)
-				_ = m.Accept()
+				_ = m.Accept(context.Background())
 			},
 		},
 	})

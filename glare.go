@@ -60,7 +60,7 @@ func (s *Session) retryGlare(ctx context.Context, retries int, attempt func() er
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
+			return canceled(ctx)
 		case <-s.done:
 			t.Stop()
 			return err

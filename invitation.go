@@ -202,8 +202,10 @@ func (inv *Invitation) Progress(ctx context.Context, opts ProgressOptions) error
 	return err
 }
 
-// Reject refuses the call with code (default 480) and reason.
-func (inv *Invitation) Reject(code int, reason string) error {
+// Reject refuses the call with code (default 480) and reason. It returns
+// once the response is handed to the transaction, or with ctx's error
+// wrapped in ErrCanceled.
+func (inv *Invitation) Reject(ctx context.Context, code int, reason string) error {
 	if code == 0 {
 		code = 480
 	}
@@ -211,7 +213,7 @@ func (inv *Invitation) Reject(code int, reason string) error {
 		return fmt.Errorf("%w: reject status %d", ErrBadOptions, code)
 	}
 	var err error
-	if cerr := inv.ua.call(context.Background(), func() {
+	if cerr := inv.ua.call(ctx, func() {
 		if inv.answered || inv.ended {
 			err = fmt.Errorf("%w: already answered", ErrInvalidState)
 			return
@@ -313,13 +315,13 @@ func (inv *Invitation) answer(ctx context.Context, mo media.Options) (media.Desc
 	if len(inv.Request.Body) > 0 {
 		off := media.Description{ContentType: inv.Request.Header.MediaType(), Body: inv.Request.Body}
 		if err := h.SetDescription(ctx, off, mo); err != nil {
-			_ = inv.Reject(488, "")
+			_ = inv.Reject(context.Background(), 488, "")
 			return media.Description{}, fmt.Errorf("%w: offer: %w", ErrMedia, err)
 		}
 	}
 	d, err := h.GetDescription(ctx, mo)
 	if err != nil {
-		_ = inv.Reject(500, "")
+		_ = inv.Reject(context.Background(), 500, "")
 		return media.Description{}, fmt.Errorf("%w: answer: %w", ErrMedia, err)
 	}
 	return d, nil

@@ -151,7 +151,7 @@ func TestSimStopFromCallbacks(t *testing.T) {
 			var bob *sip.UserAgent
 			alice := lifeUA(t, n, "alice", aliceAddr, sip.UserAgentDelegate{})
 			bob = lifeUA(t, n, "bob", bobAddr, sip.UserAgentDelegate{OnMessage: func(r *sip.IncomingRequest) {
-				assert.NoError(t, r.Accept())
+				assert.NoError(t, r.Accept(context.Background()))
 				stopFrom(bob, res)
 			}})
 			require.NoError(t, alice.Start(context.Background()))

@@ -1,7 +1,6 @@
 package sip
 
 import (
-	"context"
 	"strconv"
 	"time"
 
@@ -87,9 +86,9 @@ func (ua *UserAgent) admit(req *message.Request, flow transport.Flow) bool {
 	if max := ua.limits.MaxServerTransactions; max > 0 && req.Method != "ACK" {
 		if _, n := ua.layer.Len(); n >= max && !ua.layer.Matches(req) {
 			ua.log.Debug("sip: too many server transactions, answering 503", "method", req.Method, "max", max)
-			ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
-			defer cancel()
-			_, _ = ua.tp.SendResponse(ctx, ua.overloadedResponse(req), flow)
+			if err := ua.respondNow(nil, ua.overloadedResponse(req), flow); err != nil {
+				ua.log.Debug("sip: 503 not sent", "err", err)
+			}
 			return false
 		}
 	}

@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -78,7 +79,7 @@ func TestInviteFlood(t *testing.T) {
 		mu.Unlock()
 
 		// One answered: room for one more.
-		require.NoError(t, first.Reject(486, ""))
+		require.NoError(t, first.Reject(context.Background(), 486, ""))
 		w.send(t, invite(w, "z9hG4bK-late-"+string(proto), "late-"+string(proto)))
 		require.Eventually(t, func() bool {
 			mu.Lock()
@@ -87,7 +88,7 @@ func TestInviteFlood(t *testing.T) {
 		}, 5*time.Second, 10*time.Millisecond)
 		mu.Lock()
 		for _, inv := range ringing[1:] {
-			require.NoError(t, inv.Reject(480, ""))
+			require.NoError(t, inv.Reject(context.Background(), 480, ""))
 		}
 		ringing = nil
 		mu.Unlock()

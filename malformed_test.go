@@ -225,7 +225,7 @@ func startHostileUA(t *testing.T, edit func(*UserAgentOptions)) *hostileUA {
 				h.mu.Lock()
 				h.invites++
 				h.mu.Unlock()
-				_ = inv.Reject(486, "")
+				_ = inv.Reject(context.Background(), 486, "")
 			},
 		},
 	}

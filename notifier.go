@@ -118,7 +118,9 @@ func (ua *UserAgent) onSubscribe(tx *transaction.Server, req *message.Request, s
 	ua.cbq.push(func() {
 		f(s)
 		if !s.answered.Load() {
-			_ = s.Accept(context.Background(), AcceptSubscriptionOptions{State: SubscriptionPending})
+			if err := s.Accept(context.Background(), AcceptSubscriptionOptions{State: SubscriptionPending}); err != nil {
+				ua.log.Debug("sip: default 202 to SUBSCRIBE not sent", "err", err)
+			}
 		}
 	})
 }
@@ -223,8 +225,10 @@ func (s *IncomingSubscription) accept(opts AcceptSubscriptionOptions) error {
 
 // Reject answers the SUBSCRIBE with code, a final status of 300 or more
 // (e.g. 403, or 489 Bad Event for a package the application does not
-// serve), and reason ("" for the standard phrase).
-func (s *IncomingSubscription) Reject(code int, reason string) error {
+// serve), and reason ("" for the standard phrase). It returns once the
+// response is handed to the transaction, or with ctx's error wrapped in
+// ErrCanceled.
+func (s *IncomingSubscription) Reject(ctx context.Context, code int, reason string) error {
 	if code < 300 || code > 699 {
 		return fmt.Errorf("%w: reject with %d", ErrBadOptions, code)
 	}
@@ -233,7 +237,7 @@ func (s *IncomingSubscription) Reject(code int, reason string) error {
 	}
 	resp := s.ua.newResponse(s.Request, code, reason)
 	var err error
-	if cerr := s.ua.call(context.Background(), func() {
+	if cerr := s.ua.call(ctx, func() {
 		err = s.ua.respond(s.tx, resp)
 		s.end()
 	}); cerr != nil {

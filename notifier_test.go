@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"context"
 	"net"
 	"testing"
 	"time"
@@ -102,7 +103,7 @@ func TestNotifierFetchAndErrors(t *testing.T) {
 		assert.ErrorIs(t, s.Notify(ctx5(t), SubscriptionActive, "", nil), ErrInvalidState, "not accepted yet")
 		assert.ErrorIs(t, s.Terminate(ctx5(t), ""), ErrInvalidState, "not accepted yet")
 		assert.ErrorIs(t, s.Accept(ctx5(t), AcceptSubscriptionOptions{State: SubscriptionTerminated}), ErrBadOptions)
-		assert.ErrorIs(t, s.Reject(200, ""), ErrBadOptions)
+		assert.ErrorIs(t, s.Reject(context.Background(), 200, ""), ErrBadOptions)
 		require.NoError(t, s.Accept(ctx5(t), AcceptSubscriptionOptions{ContentType: "text/plain", Body: []byte("3 new")}))
 		subs <- s
 	}})

@@ -341,7 +341,7 @@ func (s *Session) waitReliable(ctx context.Context, sdpOnly bool) error {
 		case <-s.done:
 			return fmt.Errorf("%w: the call ended", ErrInvalidState)
 		case <-ctx.Done():
-			return fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
+			return canceled(ctx)
 		case <-s.ua.quit:
 			return ErrStopped
 		}

@@ -394,7 +394,7 @@ func TestSimPrackUnknownRAck(t *testing.T) {
 		c, _ := r.Header.CSeq()
 		assert.Equal(t, "PRACK", c.Method)
 		inv := <-invs
-		require.NoError(t, inv.Reject(486, ""))
+		require.NoError(t, inv.Reject(context.Background(), 486, ""))
 		assert.Equal(t, 486, read().StatusCode)
 	})
 }

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -161,12 +162,14 @@ type Referral struct {
 	tx *transaction.Server
 }
 
-// Reject refuses the transfer with code (default 603).
-func (r *Referral) Reject(code int, reason string) error {
+// Reject refuses the transfer with code (default 603). It returns once
+// the response is handed to the transaction, or with ctx's error wrapped
+// in ErrCanceled.
+func (r *Referral) Reject(ctx context.Context, code int, reason string) error {
 	if code == 0 {
 		code = 603
 	}
-	return r.s.ua.call(context.Background(), func() { r.s.ua.reply(r.tx, code, reason, nil) })
+	return r.s.ua.call(ctx, func() { r.s.ua.reply(r.tx, code, reason, nil) })
 }
 
 // Accept accepts the transfer (202), calls the Refer-To target with a new
@@ -206,7 +209,7 @@ func (r *Referral) Accept(ctx context.Context, opts InviterOptions) (*Inviter, e
 	code, reason := 200, "OK"
 	if err != nil {
 		code, reason = 487, "Request Terminated"
-		if re, ok := err.(*ResponseError); ok {
+		if re := (*ResponseError)(nil); errors.As(err, &re) {
 			code, reason = re.StatusCode, re.Reason
 		}
 	}

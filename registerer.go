@@ -97,11 +97,9 @@ type Registerer struct {
 	opts RegistererOptions
 	uri  message.URI
 
-	mu        sync.Mutex
-	state     RegistererState
-	listeners map[int]func(RegistererState)
-	nextID    int
-	bindings  []Binding
+	st       stateBox[RegistererState]
+	mu       sync.Mutex // guards bindings
+	bindings []Binding
 
 	// Owned by the event loop.
 	callID   string
@@ -147,20 +145,15 @@ func NewRegisterer(ua *UserAgent, opts RegistererOptions) (*Registerer, error) {
 	}
 	return &Registerer{
 		ua: ua, opts: opts, uri: uri,
-		listeners: map[int]func(RegistererState){},
-		callID:    message.NewCallID(),
-		fromTag:   message.NewTag(),
-		cseq:      uint32(time.Now().UnixNano()%100000) + 1,
-		expires:   opts.Expires,
+		callID:  message.NewCallID(),
+		fromTag: message.NewTag(),
+		cseq:    uint32(time.Now().UnixNano()%100000) + 1,
+		expires: opts.Expires,
 	}, nil
 }
 
 // State returns the current state.
-func (r *Registerer) State() RegistererState {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.state
-}
+func (r *Registerer) State() RegistererState { return r.st.get() }
 
 // Bindings returns the bindings the registrar reported in its last 2xx.
 func (r *Registerer) Bindings() []Binding {
@@ -183,32 +176,12 @@ func (r *Registerer) GRUU() (pub, temp string) {
 // OnStateChange adds a state listener and returns a function removing it.
 // Listeners run on the UserAgent's callback goroutine, in order.
 func (r *Registerer) OnStateChange(f func(RegistererState)) (remove func()) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	id := r.nextID
-	r.nextID++
-	r.listeners[id] = f
-	return func() {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		delete(r.listeners, id)
-	}
+	return r.st.listen(f)
 }
 
 func (r *Registerer) setState(s RegistererState) {
-	r.mu.Lock()
-	if r.state == s || r.state == RegistererTerminated {
-		r.mu.Unlock()
-		return
-	}
-	r.state = s
-	ls := make([]func(RegistererState), 0, len(r.listeners))
-	for _, f := range r.listeners {
-		ls = append(ls, f)
-	}
-	r.mu.Unlock()
-	for _, f := range ls {
-		r.ua.cbq.push(func() { f(s) })
+	if r.st.set(s, RegistererTerminated, &r.ua.cbq) {
+		r.obsRegistration(s)
 	}
 }
 

@@ -25,7 +25,9 @@ type ReinviteOptions struct {
 }
 
 // Reinvite modifies an established call (RFC 3261 §14): a re-INVITE with a
-// new offer, then the answer applied. It returns nil on a 2xx, a
+// new offer, then the answer applied. Once it succeeds, the constraints
+// of opts.Media (e.g. video added) are the session's: Hold, Unhold and
+// the answers to the peer's re-INVITEs keep them. It returns nil on a 2xx, a
 // *ResponseError otherwise. When the peer's own re-INVITE crossed ours
 // (491), it is sent again after a random delay (RFC 3261 §14.1: 2.1–4 s
 // when this side made the call, 0–2 s otherwise), up to
@@ -109,6 +111,9 @@ func (s *Session) reinviteOnce(ctx context.Context, opts ReinviteOptions, recove
 						s.noteLocal(offer.ContentType, offer.Body)
 					}
 					s.refreshed(resp)
+					// The media kinds now in force (e.g. video added)
+					// are those of later offers and answers too.
+					s.mopts.Constraints = opts.Media.Constraints
 				}
 				finish(result{resp, nil})
 			default:
@@ -133,7 +138,7 @@ func (s *Session) reinviteOnce(ctx context.Context, opts ReinviteOptions, recove
 	select {
 	case r = <-done:
 	case <-ctx.Done():
-		return fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
+		return canceled(ctx)
 	case <-s.ua.quit:
 		return ErrStopped
 	}
@@ -162,14 +167,30 @@ func (s *Session) reinviteOnce(ctx context.Context, opts ReinviteOptions, recove
 // Hold puts the call on hold: a re-INVITE offering sendonly media (RFC
 // 3264 §8.4). The hold state changes only when the peer accepts.
 func (s *Session) Hold(ctx context.Context) error {
-	mo := s.mopts
+	mo, err := s.mediaOptions(ctx)
+	if err != nil {
+		return err
+	}
 	mo.Hold = true
 	return s.Reinvite(ctx, ReinviteOptions{Media: mo})
 }
 
+// mediaOptions returns the session's media options (read on the loop,
+// which changes them).
+func (s *Session) mediaOptions(ctx context.Context) (media.Options, error) {
+	var mo media.Options
+	if err := s.ua.call(ctx, func() { mo = s.mopts }); err != nil {
+		return mo, err
+	}
+	return mo, nil
+}
+
 // Unhold takes the call off hold.
 func (s *Session) Unhold(ctx context.Context) error {
-	mo := s.mopts
+	mo, err := s.mediaOptions(ctx)
+	if err != nil {
+		return err
+	}
 	mo.Hold = false
 	return s.Reinvite(ctx, ReinviteOptions{Media: mo})
 }

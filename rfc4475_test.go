@@ -33,7 +33,7 @@ func TestRFC4475ThroughUserAgent(t *testing.T) {
 		// invalid: 400 (505 for the version) when the request can be read
 		// far enough to answer, nothing otherwise
 		"badinv01": 400, "clerr": 400, "ncl": 400, "scalar02": 400, "scalarlg": 0, "quotbal": 400,
-		"ltgtruri": 0, "lwsruri": 0, "escruri": 400, "regbadct": 400, "badvers": 505,
+		"ltgtruri": 400, "lwsruri": 0, "escruri": 400, "regbadct": 400, "badvers": 505,
 		"mismatch01": 400, "mismatch02": 400, "bigcode": 0,
 		// tolerable
 		"lwsstart": -1, "trws": -1, "baddate": -1, "badaspec": -1, "baddn": -1,

@@ -82,18 +82,27 @@ const (
 	// UserAgentOptions.CallRecoveryTimeout, or the peer refused the
 	// re-INVITE: StatusCode tells which).
 	EndConnectionLost
+	// EndMediaTimeout: no media came from the peer for the media
+	// handler's timeout (media.ErrMediaTimeout); a BYE was sent.
+	EndMediaTimeout
+	// EndMediaFailure: the media handler reported that the media path
+	// failed otherwise (media.ErrICEFailed, …; Err tells), or it failed
+	// to apply a description from the peer or overran
+	// UserAgentOptions.MediaTimeout (Err wraps ErrMedia); a BYE was
+	// sent, or a CANCEL before the call was answered.
+	EndMediaFailure
 	// EndNoAnswer: the call rang unanswered longer than
 	// InviterOptions.NoAnswerTimeout; it was canceled.
 	EndNoAnswer
-	// EndMediaFailure: the media handler failed (Err wraps ErrMedia);
-	// the call was hung up (BYE) or canceled.
-	EndMediaFailure
 )
 
+// endCauseNames are the EndCause strings, by value.
 var endCauseNames = [...]string{"none", "local BYE", "remote BYE", "canceled", "remote CANCEL", "rejected",
 	"timeout", "no ACK", "transport failure", "user agent stopped", "replaced", "no PRACK", "session expired",
-	"connection lost", "no answer", "media failure"}
+	"connection lost", "media timeout", "media failure", "no answer"}
 
+// String describes the cause; a value outside the declared ones gives
+// "EndCause(n)".
 func (c EndCause) String() string {
 	if c < 0 || int(c) >= len(endCauseNames) {
 		return fmt.Sprintf("EndCause(%d)", int(c))
@@ -154,6 +163,7 @@ type Session struct {
 	notifyBusy                   bool
 	afterNotifies                []func() // BYEs waiting for the NOTIFYs
 	x                            callExt  // PRACK, UPDATE, session timers
+	obs                          obsTimes // for UserAgentOptions.Observer
 }
 
 func newSession(ua *UserAgent, incoming bool, mopts media.Options) (*Session, error) {
@@ -165,6 +175,9 @@ func newSession(ua *UserAgent, incoming bool, mopts media.Options) (*Session, er
 			return nil, fmt.Errorf("sip: media handler: %w", err)
 		}
 		s.handler = h
+		if fn, ok := h.(media.FailureNotifier); ok {
+			fn.OnFailure(s.mediaFailed)
+		}
 	}
 	return s, nil
 }
@@ -201,6 +214,7 @@ func (s *Session) Done() <-chan struct{} { return s.done }
 
 func (s *Session) setState(st SessionState) {
 	s.st.set(st, SessionTerminated, &s.cbq)
+	s.obsSession(st)
 }
 
 // terminate ends the session. Runs on the loop.
@@ -257,15 +271,15 @@ func (s *Session) applyRemote(d media.Description, mo media.Options, what string
 		cancel()
 		if err != nil {
 			err = fmt.Errorf("%w: %s: %w", ErrMedia, what, err)
-			s.ua.post(func() { s.mediaFailed(err) })
+			s.ua.post(func() { s.descriptionFailed(err) })
 		}
 	})
 }
 
-// mediaFailed ends the call whose media handler failed: BYE once
+// descriptionFailed ends the call whose media handler failed: BYE once
 // confirmed (after the ACK of our 2xx, RFC 3261 §15), CANCEL before.
 // Runs on the loop.
-func (s *Session) mediaFailed(err error) {
+func (s *Session) descriptionFailed(err error) {
 	if s.ended {
 		return
 	}
@@ -451,7 +465,7 @@ func (s *Session) Dispose(ctx context.Context) error {
 		var unanswered bool
 		_ = s.ua.call(ctx, func() { unanswered = !o.answered && !o.ended })
 		if unanswered {
-			err = o.Reject(480, "")
+			err = o.Reject(ctx, 480, "")
 		}
 	}
 	if st := s.State(); st == SessionEstablished || (st == SessionEstablishing && s.isConfirmed()) {
@@ -461,7 +475,7 @@ func (s *Session) Dispose(ctx context.Context) error {
 	case <-s.done:
 	case <-ctx.Done():
 		if err == nil {
-			err = fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
+			err = canceled(ctx)
 		}
 	case <-s.ua.quit:
 	}

@@ -47,7 +47,7 @@ func simPair(t *testing.T, n *siptest.Network) (alice, bob *sip.UserAgent, got <
 	alice = start("alice", aliceAddr.String(), sip.UserAgentDelegate{})
 	bob = start("bob", bobAddr.String(), sip.UserAgentDelegate{OnMessage: func(r *sip.IncomingRequest) {
 		msgs <- string(r.Request.Body)
-		assert.NoError(t, r.Accept())
+		assert.NoError(t, r.Accept(context.Background()))
 	}})
 	return alice, bob, msgs
 }

@@ -107,7 +107,7 @@ func TestStopLeavesNothingOpen(t *testing.T) {
 		MediaFactory: media,
 		Delegate: sip.UserAgentDelegate{OnMessage: func(r *sip.IncomingRequest) {
 			got <- string(r.Request.Body)
-			assert.NoError(t, r.Accept())
+			assert.NoError(t, r.Accept(context.Background()))
 		}},
 	})
 	require.NoError(t, err)

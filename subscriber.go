@@ -265,7 +265,7 @@ func (s *Subscriber) Unsubscribe(ctx context.Context) error {
 		}
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
+		return canceled(ctx)
 	case <-s.ua.quit:
 		return ErrStopped
 	}
@@ -472,7 +472,9 @@ func (s *Subscriber) handleNotify(tx *transaction.Server, req *message.Request) 
 	s.ua.cbq.push(func() {
 		f(n)
 		if !n.answered.Load() {
-			_ = n.Accept()
+			if err := n.Accept(context.Background()); err != nil {
+				s.ua.log.Debug("sip: default 200 to NOTIFY not sent", "err", err)
+			}
 		}
 	})
 }
@@ -715,26 +717,27 @@ func (n *Notification) Body() []byte { return n.Request.Body }
 // ContentType returns the NOTIFY's Content-Type, "" without a body.
 func (n *Notification) ContentType() string { return n.Request.Header.ContentType() }
 
-// Accept answers 200 OK.
-func (n *Notification) Accept() error { return n.answer(200, "") }
+// Accept answers 200 OK. It returns once the response is handed to the
+// transaction, or with ctx's error wrapped in ErrCanceled.
+func (n *Notification) Accept(ctx context.Context) error { return n.answer(ctx, 200, "") }
 
 // Reject answers with code, a final status of 300 or more, and reason (""
 // for the standard phrase). The notifier then removes the subscription
 // (RFC 6665 §4.2.2), so the Subscriber terminates it too.
-func (n *Notification) Reject(code int, reason string) error {
+func (n *Notification) Reject(ctx context.Context, code int, reason string) error {
 	if code < 300 || code > 699 {
 		return fmt.Errorf("%w: reject with %d", ErrBadOptions, code)
 	}
-	return n.answer(code, reason)
+	return n.answer(ctx, code, reason)
 }
 
-func (n *Notification) answer(code int, reason string) error {
+func (n *Notification) answer(ctx context.Context, code int, reason string) error {
 	if !n.answered.CompareAndSwap(false, true) {
 		return fmt.Errorf("%w: already answered", ErrInvalidState)
 	}
 	resp := n.ua.newResponse(n.Request, code, reason)
 	var err error
-	if cerr := n.ua.call(context.Background(), func() {
+	if cerr := n.ua.call(ctx, func() {
 		err = n.ua.respond(n.tx, resp)
 		if code >= 300 {
 			n.s.terminate()
@@ -743,56 +746,4 @@ func (n *Notification) answer(code int, reason string) error {
 		return cerr
 	}
 	return err
-}
-
-// stateBox holds the state of an object and its state listeners, under
-// a mutex; listeners are queued on the callback queue, never called under
-// the lock.
-type stateBox[S comparable] struct {
-	mu   sync.Mutex
-	s    S
-	ls   map[int]func(S)
-	next int
-}
-
-func (b *stateBox[S]) get() S {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.s
-}
-
-func (b *stateBox[S]) listen(f func(S)) (remove func()) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.ls == nil {
-		b.ls = map[int]func(S){}
-	}
-	id := b.next
-	b.next++
-	b.ls[id] = f
-	return func() {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		delete(b.ls, id)
-	}
-}
-
-// set moves to s, unless the state is s already or final, and queues
-// the listeners on q. It reports whether the state changed.
-func (b *stateBox[S]) set(s, final S, q *callbackQueue) bool {
-	b.mu.Lock()
-	if b.s == s || b.s == final {
-		b.mu.Unlock()
-		return false
-	}
-	b.s = s
-	ls := make([]func(S), 0, len(b.ls))
-	for _, f := range b.ls {
-		ls = append(ls, f)
-	}
-	b.mu.Unlock()
-	for _, f := range ls {
-		q.push(func() { f(s) })
-	}
-	return true
 }

@@ -225,7 +225,7 @@ func TestNotifierPendingThenTerminate(t *testing.T) {
 	subs := make(chan *IncomingSubscription, 2)
 	bob := startUA(t, "bob", UserAgentDelegate{OnSubscribe: func(s *IncomingSubscription) {
 		if s.Event() == "dialog" {
-			require.NoError(t, s.Reject(489, ""))
+			require.NoError(t, s.Reject(context.Background(), 489, ""))
 			assert.Equal(t, SubscriptionTerminated, s.State())
 			return
 		}
@@ -416,9 +416,9 @@ func TestSubscribeRefreshRefused(t *testing.T) {
 	// A NOTIFY the application rejects.
 	sub, _ = NewSubscriber(alice, "sip:bob@"+peer.addr(), "presence", SubscriberOptions{})
 	sub.OnNotify(func(n *Notification) {
-		require.NoError(t, n.Reject(403, ""))
-		assert.ErrorIs(t, n.Accept(), ErrInvalidState)
-		assert.ErrorIs(t, n.Reject(200, ""), ErrBadOptions)
+		require.NoError(t, n.Reject(context.Background(), 403, ""))
+		assert.ErrorIs(t, n.Accept(context.Background()), ErrInvalidState)
+		assert.ErrorIs(t, n.Reject(context.Background(), 200, ""), ErrBadOptions)
 	})
 	go func() { errc <- sub.Subscribe(ctx5(t), SubscribeOptions{}) }()
 	req, from = peer.request("SUBSCRIBE", 2*time.Second)

@@ -130,7 +130,7 @@ func (s *Session) updateOnce(ctx context.Context, opts UpdateOptions) error {
 	select {
 	case r = <-done:
 	case <-ctx.Done():
-		return fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())
+		return canceled(ctx)
 	case <-s.ua.quit:
 		return ErrStopped
 	}

@@ -12,6 +12,18 @@
 // order, so a slow callback never stalls the stack and a callback may call
 // back into the API.
 //
+// The event loop never waits on the network. It hands each message to a
+// write queue of its connection, drained by that connection's writer
+// goroutine, or to a UDP socket, and goes on; a full queue (a peer that
+// does not read) or a write that fails later comes back to the
+// transaction as a transport error. What can take long, RFC 3263 DNS
+// look-ups and opening connections (TCP, TLS and WebSocket handshakes),
+// runs on goroutines of its own that post the outcome back to the loop;
+// meanwhile the transaction waits with its timers running, and its
+// messages go out when the connection is up. So one unreachable or slow
+// destination delays only the requests sent to it, never other calls,
+// retransmissions or answers to other requests.
+//
 // The layers below are packages of their own: message (parsing and
 // writing), transport (UDP, TCP, TLS, WebSocket), digest (authentication),
 // and the internal transaction and dialog machines. The siptest package is
@@ -36,7 +48,6 @@ import (
 	"github.com/sipua/sip/internal/dialog"
 	"github.com/sipua/sip/internal/transaction"
 	"github.com/sipua/sip/media"
-	"github.com/sipua/sip/media/webrtc"
 	"github.com/sipua/sip/message"
 	"github.com/sipua/sip/trace"
 	"github.com/sipua/sip/transport"
@@ -125,10 +136,12 @@ type UserAgentOptions struct {
 	// Limits bounds the server transactions and pending incoming calls;
 	// the zero value selects the defaults (see Limits).
 	Limits Limits
-	// MediaFactory makes the media handler of each call. Nil: the default,
-	// WebRTC on pion (media/webrtc with its zero Config: no STUN or TURN
-	// server, host candidates). NoMedia: calls carry no session
-	// descriptions (signalling only).
+	// MediaFactory makes the media handler of each call: WebRTC on pion
+	// for browsers (media/webrtc's NewFactory), plain RTP/AVP for phones
+	// and trunks (media/rtp's NewFactory), or an application's own. Nil,
+	// like NoMedia: calls carry no session descriptions (signalling only).
+	// The choice is explicit so that this package links no media stack:
+	// a program that never names media/webrtc does not link pion/webrtc.
 	MediaFactory media.Factory
 	// MediaTimeout bounds each call the UserAgent makes to a media
 	// handler on its own (applying a description from the peer, answering
@@ -138,6 +151,10 @@ type UserAgentOptions struct {
 	// (Invite, Accept …) use their context instead. Zero:
 	// DefaultMediaTimeout.
 	MediaTimeout time.Duration
+	// Observer receives call, transaction, connection and registration
+	// events for metrics (see Observer and metrics/prom). Default nil:
+	// nothing is reported.
+	Observer *Observer
 }
 
 // DefaultMediaTimeout is UserAgentOptions.MediaTimeout's default.
@@ -193,9 +210,12 @@ type TransportOptions struct {
 	IdleTimeout time.Duration
 	// MessageLimits bounds the messages received (size, header count,
 	// line length, body). The zero value selects the message package's
-	// defaults (64 KiB per message). A datagram over the limits is
-	// answered 400, 413 or 513 when it can be read far enough, a stream
-	// connection sending one is closed.
+	// defaults (64 KiB per message). A request over the limits is
+	// answered statelessly (400; 413 for the body, 414 for the
+	// Request-URI, 513 for the whole message) when its Via, From, To,
+	// Call-ID and CSeq can be read within them, and dropped otherwise; a
+	// stream connection whose framing it breaks is closed after the
+	// answer.
 	MessageLimits message.Limits
 	// ListenPacket, when set, opens the UserAgent's UDP sockets instead
 	// of the operating system (see transport.Config.ListenPacket): those
@@ -203,6 +223,14 @@ type TransportOptions struct {
 	// use siptest.Network.PacketListener to run UserAgents on an
 	// in-memory network, on virtual time inside testing/synctest.
 	ListenPacket func(ctx context.Context, network, address string) (net.PacketConn, error)
+	// DialContext, when set, opens the TCP connections under outbound
+	// TCP, TLS, WS and WSS connections instead of a net.Dialer (see
+	// transport.Config.DialContext): tests use it for in-memory
+	// connections or a peer that never answers.
+	DialContext func(ctx context.Context, network, address string) (net.Conn, error)
+	// DNS, when set, answers the RFC 3263 look-ups (SRV, A/AAAA) instead
+	// of net.DefaultResolver.
+	DNS transport.DNS
 }
 
 // ServerOption is one server of TransportOptions.Servers.
@@ -225,8 +253,12 @@ type Timers struct {
 type UserAgentDelegate struct {
 	// OnConnect is called when the connection to the server is up.
 	OnConnect func()
-	// OnDisconnect is called when it is lost, with the reason. The
-	// UserAgent reconnects by itself.
+	// OnDisconnect is called when it is lost, or when connecting fails
+	// (the first connection, or the next after Reconnect), with the
+	// reason: once per outage, and again if the UserAgent gives up
+	// (transport.ErrGaveUp: ReconnectAttempts used up, or a server
+	// certificate that does not verify). Otherwise the UserAgent
+	// reconnects by itself.
 	OnDisconnect func(err error)
 	// OnInvite receives an incoming call. The callback (or any goroutine
 	// later) answers it with Progress, Accept or Reject; until then the
@@ -269,9 +301,6 @@ func (s UserAgentState) String() string {
 
 const defaultUserAgentString = "sipua"
 
-// sendTimeout bounds one write to the transport from the event loop.
-const sendTimeout = 5 * time.Second
-
 // UserAgent is one SIP endpoint. Create it with NewUserAgent, then Start
 // it. All methods are safe for concurrent use.
 type UserAgent struct {
@@ -285,14 +314,18 @@ type UserAgent struct {
 	quit     chan struct{}
 	loopDone chan struct{}
 
-	mu        sync.Mutex // guards state and the listeners below
+	mu        sync.Mutex // guards state (and its listeners' order)
 	state     UserAgentState
-	listeners map[int]func(UserAgentState)
-	nextID    int
+	listeners listeners[UserAgentState]
 	stopOnce  sync.Once
 	connected atomic.Bool
 	// recoveries are the goroutines moving calls to a new connection.
 	recoveries sync.WaitGroup
+	// bg are the goroutines doing what the loop must not wait for
+	// (look-ups, dials); bgCtx ends when the UserAgent stops.
+	bg       sync.WaitGroup
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
 
 	// Owned by the event loop.
 	tp          *transport.Transport
@@ -313,6 +346,8 @@ type UserAgent struct {
 	// yet (a NOTIFY before the 2xx to its SUBSCRIBE); true: taken.
 	claims map[any]func(tx *transaction.Server, req *message.Request) bool
 	wasUp  bool
+	// downReported: OnDisconnect was called for the current outage.
+	downReported bool
 }
 
 type listenAddr struct {
@@ -335,9 +370,6 @@ func NewUserAgent(opts UserAgentOptions) (*UserAgent, error) {
 	if opts.AuthorizationUsername == "" {
 		opts.AuthorizationUsername = aor.User
 	}
-	if opts.MediaFactory == nil {
-		opts.MediaFactory = webrtc.NewFactory(webrtc.Config{Logger: opts.Logger})
-	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -350,7 +382,6 @@ func NewUserAgent(opts UserAgentOptions) (*UserAgent, error) {
 		limits:      opts.Limits.norm(),
 		aor:         aor,
 		log:         log,
-		listeners:   map[int]func(UserAgentState){},
 		contactName: opts.ContactName,
 	}
 	if ua.contactName == "" {
@@ -375,37 +406,28 @@ func (ua *UserAgent) State() UserAgentState {
 func (ua *UserAgent) IsConnected() bool { return ua.connected.Load() }
 
 // OnStateChange adds a listener for state changes and returns a function
-// that removes it. Listeners run on the callback goroutine.
+// that removes it. Listeners run on the UserAgent's callback lane, in the
+// order they were added.
 func (ua *UserAgent) OnStateChange(f func(UserAgentState)) (remove func()) {
-	ua.mu.Lock()
-	defer ua.mu.Unlock()
-	id := ua.nextID
-	ua.nextID++
-	ua.listeners[id] = f
-	return func() {
-		ua.mu.Lock()
-		defer ua.mu.Unlock()
-		delete(ua.listeners, id)
-	}
+	return ua.listeners.add(f)
 }
 
 func (ua *UserAgent) setState(s UserAgentState) {
 	ua.mu.Lock()
+	defer ua.mu.Unlock()
 	ua.state = s
-	ls := make([]func(UserAgentState), 0, len(ua.listeners))
-	for _, f := range ua.listeners {
-		ls = append(ls, f)
-	}
-	ua.mu.Unlock()
-	for _, f := range ls {
-		ua.cbq.push(func() { f(s) })
-	}
+	ua.listeners.notify(s, ua.cbq.push)
 }
 
 // Start starts the transport and the event loop. With a Server it waits
 // until the first connection is up or ctx ends; if ctx ends first, Start
-// returns an error wrapping ErrTransportClosed and the UserAgent goes on
-// trying to connect in the background (Stop ends that). A UserAgent starts
+// returns an error wrapping ErrTransportClosed, ctx's error and the last
+// connection attempt's error (errors.As finds a *net.OpError for a
+// refused or unreachable server), and the UserAgent goes on trying to
+// connect in the background (Stop ends that). A server certificate that
+// does not verify (errors.As finds *tls.CertificateVerificationError) is
+// no outage to wait out: Start returns it at once and the UserAgent stops
+// trying. OnDisconnect reports the failure too, once per outage. A UserAgent starts
 // once; Start on a started or stopped one fails with ErrInvalidState.
 func (ua *UserAgent) Start(ctx context.Context) error {
 	ua.mu.Lock()
@@ -426,6 +448,7 @@ func (ua *UserAgent) Start(ctx context.Context) error {
 	ua.invitations = map[*transaction.Server]*Invitation{}
 	ua.claims = map[any]func(*transaction.Server, *message.Request) bool{}
 	ua.dialogs = dialog.NewSet()
+	ua.bgCtx, ua.bgCancel = context.WithCancel(context.Background())
 	ua.auth = newAuthorizer(ua.opts)
 	ua.layer = transaction.NewLayer(transaction.Config{T1: ua.opts.Timers.T1, T2: ua.opts.Timers.T2, T4: ua.opts.Timers.T4},
 		transaction.Callbacks{
@@ -434,16 +457,20 @@ func (ua *UserAgent) Start(ctx context.Context) error {
 			Response:   ua.onResponse,
 			Failed:     ua.onFailed,
 			Terminated: ua.onTerminated,
+			Retransmit: func(tx transaction.Transaction) { ua.obsTransaction(tx, true) },
 		})
 	to := ua.opts.Transport
 	ua.tp = transport.New(transport.Config{
 		OnMessage:       func(in transport.Incoming) { ua.post(func() { ua.receive(in) }) },
+		OnUnreachable:   func(f transport.Flow, err error) { ua.post(func() { ua.failOnFlow(f, err) }) },
 		Logger:          ua.opts.Logger,
 		Tracer:          ua.opts.Tracer,
 		TLSConfig:       to.TLSConfig,
 		ServerTLSConfig: to.ServerTLSConfig,
 		Keepalive:       transport.Keepalive{Interval: to.KeepaliveInterval, Timeout: to.KeepaliveTimeout},
 		ListenPacket:    to.ListenPacket,
+		DialContext:     to.DialContext,
+		DNS:             to.DNS,
 		Limits:          to.MessageLimits,
 		MaxConns:        to.MaxConns,
 		ReadTimeout:     to.ReadTimeout,
@@ -588,7 +615,9 @@ func (ua *UserAgent) shutdown() {
 		close(ua.quit)
 		<-ua.loopDone
 		ua.recoveries.Wait()
+		ua.bgCancel()
 		_ = ua.tp.Close()
+		ua.bg.Wait()
 		ua.connected.Store(false)
 		ua.setState(Stopped)
 		ua.lanes.wait()
@@ -597,7 +626,8 @@ func (ua *UserAgent) shutdown() {
 
 // Reconnect drops the connection to the server and connects again at
 // once, as SIP.js's reconnect(); registrations are renewed on the new
-// connection. It waits until connected or ctx ends.
+// connection by themselves. It waits until the new connection is up or
+// ctx ends; the error then wraps the last connection attempt's error.
 func (ua *UserAgent) Reconnect(ctx context.Context) error {
 	var up *transport.Upstream
 	if err := ua.call(ctx, func() { up = ua.up }); err != nil {
@@ -606,8 +636,8 @@ func (ua *UserAgent) Reconnect(ctx context.Context) error {
 	if up == nil {
 		return fmt.Errorf("%w: no server configured", ErrInvalidState)
 	}
-	up.Reconnect()
-	if _, err := up.WaitConnected(ctx); err != nil {
+	n := up.Reconnect()
+	if _, err := up.WaitReconnected(ctx, n); err != nil {
 		return fmt.Errorf("%w: %w", ErrTransportClosed, err)
 	}
 	return nil
@@ -632,23 +662,25 @@ func (ua *UserAgent) call(ctx context.Context, f func()) error {
 	case <-ua.quit:
 		return ErrStopped
 	case <-ctx.Done():
-		return ctx.Err()
+		return canceled(ctx)
 	}
+	var err error
 	select {
 	case <-done:
 		return nil
 	case <-ua.quit:
+		err = ErrStopped
 	case <-ctx.Done():
+		err = canceled(ctx)
 	}
+	// f may have run although the stop or the context came first to
+	// this select: what it did counts.
 	select {
-	case <-done: // f ran: that counts, whatever happened since
+	case <-done:
 		return nil
 	default:
+		return err
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return ErrStopped
 }
 
 // run is the event loop.
@@ -694,9 +726,11 @@ func (ua *UserAgent) after(d time.Duration, f func()) *timerEntry {
 
 // onUpstream follows the server connection.
 func (ua *UserAgent) onUpstream(ev transport.StateEvent) {
+	ua.obsUpstream(ev, ua.wasUp)
 	switch ev.State {
 	case transport.Connected:
 		ua.connected.Store(true)
+		ua.downReported = false
 		if d := ua.opts.Delegate.OnConnect; d != nil {
 			ua.cbq.push(d)
 		}
@@ -708,14 +742,65 @@ func (ua *UserAgent) onUpstream(ev transport.StateEvent) {
 		ua.wasUp = true
 	case transport.Disconnected:
 		was := ua.connected.Swap(false)
-		if d := ua.opts.Delegate.OnDisconnect; d != nil && was {
-			err := ev.Err
-			ua.cbq.push(func() { d(err) })
+		// An outage is reported once: when a connection is lost, or when
+		// the first attempts fail (the first connection, or the next one
+		// after Reconnect), and again when the Upstream gives up.
+		closed := errors.Is(ev.Err, transport.ErrClosed)
+		report := was || (!closed && !ua.downReported) || errors.Is(ev.Err, transport.ErrGaveUp)
+		if report {
+			ua.downReported = true
+			if d := ua.opts.Delegate.OnDisconnect; d != nil {
+				err := ev.Err
+				ua.cbq.push(func() { d(err) })
+			}
 		}
-		if (was && !errors.Is(ev.Err, transport.ErrClosed)) || errors.Is(ev.Err, transport.ErrGaveUp) {
+		if was && ev.Flow.Proto.Stream() && !closed {
+			ua.failOnFlow(ev.Flow, fmt.Errorf("%w: connection to the server %v lost: %w", transport.ErrNoConnection, ev.Flow, ev.Err))
+		}
+		if (was && !closed) || errors.Is(ev.Err, transport.ErrGaveUp) {
 			ua.onFlowLost(ev.Err) // not when the UserAgent closes it (Stop)
 		}
 	}
+}
+
+// failOnFlow fails with err the client transactions whose requests went
+// out on flow f: a connection that is gone (their responses cannot come
+// back on another one), or a UDP peer that ICMP reports unreachable (RFC
+// 3261 §18.4). A UDP peer is given up only when it still refuses after
+// icmpGrace: one that is (re)starting gets the retransmissions. Runs on
+// the loop.
+func (ua *UserAgent) failOnFlow(f transport.Flow, err error) {
+	now := time.Now()
+	var lost []*transaction.Client
+	for tx := range ua.outgoing {
+		rt, ok := tx.Dest().(*route)
+		if !ok || rt.flow != f {
+			continue
+		}
+		if f.Proto == transport.UDP {
+			if rt.refusedSince.IsZero() {
+				rt.refusedSince = now
+			}
+			if now.Sub(rt.refusedSince) < ua.icmpGrace() {
+				continue
+			}
+		}
+		lost = append(lost, tx)
+	}
+	for _, tx := range lost {
+		ua.layer.TransportError(tx, err, now)
+	}
+}
+
+// icmpGrace is how long a UDP destination may refuse (ICMP port
+// unreachable) before the requests to it fail: 3·T1, the third
+// transmission.
+func (ua *UserAgent) icmpGrace() time.Duration {
+	t1 := ua.opts.Timers.T1
+	if t1 <= 0 {
+		t1 = 500 * time.Millisecond
+	}
+	return 3 * t1
 }
 
 // receive takes a message from the transport.
@@ -746,14 +831,6 @@ func (ua *UserAgent) receive(in transport.Incoming) {
 	ua.layer.Receive(in.Msg, in.Flow, in.Flow.Proto.Stream(), time.Now())
 }
 
-// respondStateless answers a request that cannot enter a transaction.
-func (ua *UserAgent) respondStateless(req *message.Request, flow transport.Flow, code int, reason string) {
-	resp := ua.newResponse(req, code, reason)
-	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
-	defer cancel()
-	_, _ = ua.tp.SendResponse(ctx, resp, flow)
-}
-
 // newResponse builds a response with the UserAgent's Server header.
 func (ua *UserAgent) newResponse(req *message.Request, code int, reason string) *message.Response {
 	return ua.newResponseTag(req, code, reason, "")
@@ -767,40 +844,6 @@ func (ua *UserAgent) newResponseTag(req *message.Request, code int, reason, toTa
 		resp.Header.Add("Server", ua.opts.UserAgentString)
 	}
 	return resp
-}
-
-// route is where a client transaction's messages go.
-type route struct {
-	upstream bool
-	targets  []transport.Target
-}
-
-// layerSend carries out the transaction layer's sends.
-func (ua *UserAgent) layerSend(m message.Message, dest any) error {
-	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
-	defer cancel()
-	var err error
-	switch d := dest.(type) {
-	case transport.Flow:
-		resp, ok := m.(*message.Response)
-		if !ok {
-			return fmt.Errorf("sip: request to a flow")
-		}
-		_, err = ua.tp.SendResponse(ctx, resp, d)
-	case *route:
-		req := m.(*message.Request)
-		if d.upstream {
-			if ua.up == nil {
-				return ErrTransportClosed
-			}
-			_, err = ua.up.SendRequest(ctx, req)
-		} else {
-			_, err = ua.tp.SendRequest(ctx, req, d.targets...)
-		}
-	default:
-		err = fmt.Errorf("sip: unknown destination %T", dest)
-	}
-	return err
 }
 
 // ContactURI returns the URI other user agents reach this one at: its

@@ -94,12 +94,12 @@ func TestMessageBetweenUserAgents(t *testing.T) {
 		got <- r
 		switch string(r.Request.Body) {
 		case "busy":
-			require.NoError(t, r.Reject(486, ""))
+			require.NoError(t, r.Reject(context.Background(), 486, ""))
 		case "silent":
 			// Returning without an answer accepts.
 		default:
-			require.NoError(t, r.Accept())
-			assert.ErrorIs(t, r.Accept(), ErrInvalidState, "one final answer only")
+			require.NoError(t, r.Accept(context.Background()))
+			assert.ErrorIs(t, r.Accept(context.Background()), ErrInvalidState, "one final answer only")
 		}
 	}})
 	alice := startUA(t, "alice", UserAgentDelegate{})
@@ -175,7 +175,7 @@ func TestOnRequestDelegate(t *testing.T) {
 	bob := startUA(t, "bob", UserAgentDelegate{OnRequest: func(r *IncomingRequest) {
 		resp := r.NewResponse(202, "Got it")
 		resp.Header.Add("X-Method", r.Request.Method)
-		require.NoError(t, r.Respond(resp))
+		require.NoError(t, r.Respond(context.Background(), resp))
 		assert.False(t, r.Flow.IsZero())
 	}})
 	alice := startUA(t, "alice", UserAgentDelegate{})
@@ -287,7 +287,7 @@ func TestNotifyAndReferDelegates(t *testing.T) {
 		OnNotify: func(r *IncomingRequest) { got <- "notify " + r.Request.Header.Get("Event") },
 		OnRefer: func(r *IncomingRequest) {
 			got <- "refer " + r.Request.Header.Get("Refer-To")
-			require.NoError(t, r.Reject(202, ""))
+			require.NoError(t, r.Reject(context.Background(), 202, ""))
 		},
 	})
 	alice := startUA(t, "alice", UserAgentDelegate{})
@@ -320,7 +320,7 @@ func TestSlowCallbackDoesNotStallTheStack(t *testing.T) {
 	release := make(chan struct{})
 	bob := startUA(t, "bob", UserAgentDelegate{OnMessage: func(r *IncomingRequest) {
 		<-release // a slow application
-		_ = r.Accept()
+		_ = r.Accept(context.Background())
 	}})
 	alice := startUA(t, "alice", UserAgentDelegate{})
 	m, _ := NewMessager(alice, addr(bob), []byte("x"), "", RequestOptions{})

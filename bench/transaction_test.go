@@ -35,7 +35,7 @@ var t0 = time.Unix(1_700_000_000, 0)
 func newUAPair(wire bool) *uaPair {
 	p := &uaPair{wire: wire}
 	p.uac = transaction.NewLayer(transaction.Config{}, transaction.Callbacks{
-		Send: func(m message.Message, dest any) error {
+		Send: func(_ transaction.Transaction, m message.Message, dest any) error {
 			m = p.carry(m)
 			p.queue = append(p.queue, func() { p.uas.Receive(m, "uac", true, t0) })
 			return nil
@@ -47,7 +47,7 @@ func newUAPair(wire bool) *uaPair {
 		},
 	})
 	p.uas = transaction.NewLayer(transaction.Config{}, transaction.Callbacks{
-		Send: func(m message.Message, dest any) error {
+		Send: func(_ transaction.Transaction, m message.Message, dest any) error {
 			m = p.carry(m)
 			p.queue = append(p.queue, func() { p.uac.Receive(m, "uas", true, t0) })
 			return nil

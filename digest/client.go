@@ -3,6 +3,7 @@ package digest
 import (
 	"crypto/rand"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -17,6 +18,9 @@ const (
 	// maxStaleRetries bounds consecutive stale=true retries for one realm:
 	// a server that keeps calling fresh nonces stale is refused.
 	maxStaleRetries = 2
+	// maxScopeURIs bounds the Request-URIs per realm that Preauthorize
+	// sends credentials to; the oldest one is forgotten first.
+	maxScopeURIs = 4
 )
 
 // Client answers digest challenges for one user agent.
@@ -25,7 +29,10 @@ const (
 // used with its nonce count, and which request carried its credentials,
 // so that it can tell a wrong password (the response to that very request
 // challenges the realm again, without stale=true) from a first challenge
-// or an expired nonce. It remembers at most 32 realms.
+// or an expired nonce. It remembers at most 32 realms. With Preauthorize
+// it reuses a realm's nonce for new requests to the same Request-URI
+// (RFC 7616 §3.4.5), so that a registration refresh is not challenged
+// again while the server accepts the nonce.
 //
 // A Client is safe for concurrent use, and its credential callbacks are
 // never called with a lock held. The wrong-password detection remembers
@@ -58,8 +65,14 @@ type realmState struct {
 	// for the realm.
 	callID string
 	cseq   uint32
-	stale  int // consecutive stale retries
-	used   uint64
+	// pre: that request carried credentials Preauthorize added, which a
+	// challenge may refuse without meaning the password is wrong.
+	pre   bool
+	stale int // consecutive stale retries
+	used  uint64
+	// uris are the Request-URIs (most recent last) of requests answered
+	// for the realm: Preauthorize answers new requests to them.
+	uris []string
 }
 
 // NewClient returns a Client that answers every realm with creds. Use
@@ -170,7 +183,7 @@ func (c *Client) Authorize(req *message.Request, resp *message.Response) error {
 		cd := &cands[i]
 		answered[cd.key] = true
 		st := c.realms[cd.key]
-		if st != nil && st.callID == respCallID && st.cseq == respCSeq.Seq {
+		if st != nil && st.callID == respCallID && st.cseq == respCSeq.Seq && !st.pre {
 			// The rejected request carried our answer for this realm.
 			if !cd.ch.Stale || cd.ch.Nonce == st.nonce || st.stale >= maxStaleRetries {
 				failed = append(failed, cd.key.realm)
@@ -230,12 +243,106 @@ func (c *Client) Authorize(req *message.Request, resp *message.Response) error {
 				st.stale = 0
 			}
 		}
+		// Credentials carried over from preemptive ones stay preemptive.
+		st.pre = cd.carry && st.pre
 		st.callID, st.cseq = reqCallID, reqCSeq.Seq
+		st.addURI(uri)
 		c.clock++
 		st.used = c.clock
 	}
 	c.evict()
 	return nil
+}
+
+// Preauthorize adds credentials to req, a new request (not a resent
+// one), for the realms whose last challenge it can answer again without
+// asking the server (RFC 7616 §3.4.5): the nonce last used for the realm
+// with the next nonce count and a fresh client nonce. It reports whether
+// it added any.
+//
+// It answers a realm only when the challenge offered qop=auth (a nonce
+// count means nothing without qop), and only for a request whose
+// Request-URI is one of the last four that the realm's credentials
+// answered: a registrar's refresh REGISTER, a repeated MESSAGE to one
+// target. It never answers ACK or CANCEL, and skips realms req already
+// carries credentials for.
+//
+// A server that refuses such credentials (nonce expired or forgotten,
+// nonce count out of its window) challenges the request again: Authorize
+// then answers that challenge as a first one, so the request goes on
+// with the server's new nonce, and only a refusal of that answer is
+// ErrAuthFailed.
+//
+// An error from the credentials lookup is returned wrapped; req then
+// carries no new credentials.
+func (c *Client) Preauthorize(req *message.Request) (bool, error) {
+	if req == nil || req.Method == "ACK" || req.Method == "CANCEL" {
+		return false, nil
+	}
+	callID := req.Header.CallID()
+	cseq, err := req.Header.CSeq()
+	if err != nil || callID == "" {
+		return false, malformed("request without Call-ID or CSeq")
+	}
+	uri := req.URI.String()
+	c.mu.Lock()
+	var cands []candidate
+	for key, st := range c.realms {
+		if st.qop != "auth" || st.nonce == "" || st.nonce != st.ch.Nonce || st.nc >= 0xffffffff ||
+			!slices.Contains(st.uris, uri) || hasCredentials(&req.Header, credHeader(key.proxy), key.realm) {
+			continue
+		}
+		st.nc++
+		cands = append(cands, candidate{key: key, ch: st.ch, alg: st.alg, qop: st.qop, nc: st.nc})
+	}
+	c.mu.Unlock()
+	if len(cands) == 0 {
+		return false, nil
+	}
+	// Map order is random: answer realms in a stable order.
+	slices.SortFunc(cands, func(a, b candidate) int {
+		if a.key.proxy != b.key.proxy {
+			if a.key.proxy {
+				return 1
+			}
+			return -1
+		}
+		return strings.Compare(a.key.realm, b.key.realm)
+	})
+	values := make([]string, len(cands))
+	for i := range cands {
+		v, err := c.answer(&cands[i], req.Method, uri, req.Body)
+		if err != nil {
+			return false, err
+		}
+		values[i] = v
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range cands {
+		cd := &cands[i]
+		req.Header.Add(credHeader(cd.key.proxy), values[i])
+		st := c.realms[cd.key]
+		if st == nil {
+			continue // forgotten meanwhile (Reset, eviction): nothing to record
+		}
+		st.callID, st.cseq, st.pre = callID, cseq.Seq, true
+		c.clock++
+		st.used = c.clock
+	}
+	return true, nil
+}
+
+// addURI records uri as answered for the realm, keeping the last
+// maxScopeURIs.
+func (st *realmState) addURI(uri string) {
+	if i := slices.Index(st.uris, uri); i >= 0 {
+		st.uris = slices.Delete(st.uris, i, i+1)
+	}
+	if len(st.uris) >= maxScopeURIs {
+		st.uris = slices.Delete(st.uris, 0, 1)
+	}
+	st.uris = append(st.uris, uri)
 }
 
 // reserve returns the nonce count to use with nonce for key and records
@@ -365,6 +472,20 @@ func credentialsRealm(value string) (string, bool) {
 		return "", false
 	}
 	return list[0].get("realm")
+}
+
+// hasCredentials reports whether the header field name carries Digest
+// credentials for realm.
+func hasCredentials(h *message.Header, name, realm string) bool {
+	for _, f := range h.Fields() {
+		if message.CanonicalName(f.Name) != name {
+			continue
+		}
+		if r, ok := credentialsRealm(f.Value); ok && r == realm {
+			return true
+		}
+	}
+	return false
 }
 
 // removeCredentials removes the Digest credentials for realm from the

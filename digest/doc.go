@@ -28,6 +28,15 @@
 // its credentials for a realm challenges that realm again without
 // stale=true, Authorize fails with ErrAuthFailed.
 //
+// Client.Preauthorize reuses a nonce (RFC 7616 §3.4.5): before a new
+// request goes out it adds credentials for the realms (qop=auth only)
+// whose credentials answered a request to the same Request-URI, with the
+// next nonce count and a fresh cnonce, so that a refresh REGISTER is
+// accepted in one transaction by a server that allows reuse (Kamailio
+// with nonce_count). If the server refuses them (stale nonce, nonce
+// count out of its window), Authorize answers its challenge as a first
+// one.
+//
 // # Server
 //
 // Server issues challenges with stateless HMAC-protected nonces and

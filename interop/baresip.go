@@ -81,6 +81,19 @@ type BaresipConfig struct {
 	// StartBaresip then does not wait for a registration. Calls still go
 	// out through Kamailio (outbound proxy, digest on 407).
 	NoRegister bool
+	// Modules are loaded besides those of the template (e.g. "srtp",
+	// "g722", "opus"); each must exist.
+	Modules []string
+	// MediaEnc is the account's mediaenc: "srtp" (SDES when the peer
+	// takes it), "srtp-mand" (RTP/SAVP only), or empty for plain RTP.
+	MediaEnc string
+	// AudioCodecs is the account's audio_codecs list, full names such as
+	// "G722/16000/1" or "opus/48000/2"; empty: every codec loaded.
+	AudioCodecs string
+	// Echo makes baresip send back the audio it receives (aubridge as
+	// both player and source) instead of its 440 Hz sine: what comes back
+	// proves baresip decrypted and decoded what it got.
+	Echo bool
 }
 
 // Baresip is a running baresip started by StartBaresip, controlled over
@@ -168,7 +181,7 @@ func StartBaresip(t testing.TB, k *Kamailio, cfg BaresipConfig) *Baresip {
 	if modDir == "" {
 		t.Fatalf("baresip's modules (ctrl_tcp.so) are not in any of %v: reinstall baresip-core", baresipModuleDirs)
 	}
-	for _, m := range baresipModules {
+	for _, m := range append(baresipModules[:len(baresipModules):len(baresipModules)], cfg.Modules...) {
 		if _, err := os.Stat(filepath.Join(modDir, m+".so")); err != nil {
 			t.Fatalf("baresip module %s.so is missing in %s (%v): reinstall baresip-core", m, modDir, err)
 		}
@@ -218,11 +231,27 @@ func StartBaresip(t testing.TB, k *Kamailio, cfg BaresipConfig) *Baresip {
 		"@NAME@", "sipua-"+cfg.User,
 		"/usr/lib/baresip/modules", modDir,
 	).Replace(string(tmpl))
+	for _, m := range cfg.Modules {
+		conf += "module\t\t\t" + m + ".so\n"
+	}
+	if cfg.Echo {
+		conf = regexp.MustCompile(`(?m)^audio_source\s.*$`).ReplaceAllString(conf, "audio_source\t\taubridge,sipua-"+cfg.User)
+		// aubridge pairs a source and a player of the same format: the
+		// codec's, not ausine's 48 kHz stereo.
+		conf = regexp.MustCompile(`(?m)^ausrc_(srate|channels)\s.*$`).ReplaceAllString(conf, "")
+	}
 	regint := 600
 	if cfg.NoRegister {
 		regint = 0
 	}
-	accounts := baresipAccount(k, cfg.User, cfg.Password, cfg.AnswerMode, regint) + "\n"
+	account := baresipAccount(k, cfg.User, cfg.Password, cfg.AnswerMode, regint)
+	if cfg.MediaEnc != "" {
+		account += ";mediaenc=" + cfg.MediaEnc
+	}
+	if cfg.AudioCodecs != "" {
+		account += ";audio_codecs=" + cfg.AudioCodecs
+	}
+	accounts := account + "\n"
 	if err := os.WriteFile(filepath.Join(b.Dir, "config"), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -540,6 +569,10 @@ func (b *Baresip) AudioPackets(ctx context.Context) (sent, received int, err err
 	}
 	return sent, received, nil
 }
+
+// Signal sends sig to the baresip process, by PID (SIGSTOP freezes it as
+// a crashed or unplugged phone; SIGCONT resumes it).
+func (b *Baresip) Signal(sig syscall.Signal) error { return syscall.Kill(b.cmd.Process.Pid, sig) }
 
 // Events returns a copy of the ctrl_tcp events received so far.
 func (b *Baresip) Events() []Event {

@@ -665,8 +665,9 @@ func (b *BrowserPeer) Do(t testing.TB, cmd string, kv ...any) string {
 }
 
 // BrowserStats summarize RTCPeerConnection.getStats() for one call of the
-// page: the audio inbound-rtp and outbound-rtp counters (RTP payload
-// bytes), the transport's ICE and DTLS states and the selected pair.
+// page: the audio and video inbound-rtp and outbound-rtp counters (RTP
+// payload bytes, frames), the transport's ICE and DTLS states and the
+// selected pair.
 type BrowserStats struct {
 	Call               string `json:"call"`
 	ICEConnectionState string `json:"iceConnectionState"` // RTCPeerConnection.iceConnectionState
@@ -681,6 +682,21 @@ type BrowserStats struct {
 	BytesSent          uint64 `json:"bytesSent"`
 	LocalCandidate     string `json:"localCandidate"`  // "127.0.0.1:PORT/udp host"
 	RemoteCandidate    string `json:"remoteCandidate"` // same, the other end's
+
+	// Video: inbound-rtp and outbound-rtp of kind video.
+	VideoCodecReceived   string `json:"videoCodecReceived"`
+	VideoCodecSent       string `json:"videoCodecSent"`
+	VideoPacketsReceived uint64 `json:"videoPacketsReceived"`
+	VideoBytesReceived   uint64 `json:"videoBytesReceived"`
+	FramesReceived       uint64 `json:"framesReceived"`
+	FramesDecoded        uint64 `json:"framesDecoded"`
+	KeyFramesDecoded     uint64 `json:"keyFramesDecoded"`
+	FrameWidth           int    `json:"frameWidth"`
+	FrameHeight          int    `json:"frameHeight"`
+	VideoPLISent         uint64 `json:"videoPliSent"` // keyframe requests the browser sent
+	VideoPacketsSent     uint64 `json:"videoPacketsSent"`
+	FramesEncoded        uint64 `json:"framesEncoded"`
+	VideoPLIReceived     uint64 `json:"videoPliReceived"` // keyframe requests the browser received
 }
 
 // Stats returns the media statistics of a call of the page.

@@ -12,6 +12,11 @@
 // requests out of dialog), record-routes dialogs, and refuses in-dialog
 // requests that ignore the route set (Kamailio.RouteSetViolations).
 //
+// StartKamailioWith starts Kamailio from another configuration template on
+// one UDP/TCP/WS port: examples/cluster's dispatcher and registrar
+// (TestClusterDispatcher, TestMetricsBotScrape) and the presence server of
+// kamailio/presence.cfg (TestPresencePublishSIPjs, TestPresenceBLF).
+//
 // StartPeer starts a SIP.js or JsSIP user agent under Node (node/, see
 // node/README.md for the JSON-lines protocol): the test sends it commands
 // (Peer.Do) and waits for its events (Peer.Expect, Peer.WaitEvent).

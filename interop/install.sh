@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real SIP peers the interop tests need (issue 6 lab):
-#   apt: Kamailio with its WebSocket and TLS modules, sipp (sip-tester),
+#   apt: Kamailio with its WebSocket, TLS and presence modules, sipp (sip-tester),
 #        baresip (baresip-core), tshark and sngrep (the trace package's pcap
 #        files are checked with them), the sipvicious scanner (svmap, svwar,
 #        svcrack), nftables and iproute2 (loss tests);
@@ -21,6 +21,12 @@ PACKAGES=(kamailio kamailio-websocket-modules kamailio-tls-modules sip-tester ba
 # nftables and iproute2 for the root package's TestLossNetns (20% loss on lo
 # inside a private network namespace; it runs as root, as CI does).
 PACKAGES+=(nftables iproute2)
+# Kamailio's presence server (presence, presence_xml, presence_dialoginfo,
+# pua, pua_dialoginfo) for the TestPresence tests (interop/kamailio/presence.cfg).
+PACKAGES+=(kamailio-presence-modules)
+# libopus for media/opus (cgo): the package loads libopus.so.0 at run time;
+# libopus-dev brings it (libopus0) and the headers for anyone linking it.
+PACKAGES+=(libopus-dev)
 # Node and npm come with the machine (CI: Node 20, npm 11); only when they
 # are absent are Debian's packages installed.
 command -v node >/dev/null || PACKAGES+=(nodejs)

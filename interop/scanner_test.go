@@ -94,7 +94,10 @@ func startScanned(t *testing.T, opts sip.UserAgentOptions) *scanned {
 	opts.MediaFactory = sip.NoMedia
 	opts.AuthorizationPassword = "bob-pw"
 	opts.Delegate = sip.UserAgentDelegate{
-		OnInvite:  func(inv *sip.Invitation) { s.note("INVITE " + inv.Request.URI.String()); _ = inv.Reject(486, "") },
+		OnInvite: func(inv *sip.Invitation) {
+			s.note("INVITE " + inv.Request.URI.String())
+			_ = inv.Reject(context.Background(), 486, "")
+		},
 		OnMessage: func(m *sip.IncomingRequest) { s.note("MESSAGE") },
 		// No OnRequest: REGISTER, SUBSCRIBE … get the defaults (405).
 	}

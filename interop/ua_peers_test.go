@@ -88,7 +88,7 @@ func TestUserAgentWithPeers(t *testing.T) {
 			// We reject 486.
 			peer.Do(t, "call", "target", "sip:carol@"+Domain)
 			pc = peer.Expect(t, "calling").Get("call")
-			require.NoError(t, (<-invs).Reject(486, ""))
+			require.NoError(t, (<-invs).Reject(context.Background(), 486, ""))
 			peer.Expect(t, "rejected", "call", pc, "code", "486")
 
 			// We cancel while it rings.

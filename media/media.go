@@ -9,6 +9,8 @@ package media
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -25,6 +27,13 @@ var (
 	// ErrNotSupported reports an operation the handler does not offer
 	// (e.g. DTMF).
 	ErrNotSupported = errors.New("media: not supported")
+	// ErrMediaTimeout reports media that stopped: nothing (no RTP, no
+	// RTCP) came from the peer for the handler's media timeout while it
+	// expected something. A FailureNotifier reports it.
+	ErrMediaTimeout = errors.New("media: no media received")
+	// ErrICEFailed reports a WebRTC media path whose ICE connectivity
+	// failed (RFC 8445 state "failed"). A FailureNotifier reports it.
+	ErrICEFailed = errors.New("media: ICE failed")
 )
 
 // Description is a session description with its content type, e.g.
@@ -57,6 +66,37 @@ type Options struct {
 	// other preparation) may take before the description is returned
 	// with what is there. Zero: the handler's default.
 	GatheringTimeout time.Duration
+	// Codecs, when not empty, orders and restricts the codecs of this
+	// description (a per-call preference over the handler's configured
+	// order): encoding names as SDP writes them, compared without regard
+	// to case ("PCMU", "PCMA", "G722", "opus", "VP8"). Codecs not listed
+	// are left out; names the handler does not know are ignored; when
+	// nothing of a media kind remains, the handler's own list stands for
+	// that kind. RFC 4733 telephone-event is not a codec here: the
+	// handler's DTMF settings decide it.
+	Codecs []string
+}
+
+// CodecOrder returns the codec names ordered and restricted by prefer:
+// those of names that prefer lists, in prefer's order (compared without
+// regard to case), or names unchanged when prefer keeps none of them.
+// Handlers use it to apply Options.Codecs to their configured list.
+func CodecOrder(names, prefer []string) []string {
+	if len(prefer) == 0 {
+		return names
+	}
+	var out []string
+	for _, p := range prefer {
+		for _, n := range names {
+			if strings.EqualFold(n, p) && !slices.ContainsFunc(out, func(o string) bool { return strings.EqualFold(o, n) }) {
+				out = append(out, n)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return names
+	}
+	return out
 }
 
 // Handler negotiates the media of one session. The UserAgent calls its
@@ -92,6 +132,19 @@ type AnswerReplacer interface {
 	// ErrNotAcceptable when d cannot be used; the media then stay as they
 	// were.
 	ReplaceAnswer(ctx context.Context, d Description, opts Options) error
+}
+
+// FailureNotifier is implemented by handlers that can tell when the media
+// of their session died: the peer stopped sending (ErrMediaTimeout), or
+// the WebRTC path failed (ErrICEFailed). The UserAgent registers a
+// function when it makes the handler and ends the call, with a BYE and
+// its own end cause, when it is called.
+type FailureNotifier interface {
+	// OnFailure sets the function called when the media fail, with an
+	// error wrapping ErrMediaTimeout, ErrICEFailed or another cause. The
+	// handler calls it at most once, from a goroutine of its own, never
+	// with one of its locks held, and never after Close returns.
+	OnFailure(f func(err error))
 }
 
 // Factory makes the Handler of a new session. info tells which side the

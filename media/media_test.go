@@ -37,3 +37,14 @@ func Example() {
 	// media: unsupported session description type: text/plain
 	// application/sdp "v=0\r\n"
 }
+
+func ExampleCodecOrder() {
+	configured := []string{"PCMU", "PCMA", "G722"}
+	fmt.Println(media.CodecOrder(configured, []string{"g722", "pcmu"}))
+	fmt.Println(media.CodecOrder(configured, []string{"VP8"}))
+	fmt.Println(media.CodecOrder(configured, nil))
+	// Output:
+	// [G722 PCMU]
+	// [PCMU PCMA G722]
+	// [PCMU PCMA G722]
+}

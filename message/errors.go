@@ -51,8 +51,9 @@ type ParseError struct {
 	// Status is the response code a UAS should send for this failure.
 	Status int
 	// Message is what could be parsed before the failure was found: the
-	// start line and header fields, so a UAS can still answer 400 or 505.
-	// It is nil when the start line or header section is unusable.
+	// start line and header fields, so a UAS can still answer 400, 413,
+	// 414, 505 or 513. It is nil when the start line or header section is
+	// unusable; see Parse.
 	Message Message
 }
 
@@ -103,6 +104,16 @@ func statusOf(sentinel error) int {
 }
 
 // errorf builds a *ParseError for sentinel about header hdr.
+// asParseErr returns the *ParseError in err's chain, or a new one
+// classifying err as ErrMalformed.
+func asParseErr(err error) *ParseError {
+	var pe *ParseError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return errorf(ErrMalformed, "", "%v", err)
+}
+
 func errorf(sentinel error, hdr string, format string, args ...any) *ParseError {
 	d := format
 	if len(args) > 0 {

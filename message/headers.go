@@ -1,6 +1,7 @@
 package message
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 )
@@ -199,19 +200,11 @@ func (h *Header) valueParams(id hid) (ValueParams, bool, error) {
 	vp, err := ParseValueParams(v)
 	if err != nil {
 		var pe *ParseError
-		if asParseError(err, &pe) {
+		if errors.As(err, &pe) {
 			pe.Header = headerNames[id]
 		}
 	}
 	return vp, true, err
-}
-
-func asParseError(err error, pe **ParseError) bool {
-	p, ok := err.(*ParseError)
-	if ok {
-		*pe = p
-	}
-	return ok
 }
 
 // Event returns the Event header (RFC 6665): Value is the event package,

@@ -187,10 +187,10 @@ func (r *Request) validate() *ParseError {
 		return errorf(ErrMethodMismatch, "CSeq", "CSeq method %s, request method %s", c.Method, r.Method)
 	}
 	if _, _, err := r.Header.MaxForwards(); err != nil {
-		return err.(*ParseError)
+		return asParseErr(err)
 	}
 	if _, err := r.Header.Contacts(); err != nil {
-		return err.(*ParseError)
+		return asParseErr(err)
 	}
 	return nil
 }
@@ -233,16 +233,16 @@ func validateCommon(h *Header) *ParseError {
 		}
 	}
 	if _, err := h.Vias(); err != nil {
-		return err.(*ParseError)
+		return asParseErr(err)
 	}
 	if _, err := h.From(); err != nil {
-		return err.(*ParseError)
+		return asParseErr(err)
 	}
 	if _, err := h.To(); err != nil {
-		return err.(*ParseError)
+		return asParseErr(err)
 	}
 	if _, err := h.CSeq(); err != nil {
-		return err.(*ParseError)
+		return asParseErr(err)
 	}
 	if h.CallID() == "" {
 		return errorf(ErrMalformed, "Call-ID", "empty")

@@ -18,7 +18,8 @@ type Limits struct {
 	MaxHeaders int
 	// MaxLineLength is the longest start line or header field, folded
 	// lines included, in bytes. Default 8192. Longer fails with
-	// ErrTooLarge (status 400).
+	// ErrTooLarge (status 400; 414 for a request line whose Request-URI
+	// takes more than half of it).
 	MaxLineLength int
 	// MaxBodySize is the largest body in bytes. Default 65535. Larger
 	// fails with ErrTooLarge (status 413).
@@ -68,7 +69,11 @@ func (l Limits) norm() Limits {
 //
 // On error, the result is nil and the error is a *ParseError; its Message
 // field holds the message as far as it was parsed when a UAS can still
-// answer it (e.g. 400 for a bad Content-Length).
+// answer it (e.g. 400 for a bad Content-Length or an unparsable
+// Request-URI). For a request over the Limits, Message holds only the
+// start line (without the Request-URI when that is what is too long) and
+// the Via, From, To, Call-ID and CSeq fields, when those can be read
+// within the limits: enough to answer with the error's Status.
 func Parse(b []byte) (Message, error) { return Limits{}.Parse(b) }
 
 // Parse is like the package-level Parse with limits l.
@@ -122,6 +127,9 @@ func parse(in []byte, lim Limits, stream bool) (Message, error) {
 	if len(in) > lim.MaxMessageSize {
 		e := errorf(ErrTooLarge, "", "message of %d bytes over the limit of %d", len(in), lim.MaxMessageSize)
 		e.Status = 513
+		if r := salvage(in, lim, nil); r != nil {
+			e.Message = r
+		}
 		return nil, e
 	}
 	// Skip CRLFs before the start line (RFC 3261 §7.5).
@@ -145,11 +153,25 @@ func parse(in []byte, lim Limits, stream bool) (Message, error) {
 		return nil, errorf(ErrMalformed, "", "no end of start line")
 	}
 	if len(first) > lim.MaxLineLength {
-		return nil, errorf(ErrTooLarge, "", "start line over %d bytes", lim.MaxLineLength)
+		e := errorf(ErrTooLarge, "", "start line over %d bytes", lim.MaxLineLength)
+		if method, uri, ok := splitRequestLine(first); ok {
+			if len(uri) > lim.MaxLineLength/2 {
+				e.Detail = "Request-URI too long"
+				e.Status = 414
+			}
+			if r := salvage(in, lim, &Request{Method: method}); r != nil {
+				e.Message = r
+			}
+		}
+		return nil, e
 	}
 
 	var msg Message
 	var h *Header
+	// uriErr is a Request-URI that does not parse in an otherwise
+	// readable request line: the header section is parsed still, so that
+	// the request can be answered 400 (RFC 3261 §8.2).
+	var uriErr *ParseError
 	if strings.HasPrefix(first, "SIP/") || strings.HasPrefix(first, "sip/") {
 		r := &Response{}
 		if err := r.parseStatusLine(first); err != nil {
@@ -159,7 +181,10 @@ func parse(in []byte, lim Limits, stream bool) (Message, error) {
 	} else {
 		r := &Request{}
 		if err := r.parseRequestLine(first); err != nil {
-			return nil, err
+			if r.Method == "" { // not only the Request-URI is bad
+				return nil, err
+			}
+			uriErr = err
 		}
 		msg, h = r, &r.Header
 	}
@@ -192,7 +217,11 @@ func parse(in []byte, lim Limits, stream bool) (Message, error) {
 			return nil, errorf(ErrMalformed, "", "continuation line before the first header")
 		}
 		if len(fields) == lim.MaxHeaders {
-			return nil, errorf(ErrTooLarge, "", "more than %d header fields", lim.MaxHeaders)
+			e := errorf(ErrTooLarge, "", "more than %d header fields", lim.MaxHeaders)
+			if r := salvageAfter(msg, in, lim); r != nil {
+				e.Message = r
+			}
+			return nil, e
 		}
 		colon := strings.IndexByte(line, ':')
 		if colon < 0 {
@@ -231,7 +260,11 @@ func parse(in []byte, lim Limits, stream bool) (Message, error) {
 			value = b.String()
 		}
 		if total > lim.MaxLineLength {
-			return nil, errorf(ErrTooLarge, CanonicalName(name), "header field over %d bytes", lim.MaxLineLength)
+			e := errorf(ErrTooLarge, CanonicalName(name), "header field over %d bytes", lim.MaxLineLength)
+			if r := salvageAfter(msg, in, lim); r != nil {
+				e.Message = r
+			}
+			return nil, e
 		}
 		id := lookupID(name)
 		fields = append(fields, Field{Name: name, Value: value, id: id})
@@ -249,6 +282,12 @@ func parse(in []byte, lim Limits, stream bool) (Message, error) {
 	}
 	h.fields = make([]Field, len(fields))
 	copy(h.fields, fields)
+	if uriErr != nil {
+		if validateCommon(h) == nil {
+			uriErr.Message = msg
+		}
+		return nil, uriErr
+	}
 	if clErr != nil {
 		clErr.Message = msg
 		return nil, clErr
@@ -316,11 +355,11 @@ func parseVersion(v string) (string, bool) {
 	return v, true
 }
 
-// splitSP splits s at runs of spaces into at most n fields (the last one
-// takes the rest, untrimmed on the right when keepRest is set).
+// parseRequestLine parses Method SP Request-URI SP SIP-Version into r.
+// On an error with r.Method set, only the Request-URI is bad.
 func (r *Request) parseRequestLine(line string) *ParseError {
-	// Method SP Request-URI SP SIP-Version. Runs of spaces and trailing
-	// spaces are tolerated (RFC 4475 §3.1.2.9, §3.1.2.10).
+	// Runs of spaces and trailing spaces are tolerated (RFC 4475
+	// §3.1.2.9, §3.1.2.10).
 	var parts [3]string
 	n := 0
 	i := 0
@@ -348,18 +387,113 @@ func (r *Request) parseRequestLine(line string) *ParseError {
 	if !isToken(parts[0]) {
 		return errorf(ErrMalformed, "", "bad method %q", truncate(parts[0]))
 	}
-	r.Method = parts[0]
-	if err := r.URI.parse(parts[1]); err != nil {
-		return errorf(ErrMalformed, "", "bad Request-URI %q", truncate(parts[1]))
-	}
 	v, ok := parseVersion(parts[2])
 	if !ok {
 		return errorf(ErrMalformed, "", "bad SIP version %q", truncate(parts[2]))
 	}
+	r.Method = parts[0]
 	if v != Version {
 		r.Proto = v
 	}
+	if err := r.URI.parse(parts[1]); err != nil {
+		return errorf(ErrMalformed, "", "bad Request-URI %q", truncate(parts[1]))
+	}
 	return nil
+}
+
+// splitRequestLine returns the method and the Request-URI of a request
+// line too long to parse in full, if its method is a token and it ends
+// with a SIP version.
+func splitRequestLine(line string) (method, uri string, ok bool) {
+	method, rest, ok := strings.Cut(line, " ")
+	if !ok || !isToken(method) {
+		return "", "", false
+	}
+	rest = strings.TrimRight(rest, " ")
+	sp := strings.LastIndexByte(rest, ' ')
+	if sp < 0 {
+		return "", "", false
+	}
+	if _, ok := parseVersion(rest[sp+1:]); !ok {
+		return "", "", false
+	}
+	return method, strings.Trim(rest[:sp], " "), true
+}
+
+// salvageAfter is salvage for a message whose start line parsed: nil for
+// a response (a response over the limits is dropped, not answered).
+func salvageAfter(m Message, in []byte, lim Limits) *Request {
+	r, ok := m.(*Request)
+	if !ok {
+		return nil
+	}
+	return salvage(in, lim, &Request{Method: r.Method, URI: r.URI, Proto: r.Proto})
+}
+
+// salvage reads what a UAS needs to answer a request over the limits
+// (RFC 3261 §8.2.6: Via, From, To, Call-ID and CSeq) from in, skipping
+// every other header field and its length. It returns r (a request whose
+// start line was read; nil: parse it from in) with those fields, or nil if
+// in is not a request or they are missing, repeated, malformed, over
+// MaxLineLength, or more than MaxHeaders (a response would be over the
+// limits too).
+func salvage(in []byte, lim Limits, r *Request) *Request {
+	s := string(in)
+	start := 0
+	for start < len(s) && (s[start] == '\r' || s[start] == '\n') {
+		start++
+	}
+	first, i := nextLine(s, start)
+	if i < 0 {
+		return nil
+	}
+	if r == nil {
+		if len(first) > lim.MaxLineLength {
+			return nil
+		}
+		r = &Request{}
+		if err := r.parseRequestLine(first); err != nil && r.Method == "" {
+			return nil
+		}
+	}
+	var fields []Field
+	keep := false // the last field is kept: its continuation lines too
+	for p := i; p < len(s); {
+		line, next := nextLine(s, p)
+		if line == "" {
+			break
+		}
+		if next < 0 {
+			next = len(s)
+		}
+		p = next
+		if isWS(line[0]) {
+			if keep {
+				f := &fields[len(fields)-1]
+				if len(f.Value)+len(line) > lim.MaxLineLength {
+					return nil
+				}
+				f.Value += " " + trimWS(line)
+			}
+			continue
+		}
+		name, value, ok := strings.Cut(line, ":")
+		name = trimWS(name)
+		id := lookupID(name)
+		keep = ok && isToken(name) && (id == hVia || id == hFrom || id == hTo || id == hCallID || id == hCSeq)
+		if !keep {
+			continue
+		}
+		if len(line) > lim.MaxLineLength || len(fields) == lim.MaxHeaders {
+			return nil
+		}
+		fields = append(fields, Field{Name: name, Value: trimWS(value), id: id})
+	}
+	r.Header.fields = fields
+	if validateCommon(&r.Header) != nil {
+		return nil
+	}
+	return r
 }
 
 func (r *Response) parseStatusLine(line string) *ParseError {

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 STATICCHECK_VERSION="v0.8.2" # staticcheck 2026.2.2; supports Go 1.26
-FUZZ_TARGETS=("./message FuzzParse" "./message FuzzURI" "./message FuzzStream" "./siptest/replay FuzzReadTrace" "./digest FuzzParseChallenge" "./transport FuzzReadStream" "./media/rtp FuzzSDP" "./media/webrtc FuzzSDP" "./media/wav FuzzDecode" "./trace FuzzWriters" "./trace FuzzRedact")
+FUZZ_TARGETS=("./message FuzzParse" "./message FuzzURI" "./message FuzzStream" "./siptest/replay FuzzReadTrace" "./digest FuzzParseChallenge" "./transport FuzzReadStream" "./media/rtp FuzzSDP" "./media/webrtc FuzzSDP" "./media/webrtc FuzzVideoFiles" "./media/wav FuzzDecode" "./media/g722 FuzzDecode" "./trace FuzzWriters" "./trace FuzzRedact" "./presence FuzzParse")
 FUZZTIME="${FUZZTIME:-15s}"
 
 step() { printf '==> %s\n' "$*"; }

@@ -90,7 +90,7 @@
 //			}
 //			alice := newUA("alice", "192.0.2.1:5060", sip.UserAgentDelegate{})
 //			newUA("bob", "192.0.2.2:5060", sip.UserAgentDelegate{
-//				OnMessage: func(r *sip.IncomingRequest) { r.Accept() },
+//				OnMessage: func(r *sip.IncomingRequest) { r.Accept(context.Background()) },
 //			})
 //			n.SetLinks(siptest.Addr("192.0.2.1:5060"), siptest.Addr("192.0.2.2:5060"), siptest.Link{Loss: 0.3})
 //			m, _ := sip.NewMessager(alice, "sip:bob@192.0.2.2:5060", []byte("hi"), "text/plain", sip.RequestOptions{})

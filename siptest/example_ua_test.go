@@ -38,7 +38,7 @@ func ExampleNetwork_PacketListener() {
 	bob := start("bob", "192.0.2.2:5060", sip.UserAgentDelegate{
 		OnMessage: func(r *sip.IncomingRequest) {
 			got <- string(r.Request.Body)
-			_ = r.Accept()
+			_ = r.Accept(context.Background())
 		},
 	})
 	defer bob.Stop(ctx)

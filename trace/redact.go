@@ -1,6 +1,7 @@
 package trace
 
 import (
+	"bytes"
 	"errors"
 
 	"github.com/sipua/sip/message"
@@ -27,7 +28,11 @@ const Redacted = "REDACTED"
 // Header names match case-insensitively, every field of a repeated
 // header is redacted, and a folded field is unfolded onto one line (the
 // other fields keep their bytes). The whole header section is searched
-// even when the message is malformed, and the body is left alone.
+// even when the message is malformed. In the body, the key material of
+// SDES-SRTP (RFC 4568 a=crypto "inline:" keys, which decrypt the call's
+// media) is overwritten with as many 'X' characters, so that the body's
+// length, and its Content-Length, stay right; the rest of the body is
+// left alone.
 //
 // An event without such a field, or with nothing to redact in it, is
 // passed on as it is (without allocating when it has no such field: one
@@ -184,9 +189,52 @@ func redactRaw(raw []byte) ([]byte, bool) {
 		i = fnext
 	}
 	if out == nil {
-		return nil, false
+		return redactKeys(raw, false)
 	}
-	return append(out, raw[done:]...), true
+	res, _ := redactKeys(append(out, raw[done:]...), true)
+	return res, true
+}
+
+// redactKeys overwrites the base64 key material after each "inline:" in
+// the body of msg with 'X's, in place when owned, else in a copy made at
+// the first key; it reports whether it returned something other than msg
+// unchanged.
+func redactKeys(msg []byte, owned bool) ([]byte, bool) {
+	body := bytes.Index(msg, []byte("\r\n\r\n"))
+	if lf := bytes.Index(msg, []byte("\n\n")); lf >= 0 && (body < 0 || lf < body) {
+		body = lf
+	}
+	if body < 0 {
+		return msg, false
+	}
+	changed := false
+	const marker = "inline:"
+	for i := body; ; {
+		k := bytes.Index(msg[i:], []byte(marker))
+		if k < 0 {
+			break
+		}
+		start := i + k + len(marker)
+		end := start
+		for end < len(msg) && isBase64(msg[end]) {
+			end++
+		}
+		if end > start {
+			if !owned {
+				msg, owned = bytes.Clone(msg), true
+			}
+			for j := start; j < end; j++ {
+				msg[j] = 'X'
+			}
+			changed = true
+		}
+		i = end
+	}
+	return msg, changed
+}
+
+func isBase64(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '='
 }
 
 // unfold returns the value of the field whose first line's value runs

@@ -2,6 +2,7 @@ package trace_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -289,4 +290,30 @@ func FuzzRedact(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRedactSRTPKeys: the SDES keys of an SDP body (a=crypto inline:)
+// become as many X's, Content-Length stays right, the suite and the rest
+// of the body stay; with credentials too, both are redacted.
+func TestRedactSRTPKeys(t *testing.T) {
+	const key = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"
+	body := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
+		"m=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + key + "|2^20\r\n" +
+		"a=crypto:2 AEAD_AES_128_GCM inline:" + key[:36] + "\r\n"
+	for _, auth := range []string{"", "Proxy-Authorization: Basic c2VjcmV0\r\n"} {
+		raw := []byte("INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1\r\n" +
+			"From: <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n" +
+			auth + "Content-Type: application/sdp\r\nContent-Length: " + fmt.Sprint(len(body)) + "\r\n\r\n" + body)
+		orig := string(raw)
+		got := redactOne(t, parsed(t, raw))
+		assert.Equal(t, orig, string(raw), "the event's bytes are not changed in place")
+		assert.NotContains(t, string(got.Raw), key[:20])
+		assert.Contains(t, string(got.Raw), "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"+strings.Repeat("X", len(key))+"|2^20\r\n")
+		assert.Contains(t, string(got.Raw), "a=crypto:2 AEAD_AES_128_GCM inline:"+strings.Repeat("X", 36)+"\r\n")
+		require.NotNil(t, got.Message)
+		assert.Len(t, got.Message.Content(), len(body))
+		if auth != "" {
+			assert.NotContains(t, string(got.Raw), "c2VjcmV0")
+		}
+	}
 }

@@ -25,6 +25,15 @@ type Config struct {
 	// before its messages and its ConnClosed after them). Nil: not
 	// reported.
 	OnConn func(ConnEvent)
+	// OnUnreachable is called when the network reports that datagrams
+	// sent on a UDP flow are not delivered: an ICMP port (or host)
+	// unreachable for Flow.Remote, which Linux reports on the socket
+	// (IP_RECVERR). err is a *net.OpError wrapping the errno, e.g.
+	// syscall.ECONNREFUSED for a port nobody listens on. It runs on the
+	// socket's reader goroutine. Nil: not reported. Other systems, and
+	// sockets from Config.ListenPacket that are not *net.UDPConn, never
+	// report.
+	OnUnreachable func(f Flow, err error)
 	// Logger receives debug and warning records. Nil: the package is
 	// silent.
 	Logger *slog.Logger
@@ -60,6 +69,10 @@ type Config struct {
 	// WriteTimeout bounds one write to a connection or socket, on top of
 	// the caller's context. Default 10s; negative: none.
 	WriteTimeout time.Duration
+	// WriteQueue is how many messages may wait in a stream connection's
+	// write queue (TrySendRequest, TrySendResponse); one more is refused
+	// with ErrQueueFull instead of waiting. Default 256.
+	WriteQueue int
 	// DialTimeout bounds opening an outbound connection including the TLS
 	// and WebSocket handshakes, on top of the caller's context. Default
 	// 10s; negative: none.
@@ -154,6 +167,7 @@ const (
 	defaultIdleTimeout       = 5 * time.Minute
 	defaultWriteTimeout      = 10 * time.Second
 	defaultDialTimeout       = 10 * time.Second
+	defaultWriteQueue        = 256
 	defaultKeepaliveInterval = 30 * time.Second
 	defaultKeepaliveTimeout  = 10 * time.Second
 	defaultUDPReadBuffer     = 4 << 20
@@ -188,6 +202,9 @@ func (c Config) norm() Config {
 	c.IdleTimeout = durDefault(c.IdleTimeout, defaultIdleTimeout)
 	c.WriteTimeout = durDefault(c.WriteTimeout, defaultWriteTimeout)
 	c.DialTimeout = durDefault(c.DialTimeout, defaultDialTimeout)
+	if c.WriteQueue <= 0 {
+		c.WriteQueue = defaultWriteQueue
+	}
 	c.Keepalive.Interval = durDefault(c.Keepalive.Interval, defaultKeepaliveInterval)
 	c.Keepalive.Timeout = durDefault(c.Keepalive.Timeout, defaultKeepaliveTimeout)
 	c.UDP.ReadBuffer = intDefault(c.UDP.ReadBuffer, defaultUDPReadBuffer)

@@ -37,6 +37,12 @@ type conn struct {
 
 	wmu sync.Mutex
 
+	// The write queue (TrySendRequest, TrySendResponse), drained by
+	// writeLoop; qclosed is set under qmu once writeLoop stops taking.
+	wq      chan queued
+	qmu     sync.Mutex
+	qclosed bool
+
 	ctx    context.Context // ends when the connection closes
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -53,6 +59,7 @@ func (t *Transport) newConn(nc net.Conn, ws *websocket.Conn, proto Proto, inboun
 		done:  make(chan struct{}),
 		pong:  make(chan struct{}, 1),
 		wrote: make(chan struct{}, 1),
+		wq:    make(chan queued, t.cfg.WriteQueue),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
@@ -92,10 +99,12 @@ func (c *conn) close(err error) {
 // closeNow closes a connection that was never registered or started.
 func (c *conn) closeNow() { c.close(ErrClosed) }
 
-// start launches the reader and, on outbound connections with keepalive
-// on, the keepalive goroutine. Called by register under t.mu.
+// start launches the reader, the writer of the write queue and, on
+// outbound connections with keepalive on, the keepalive goroutine.
+// Called by register under t.mu.
 func (c *conn) start() {
 	c.t.wg.Go(c.readLoop)
+	c.t.wg.Go(c.writeLoop)
 	if !c.inbound && c.t.cfg.Keepalive.Interval > 0 {
 		c.t.wg.Go(c.keepalive)
 	}

@@ -18,6 +18,19 @@
 // connection and for UDP the source address, i.e. Via received and rport
 // (RFC 3581, RFC 3261 §18.2.2).
 //
+// Send, SendRequest and SendResponse wait until the message is written
+// (dialling a connection first if need be). A caller with an event loop
+// that must never wait on the network uses TrySendRequest and
+// TrySendResponse instead: they put the message in the write queue of an
+// open connection (Config.WriteQueue deep, drained by a writer goroutine
+// per connection, which lives as long as the connection) or hand a
+// datagram to a UDP socket, and return at once. A full queue is refused
+// with ErrQueueFull and a write that fails later is reported through
+// SendOptions.OnFail; when a connection must be dialled or a name looked
+// up first, they return a *PendingError, and the caller runs Dial or
+// Resolve (ResolveNow answers numeric URIs at once) on a goroutine of its
+// own and tries again when it returns.
+//
 // Resolve turns a SIP or SIPS URI into an ordered list of Targets as a UA
 // does under RFC 3263: numeric addresses, host:port, SRV records when no
 // port is given, and A/AAAA records, with the transport taken from the

@@ -39,7 +39,9 @@ var (
 	// or received; a received one closes its stream connection.
 	ErrMessageTooLarge = errors.New("transport: message too large")
 	// ErrGaveUp reports that an Upstream stopped reconnecting after
-	// Backoff.MaxAttempts failed attempts.
+	// Backoff.MaxAttempts failed attempts, or at once when every server
+	// failed for good (see Permanent: a certificate that does not
+	// verify). It wraps the last attempt's error.
 	ErrGaveUp = errors.New("transport: gave up reconnecting")
 )
 

@@ -568,14 +568,26 @@ func (t *Transport) SendResponse(ctx context.Context, resp *message.Response, fl
 			return flow, t.writeMsg(ctx, c, resp)
 		}
 	}
+	tg, err := t.responseTarget(ctx, resp, flow, true)
+	if err != nil {
+		return Flow{}, err
+	}
+	return t.Send(ctx, resp, tg)
+}
+
+// responseTarget returns where a response to a request that came on flow
+// goes when that flow's connection is gone or for UDP (RFC 3261 §18.2.2,
+// RFC 3581). Without lookup, a host name that needs DNS gives a
+// *PendingError.
+func (t *Transport) responseTarget(ctx context.Context, resp *message.Response, flow Flow, lookup bool) (Target, error) {
 	v, err := resp.Header.TopVia()
 	if err != nil {
 		if flow.Proto == UDP && flow.Remote.IsValid() {
 			// A Via we cannot read (the reason for a 400, often): answer
 			// the datagram's source.
-			return t.Send(ctx, resp, Target{Proto: UDP, Addr: flow.Remote, Local: flow.Local})
+			return Target{Proto: UDP, Addr: flow.Remote, Local: flow.Local}, nil
 		}
-		return Flow{}, fmt.Errorf("transport: response without a usable Via: %w", err)
+		return Target{}, fmt.Errorf("transport: response without a usable Via: %w", err)
 	}
 	proto, ok := ParseProto(v.Transport)
 	if flow.Proto == UDP {
@@ -584,10 +596,10 @@ func (t *Transport) SendResponse(ctx context.Context, resp *message.Response, fl
 		proto, ok = UDP, true
 	}
 	if !ok {
-		return Flow{}, fmt.Errorf("transport: response Via transport %q: %w", v.Transport, ErrUnsupported)
+		return Target{}, fmt.Errorf("transport: response Via transport %q: %w", v.Transport, ErrUnsupported)
 	}
 	if proto.WebSocket() {
-		return Flow{}, fmt.Errorf("transport: response to a WebSocket client whose connection closed: %w", ErrNoConnection)
+		return Target{}, fmt.Errorf("transport: response to a WebSocket client whose connection closed: %w", ErrNoConnection)
 	}
 	host := v.Received()
 	if host == "" {
@@ -600,15 +612,21 @@ func (t *Transport) SendResponse(ctx context.Context, resp *message.Response, fl
 	if port == 0 {
 		port = int(proto.DefaultPort())
 	}
-	ips, err := t.lookupIP(ctx, host)
-	if err != nil {
-		return Flow{}, err
+	var ips []netip.Addr
+	if !lookup {
+		ip, err := netip.ParseAddr(host)
+		if err != nil {
+			return Target{}, &PendingError{Target: Target{Proto: proto, Host: host}}
+		}
+		ips = []netip.Addr{ip.Unmap()}
+	} else if ips, err = t.lookupIP(ctx, host); err != nil {
+		return Target{}, err
 	}
 	tg := Target{Proto: proto, Addr: netip.AddrPortFrom(ips[0], uint16(port)), Host: host}
 	if proto == UDP && flow.Proto == UDP {
 		tg.Local = flow.Local
 	}
-	return t.Send(ctx, resp, tg)
+	return tg, nil
 }
 
 // ContactURI returns a Contact URI for user on flow f: on WebSocket the

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"time"
 )
 
@@ -76,6 +77,7 @@ func (l udpLink) write(ctx context.Context, b []byte) error {
 func (t *Transport) addUDP(pc net.PacketConn) (*udpSock, error) {
 	if uc, ok := pc.(*net.UDPConn); ok {
 		t.setBuffers(uc)
+		recvErrors(uc)
 	}
 	s := &udpSock{t: t, pc: pc, local: addrPortOf(pc.LocalAddr())}
 	t.mu.Lock()
@@ -172,8 +174,15 @@ func (s *udpSock) readLoop() {
 				continue
 			}
 			// ICMP errors (connection refused) surface here on Linux:
-			// they are not fatal to the socket.
+			// they are not fatal to the socket. The error queue says
+			// which destination they concern.
 			t.log.Debug("sip transport: UDP read error", "local", s.local, "err", err)
+			if uc, ok := s.pc.(*net.UDPConn); ok {
+				if dests := unreachable(uc); len(dests) > 0 {
+					s.reportUnreachable(dests)
+					continue
+				}
+			}
 			if t.isClosed() {
 				return
 			}
@@ -187,5 +196,25 @@ func (s *udpSock) readLoop() {
 		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 		m, perr := t.cfg.Limits.Parse(b)
 		t.deliver(b, m, perr, Flow{Proto: UDP, Local: s.local, Remote: src})
+	}
+}
+
+// unreachableDest is a destination ICMP reported unreachable.
+type unreachableDest struct {
+	addr netip.AddrPort
+	err  error // a syscall.Errno such as ECONNREFUSED
+}
+
+// reportUnreachable passes ICMP errors to Config.OnUnreachable.
+func (s *udpSock) reportUnreachable(dests []unreachableDest) {
+	t := s.t
+	for _, d := range dests {
+		f := Flow{Proto: UDP, Local: s.local, Remote: d.addr}
+		err := &net.OpError{Op: "write", Net: "udp", Source: net.UDPAddrFromAddrPort(s.local),
+			Addr: net.UDPAddrFromAddrPort(d.addr), Err: os.NewSyscallError("sendto", d.err)}
+		t.log.Debug("sip transport: UDP destination unreachable", "flow", f, "err", err)
+		if t.cfg.OnUnreachable != nil {
+			t.cfg.OnUnreachable(f, err)
+		}
 	}
 }

@@ -2,6 +2,8 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -157,6 +159,9 @@ type Upstream struct {
 	mu      sync.Mutex
 	state   State
 	flow    Flow
+	lastErr error         // why the last connection or attempt failed
+	gaveUp  error         // the final error once the Upstream gave up
+	conns   int           // connections made so far
 	changed chan struct{} // closed and replaced on every state change
 }
 
@@ -205,20 +210,47 @@ func (u *Upstream) Flow() (Flow, bool) {
 }
 
 // WaitConnected waits until the Upstream is connected and returns the
-// flow, or fails when ctx ends or the Upstream stops (closed, gave up).
+// flow, or fails when ctx ends or the Upstream stops. When ctx ends, the
+// error wraps both ctx.Err() and the error of the last failed attempt, if
+// any (a *net.OpError for a refused port, a
+// *tls.CertificateVerificationError …); when the Upstream gave up, it is
+// ErrClosed wrapping the ErrGaveUp error; after Close, ErrClosed.
 func (u *Upstream) WaitConnected(ctx context.Context) (Flow, error) {
+	return u.waitConnected(ctx, -1)
+}
+
+// WaitReconnected waits for a connection made after the n-th one (see
+// Connections), as WaitConnected does.
+func (u *Upstream) WaitReconnected(ctx context.Context, n int) (Flow, error) {
+	return u.waitConnected(ctx, n)
+}
+
+// Connections returns how many connections the Upstream has made so far.
+func (u *Upstream) Connections() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.conns
+}
+
+func (u *Upstream) waitConnected(ctx context.Context, after int) (Flow, error) {
 	for {
 		u.mu.Lock()
-		st, f, ch := u.state, u.flow, u.changed
+		st, f, ch, n, last, gaveUp := u.state, u.flow, u.changed, u.conns, u.lastErr, u.gaveUp
 		u.mu.Unlock()
-		if st == Connected {
+		if st == Connected && n > after {
 			return f, nil
 		}
 		select {
 		case <-ch:
 		case <-u.stopped:
+			if gaveUp != nil {
+				return Flow{}, fmt.Errorf("%w: %w", ErrClosed, gaveUp)
+			}
 			return Flow{}, ErrClosed
 		case <-ctx.Done():
+			if last != nil {
+				return Flow{}, fmt.Errorf("%w; last attempt: %w", ctx.Err(), last)
+			}
 			return Flow{}, ctx.Err()
 		}
 	}
@@ -237,12 +269,15 @@ func (u *Upstream) SendRequest(ctx context.Context, req *message.Request) (Flow,
 
 // Reconnect drops the current connection, if any, and connects again at
 // once, starting over with the first server and the shortest delay (as
-// SIP.js's reconnect()).
-func (u *Upstream) Reconnect() {
+// SIP.js's reconnect()). It returns at once with the number of
+// connections made so far: WaitReconnected with it waits for the new one.
+func (u *Upstream) Reconnect() int {
+	n := u.Connections()
 	select {
 	case u.reconnect <- struct{}{}:
 	default:
 	}
+	return n
 }
 
 // Close stops the Upstream and closes its connection; the last event is
@@ -264,8 +299,16 @@ func (u *Upstream) setState(e StateEvent) {
 	u.state = e.State
 	if e.State == Connected {
 		u.flow = e.Flow
+		u.conns++
+		u.lastErr = nil
 	} else {
 		u.flow = Flow{}
+	}
+	if e.State == Disconnected && e.Err != nil && !errors.Is(e.Err, ErrClosed) {
+		u.lastErr = e.Err
+		if errors.Is(e.Err, ErrGaveUp) {
+			u.gaveUp = e.Err
+		}
 	}
 	close(u.changed)
 	u.changed = make(chan struct{})
@@ -296,6 +339,7 @@ func (u *Upstream) run() {
 	failures := 0
 	for {
 		var lastErr error
+		permanent := true // every attempt of the round failed for good
 		connected := false
 		var delay time.Duration
 	servers:
@@ -307,6 +351,7 @@ func (u *Upstream) run() {
 			f, c, err := u.connect(s)
 			if err != nil {
 				lastErr = err
+				permanent = permanent && Permanent(err)
 				u.t.log.Debug("sip transport: upstream attempt failed", "server", s.Addr, "err", err)
 				continue
 			}
@@ -347,6 +392,13 @@ func (u *Upstream) run() {
 		}
 		if !connected {
 			failures++
+			if permanent && lastErr != nil {
+				// A certificate that does not verify will not verify on
+				// the next attempt either: no outage, a configuration
+				// error to report at once.
+				u.setState(StateEvent{State: Disconnected, Err: fmt.Errorf("%w: %w", ErrGaveUp, lastErr)})
+				return
+			}
 			if u.backoff.MaxAttempts > 0 && failures >= u.backoff.MaxAttempts {
 				u.setState(StateEvent{State: Disconnected, Err: fmt.Errorf("%w after %d attempts: %w", ErrGaveUp, failures, lastErr)})
 				return
@@ -427,4 +479,16 @@ func (u *Upstream) watch(f Flow, c *conn) error {
 			timer.Reset(ka.Interval)
 		}
 	}
+}
+
+// Permanent reports whether a connection error will not pass by trying
+// again: the server's certificate did not verify (untrusted, expired, for
+// another name). An Upstream whose every server fails so gives up at once
+// with ErrGaveUp instead of retrying as in an outage.
+func Permanent(err error) bool {
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
 }

@@ -8,7 +8,10 @@
 //
 // Flags may also come from environment variables (SIPUA_SERVER,
 // SIPUA_USER, SIPUA_PASSWORD, SIPUA_DOMAIN, SIPUA_TRANSPORT, SIPUA_MEDIA,
-// SIPUA_MEDIA_IP, SIPUA_CA). Exit codes: 0 after SIGINT/SIGTERM, 1 other
+// SIPUA_MEDIA_IP, SIPUA_CA). With -listen it also takes calls sent
+// straight to a local address (e.g. from a load balancer such as
+// Kamailio's dispatcher: see examples/cluster); with -metrics ADDR it
+// serves Prometheus metrics on http://ADDR/metrics (metrics/prom). Exit codes: 0 after SIGINT/SIGTERM, 1 other
 // failures, 2 wrong flags, 3 server unreachable, 4 authentication failed.
 package main
 
@@ -19,14 +22,22 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sipua/sip/examples/bot/botcore"
 	"github.com/sipua/sip/examples/internal/cli"
 	"github.com/sipua/sip/media/wav"
+	"github.com/sipua/sip/metrics/prom"
 )
 
 func main() {
@@ -37,7 +48,7 @@ func main() {
 
 // run is the program: it returns the exit code.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cfg, acct, err := parse(args, getenv, stderr)
+	cfg, acct, metricsAddr, err := parse(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return cli.ExitOK
 	}
@@ -46,6 +57,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cli.ExitCode(err)
 	}
 	cfg.OnEvent = func(e botcore.Event) { fmt.Fprintln(stdout, e) }
+	if metricsAddr != "" {
+		stopMetrics, addr, err := serveMetrics(metricsAddr, &cfg)
+		if err != nil {
+			fmt.Fprintln(stderr, "bot:", err)
+			return cli.ExitUsage
+		}
+		defer stopMetrics()
+		fmt.Fprintf(stdout, "bot: metrics on http://%s/metrics\n", addr)
+	}
 	tr, err := cli.OpenTrace(acct.TracePath, acct.TraceSecrets, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "bot:", err)
@@ -98,10 +118,12 @@ func fail(ctx context.Context, stderr io.Writer, err error, acct *cli.Account) i
 }
 
 // parse reads the flags into a botcore.Config.
-func parse(args []string, getenv func(string) string, stderr io.Writer) (botcore.Config, *cli.Account, error) {
+func parse(args []string, getenv func(string) string, stderr io.Writer) (cfg botcore.Config, acct *cli.Account, metricsAddr string, err error) {
 	fs := flag.NewFlagSet("bot", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	acct := cli.AddFlags(fs, getenv)
+	acct = cli.AddFlags(fs, getenv)
+	listen := fs.String("listen", "", "comma-separated local addresses to take calls on directly, e.g. udp://127.0.0.1:5070 (a load balancer's destination); a UDP one is also used to reach -server")
+	metrics := fs.String("metrics", "", "serve Prometheus metrics on http://ADDR/metrics, e.g. 127.0.0.1:9100")
 	prompt := fs.String("prompt", "", "WAV file played to each caller (default: two beeps)")
 	maxCalls := fs.Int("max-calls", botcore.DefaultMaxCalls, "calls at once; more are answered 486")
 	maxDur := fs.Duration("max-duration", botcore.DefaultMaxCallDuration, "longest call; the bot hangs up then")
@@ -115,39 +137,67 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (botcore
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return botcore.Config{}, acct, err
+			return botcore.Config{}, acct, "", err
 		}
-		return botcore.Config{}, acct, fmt.Errorf("%w: %w", cli.ErrUsage, err)
+		return botcore.Config{}, acct, "", fmt.Errorf("%w: %w", cli.ErrUsage, err)
 	}
 	if fs.NArg() > 0 {
-		return botcore.Config{}, acct, fmt.Errorf("%w: unexpected arguments %q", cli.ErrUsage, fs.Args())
+		return botcore.Config{}, acct, "", fmt.Errorf("%w: unexpected arguments %q", cli.ErrUsage, fs.Args())
 	}
 	if err := acct.Check(); err != nil {
-		return botcore.Config{}, acct, err
+		return botcore.Config{}, acct, "", err
 	}
 	server, _ := acct.ServerAddress()
 	tlsConf, err := acct.TLSConfig()
 	if err != nil {
-		return botcore.Config{}, acct, err
+		return botcore.Config{}, acct, "", err
 	}
-	cfg := botcore.Config{
+	cfg = botcore.Config{
 		URI: acct.AOR(), Password: acct.Password, Server: server, TLSConfig: tlsConf,
 		NoRegister: *noReg, Media: botcore.MediaKind(acct.Media),
 		RTP: acct.RTPConfig(), WebRTC: acct.WebRTCConfig(),
 		MaxCalls: *maxCalls, MaxCallDuration: *maxDur,
 	}
+	if *listen != "" {
+		cfg.Listen = strings.Split(*listen, ",")
+	}
 	if *maxCalls < 1 || *maxDur <= 0 {
-		return cfg, acct, fmt.Errorf("%w: -max-calls and -max-duration must be positive", cli.ErrUsage)
+		return cfg, acct, "", fmt.Errorf("%w: -max-calls and -max-duration must be positive", cli.ErrUsage)
 	}
 	if *prompt != "" {
 		s, err := wav.ReadFile(*prompt)
 		if err != nil {
-			return cfg, acct, fmt.Errorf("%w: -prompt: %w", cli.ErrUsage, err)
+			return cfg, acct, "", fmt.Errorf("%w: -prompt: %w", cli.ErrUsage, err)
 		}
 		cfg.Prompt = s
 	}
 	if *verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return cfg, acct, nil
+	return cfg, acct, *metrics, nil
+}
+
+// serveMetrics serves cfg's UserAgent's metrics on http://addr/metrics
+// until stop is called; it returns the address listened on.
+func serveMetrics(addr string, cfg *botcore.Config) (stop func(), bound string, err error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("-metrics: %w", err)
+	}
+	m := prom.New(prom.Options{})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cfg.Observer = m.Observer()
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(l) // ErrServerClosed after Close
+	}()
+	return func() {
+		srv.Close()
+		<-done
+	}, l.Addr().String(), nil
 }

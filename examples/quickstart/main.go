@@ -18,6 +18,7 @@ import (
 	"time"
 
 	sip "github.com/sipua/sip"
+	"github.com/sipua/sip/media/webrtc"
 	"github.com/sipua/sip/siptest/sipserver"
 )
 
@@ -30,6 +31,7 @@ func call(ctx context.Context, server, user, password, domain, target string) er
 		URI:                   "sip:" + user + "@" + domain,
 		AuthorizationPassword: password,
 		Transport:             sip.TransportOptions{Server: server}, // wss://…, ws://…, sip:host;transport=tcp
+		MediaFactory:          webrtc.NewFactory(webrtc.Config{}),   // WebRTC audio; rtp.NewFactory for phones
 	})
 	if err != nil {
 		return err
@@ -97,6 +99,7 @@ func local(ctx context.Context) (stop func(), url string, err error) {
 		URI:                   srv.AOR("bob"),
 		AuthorizationPassword: "bob-secret",
 		Transport:             sip.TransportOptions{Server: srv.WSURL()},
+		MediaFactory:          webrtc.NewFactory(webrtc.Config{}),
 		Delegate: sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {
 			go func() { _ = inv.Accept(ctx, sip.AcceptOptions{}) }()
 		}},

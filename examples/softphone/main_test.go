@@ -245,7 +245,7 @@ func TestSoftphoneAnswersAndTransfers(t *testing.T) {
 	msgs := make(chan string, 4)
 	carolCalls := make(chan *sip.Inviter, 4)
 	carol := newUA(t, srv, "carol", sip.UserAgentDelegate{
-		OnMessage: func(r *sip.IncomingRequest) { msgs <- string(r.Request.Body); _ = r.Accept() },
+		OnMessage: func(r *sip.IncomingRequest) { msgs <- string(r.Request.Body); _ = r.Accept(context.Background()) },
 	})
 	daveInvs := make(chan *sip.Invitation, 4)
 	newUA(t, srv, "dave", sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {

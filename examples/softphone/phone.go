@@ -232,7 +232,7 @@ func (p *phone) add(sess *sip.Session, peer string, inviter *sip.Inviter, inv *s
 		OnDTMF: func(tone rune, _ time.Duration) { p.out.printf("%v: dtmf %c received (INFO)", c, tone) },
 		OnMessage: func(r *sip.IncomingRequest) {
 			p.out.printf("%v: message: %s", c, r.Request.Body)
-			_ = r.Accept()
+			_ = r.Accept(context.Background())
 		},
 		OnRefer: func(r *sip.Referral) { go p.followRefer(c, r) },
 	})
@@ -365,7 +365,7 @@ func (p *phone) onMessage(m *sip.IncomingRequest) {
 	if a, err := m.Request.Header.From(); err == nil {
 		from = a.URI.String()
 	}
-	_ = m.Accept()
+	_ = m.Accept(context.Background())
 	p.out.printf("message from %s: %s", from, m.Request.Body)
 }
 
@@ -553,7 +553,7 @@ func (p *phone) reject(args []string) error {
 		return fmt.Errorf("%v is not an incoming call waiting for an answer", c)
 	}
 	c.setAnswered()
-	return c.inv.Reject(code, "")
+	return c.inv.Reject(context.Background(), code, "")
 }
 
 // hangup ends a call whatever its state.
@@ -562,7 +562,7 @@ func (p *phone) hangup(ctx context.Context, c *call) {
 	switch st := c.sess.State(); {
 	case c.ringing():
 		c.setAnswered()
-		err = c.inv.Reject(486, "")
+		err = c.inv.Reject(context.Background(), 486, "")
 	case c.inviter != nil && st != sip.SessionEstablished && st != sip.SessionTerminated:
 		err = c.inviter.Cancel(ctx, "")
 	case st == sip.SessionEstablished || st == sip.SessionEstablishing:

@@ -50,7 +50,9 @@ func newUA(t *testing.T, n *siptest.Network, name, addr string) *ua {
 	require.NoError(t, err)
 	u.ep = ep
 	u.layer = transaction.NewLayer(transaction.Config{}, transaction.Callbacks{
-		Send:     func(m message.Message, dest any) error { return u.send(m, dest.(netip.AddrPort)) },
+		Send: func(_ transaction.Transaction, m message.Message, dest any) error {
+			return u.send(m, dest.(netip.AddrPort))
+		},
 		Request:  u.onRequest,
 		Response: u.onResponse,
 		Failed: func(tx transaction.Transaction, err error) {

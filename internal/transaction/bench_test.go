@@ -20,7 +20,7 @@ type pair struct {
 func newPair(wire bool) *pair {
 	p := &pair{wire: wire}
 	p.uac = NewLayer(Config{}, Callbacks{
-		Send: func(m message.Message, dest any) error {
+		Send: func(_ Transaction, m message.Message, dest any) error {
 			m = p.carry(m)
 			p.queue = append(p.queue, func() { p.uas.Receive(m, "uac", true, t0) })
 			return nil
@@ -32,7 +32,7 @@ func newPair(wire bool) *pair {
 		},
 	})
 	p.uas = NewLayer(Config{}, Callbacks{
-		Send: func(m message.Message, dest any) error {
+		Send: func(_ Transaction, m message.Message, dest any) error {
 			m = p.carry(m)
 			p.queue = append(p.queue, func() { p.uac.Receive(m, "uas", true, t0) })
 			return nil

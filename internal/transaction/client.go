@@ -42,6 +42,20 @@ func NewClient(req *message.Request, reliable bool, cfg Config, now time.Time, o
 	return c, append(out, Action{Kind: Send, Msg: req})
 }
 
+// setReliable changes the transport's reliability before a response
+// came: retransmissions run only on an unreliable one.
+func (c *Client) setReliable(reliable bool, now time.Time) {
+	c.reliable = reliable
+	if c.state != Calling && c.state != Trying {
+		return
+	}
+	if reliable {
+		c.retrans.stop()
+	} else if c.retrans.at.IsZero() {
+		c.retrans.set(now, c.cfg.T1)
+	}
+}
+
 // Request returns the transaction's request.
 func (c *Client) Request() *message.Request { return c.req }
 

@@ -70,10 +70,12 @@ type serverKey struct {
 // user above. They are called synchronously from the Layer's methods, on
 // the goroutine that drives it; they may call back into the Layer.
 type Callbacks struct {
-	// Send sends msg to dest (the destination given to Layer.Request,
-	// or the source of a received request). An error is a transport
-	// error.
-	Send func(msg message.Message, dest any) error
+	// Send sends msg of transaction tx to dest (the destination given to
+	// Layer.Request, or the source of a received request). An error is a
+	// transport error. Send must not wait on the network: a send that
+	// fails later (a queued write, a dial) is reported with
+	// Layer.TransportError.
+	Send func(tx Transaction, msg message.Message, dest any) error
 	// Request delivers a request: one that created the server
 	// transaction tx, an ACK for a 2xx that reached an INVITE server
 	// transaction in the Accepted state (tx set), or an ACK that matched
@@ -88,6 +90,9 @@ type Callbacks struct {
 	Failed func(tx Transaction, err error)
 	// Terminated, if set, reports that tx has ended.
 	Terminated func(tx Transaction)
+	// Retransmit, if set, reports that a timer of tx sent its request or
+	// response again.
+	Retransmit func(tx Transaction)
 }
 
 // Layer holds the transactions of one user agent. It is driven by one
@@ -169,13 +174,37 @@ func (l *Layer) Request(req *message.Request, dest any, reliable bool, now time.
 	}
 	var buf [4]Action
 	c, _ := NewClient(req, reliable, l.cfg, now, buf[:0])
-	if err := l.cb.Send(req, dest); err != nil {
+	c.e = entry{dest: dest, tx: c, index: -1, ckey: key}
+	if err := l.cb.Send(c, req, dest); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTransport, err)
 	}
 	c.e = entry{dest: dest, tx: c, index: -1, ckey: key, live: true}
 	l.clients[key] = c
 	l.reschedule(c)
 	return c, nil
+}
+
+// TransportError reports that a send of tx failed after Send returned
+// (a queued write, a connection or look-up that failed): the transaction
+// fails as if Send had returned err. Nothing happens if tx has ended.
+func (l *Layer) TransportError(tx Transaction, err error, now time.Time) {
+	if tx == nil || !tx.slot().live {
+		return
+	}
+	buf := l.getBuf()
+	defer l.putBuf(buf)
+	l.run(tx, tx.transportError(err, buf), now)
+}
+
+// SetReliable tells a client transaction whose transport was not known
+// when it started (its destination was still being resolved) whether it
+// is reliable after all: retransmissions start or stop accordingly.
+func (l *Layer) SetReliable(c *Client, reliable bool, now time.Time) {
+	if c == nil || !c.e.live || c.reliable == reliable {
+		return
+	}
+	c.setReliable(reliable, now)
+	l.reschedule(c)
 }
 
 // Respond sends resp through server transaction tx.
@@ -298,7 +327,17 @@ func (l *Layer) Tick(now time.Time) {
 		}
 		tx := e.tx
 		buf := l.getBuf()
-		l.run(tx, tx.tick(now, buf), now)
+		out := tx.tick(now, buf)
+		if l.cb.Retransmit != nil {
+			for _, a := range out {
+				// The 100 Trying sent by the 200 ms timer is no
+				// retransmission (RFC 3261 §17.2.1).
+				if r, ok := a.Msg.(*message.Response); a.Kind == Send && (!ok || r.StatusCode != 100) {
+					l.cb.Retransmit(tx)
+				}
+			}
+		}
+		l.run(tx, out, now)
 		l.putBuf(buf)
 	}
 }
@@ -309,7 +348,7 @@ func (l *Layer) run(tx Transaction, out []Action, now time.Time) {
 		a := out[i]
 		switch a.Kind {
 		case Send:
-			if err := l.cb.Send(a.Msg, tx.slot().dest); err != nil {
+			if err := l.cb.Send(tx, a.Msg, tx.slot().dest); err != nil {
 				out = tx.transportError(err, out)
 			}
 		case PassUp:

@@ -23,7 +23,7 @@ type recorder struct {
 
 func (r *recorder) callbacks() Callbacks {
 	return Callbacks{
-		Send: func(m message.Message, dest any) error {
+		Send: func(_ Transaction, m message.Message, dest any) error {
 			r.log = append(r.log, fmt.Sprintf("send %s to %v", first(m), dest))
 			return r.sendErr
 		},

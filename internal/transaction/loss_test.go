@@ -32,7 +32,7 @@ func startNode(t *testing.T, n *siptest.Network, name, addr string, cb func(*nod
 	require.NoError(t, err)
 	nd.ep = ep
 	c := cb(nd)
-	c.Send = func(m message.Message, dest any) error {
+	c.Send = func(_ Transaction, m message.Message, dest any) error {
 		return nd.ep.Send(dest.(netip.AddrPort), m.AppendTo(nil))
 	}
 	nd.layer = NewLayer(Config{}, c)

@@ -236,8 +236,39 @@ async function quit() {
   process.exit(0);
 }
 
+const subscriptions = new Map(); // "s1", ... -> JsSIP.Subscriber
+let subCounter = 0;
+
 async function handle(cmd) {
   switch (cmd.cmd) {
+    case "subscribe": {
+      // {"cmd":"subscribe","target":"sip:alice@…","event":"presence","accept":…}:
+      // each NOTIFY is reported as "notify_sub", as the SIP.js peer does.
+      const id = `s${++subCounter}`;
+      const event = cmd.event || "presence";
+      const accept = cmd.accept || (event === "dialog" ? "application/dialog-info+xml" : "application/pidf+xml");
+      const sub = ua.subscribe(target(cmd), event, accept, { expires: 300 });
+      subscriptions.set(id, sub);
+      sub.on("active", () => emit("subscribed", { sub: id }));
+      sub.on("notify", (isFinal, request, body, contentType) =>
+        emit("notify_sub", {
+          sub: id,
+          package: event,
+          body: body || "",
+          contentType: contentType || "",
+          state: request.getHeader("subscription-state") || "",
+        }));
+      sub.on("terminated", (code, reason) => emit("unsubscribed", { sub: id, code, reason: reason || "" }));
+      emit("subscribing", { sub: id, target: target(cmd), package: event });
+      sub.subscribe();
+      return;
+    }
+    case "unsubscribe": {
+      const sub = subscriptions.get(cmd.sub);
+      if (!sub) throw new Error(`no subscription ${cmd.sub}`);
+      sub.terminate();
+      return;
+    }
     case "register":
       ua.register();
       return;

@@ -10,9 +10,12 @@ import { WebSocket } from "ws";
 import {
   Inviter,
   Messager,
+  Publisher,
   Registerer,
   RegistererState,
   SessionState,
+  Subscriber,
+  SubscriptionState,
   UserAgent,
 } from "sip.js";
 import { readFileSync } from "node:fs";
@@ -214,8 +217,60 @@ async function quit() {
   process.exit(0);
 }
 
+const subscriptions = new Map(); // "s1", ... -> Subscriber
+let subCounter = 0;
+let publisher;
+
 async function handle(cmd) {
   switch (cmd.cmd) {
+    case "subscribe": {
+      // {"cmd":"subscribe","target":"sip:alice@…","event":"presence"}:
+      // each NOTIFY is reported as {"event":"notify_sub","sub":…,"body":…,
+      // "contentType":…,"state":Subscription-State}.
+      const id = `s${++subCounter}`;
+      const event = cmd.event || "presence";
+      const sub = new Subscriber(ua, target(cmd), event, { expires: 300 });
+      subscriptions.set(id, sub);
+      sub.delegate = {
+        onNotify: (n) => {
+          n.accept();
+          const req = n.request;
+          emit("notify_sub", {
+            sub: id,
+            package: event,
+            body: req.body || "",
+            contentType: req.getHeader("content-type") || "",
+            state: req.getHeader("subscription-state") || "",
+          });
+        },
+      };
+      sub.stateChange.addListener((st) => {
+        if (st === SubscriptionState.Subscribed) emit("subscribed", { sub: id });
+        if (st === SubscriptionState.Terminated) emit("unsubscribed", { sub: id });
+      });
+      emit("subscribing", { sub: id, target: String(target(cmd)), package: event });
+      await sub.subscribe();
+      return;
+    }
+    case "unsubscribe": {
+      const sub = subscriptions.get(cmd.sub);
+      if (!sub) throw new Error(`no subscription ${cmd.sub}`);
+      await sub.unsubscribe();
+      return;
+    }
+    case "publish": {
+      // {"cmd":"publish","target":"sip:me@…","event":"presence",
+      //  "contentType":"application/pidf+xml","body":"…"}
+      if (!publisher) {
+        publisher = new Publisher(ua, target(cmd), cmd.event || "presence", {
+          expires: 300,
+          contentType: cmd.contentType || "application/pidf+xml",
+        });
+        publisher.stateChange.addListener((st) => emit("publish_state", { state: String(st) }));
+      }
+      await publisher.publish(cmd.body);
+      return;
+    }
     case "register":
       await registerer.register({ requestDelegate: {
         onReject: (r) => emit("register_failed", { code: r.message.statusCode, reason: r.message.reasonPhrase }),

@@ -18,8 +18,15 @@
 // Commands: `await sipua.run({cmd, …})`, evaluated by the driver; the
 // promise resolves with the command's result or rejects with its error.
 //   register                       REGISTER (answers the 401)
-//   call {target}                  INVITE; resolves with the call id ("c1"…)
-//   answer {call?}                 200 to an incoming INVITE (audio only)
+//   call {target, video?, reinviteVideo?}
+//                                  INVITE (audio, and video from the fake
+//                                  camera when video); resolves with the call
+//                                  id ("c1"…)
+//   answer {call?, video?, reinviteVideo?}
+//                                  200 to an incoming INVITE (audio, and
+//                                  video when video)
+//     reinviteVideo: re-INVITEs of the call are answered with the camera's
+//     video too (else video a re-INVITE adds is received only)
 //   hangup {call?}                 BYE / CANCEL / 486 as the state demands
 //   stats {call?}                  getStats() summary, see stats() below
 //   quit                           stops the user agent (unregisters)
@@ -180,9 +187,7 @@ function track(session, direction) {
   };
   session.stateChange.addListener((state) => {
     if (state === SessionState.Established) {
-      const sdh = session.sessionDescriptionHandler;
-      const audio = document.getElementById("remote");
-      if (sdh && audio) audio.srcObject = sdh.remoteMediaStream;
+      attachRemote(session);
       emit("accepted", { call: id });
     }
     if (state === SessionState.Terminated) {
@@ -194,10 +199,23 @@ function track(session, direction) {
   return id;
 }
 
+// attachRemote plays the call's remote stream in the page's audio and
+// video elements (muted): Chromium then decodes the video it receives.
+function attachRemote(session) {
+  const sdh = session.sessionDescriptionHandler;
+  if (!sdh) return;
+  for (const id of ["remote", "remoteVideo"]) {
+    const el = document.getElementById(id);
+    if (el && el.srcObject !== sdh.remoteMediaStream) el.srcObject = sdh.remoteMediaStream;
+    if (el) el.play().catch(() => {});
+  }
+}
+
 // watch reports the peer connection's state changes as pc_state events.
 function watch(call, sdh) {
   const pc = sdh.peerConnection;
   if (!pc) return;
+  pc.addEventListener("track", () => setTimeout(() => attachRemote(call.session), 0));
   const report = () =>
     emit("pc_state", {
       call: call.id,
@@ -237,7 +255,15 @@ function target(t) {
   return uri;
 }
 
-const audioOnly = { sessionDescriptionHandlerOptions: { constraints: { audio: true, video: false } } };
+
+// mediaOptions are the SIP.js options of a call or answer command.
+function mediaOptions(cmd) {
+  return { sessionDescriptionHandlerOptions: { constraints: { audio: true, video: !!cmd.video } } };
+}
+
+function reinviteOptions(session, cmd) {
+  if (cmd.reinviteVideo) session.sessionDescriptionHandlerOptionsReInvite = { constraints: { audio: true, video: true } };
+}
 
 // stats summarizes the call's RTCPeerConnection.getStats(): the audio
 // inbound-rtp and outbound-rtp counters, the transport's ICE and DTLS
@@ -258,6 +284,19 @@ async function stats(call) {
     bytesReceived: 0,
     packetsSent: 0,
     bytesSent: 0,
+    videoCodecReceived: "",
+    videoCodecSent: "",
+    videoPacketsReceived: 0,
+    videoBytesReceived: 0,
+    framesReceived: 0,
+    framesDecoded: 0,
+    keyFramesDecoded: 0,
+    frameWidth: 0,
+    frameHeight: 0,
+    videoPliSent: 0,
+    videoPacketsSent: 0,
+    framesEncoded: 0,
+    videoPliReceived: 0,
     localCandidate: "",
     remoteCandidate: "",
   };
@@ -272,6 +311,21 @@ async function stats(call) {
       out.packetsSent += s.packetsSent || 0;
       out.bytesSent += s.bytesSent || 0;
       out.codecSent = codec(s.codecId) || out.codecSent;
+    } else if (s.type === "inbound-rtp" && s.kind === "video") {
+      out.videoPacketsReceived += s.packetsReceived || 0;
+      out.videoBytesReceived += s.bytesReceived || 0;
+      out.framesReceived += s.framesReceived || 0;
+      out.framesDecoded += s.framesDecoded || 0;
+      out.keyFramesDecoded += s.keyFramesDecoded || 0;
+      out.frameWidth = s.frameWidth || out.frameWidth;
+      out.frameHeight = s.frameHeight || out.frameHeight;
+      out.videoPliSent += s.pliCount || 0;
+      out.videoCodecReceived = codec(s.codecId) || out.videoCodecReceived;
+    } else if (s.type === "outbound-rtp" && s.kind === "video") {
+      out.videoPacketsSent += s.packetsSent || 0;
+      out.framesEncoded += s.framesEncoded || 0;
+      out.videoPliReceived += s.pliCount || 0;
+      out.videoCodecSent = codec(s.codecId) || out.videoCodecSent;
     } else if (s.type === "transport") {
       out.iceState = s.iceState || "";
       out.dtlsState = s.dtlsState || "";
@@ -300,15 +354,18 @@ async function run(cmd) {
       });
       return null;
     case "call": {
-      const inviter = new Inviter(ua, target(cmd.target), audioOnly);
+      const opts = mediaOptions(cmd);
+      const inviter = new Inviter(ua, target(cmd.target), opts);
+      reinviteOptions(inviter, cmd);
       const id = track(inviter, "outgoing");
       emit("calling", { call: id, target: inviter.remoteIdentity.uri.toString(), callId: inviter.request.callId });
-      await inviter.invite({ requestDelegate: outgoingDelegate(calls.get(id)), ...audioOnly });
+      await inviter.invite({ requestDelegate: outgoingDelegate(calls.get(id)), ...opts });
       return id;
     }
     case "answer": {
       const c = pick(cmd, (c) => c.direction === "incoming" && c.session.state === SessionState.Initial);
-      await c.session.accept(audioOnly);
+      reinviteOptions(c.session, cmd);
+      await c.session.accept(mediaOptions(cmd));
       return c.id;
     }
     case "hangup": {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/sipua/sip/media"
@@ -25,10 +26,13 @@ const (
 	// DefaultDTMFPayloadType is the payload type offered for RFC 4733
 	// telephone-event.
 	DefaultDTMFPayloadType = 101
+	// DefaultMediaTimeout is how long a call may receive nothing before
+	// the handler reports its media dead.
+	DefaultMediaTimeout = 30 * time.Second
 )
 
 // Codec is an audio codec the handler offers, answers, sends and
-// decodes: G.711 at 8 kHz, named by its static payload type (RFC 3551).
+// decodes, named by its static payload type (RFC 3551).
 type Codec uint8
 
 // The codecs of this package.
@@ -37,27 +41,80 @@ const (
 	PCMU Codec = 0
 	// PCMA is G.711 A-law, payload type 8.
 	PCMA Codec = 8
+	// G722 is ITU-T G.722 at 64 kbit/s (media/g722), payload type 9:
+	// 16 kHz audio, though its SDP clock rate and RTP timestamps run at
+	// 8000 Hz (RFC 3551 §4.5.2). The handler converts between it and the
+	// 8 kHz PCM of AudioSource and OnAudio.
+	G722 Codec = 9
+	// Opus is Opus (RFC 6716, RFC 7587) on the dynamic payload type 111
+	// (an answer takes the offer's), "opus/48000/2" with a 48000 Hz RTP
+	// clock. The handler has no Opus coder of its own (there is no pure-Go
+	// encoder): it offers and answers Opus only when Config.Opus supplies
+	// one that works, such as media/opus's (libopus, cgo).
+	Opus Codec = 111
 )
+
+// clock returns the codec's RTP clock rate.
+func (c Codec) clock() int {
+	if c == Opus {
+		return 48000
+	}
+	return SampleRate
+}
+
+// OpusEncoder encodes 20 ms of 48 kHz mono 16-bit PCM (960 samples) into
+// one Opus packet appended to dst; *opus.Encoder of media/opus has this
+// method set.
+type OpusEncoder interface {
+	Encode(dst []byte, pcm []int16) ([]byte, error)
+	Close()
+}
+
+// OpusDecoder decodes one Opus packet into 48 kHz mono 16-bit PCM
+// appended to dst; *opus.Decoder of media/opus has this method set.
+type OpusDecoder interface {
+	Decode(dst []int16, packet []byte) ([]int16, error)
+	Close()
+}
+
+// OpusCodec supplies the Opus coder of each call (Config.Opus): media/opus
+// has one, kept out of this package so that it stays free of cgo:
+//
+//	rtp.Config{Codecs: []rtp.Codec{rtp.Opus, rtp.PCMU}, Opus: &rtp.OpusCodec{
+//		NewEncoder: func() (rtp.OpusEncoder, error) { return opus.NewEncoder(opus.EncoderOptions{Channels: 1}) },
+//		NewDecoder: func() (rtp.OpusDecoder, error) { return opus.NewDecoder(1) },
+//	}}
+type OpusCodec struct {
+	// NewEncoder makes the encoder of one call (48 kHz, mono).
+	NewEncoder func() (OpusEncoder, error)
+	// NewDecoder makes the decoder of one call (48 kHz, mono).
+	NewDecoder func() (OpusDecoder, error)
+}
 
 // String returns the codec's SDP encoding name, e.g. "PCMU".
 func (c Codec) String() string {
 	switch c {
+	case Opus:
+		return "opus"
 	case PCMU:
 		return "PCMU"
 	case PCMA:
 		return "PCMA"
+	case G722:
+		return "G722"
 	}
 	return fmt.Sprintf("Codec(%d)", uint8(c))
 }
 
 // valid reports a codec this package implements.
-func (c Codec) valid() bool { return c == PCMU || c == PCMA }
+func (c Codec) valid() bool { return c == PCMU || c == PCMA || c == G722 || c == Opus }
 
 // Config configures the handlers made by New and NewFactory. Its zero
 // value works: the first non-loopback IPv4 address of the host (else
 // 127.0.0.1), ports chosen by the system, PCMU then PCMA with
 // telephone-event on payload type 101, 20 ms packets, a 60 ms jitter
-// buffer, RTCP every ~5 s, silence as the audio source and no logging.
+// buffer, RTCP every ~5 s, no SRTP, a 30 s media timeout, silence as the
+// audio source and no logging.
 type Config struct {
 	// IP is the local address: the RTP and RTCP sockets are bound to it
 	// and the SDP names it in c= and o=. Nil: the first IPv4 address of
@@ -76,8 +133,34 @@ type Config struct {
 	PortMin, PortMax uint16
 
 	// Codecs lists the codecs to offer and accept, in order of
-	// preference. Nil: PCMU, then PCMA.
+	// preference (a per-call media.Options.Codecs reorders and narrows
+	// it). Nil: PCMU, then PCMA.
 	Codecs []Codec
+
+	// Opus supplies the Opus coder when Codecs lists Opus: without it, or
+	// when it fails to make an encoder (libopus missing), Opus is left
+	// out of offers and answers.
+	Opus *OpusCodec
+
+	// SRTP is the SDES-SRTP policy (RFC 4568) of the handlers made:
+	// SRTPOff (the zero value), SRTPOffer or SRTPRequired. A call may
+	// change it with Handler.SetSRTP before its first exchange.
+	SRTP SRTPPolicy
+
+	// SRTPSuites are the crypto suites offered and accepted, in order of
+	// preference. Nil: AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32,
+	// AEAD_AES_128_GCM.
+	SRTPSuites []SRTPSuite
+
+	// MediaTimeout ends the call (media.FailureNotifier,
+	// media.ErrMediaTimeout) when no RTP and no RTCP came from the peer
+	// for this long while the call is sendrecv. It is armed by the first
+	// packet from the peer (a call still ringing without early media, or
+	// a peer that never sends, is not ended by it), counts from the last
+	// one or from the last offer/answer exchange, and does not run while
+	// either side holds the call (a holding phone may send nothing at
+	// all). Zero: DefaultMediaTimeout; negative: never.
+	MediaTimeout time.Duration
 
 	// DTMFPayloadType is the payload type offered for RFC 4733
 	// telephone-event/8000 (an answer takes the offer's). Zero:
@@ -124,6 +207,10 @@ type settings struct {
 	ptime       time.Duration
 	jitterDelay time.Duration
 	rtcpEvery   time.Duration // 0: no RTCP sent
+	srtp        SRTPPolicy
+	suites      []SRTPSuite
+	timeout     time.Duration // 0: no media timeout
+	opus        *OpusCodec
 }
 
 func (c *Config) settings() (settings, error) {
@@ -165,6 +252,24 @@ func (c *Config) settings() (settings, error) {
 			return s, fmt.Errorf("rtp: unsupported codec %v", k)
 		}
 	}
+	if slices.Contains(s.codecs, Opus) {
+		// Offer Opus only when it can be sent: probe for an encoder.
+		ok := c.Opus != nil && c.Opus.NewEncoder != nil && c.Opus.NewDecoder != nil
+		if ok {
+			enc, err := c.Opus.NewEncoder()
+			if ok = err == nil && enc != nil; ok {
+				enc.Close()
+			}
+		}
+		if ok {
+			s.opus = c.Opus
+		} else {
+			s.codecs = slices.DeleteFunc(slices.Clone(s.codecs), func(k Codec) bool { return k == Opus })
+			if len(s.codecs) == 0 {
+				return s, fmt.Errorf("rtp: Opus is the only codec and no Opus coder works (Config.Opus)")
+			}
+		}
+	}
 	s.tePT = int(c.DTMFPayloadType)
 	switch {
 	case c.NoDTMF:
@@ -194,6 +299,26 @@ func (c *Config) settings() (settings, error) {
 		s.rtcpEvery = DefaultRTCPInterval
 	case s.rtcpEvery < 0:
 		s.rtcpEvery = 0
+	}
+	if c.SRTP > SRTPRequired {
+		return s, fmt.Errorf("rtp: unknown SRTP policy %d", c.SRTP)
+	}
+	s.srtp = c.SRTP
+	s.suites = c.SRTPSuites
+	if len(s.suites) == 0 {
+		s.suites = defaultSuites
+	}
+	for _, su := range s.suites {
+		if _, ok := suiteInfo(su); !ok {
+			return s, fmt.Errorf("rtp: unsupported SRTP suite %q", su)
+		}
+	}
+	s.timeout = c.MediaTimeout
+	switch {
+	case s.timeout == 0:
+		s.timeout = DefaultMediaTimeout
+	case s.timeout < 0:
+		s.timeout = 0
 	}
 	return s, nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sipua/sip/media"
+	"github.com/sipua/sip/media/audio"
 	"github.com/sipua/sip/media/rtp"
 )
 
@@ -84,4 +85,60 @@ func Example() {
 	// alice sends PCMU sendrecv
 	// bob hears the tone
 	// alice got DTMF 7
+}
+
+// A trunk-style call: G.722 preferred, SDES-SRTP required on both sides
+// (RTP/SAVP with a=crypto), and a 10 s media timeout that would end the
+// call (through the UserAgent) should the peer's media stop.
+func Example_srtp() {
+	ctx := context.Background()
+	cfg := rtp.Config{
+		IP:           net.IPv4(127, 0, 0, 1),
+		Codecs:       []rtp.Codec{rtp.G722, rtp.PCMA, rtp.PCMU},
+		SRTP:         rtp.SRTPRequired,
+		MediaTimeout: 10 * time.Second,
+	}
+	alice, err := rtp.New(cfg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer alice.Close()
+	bob, err := rtp.New(cfg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer bob.Close()
+	alice.OnFailure(func(err error) { fmt.Println("media died:", err) })
+
+	offer, _ := alice.GetDescription(ctx, media.Options{})
+	if err := bob.SetDescription(ctx, offer, media.Options{}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	answer, _ := bob.GetDescription(ctx, media.Options{})
+	if err := alice.SetDescription(ctx, answer, media.Options{}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	alice.SetAudioSource(rtp.Tone(1000))
+	heard := make(chan struct{}, 1)
+	bob.OnAudio(func(pcm []int16) {
+		if audio.ToneRatio(pcm, 1000, rtp.SampleRate) > 0.5 {
+			select {
+			case heard <- struct{}{}:
+			default:
+			}
+		}
+	})
+	select {
+	case <-heard:
+		s := bob.Stats()
+		fmt.Println("bob hears the tone:", s.Codec, s.SRTP)
+	case <-time.After(2 * time.Second):
+		fmt.Println("silence")
+	}
+	// Output:
+	// bob hears the tone: G722 AES_CM_128_HMAC_SHA1_80
 }

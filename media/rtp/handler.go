@@ -1,15 +1,17 @@
 // Package rtp is a media.Handler for plain RTP/AVP audio (RFC 3550,
-// RFC 3551), what SIP trunks and desk phones speak: G.711 (PCMU, PCMA)
-// and RFC 4733 telephone-events on one UDP port pair, negotiated by SDP
-// offer/answer (RFC 3264) with no ICE, DTLS or SRTP.
+// RFC 3551), what SIP trunks and desk phones speak: G.711 (PCMU, PCMA),
+// G.722 and RFC 4733 telephone-events on one UDP port pair, negotiated by
+// SDP offer/answer (RFC 3264) with no ICE or DTLS, optionally protected
+// by SDES-SRTP (RFC 4568, RFC 3711; Config.SRTP). It links no WebRTC
+// code: a program that uses it alone stays free of pion/webrtc.
 //
 // A Handler offers "m=audio PORT RTP/AVP 0 8 101" with a=rtpmap, a=fmtp:101
 // 0-15 and a=ptime, and answers an offer with the codecs both sides have,
 // in its own order of preference; it takes the first audio m-line in
-// RTP/AVP with a codec of its own and rejects the others (port 0). It
-// sends 20 ms packets (a peer's a=ptime is honoured) from an AudioSource
-// (silence unless one is set) in the first codec of the answer, and
-// decodes any negotiated G.711 payload it receives.
+// RTP/AVP (or RTP/SAVP) with a codec of its own and rejects the others
+// (port 0). It sends 20 ms packets (a peer's a=ptime is honoured) from an
+// AudioSource (silence unless one is set) in the first codec of the
+// answer, and decodes any negotiated payload it receives.
 //
 // Media are symmetric (RFC 4961): the handler sends from the port it
 // receives on, and once a packet from the peer arrives it sends to that
@@ -30,6 +32,27 @@
 // packet per interval with the growing duration, all with the event's
 // start timestamp, and three end packets. Received events are reported to
 // OnDTMF once each.
+//
+// SRTP (Config.SRTP, Handler.SetSRTP): with SRTPOffer the offer is
+// RTP/AVP carrying a=crypto lines, so a peer without SRTP still answers
+// in plain RTP; with SRTPRequired it is RTP/SAVP and a peer without SRTP
+// is refused; offers in RTP/SAVP are taken unless SRTP is off. The suites
+// are AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32 and
+// AEAD_AES_128_GCM (Config.SRTPSuites). Keys are fresh random ones per
+// handler and are never logged.
+//
+// G.722 (Config.Codecs with G722) is offered as "a=rtpmap:9 G722/8000"
+// with an 8000 Hz RTP clock, as RFC 3551 requires, though it carries
+// 16 kHz audio: the handler converts the 8 kHz AudioSource up and what it
+// decodes back down for OnAudio with media/wav's windowed-sinc Resampler
+// (Opus likewise, at 48 kHz). media.Options.Codecs orders
+// and narrows the codecs of one call.
+//
+// When the peer should send and, after its media had started, nothing (no
+// RTP, no RTCP) has come for Config.MediaTimeout (30 s by default), the
+// handler reports media.ErrMediaTimeout through OnFailure
+// (media.FailureNotifier), and a sip.UserAgent ends the call with
+// EndMediaTimeout; not while either side holds the call.
 //
 // Hold follows RFC 3264 §8.4 and RFC 6337: media.Options.Hold makes an
 // offer sendonly (inactive when the peer holds too) and an answer takes
@@ -55,6 +78,7 @@ import (
 	"github.com/pion/sdp/v3"
 
 	"github.com/sipua/sip/media"
+	"github.com/sipua/sip/media/audio"
 )
 
 // negState is where the handler is in an offer/answer exchange.
@@ -92,6 +116,10 @@ type Handler struct {
 	sessVer  uint64
 	lastSDP  []byte // our last SDP, with sessVer
 
+	srtpPol     SRTPPolicy
+	keys        map[SRTPSuite][]byte // our SRTP master keys, one per suite, made once
+	offerCrypto []cryptoAttr         // the a=crypto lines of our pending offer
+
 	mu     sync.Mutex // guards closed and st
 	closed bool
 	st     *stream
@@ -100,6 +128,7 @@ type Handler struct {
 	onAudio atomic.Pointer[func([]int16)]
 	onDTMF  atomic.Pointer[func(rune, time.Duration)]
 	onRTP   atomic.Pointer[func(*prtp.Packet)]
+	onFail  atomic.Pointer[func(error)]
 }
 
 var _ media.Handler = (*Handler)(nil)
@@ -118,9 +147,11 @@ func New(cfg Config) (*Handler, error) {
 	var id [8]byte
 	_, _ = rand.Read(id[:])
 	return &Handler{
-		set:    set,
-		log:    log,
-		sessID: binary.BigEndian.Uint64(id[:]) >> 2, // positive as a signed 64-bit number
+		set:     set,
+		log:     log,
+		sessID:  binary.BigEndian.Uint64(id[:]) >> 2, // positive as a signed 64-bit number
+		srtpPol: set.srtp,
+		keys:    map[SRTPSuite][]byte{},
 	}, nil
 }
 
@@ -163,6 +194,58 @@ func (h *Handler) OnAudio(f func(samples []int16)) { h.onAudio.Store(&f) }
 // its duration: when its first end packet arrives, or, should all of them
 // be lost, when the next tone starts or after a second without packets.
 func (h *Handler) OnDTMF(f func(tone rune, d time.Duration)) { h.onDTMF.Store(&f) }
+
+// OnFailure sets the function called, once, when the media die: no RTP
+// and no RTCP came from the peer for Config.MediaTimeout while it was to
+// send (an error wrapping media.ErrMediaTimeout). It is called from the
+// handler's playout goroutine, never after Close returns. The UserAgent
+// sets it (media.FailureNotifier) to end the call.
+func (h *Handler) OnFailure(f func(err error)) { h.onFail.Store(&f) }
+
+var _ media.FailureNotifier = (*Handler)(nil)
+
+// SetSRTP sets this call's SRTP policy in place of Config.SRTP; it
+// applies to the offers and answers made after it, so call it before the
+// first (in Config.Setup, or on Inviter.MediaHandler before Invite).
+func (h *Handler) SetSRTP(p SRTPPolicy) {
+	h.negMu.Lock()
+	h.srtpPol = p
+	h.negMu.Unlock()
+}
+
+// codecsFor returns the codecs of one description: the configured ones,
+// ordered and narrowed by opts.Codecs.
+func (h *Handler) codecsFor(opts media.Options) []Codec {
+	if len(opts.Codecs) == 0 {
+		return h.set.codecs
+	}
+	names := make([]string, len(h.set.codecs))
+	for i, c := range h.set.codecs {
+		names[i] = c.String()
+	}
+	var out []Codec
+	for _, n := range media.CodecOrder(names, opts.Codecs) {
+		for _, c := range h.set.codecs {
+			if c.String() == n {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// key returns our master key for a suite, made at first use.
+func (h *Handler) key(s SRTPSuite) ([]byte, error) {
+	if k, ok := h.keys[s]; ok {
+		return k, nil
+	}
+	k, err := newKey(s)
+	if err != nil {
+		return nil, err
+	}
+	h.keys[s] = k
+	return k, nil
+}
 
 // OnRTP sets the function called with every RTP packet accepted from the
 // peer (audio, telephone-event or other), as it arrives, from the
@@ -235,7 +318,7 @@ func (h *Handler) GetDescription(ctx context.Context, opts media.Options) (media
 			var off *remoteDesc
 			if s, perr := parseSDP(h.repeated); perr != nil {
 				err = perr
-			} else if off, err = parseOffer(s, &h.set); err == nil {
+			} else if off, err = parseOffer(s, &h.set, h.srtpPol); err == nil {
 				h.pending, h.state = off, haveRemoteOffer
 				body, err = h.createAnswer(st, opts)
 			}
@@ -296,7 +379,7 @@ func (h *Handler) SetDescription(ctx context.Context, d media.Description, opts 
 		h.repeated = append([]byte(nil), d.Body...)
 		return nil
 	}
-	off, err := parseOffer(s, &h.set)
+	off, err := parseOffer(s, &h.set, h.srtpPol)
 	if err != nil {
 		return err
 	}
@@ -347,12 +430,24 @@ func (h *Handler) createOffer(st *stream, opts media.Options) ([]byte, error) {
 			dir = Inactive // the peer holds too (RFC 6337 §5.3)
 		}
 	}
-	fmts := offerFormats(&h.set)
-	body, err := h.marshal([]*sdp.MediaDescription{audioMedia(int(st.local.Port()), fmts, h.set.ptime, dir)})
+	fmts := offerFormats(&h.set, h.codecsFor(opts))
+	var crypto []cryptoAttr
+	if h.srtpPol != SRTPOff {
+		for i, su := range h.set.suites {
+			k, err := h.key(su)
+			if err != nil {
+				return nil, err
+			}
+			crypto = append(crypto, cryptoAttr{tag: i + 1, suite: su, key: k})
+		}
+	}
+	body, err := h.marshal([]*sdp.MediaDescription{audioMedia(int(st.local.Port()), fmts, h.set.ptime, dir,
+		h.srtpPol == SRTPRequired, crypto)})
 	if err != nil {
 		return nil, err
 	}
 	h.state, h.offer, h.offerDir, h.offerFmt = haveLocalOffer, body, dir, fmts
+	h.offerCrypto = crypto
 	return body, nil
 }
 
@@ -360,15 +455,29 @@ func (h *Handler) createOffer(st *stream, opts media.Options) ([]byte, error) {
 // force.
 func (h *Handler) createAnswer(st *stream, opts media.Options) ([]byte, error) {
 	off := h.pending
-	fmts := answerFormats(off, &h.set)
+	fmts := answerFormats(off, &h.set, h.codecsFor(opts))
+	if len(fmts) == 0 || fmts[0].te {
+		fmts = answerFormats(off, &h.set, h.set.codecs) // the call's codecs are not offered: take ours
+	}
 	dir := SendRecv & off.dir.reverse()
 	if opts.Hold {
 		dir &^= RecvOnly
 	}
+	var crypto []cryptoAttr
+	var sec *sdes
+	if h.srtpPol != SRTPOff && len(off.crypto) > 0 {
+		c := off.crypto[0]
+		k, err := h.key(c.suite)
+		if err != nil {
+			return nil, err
+		}
+		crypto = []cryptoAttr{{tag: c.tag, suite: c.suite, key: k}}
+		sec = &sdes{suite: c.suite, local: k, remote: c.key}
+	}
 	mls := make([]*sdp.MediaDescription, len(off.mlines))
 	for i, md := range off.mlines {
 		if i == off.index {
-			mls[i] = audioMedia(int(st.local.Port()), fmts, h.set.ptime, dir)
+			mls[i] = audioMedia(int(st.local.Port()), fmts, h.set.ptime, dir, off.savp, crypto)
 		} else {
 			mls[i] = rejectedMedia(md)
 		}
@@ -389,6 +498,7 @@ func (h *Handler) createAnswer(st *stream, opts media.Options) ([]byte, error) {
 		ptime:  h.set.ptime,
 		remote: off.addr,
 		rtcp:   off.rtcp,
+		sec:    sec,
 	}
 	for _, f := range fmts {
 		if !f.te {
@@ -404,12 +514,27 @@ func (h *Handler) createAnswer(st *stream, opts media.Options) ([]byte, error) {
 
 // applyAnswer applies the peer's answer to our pending offer.
 func (h *Handler) applyAnswer(st *stream, s *sdp.SessionDescription) error {
-	ans, err := parseAnswer(s, &h.set)
+	ans, err := parseAnswer(s, &h.set, h.srtpPol)
+	var sec *sdes
 	if err == nil {
 		ans.codecs = offered(ans.codecs, h.offerFmt)
 		if len(ans.codecs) == 0 {
 			err = fmt.Errorf("%w: the answer has none of the codecs offered", media.ErrNotAcceptable)
 		}
+	}
+	if err == nil && len(ans.crypto) > 0 && len(h.offerCrypto) > 0 {
+		a := ans.crypto[0]
+		for _, o := range h.offerCrypto {
+			if o.tag == a.tag && o.suite == a.suite {
+				sec = &sdes{suite: a.suite, local: o.key, remote: a.key}
+			}
+		}
+		if sec == nil {
+			err = fmt.Errorf("%w: the answer's a=crypto matches none offered", media.ErrNotAcceptable)
+		}
+	}
+	if err == nil && sec == nil && h.srtpPol == SRTPRequired {
+		err = fmt.Errorf("%w: SRTP required and the answer has no a=crypto", media.ErrNotAcceptable)
 	}
 	if err != nil {
 		if h.remote != nil {
@@ -430,6 +555,7 @@ func (h *Handler) applyAnswer(st *stream, s *sdp.SessionDescription) error {
 		ptime:  h.set.ptime,
 		remote: ans.addr,
 		rtcp:   ans.rtcp,
+		sec:    sec,
 	}
 	for _, f := range h.offerFmt {
 		switch {
@@ -496,7 +622,7 @@ func (h *Handler) SendDTMF(tones string, duration time.Duration) error {
 			q = append(q, tone{pause: true})
 			continue
 		}
-		code, ok := dtmfCode(c)
+		code, ok := audio.DTMFCode(c)
 		if !ok {
 			return fmt.Errorf("rtp: invalid DTMF tone %q", c)
 		}
@@ -580,6 +706,29 @@ type Stats struct {
 	// RoundTripTime comes from the peer's reception reports on our
 	// stream; zero until one has arrived.
 	RoundTripTime time.Duration
+	// LossRate is the share of the peer's packets lost on the way to us
+	// (0–1) over the call so far.
+	LossRate float64
+	// RemotePacketsLost, RemoteLossRate and RemoteJitter are what the
+	// peer's last RTCP reception report says of our stream: cumulative
+	// loss, the fraction lost in its last interval (0–1), interarrival
+	// jitter. RemoteReport is false until one came.
+	RemotePacketsLost int64
+	RemoteLossRate    float64
+	RemoteJitter      time.Duration
+	RemoteReport      bool
+	// MOS is an estimate of the call's listening quality on the 1–4.5
+	// scale by the E-model of ITU-T G.107 (simplified: default values for
+	// everything but the codec, the worse direction's loss and the
+	// one-way delay, taken as half the round trip plus the jitter buffer
+	// and packetization); zero before any audio came.
+	MOS float64
+	// SRTP is the crypto suite protecting the media; empty for plain RTP.
+	SRTP SRTPSuite
+	// SRTPFailed counts packets (RTP and RTCP) that failed SRTP
+	// authentication or decryption and were dropped: a peer with other
+	// keys, or forged packets.
+	SRTPFailed uint64
 }
 
 // Stats returns the handler's current statistics.
@@ -601,6 +750,7 @@ func (h *Handler) Stats() Stats {
 		DTMFReceived:     st.count.dtmfReceived.Load(),
 		RTCPSent:         st.count.rtcpSent.Load(),
 		RTCPReceived:     st.count.rtcpReceived.Load(),
+		SRTPFailed:       st.count.srtpFailed.Load(),
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -611,8 +761,24 @@ func (h *Handler) Stats() Stats {
 	}
 	if st.rx.init {
 		out.PacketsLost = st.rx.lost()
-		out.Jitter = time.Duration(st.rx.jitter * float64(time.Second) / SampleRate)
+		out.Jitter = time.Duration(st.rx.jitter * float64(time.Second) / float64(st.p.codec.clock()))
 	}
 	out.RoundTripTime = st.rtt
+	if st.havePeer {
+		out.RemoteReport = true
+		out.RemotePacketsLost = int64(st.peerRR.totalLost)
+		out.RemoteLossRate = float64(st.peerRR.fractionLost) / 256
+		out.RemoteJitter = time.Duration(float64(st.peerRR.jitter) * float64(time.Second) / float64(st.p.codec.clock()))
+	}
+	if st.rx.init {
+		if exp := st.rx.expected(); exp > 0 {
+			out.LossRate = min(max(float64(st.rx.lost())/float64(exp), 0), 1)
+		}
+		oneWay := st.rtt/2 + h.set.jitterDelay + out.Ptime + out.Jitter
+		out.MOS = mosEstimate(max(out.LossRate, out.RemoteLossRate), oneWay, out.Codec)
+	}
+	if st.sec != nil {
+		out.SRTP = st.sec.keys.suite
+	}
 	return out
 }

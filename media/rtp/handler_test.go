@@ -301,7 +301,9 @@ func TestErrors(t *testing.T) {
 
 	// Bad configurations.
 	for name, cfg := range map[string]Config{
-		"codec":       {Codecs: []Codec{9}},
+		"codec":       {Codecs: []Codec{18}},
+		"SRTP":        {SRTP: 7},
+		"SRTP suite":  {SRTPSuites: []SRTPSuite{"F8_128_HMAC_SHA1_80"}},
 		"ptime":       {Ptime: 25 * time.Millisecond},
 		"ptime big":   {Ptime: 100 * time.Millisecond},
 		"ports":       {PortMin: 30000, PortMax: 30000},
@@ -689,8 +691,15 @@ func TestRTCP(t *testing.T) {
 		return alice.Stats().RTCPReceived >= 3 && bob.Stats().RTCPReceived >= 3
 	})
 	s := alice.Stats()
-	t.Logf("alice: RTCP sent %d, received %d, RTT %v", s.RTCPSent, s.RTCPReceived, s.RoundTripTime)
+	t.Logf("alice: RTCP sent %d, received %d, RTT %v; loss %.3f, jitter %v; bob's report: lost %d (%.3f), jitter %v; MOS %.2f",
+		s.RTCPSent, s.RTCPReceived, s.RoundTripTime, s.LossRate, s.Jitter, s.RemotePacketsLost, s.RemoteLossRate,
+		s.RemoteJitter, s.MOS)
 	assert.Less(t, s.RoundTripTime, 100*time.Millisecond)
+	assert.True(t, s.RemoteReport)
+	assert.Zero(t, s.RemotePacketsLost)
+	assert.Less(t, s.RemoteJitter, 20*time.Millisecond)
+	assert.Greater(t, s.MOS, 4.2)
+	assert.LessOrEqual(t, s.MOS, 4.5)
 
 	// A BYE at Close.
 	n := bob.Stats().RTCPReceived

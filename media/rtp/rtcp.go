@@ -1,11 +1,12 @@
 package rtp
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/pion/rtcp"
 )
 
 // RTCP packet types (RFC 3550 §12.1).
@@ -14,8 +15,6 @@ const (
 	rtcpRR   = 201
 	rtcpSDES = 202
 	rtcpBYE  = 203
-
-	sdesCNAME = 1
 )
 
 // senderInfo is the sender-information part of a sender report.
@@ -58,42 +57,68 @@ func ntpTime(t time.Time) uint64 {
 // LSR and of round-trip computations (1/65536 s).
 func ntpMiddle(ntp uint64) uint32 { return uint32(ntp >> 16) }
 
-// appendHeader appends an RTCP common header for a packet of n bytes
-// (header included, a multiple of 4).
-func appendHeader(b []byte, count int, typ uint8, n int) []byte {
-	b = append(b, 2<<6|byte(count&0x1f), typ)
-	return binary.BigEndian.AppendUint16(b, uint16(n/4-1))
+// The packets below are built and read by pion/rtcp; these helpers map
+// them to and from the package's own report types.
+
+func toReception(blocks []reportBlock) []rtcp.ReceptionReport {
+	out := make([]rtcp.ReceptionReport, len(blocks))
+	for i, r := range blocks {
+		out[i] = rtcp.ReceptionReport{
+			SSRC:               r.ssrc,
+			FractionLost:       r.fractionLost,
+			TotalLost:          uint32(max(min(r.totalLost, 0x7fffff), -0x800000)) & 0xffffff,
+			LastSequenceNumber: r.highestSeq,
+			Jitter:             r.jitter,
+			LastSenderReport:   r.lsr,
+			Delay:              r.dlsr,
+		}
+	}
+	return out
 }
 
-func appendBlocks(b []byte, blocks []reportBlock) []byte {
-	for _, r := range blocks {
-		b = binary.BigEndian.AppendUint32(b, r.ssrc)
-		lost := uint32(max(min(r.totalLost, 0x7fffff), -0x800000)) & 0xffffff
-		b = binary.BigEndian.AppendUint32(b, uint32(r.fractionLost)<<24|lost)
-		b = binary.BigEndian.AppendUint32(b, r.highestSeq)
-		b = binary.BigEndian.AppendUint32(b, r.jitter)
-		b = binary.BigEndian.AppendUint32(b, r.lsr)
-		b = binary.BigEndian.AppendUint32(b, r.dlsr)
+func fromReception(rs []rtcp.ReceptionReport) []reportBlock {
+	if len(rs) == 0 {
+		return nil
 	}
-	return b
+	out := make([]reportBlock, len(rs))
+	for i, r := range rs {
+		out[i] = reportBlock{
+			ssrc:         r.SSRC,
+			fractionLost: r.FractionLost,
+			totalLost:    int32(r.TotalLost&0xffffff) << 8 >> 8, // sign-extend 24 bits
+			highestSeq:   r.LastSequenceNumber,
+			jitter:       r.Jitter,
+			lsr:          r.LastSenderReport,
+			dlsr:         r.Delay,
+		}
+	}
+	return out
+}
+
+// appendPackets marshals RTCP packets and appends them to b.
+func appendPackets(b []byte, pkts ...rtcp.Packet) []byte {
+	out, err := rtcp.Marshal(pkts)
+	if err != nil {
+		return b // only with more than 31 blocks or a CNAME over 255 bytes, which this package never makes
+	}
+	return append(b, out...)
 }
 
 // appendSR appends a sender report (at most 31 blocks).
 func appendSR(b []byte, ssrc uint32, si senderInfo, blocks []reportBlock) []byte {
-	b = appendHeader(b, len(blocks), rtcpSR, 28+24*len(blocks))
-	b = binary.BigEndian.AppendUint32(b, ssrc)
-	b = binary.BigEndian.AppendUint64(b, si.ntp)
-	b = binary.BigEndian.AppendUint32(b, si.rtpTS)
-	b = binary.BigEndian.AppendUint32(b, si.packets)
-	b = binary.BigEndian.AppendUint32(b, si.octets)
-	return appendBlocks(b, blocks)
+	return appendPackets(b, &rtcp.SenderReport{
+		SSRC:        ssrc,
+		NTPTime:     si.ntp,
+		RTPTime:     si.rtpTS,
+		PacketCount: si.packets,
+		OctetCount:  si.octets,
+		Reports:     toReception(blocks),
+	})
 }
 
 // appendRR appends a receiver report (at most 31 blocks).
 func appendRR(b []byte, ssrc uint32, blocks []reportBlock) []byte {
-	b = appendHeader(b, len(blocks), rtcpRR, 8+24*len(blocks))
-	b = binary.BigEndian.AppendUint32(b, ssrc)
-	return appendBlocks(b, blocks)
+	return appendPackets(b, &rtcp.ReceiverReport{SSRC: ssrc, Reports: toReception(blocks)})
 }
 
 // appendSDES appends a source description with one chunk: the CNAME
@@ -103,22 +128,15 @@ func appendSDES(b []byte, ssrc uint32, cname string) []byte {
 	if len(cname) > 255 {
 		cname = cname[:255]
 	}
-	chunk := 4 + 2 + len(cname) + 1 // SSRC, item, the null item ending the list
-	chunk = (chunk + 3) &^ 3
-	b = appendHeader(b, 1, rtcpSDES, 4+chunk)
-	b = binary.BigEndian.AppendUint32(b, ssrc)
-	b = append(b, sdesCNAME, byte(len(cname)))
-	b = append(b, cname...)
-	for n := 6 + len(cname); n < chunk; n++ {
-		b = append(b, 0)
-	}
-	return b
+	return appendPackets(b, &rtcp.SourceDescription{Chunks: []rtcp.SourceDescriptionChunk{{
+		Source: ssrc,
+		Items:  []rtcp.SourceDescriptionItem{{Type: rtcp.SDESCNAME, Text: cname}},
+	}}})
 }
 
 // appendBYE appends a BYE for one source.
 func appendBYE(b []byte, ssrc uint32) []byte {
-	b = appendHeader(b, 1, rtcpBYE, 8)
-	return binary.BigEndian.AppendUint32(b, ssrc)
+	return appendPackets(b, &rtcp.Goodbye{Sources: []uint32{ssrc}})
 }
 
 // parseRTCP reads the packets of a compound RTCP packet; those of types
@@ -127,71 +145,40 @@ func parseRTCP(b []byte) ([]rtcpReport, error) {
 	if len(b) < 4 {
 		return nil, errors.New("rtcp: short packet")
 	}
-	var out []rtcpReport
-	for len(b) > 0 {
-		if len(b) < 4 {
-			return out, errors.New("rtcp: trailing bytes")
-		}
-		if b[0]>>6 != 2 {
-			return out, fmt.Errorf("rtcp: version %d", b[0]>>6)
-		}
-		count := int(b[0] & 0x1f)
-		n := (int(binary.BigEndian.Uint16(b[2:])) + 1) * 4
-		if n > len(b) {
-			return out, fmt.Errorf("rtcp: length %d beyond the %d bytes left", n, len(b))
-		}
-		body := b[4:n]
-		r := rtcpReport{typ: b[1]}
-		switch r.typ {
-		case rtcpSR:
-			if len(body) < 24+24*count {
-				return out, errors.New("rtcp: short sender report")
+	pkts, err := rtcp.Unmarshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("rtcp: %w", err)
+	}
+	out := make([]rtcpReport, 0, len(pkts))
+	for _, p := range pkts {
+		switch p := p.(type) {
+		case *rtcp.SenderReport:
+			out = append(out, rtcpReport{typ: rtcpSR, ssrc: p.SSRC, sr: senderInfo{
+				ntp: p.NTPTime, rtpTS: p.RTPTime, packets: p.PacketCount, octets: p.OctetCount,
+			}, blocks: fromReception(p.Reports)})
+		case *rtcp.ReceiverReport:
+			out = append(out, rtcpReport{typ: rtcpRR, ssrc: p.SSRC, blocks: fromReception(p.Reports)})
+		case *rtcp.SourceDescription:
+			r := rtcpReport{typ: rtcpSDES}
+			if len(p.Chunks) > 0 {
+				r.ssrc = p.Chunks[0].Source
 			}
-			r.ssrc = binary.BigEndian.Uint32(body)
-			r.sr = senderInfo{
-				ntp:     binary.BigEndian.Uint64(body[4:]),
-				rtpTS:   binary.BigEndian.Uint32(body[12:]),
-				packets: binary.BigEndian.Uint32(body[16:]),
-				octets:  binary.BigEndian.Uint32(body[20:]),
+			out = append(out, r)
+		case *rtcp.Goodbye:
+			r := rtcpReport{typ: rtcpBYE}
+			if len(p.Sources) > 0 {
+				r.ssrc = p.Sources[0]
 			}
-			r.blocks = parseBlocks(body[24:], count)
-		case rtcpRR:
-			if len(body) < 4+24*count {
-				return out, errors.New("rtcp: short receiver report")
+			out = append(out, r)
+		default:
+			var typ uint8
+			if raw, err := p.Marshal(); err == nil && len(raw) > 1 {
+				typ = raw[1]
 			}
-			r.ssrc = binary.BigEndian.Uint32(body)
-			r.blocks = parseBlocks(body[4:], count)
-		case rtcpSDES, rtcpBYE:
-			if count > 0 && len(body) >= 4 {
-				r.ssrc = binary.BigEndian.Uint32(body)
-			}
+			out = append(out, rtcpReport{typ: typ})
 		}
-		out = append(out, r)
-		b = b[n:]
 	}
 	return out, nil
-}
-
-func parseBlocks(b []byte, count int) []reportBlock {
-	if count == 0 {
-		return nil
-	}
-	out := make([]reportBlock, count)
-	for i := range out {
-		p := b[24*i:]
-		lost := binary.BigEndian.Uint32(p[4:])
-		total := int32(lost&0xffffff) << 8 >> 8 // sign-extend 24 bits
-		out[i] = reportBlock{
-			ssrc:         binary.BigEndian.Uint32(p),
-			fractionLost: uint8(lost >> 24),
-			totalLost:    total,
-			highestSeq:   binary.BigEndian.Uint32(p[8:]),
-			jitter:       binary.BigEndian.Uint32(p[12:]),
-			lsr:          binary.BigEndian.Uint32(p[16:]),
-			dlsr:         binary.BigEndian.Uint32(p[20:]),
-		}
-	}
-	return out
 }
 
 // Reception statistics of one source (RFC 3550 Appendix A.1, A.3, A.8).

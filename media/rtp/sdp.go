@@ -92,6 +92,8 @@ type remoteDesc struct {
 	codecs []format                // usable codecs, in the peer's order, numbered as the peer does
 	tePT   int                     // the peer's telephone-event payload type, or -1
 	ptime  time.Duration           // the peer's a=ptime when usable, else 0
+	savp   bool                    // the m-line is RTP/SAVP
+	crypto []cryptoAttr            // its usable a=crypto lines, in its order
 }
 
 // parseSDP unmarshals a session description.
@@ -110,10 +112,10 @@ func parseSDP(body []byte) (*sdp.SessionDescription, error) {
 // handler can take (RTP/AVP, one of our codecs, an IP address) and reads
 // it. It returns an error wrapping media.ErrNotAcceptable when there is
 // none, saying why.
-func parseOffer(s *sdp.SessionDescription, set *settings) (*remoteDesc, error) {
+func parseOffer(s *sdp.SessionDescription, set *settings, pol SRTPPolicy) (*remoteDesc, error) {
 	var why []string
 	for i, md := range s.MediaDescriptions {
-		r, err := readMedia(s, i, set)
+		r, err := readMedia(s, i, set, pol)
 		if err == nil {
 			return r, nil
 		}
@@ -129,14 +131,14 @@ func parseOffer(s *sdp.SessionDescription, set *settings) (*remoteDesc, error) {
 
 // parseAnswer reads the peer's answer to our offer, whose one m-line is
 // audio: the answer's first m-line must accept it.
-func parseAnswer(s *sdp.SessionDescription, set *settings) (*remoteDesc, error) {
+func parseAnswer(s *sdp.SessionDescription, set *settings, pol SRTPPolicy) (*remoteDesc, error) {
 	if len(s.MediaDescriptions) == 0 {
 		return nil, fmt.Errorf("%w: answer without m-line", media.ErrNotAcceptable)
 	}
 	if s.MediaDescriptions[0].MediaName.Port.Value == 0 {
 		return nil, fmt.Errorf("%w: the answer rejects the audio stream", media.ErrNotAcceptable)
 	}
-	r, err := readMedia(s, 0, set)
+	r, err := readMedia(s, 0, set, pol)
 	if err != nil {
 		return nil, fmt.Errorf("%w: answer: %w", media.ErrNotAcceptable, err)
 	}
@@ -144,20 +146,35 @@ func parseAnswer(s *sdp.SessionDescription, set *settings) (*remoteDesc, error) 
 }
 
 // readMedia reads m-line i, or says why this handler cannot use it.
-func readMedia(s *sdp.SessionDescription, i int, set *settings) (*remoteDesc, error) {
+func readMedia(s *sdp.SessionDescription, i int, set *settings, pol SRTPPolicy) (*remoteDesc, error) {
 	md := s.MediaDescriptions[i]
 	mn := md.MediaName
+	proto := strings.ToUpper(strings.Join(mn.Protos, "/"))
 	switch {
 	case mn.Port.Value == 0:
 		return nil, fmt.Errorf("m=%s rejected", mn.Media)
 	case mn.Media != "audio":
 		return nil, fmt.Errorf("m=%s is not audio", mn.Media)
-	case !strings.EqualFold(strings.Join(mn.Protos, "/"), "RTP/AVP"):
-		return nil, fmt.Errorf("m=audio profile %s is not RTP/AVP", strings.Join(mn.Protos, "/"))
+	case proto != "RTP/AVP" && proto != "RTP/SAVP":
+		return nil, fmt.Errorf("m=audio profile %s is neither RTP/AVP nor RTP/SAVP", proto)
+	case proto == "RTP/SAVP" && pol == SRTPOff:
+		return nil, fmt.Errorf("m=audio is RTP/SAVP and SRTP is off")
 	case mn.Port.Value < 0 || mn.Port.Value > 65535:
 		return nil, fmt.Errorf("m=audio port %d out of range", mn.Port.Value)
 	}
-	r := &remoteDesc{origin: s.Origin, mlines: s.MediaDescriptions, index: i, tePT: -1}
+	r := &remoteDesc{origin: s.Origin, mlines: s.MediaDescriptions, index: i, tePT: -1, savp: proto == "RTP/SAVP"}
+	if pol != SRTPOff {
+		for _, a := range md.Attributes {
+			if a.Key == "crypto" {
+				if c, ok := parseCrypto(a.Value, set.suites); ok {
+					r.crypto = append(r.crypto, c)
+				}
+			}
+		}
+		if len(r.crypto) == 0 && (r.savp || pol == SRTPRequired) {
+			return nil, fmt.Errorf("m=audio %s has no a=crypto with a suite of ours (%s)", proto, suiteList(set.suites))
+		}
+	}
 	for _, f := range formats(md) {
 		switch {
 		case f.te:
@@ -274,14 +291,24 @@ func formats(md *sdp.MediaDescription) []format {
 				m = mapping{"pcmu", SampleRate, 1}
 			case 8:
 				m = mapping{"pcma", SampleRate, 1}
+			case 9:
+				m = mapping{"g722", SampleRate, 1}
 			default:
 				continue
 			}
+		}
+		if m.name == "opus" {
+			if m.clock == 48000 && m.channels == 2 {
+				out = append(out, format{pt: uint8(n), codec: Opus})
+			}
+			continue
 		}
 		if m.clock != SampleRate || m.channels != 1 {
 			continue
 		}
 		switch m.name {
+		case "g722":
+			out = append(out, format{pt: uint8(n), codec: G722})
 		case "pcmu":
 			out = append(out, format{pt: uint8(n), codec: PCMU})
 		case "pcma":
@@ -302,6 +329,14 @@ func has(cs []Codec, c Codec) bool {
 	return false
 }
 
+func suiteList(ss []SRTPSuite) string {
+	s := make([]string, len(ss))
+	for i, x := range ss {
+		s[i] = string(x)
+	}
+	return strings.Join(s, ", ")
+}
+
 func codecList(cs []Codec) string {
 	s := make([]string, len(cs))
 	for i, c := range cs {
@@ -312,9 +347,9 @@ func codecList(cs []Codec) string {
 
 // offerFormats are the formats of our offers: our codecs on their static
 // payload types, then telephone-event.
-func offerFormats(set *settings) []format {
-	out := make([]format, 0, len(set.codecs)+1)
-	for _, c := range set.codecs {
+func offerFormats(set *settings, codecs []Codec) []format {
+	out := make([]format, 0, len(codecs)+1)
+	for _, c := range codecs {
 		out = append(out, format{pt: uint8(c), codec: c})
 	}
 	if set.tePT >= 0 {
@@ -326,9 +361,9 @@ func offerFormats(set *settings) []format {
 // answerFormats are the formats of our answer to r: the codecs we share,
 // in our order of preference and numbered as the offer does (RFC 3264
 // §6.1), then telephone-event when offered.
-func answerFormats(r *remoteDesc, set *settings) []format {
+func answerFormats(r *remoteDesc, set *settings, codecs []Codec) []format {
 	var out []format
-	for _, c := range set.codecs {
+	for _, c := range codecs {
 		for _, f := range r.codecs {
 			if f.codec == c {
 				out = append(out, f)
@@ -343,12 +378,16 @@ func answerFormats(r *remoteDesc, set *settings) []format {
 }
 
 // audioMedia returns our audio m-line.
-func audioMedia(port int, fmts []format, ptime time.Duration, dir Direction) *sdp.MediaDescription {
+func audioMedia(port int, fmts []format, ptime time.Duration, dir Direction, savp bool, crypto []cryptoAttr) *sdp.MediaDescription {
+	profile := "AVP"
+	if savp {
+		profile = "SAVP"
+	}
 	md := &sdp.MediaDescription{
 		MediaName: sdp.MediaName{
 			Media:  "audio",
 			Port:   sdp.RangedPort{Value: port},
-			Protos: []string{"RTP", "AVP"},
+			Protos: []string{"RTP", profile},
 		},
 	}
 	for _, f := range fmts {
@@ -360,11 +399,19 @@ func audioMedia(port int, fmts []format, ptime time.Duration, dir Direction) *sd
 				sdp.NewAttribute("fmtp", pt+" 0-15"))
 			continue
 		}
+		if f.codec == Opus {
+			md.Attributes = append(md.Attributes, sdp.NewAttribute("rtpmap", pt+" opus/48000/2"),
+				sdp.NewAttribute("fmtp", pt+" useinbandfec=1"))
+			continue
+		}
 		md.Attributes = append(md.Attributes, sdp.NewAttribute("rtpmap", pt+" "+f.codec.String()+"/8000"))
 	}
 	md.Attributes = append(md.Attributes,
 		sdp.NewAttribute("ptime", strconv.Itoa(int(ptime/time.Millisecond))),
 		sdp.NewPropertyAttribute(dir.String()))
+	for _, c := range crypto {
+		md.Attributes = append(md.Attributes, sdp.NewAttribute("crypto", c.value()))
+	}
 	return md
 }
 

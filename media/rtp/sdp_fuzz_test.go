@@ -67,7 +67,7 @@ func checkOurSDP(t *testing.T, body []byte, offer *sdp.SessionDescription) {
 	if active != 1 {
 		t.Fatalf("%d active m-lines\n%s", active, body)
 	}
-	if _, err := parseAnswer(&s, &settings{codecs: []Codec{PCMU, PCMA}, tePT: 101}); err != nil && offer == nil {
+	if _, err := parseAnswer(&s, &settings{codecs: []Codec{PCMU, PCMA}, tePT: 101}, SRTPOff); err != nil && offer == nil {
 		t.Fatalf("our offer is not usable as an answer to itself: %v\n%s", err, body)
 	}
 }
@@ -93,8 +93,8 @@ func FuzzSDP(f *testing.F) {
 		s, perr := parseSDP(in)
 		var off, ans *remoteDesc
 		if perr == nil {
-			off, _ = parseOffer(s, &set)
-			ans, _ = parseAnswer(s, &set)
+			off, _ = parseOffer(s, &set, SRTPOffer)
+			ans, _ = parseAnswer(s, &set, SRTPOffer)
 		}
 		if !remoteLocal(off) || !remoteLocal(ans) {
 			return

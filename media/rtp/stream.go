@@ -16,6 +16,9 @@ import (
 	"time"
 
 	prtp "github.com/pion/rtp"
+
+	"github.com/sipua/sip/media"
+	"github.com/sipua/sip/media/audio"
 )
 
 // params are the media parameters an offer/answer exchange settles.
@@ -29,6 +32,7 @@ type params struct {
 	ptime  time.Duration   // of the packets we send
 	remote netip.AddrPort  // the peer's RTP address from its SDP; invalid when none
 	rtcp   netip.AddrPort  // the peer's RTCP address from its SDP
+	sec    *sdes           // SRTP keys; nil: plain RTP
 }
 
 // counters are the handler's running counts.
@@ -36,6 +40,7 @@ type counters struct {
 	packetsSent, bytesSent         atomic.Uint64
 	packetsReceived, bytesReceived atomic.Uint64
 	discarded                      atomic.Uint64
+	srtpFailed                     atomic.Uint64
 	dtmfSent, dtmfReceived         atomic.Uint64
 	rtcpSent, rtcpReceived         atomic.Uint64
 }
@@ -76,19 +81,32 @@ type stream struct {
 	tsAt     time.Time // when ts was last advanced
 	marker   bool
 	tones    []tone
-	ev       *dtmfEvent
+	ev       *audio.DTMFEvent
 	gapUntil time.Time // no tone starts before this
 	sentRTP  bool      // RTP sent since the last report
 
 	// Receiving.
 	rx       rxStats
 	jb       *jitterBuffer
-	dtmf     dtmfReceiver
+	dtmf     audio.DTMFReceiver
 	frame    int    // samples of the last audio packet played
 	lastSR   uint32 // middle of the peer's last SR NTP time
 	lastSRAt time.Time
 	rtt      time.Duration
 	stopped  bool
+	peerRR   reportBlock // the peer's last reception report on our stream
+	havePeer bool
+
+	sec    *srtpSession // SRTP contexts; nil: plain RTP
+	lastRx time.Time    // when RTP or RTCP last came from the peer
+	heard  bool         // something came from the peer: the media timeout is armed
+	failed bool         // the media timeout fired
+
+	// Owned by one goroutine each, outside mu.
+	tx      codecState // sendLoop's
+	rxc     codecState // playLoop's
+	rxPlain []byte     // readRTP's decryption buffer
+	txCrypt []byte     // sendLoop's encryption buffer
 }
 
 // openStream binds the sockets and starts the goroutines.
@@ -113,6 +131,8 @@ func openStream(h *Handler) (*stream, error) {
 		ts:     mrand.Uint32(),
 		marker: true,
 		jb:     newJitterBuffer(h.set.jitterPackets(), 4*h.set.jitterPackets()),
+		tx:     codecState{opus: h.set.opus},
+		rxc:    codecState{opus: h.set.opus},
 		frame:  h.set.frameSamples(),
 	}
 	s.tsAt = s.epoch
@@ -198,9 +218,28 @@ func (s *stream) apply(p params) {
 	if p.dir&SendOnly != 0 && (!s.ok || s.p.dir&SendOnly == 0) {
 		s.marker = true // talk spurt after silence (RFC 3551 §4.1)
 	}
+	var cur *sdes
+	if s.sec != nil {
+		cur = s.sec.keys
+	}
+	if !cur.equal(p.sec) {
+		s.sec = nil
+		if p.sec != nil {
+			sess, err := newSRTPSession(p.sec)
+			if err != nil {
+				s.log.Warn("SRTP not set up", "suite", p.sec.suite, "err", err)
+			}
+			s.sec = sess
+		}
+	}
+	s.lastRx = time.Now() // the media timeout counts from each exchange
 	s.p, s.ok = p, true
+	suite := "none"
+	if p.sec != nil {
+		suite = string(p.sec.suite) // never the keys
+	}
 	s.log.Debug("media parameters", "direction", p.dir, "codec", p.codec, "pt", p.pt,
-		"telephone-event", p.te, "ptime", p.ptime, "remote", p.remote)
+		"telephone-event", p.te, "ptime", p.ptime, "remote", p.remote, "srtp", suite)
 }
 
 // close sends an RTCP BYE (unless RTCP is off), stops the goroutines and closes the sockets.
@@ -219,6 +258,8 @@ func (s *stream) close() {
 	s.rtp.Close()
 	s.rtcp.Close()
 	s.wg.Wait()
+	s.tx.close()
+	s.rxc.close()
 }
 
 // readRTP reads the RTP socket until it is closed.
@@ -280,12 +321,25 @@ func (s *stream) handlePacket(buf []byte, src netip.AddrPort, now time.Time) {
 		s.handleRTCP(buf, src, now, false)
 		return
 	}
+	s.mu.Lock()
+	sec := s.sec
+	s.mu.Unlock()
+	if sec != nil {
+		plain, err := sec.rxRTP.DecryptRTP(s.rxPlain[:0], buf, nil)
+		if err != nil {
+			s.log.Debug("SRTP unreadable", "from", src, "len", len(buf), "err", err)
+			s.count.discarded.Add(1)
+			s.count.srtpFailed.Add(1)
+			return
+		}
+		s.rxPlain, buf = plain, plain
+	}
 	var pkt prtp.Packet
 	if err := pkt.Unmarshal(buf); err != nil || pkt.Version != 2 {
 		s.count.discarded.Add(1)
 		return
 	}
-	var tones []received
+	var tones []audio.DTMFTone
 	s.mu.Lock()
 	switch {
 	case !s.latched, src != s.dest && now.Sub(s.lastRTP) >= relatchAfter:
@@ -300,21 +354,21 @@ func (s *stream) handlePacket(buf []byte, src netip.AddrPort, now time.Time) {
 		s.count.discarded.Add(1)
 		return
 	}
-	s.lastRTP = now
+	s.lastRTP, s.lastRx, s.heard = now, now, true
 	p, ok := s.p, s.ok
 	if s.rx.seq(pkt.SSRC, pkt.SequenceNumber) {
 		s.jb.reset()
-		s.dtmf = dtmfReceiver{}
+		s.dtmf = audio.DTMFReceiver{}
 	}
 	codec, audio := p.recv[pkt.PayloadType]
 	isTE := ok && p.recvTE >= 0 && int(pkt.PayloadType) == p.recvTE
 	switch {
 	case audio && ok:
-		arrival := uint32(now.Sub(s.epoch) * SampleRate / time.Second)
+		arrival := uint32(now.Sub(s.epoch) * time.Duration(codec.clock()) / time.Second)
 		s.rx.arrival(pkt.Timestamp, arrival)
 		s.jb.push(pkt.SequenceNumber, pkt.Timestamp, codec, append([]byte(nil), pkt.Payload...))
 	case isTE:
-		tones = s.dtmf.packet(pkt.Timestamp, pkt.Payload, now)
+		tones = s.dtmf.Packet(nil, pkt.Timestamp, pkt.Payload, now)
 		s.jb.push(pkt.SequenceNumber, pkt.Timestamp, 0, nil)
 	default:
 		s.jb.push(pkt.SequenceNumber, pkt.Timestamp, 0, nil)
@@ -334,14 +388,32 @@ func (s *stream) handlePacket(buf []byte, src netip.AddrPort, now time.Time) {
 // (whose peer address it latches), false for RTCP multiplexed on the RTP
 // port.
 func (s *stream) handleRTCP(buf []byte, src netip.AddrPort, now time.Time, own bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sec != nil {
+		if len(buf) < 8+4+10 {
+			// Too short for SRTCP (header, E flag and index, a tag of 10
+			// bytes or more): not
+			// SRTCP at all, such as baresip's plain "PINGPONG" RTCP APP
+			// keepalive. Dropped, not counted as an SRTP failure.
+			s.log.Debug("RTCP in the clear on an SRTP session dropped", "from", src, "len", len(buf))
+			return
+		}
+		plain, err := s.sec.rxRTCP.DecryptRTCP(nil, buf, nil)
+		if err != nil {
+			s.count.srtpFailed.Add(1)
+			s.log.Debug("SRTCP unreadable", "from", src, "err", err)
+			return
+		}
+		buf = plain
+	}
 	reports, err := parseRTCP(buf)
 	if len(reports) == 0 {
 		s.log.Debug("RTCP unreadable", "from", src, "err", err)
 		return
 	}
 	s.count.rtcpReceived.Add(1)
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lastRx, s.heard = now, true
 	if own && !s.rtcpLatched {
 		s.rtcpDest, s.rtcpLatched = src, true
 	}
@@ -350,7 +422,11 @@ func (s *stream) handleRTCP(buf []byte, src netip.AddrPort, now time.Time, own b
 			s.lastSR, s.lastSRAt = ntpMiddle(r.sr.ntp), now
 		}
 		for _, b := range r.blocks {
-			if b.ssrc != s.ssrc || b.lsr == 0 {
+			if b.ssrc != s.ssrc {
+				continue
+			}
+			s.peerRR, s.havePeer = b, true
+			if b.lsr == 0 {
 				continue
 			}
 			// RFC 3550 §6.4.1: RTT = now - LSR - DLSR, in 1/65536 s.
@@ -397,7 +473,7 @@ func (s *stream) sendRTCP(bye bool) {
 	}
 	b := make([]byte, 0, 128)
 	if s.sentRTP {
-		ts := s.ts + uint32(now.Sub(s.tsAt)*SampleRate/time.Second)
+		ts := s.ts + uint32(now.Sub(s.tsAt)*time.Duration(s.p.codec.clock())/time.Second)
 		b = appendSR(b, s.ssrc, senderInfo{
 			ntp:     ntpTime(now),
 			rtpTS:   ts,
@@ -411,6 +487,15 @@ func (s *stream) sendRTCP(bye bool) {
 	b = appendSDES(b, s.ssrc, s.cname)
 	if bye {
 		b = appendBYE(b, s.ssrc)
+	}
+	if s.sec != nil {
+		enc, err := s.sec.txRTCP.EncryptRTCP(nil, b, nil)
+		if err != nil {
+			s.mu.Unlock()
+			s.log.Debug("SRTCP protect", "err", err)
+			return
+		}
+		b = enc
 	}
 	s.mu.Unlock()
 	if _, err := s.rtcp.WriteToUDPAddrPort(b, dest); err != nil {
@@ -474,9 +559,13 @@ func (s *stream) sendFrame(pcm []int16, buf, pkt []byte) time.Duration {
 	if s.ok {
 		ptime = s.p.ptime
 	}
-	frame := int(ptime * SampleRate / time.Second)
+	frame := int(ptime * SampleRate / time.Second) // samples of audio
+	ticks := frame                                 // RTP clock ticks
+	if s.ok {
+		ticks = int(ptime * time.Duration(s.p.codec.clock()) / time.Second)
+	}
 	if !s.ok || s.p.dir&SendOnly == 0 || !s.dest.IsValid() {
-		s.ts += uint32(frame)
+		s.ts += uint32(ticks)
 		s.tsAt = now
 		s.marker = true
 		s.mu.Unlock()
@@ -492,18 +581,18 @@ func (s *stream) sendFrame(pcm []int16, buf, pkt []byte) time.Duration {
 		case p.te < 0:
 			s.log.Debug("DTMF tone dropped: no telephone-event negotiated", "event", t.code)
 		default:
-			s.ev = &dtmfEvent{code: t.code, start: s.ts, samples: t.samples}
+			s.ev = &audio.DTMFEvent{Code: t.code, Start: s.ts, Samples: t.samples}
 		}
 	}
 	hdr := prtp.Header{Version: 2, SequenceNumber: s.seq, SSRC: s.ssrc}
 	var payload []byte
 	if ev := s.ev; ev != nil {
-		var first, done bool
-		payload, first, done = ev.next(buf, frame)
-		if ev.ends == 1 && payload[1]&0x80 != 0 {
+		var first, ended, done bool
+		payload, first, ended, done = ev.Next(buf, frame)
+		if ended {
 			s.count.dtmfSent.Add(1)
 		}
-		hdr.PayloadType, hdr.Timestamp, hdr.Marker = uint8(p.te), ev.start, first
+		hdr.PayloadType, hdr.Timestamp, hdr.Marker = uint8(p.te), ev.Start, first
 		if done {
 			s.ev = nil
 			s.gapUntil = now.Add(dtmfGap)
@@ -513,22 +602,33 @@ func (s *stream) sendFrame(pcm []int16, buf, pkt []byte) time.Duration {
 		s.marker = false
 	}
 	s.seq++
-	s.ts += uint32(frame)
+	s.ts += uint32(ticks)
 	s.tsAt = now
 	s.sentRTP = true
 	dest := s.dest
+	sec := s.sec
 	s.mu.Unlock()
 
 	if payload == nil { // audio: read and encode outside the lock
 		s.h.readSamples(pcm[:frame])
-		payload = buf[:frame]
-		encode(p.codec, pcm[:frame], payload)
+		var err error
+		if payload, err = s.tx.encode(p.codec, pcm[:frame], buf[:0]); err != nil {
+			s.log.Debug("audio encode", "codec", p.codec, "err", err)
+			return ptime
+		}
 	}
 	n, err := hdr.MarshalTo(pkt[:cap(pkt)])
 	if err != nil {
 		return ptime
 	}
 	out := append(pkt[:n], payload...)
+	if sec != nil {
+		if s.txCrypt, err = sec.txRTP.EncryptRTP(s.txCrypt[:0], out, nil); err != nil {
+			s.log.Debug("SRTP protect", "err", err)
+			return ptime
+		}
+		out = s.txCrypt
+	}
 	if _, err := s.rtp.WriteToUDPAddrPort(out, dest); err != nil {
 		s.log.Debug("RTP write", "to", dest, "err", err)
 		return ptime
@@ -556,29 +656,48 @@ func (s *stream) playLoop() {
 		now := time.Now()
 		s.mu.Lock()
 		e, kind := s.jb.pop()
+		frame := s.frame
+		stateful := kind == jbAudio && (e.codec == G722 || e.codec == Opus)
+		s.mu.Unlock()
 		n := 0
-		switch kind {
-		case jbAudio:
-			n = min(len(e.payload), len(pcm))
+		f := s.h.onAudio.Load()
+		listening := f != nil && *f != nil
+		switch {
+		case kind == jbAudio && (listening || stateful):
+			n = s.rxc.decode(e.codec, e.payload, pcm)
+		case kind == jbAudio:
+			n = min(len(e.payload), len(pcm)) // G.711: a sample a byte
+		case kind == jbGap:
+			n = frame
+			clear(pcm[:n])
+		}
+		s.mu.Lock()
+		if kind == jbAudio {
 			s.frame = n
-		case jbGap:
-			n = s.frame
 		}
 		lost := s.jb.late + s.jb.dropped
 		s.jb.late, s.jb.dropped = 0, 0
-		var tones []received
-		if t, ok := s.dtmf.expire(now); ok {
+		var tones []audio.DTMFTone
+		if t, ok := s.dtmf.Expire(now); ok {
 			tones = append(tones, t)
+		}
+		var failure error
+		if limit := s.h.set.timeout; limit > 0 && s.ok && s.heard && s.p.dir == SendRecv && !s.failed &&
+			now.Sub(s.lastRx) >= limit {
+			s.failed = true
+			failure = fmt.Errorf("rtp: no RTP or RTCP from %v for %v: %w", s.dest, now.Sub(s.lastRx).Round(time.Millisecond),
+				media.ErrMediaTimeout)
 		}
 		s.mu.Unlock()
 		s.count.discarded.Add(lost)
-
-		if f := s.h.onAudio.Load(); f != nil && *f != nil && kind != jbNone {
-			if kind == jbAudio {
-				decode(e.codec, e.payload[:n], pcm)
-			} else {
-				clear(pcm[:n])
+		if failure != nil {
+			s.log.Info("media timeout", "err", failure)
+			if f := s.h.onFail.Load(); f != nil && *f != nil {
+				(*f)(failure)
 			}
+		}
+
+		if listening && kind != jbNone {
 			(*f)(pcm[:n])
 		}
 		s.report(tones)
@@ -596,11 +715,11 @@ func (s *stream) playLoop() {
 }
 
 // report counts received tones and hands them to OnDTMF.
-func (s *stream) report(tones []received) {
+func (s *stream) report(tones []audio.DTMFTone) {
 	for _, t := range tones {
 		s.count.dtmfReceived.Add(1)
 		if f := s.h.onDTMF.Load(); f != nil && *f != nil {
-			(*f)(t.tone, t.duration)
+			(*f)(t.Tone, t.Duration)
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package rtp
 
 import (
-	"encoding/binary"
 	"testing"
 	"time"
 
@@ -110,104 +109,6 @@ func TestJitterBufferNewStream(t *testing.T) {
 	assert.Zero(t, j.late)
 }
 
-// te builds a telephone-event payload.
-func te(code byte, end bool, dur uint16) []byte {
-	p := []byte{code, 10, 0, 0}
-	if end {
-		p[1] |= 0x80
-	}
-	binary.BigEndian.PutUint16(p[2:], dur)
-	return p
-}
-
-// TestDTMFReceiver: one report per event, at its first end packet; the
-// repeated end packets and late packets report nothing; an event whose
-// end packets were all lost is reported when the next starts, or after a
-// silence.
-func TestDTMFReceiver(t *testing.T) {
-	var r dtmfReceiver
-	now := time.Now()
-	var got []received
-	feed := func(ts uint32, p []byte) { got = append(got, r.packet(ts, p, now)...) }
-
-	feed(1000, te(5, false, 160))
-	feed(1000, te(5, false, 320))
-	assert.Empty(t, got)
-	feed(1000, te(5, true, 800))
-	feed(1000, te(5, true, 800))
-	feed(1000, te(5, true, 800))
-	require.Len(t, got, 1)
-	assert.Equal(t, received{'5', 100 * time.Millisecond}, got[0])
-
-	// '#' loses its end packets; '*' starts.
-	got = nil
-	feed(3000, te(11, false, 160))
-	feed(3000, te(11, false, 320))
-	feed(1000, te(5, true, 800)) // late, of the first event
-	feed(5000, te(10, false, 160))
-	require.Len(t, got, 1)
-	assert.Equal(t, received{'#', 40 * time.Millisecond}, got[0])
-
-	// '*' loses its end too, and nothing follows: the timeout reports it.
-	_, ok := r.expire(now.Add(dtmfTimeout / 2))
-	assert.False(t, ok)
-	ev, ok := r.expire(now.Add(dtmfTimeout))
-	assert.True(t, ok)
-	assert.Equal(t, received{'*', 20 * time.Millisecond}, ev)
-	_, ok = r.expire(now.Add(2 * dtmfTimeout))
-	assert.False(t, ok, "once")
-
-	// Events above 15 (not DTMF) are not reported.
-	got = nil
-	feed(9000, te(32, true, 800))
-	assert.Empty(t, got)
-}
-
-// TestDTMFEventPackets: the packets of a 100 ms event at 20 ms: growing
-// durations, the end bit on the last three, the marker on the first.
-func TestDTMFEventPackets(t *testing.T) {
-	e := &dtmfEvent{code: 11, samples: 800}
-	buf := make([]byte, 4)
-	var durs []int
-	var ends, firsts int
-	for i := 0; ; i++ {
-		p, first, done := e.next(buf, 160)
-		durs = append(durs, int(binary.BigEndian.Uint16(p[2:])))
-		assert.Equal(t, byte(11), p[0])
-		if p[1]&0x80 != 0 {
-			ends++
-		}
-		if first {
-			firsts++
-			assert.Zero(t, i)
-		}
-		if done {
-			break
-		}
-		require.Less(t, i, 20)
-	}
-	assert.Equal(t, []int{160, 320, 480, 640, 800, 800, 800}, durs)
-	assert.Equal(t, 3, ends)
-	assert.Equal(t, 1, firsts)
-}
-
-// TestDTMFCodes maps characters to RFC 4733 event codes and back.
-func TestDTMFCodes(t *testing.T) {
-	for i, c := range "0123456789*#ABCD" {
-		code, ok := dtmfCode(c)
-		require.True(t, ok)
-		assert.Equal(t, byte(i), code)
-		r, ok := dtmfRune(code)
-		require.True(t, ok)
-		assert.Equal(t, c, r)
-	}
-	code, ok := dtmfCode('b')
-	assert.True(t, ok)
-	assert.Equal(t, byte(13), code)
-	_, ok = dtmfCode('x')
-	assert.False(t, ok)
-}
-
 // TestRTCPRoundTrip: SR, RR, SDES and BYE as built here parse back.
 func TestRTCPRoundTrip(t *testing.T) {
 	blocks := []reportBlock{{ssrc: 7, fractionLost: 25, totalLost: -3, highestSeq: 70000, jitter: 12, lsr: 0xabcd1234, dlsr: 65536}}
@@ -268,4 +169,16 @@ func TestRxStats(t *testing.T) {
 		j.arrival(uint32(i*160), uint32(i*160)+late+5000)
 	}
 	assert.InDelta(t, 80, j.jitter, 5)
+}
+
+// TestMOSEstimate: the E-model's known points: a clean G.711 call on a
+// LAN rates ~4.4; loss and delay lower it; 150 ms one-way is still good.
+func TestMOSEstimate(t *testing.T) {
+	clean := mosEstimate(0, 40*time.Millisecond, PCMU)
+	assert.InDelta(t, 4.4, clean, 0.05)
+	assert.Less(t, mosEstimate(0.01, 40*time.Millisecond, PCMU), clean)
+	assert.Less(t, mosEstimate(0.05, 40*time.Millisecond, PCMU), 3.0)
+	assert.Greater(t, mosEstimate(0, 150*time.Millisecond, PCMU), 4.0)
+	assert.Less(t, mosEstimate(0, 400*time.Millisecond, PCMU), 3.7)
+	assert.Equal(t, 1.0, mosEstimate(1, time.Second, PCMU))
 }

@@ -53,3 +53,17 @@ func Example() {
 	// prompt: 4000 samples, level 0.17
 	// recorded 0 samples
 }
+
+// An 8 kHz prompt is converted to 16 kHz for a G.722 call.
+func ExampleResample() {
+	prompt := make([]int16, wav.SampleRate) // one second at 8 kHz
+	_, _ = rtp.Tone(440).ReadSamples(prompt)
+	wide, err := wav.Resample(prompt, wav.SampleRate, 16000)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(len(prompt), "samples at 8 kHz,", len(wide), "at 16 kHz")
+	// Output:
+	// 8000 samples at 8 kHz, 16000 at 16 kHz
+}

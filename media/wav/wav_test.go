@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sipua/sip/media/webrtc"
+	"github.com/sipua/sip/media/audio"
 )
 
 // sine returns n samples of a sine of hz at rate, amplitude amp.
@@ -129,8 +129,8 @@ func TestConversions(t *testing.T) {
 	al := make([]byte, len(tone))
 	for i, s := range tone {
 		u8[i] = byte(int(s>>8) + 128)
-		mu[i] = webrtc.EncodeMuLaw(s)
-		al[i] = webrtc.EncodeALaw(s)
+		mu[i] = audio.EncodeMuLaw(s)
+		al[i] = audio.EncodeALaw(s)
 	}
 	for name, file := range map[string][]byte{
 		"u8":   build(1, 1, 8000, 8, u8),
@@ -297,6 +297,6 @@ func TestChunkedReads(t *testing.T) {
 		}
 		assert.Equal(t, whole, got, "rate %d", rate)
 		assert.InDelta(t, 4000, len(got), 2, "rate %d", rate)
-		assert.InDelta(t, 12000/math.Sqrt2/32768, ToneLevel(got, 700), 0.02, "rate %d", rate) // linear interpolation damps a little
+		assert.InDelta(t, 12000/math.Sqrt2/32768, ToneLevel(got, 700), 0.02, "rate %d", rate)
 	}
 }

@@ -2,9 +2,11 @@ package webrtc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -26,6 +28,30 @@ type Config struct {
 	// ICEServers are the STUN and TURN servers ICE may use. None by
 	// default: the library never contacts a public server on its own.
 	ICEServers []pion.ICEServer
+
+	// ICETransportPolicy selects the candidates ICE may use:
+	// pion.ICETransportPolicyAll (the zero value) or
+	// pion.ICETransportPolicyRelay, which gathers and uses only TURN relay
+	// candidates (a relay in ICEServers is then required), e.g. to hide
+	// the host's addresses or to enforce a media relay.
+	ICETransportPolicy pion.ICETransportPolicy
+
+	// Codecs orders and narrows the codecs offered and accepted, by
+	// encoding name as SDP writes them ("PCMU", "PCMA", "opus", "VP8",
+	// "H264"), compared without regard to case; a call's
+	// media.Options.Codecs (at its first offer or answer) reorders and
+	// narrows them again. A kind none of whose codecs is listed keeps
+	// its default: PCMU, PCMA, opus for audio, VP8, H264 for video. Only
+	// PCMU and PCMA are sent (encoded here); opus is received only.
+	// telephone-event is always offered with audio.
+	Codecs []string
+
+	// DisconnectedTimeout is how long ICE may stay disconnected (no
+	// answer to its checks, e.g. the network is down) before the media
+	// are reported failed to Handler.OnFailure, which ends the call.
+	// Zero means DefaultDisconnectedTimeout; negative, never (only ICE's
+	// own failure, some 30 s after the path broke, counts).
+	DisconnectedTimeout time.Duration
 
 	// GatheringTimeout bounds ICE candidate gathering in GetDescription
 	// when media.Options.GatheringTimeout is zero; the description is
@@ -84,7 +110,65 @@ func (c *Config) validate() error {
 	if c.GatheringTimeout < 0 {
 		return fmt.Errorf("webrtc: negative GatheringTimeout %v", c.GatheringTimeout)
 	}
+	switch c.ICETransportPolicy {
+	case pion.ICETransportPolicyAll, pion.ICETransportPolicyRelay:
+	default:
+		return fmt.Errorf("webrtc: unsupported ICETransportPolicy %v", c.ICETransportPolicy)
+	}
+	if c.ICETransportPolicy == pion.ICETransportPolicyRelay && !hasTURN(c.ICEServers) {
+		return errors.New("webrtc: ICETransportPolicy relay needs a TURN server in ICEServers")
+	}
 	return nil
+}
+
+// hasTURN reports a turn: or turns: URL among the servers.
+func hasTURN(servers []pion.ICEServer) bool {
+	for _, s := range servers {
+		for _, u := range s.URLs {
+			if l := strings.ToLower(u); strings.HasPrefix(l, "turn:") || strings.HasPrefix(l, "turns:") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// onlyLoopback reports a host whose interfaces that are up have no
+// address but loopback ones (a container or network namespace with
+// only lo). Pion skips loopback by default, so there ICE gathers no host
+// candidate at all.
+func onlyLoopback() bool {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return false
+	}
+	for _, i := range ifs {
+		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, err := i.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// warnLoopback logs, once per handler, that the configuration cannot
+// connect on a loopback-only host.
+func (c *Config) warnLoopback(log *slog.Logger, onlyLoopback func() bool) {
+	if c.IncludeLoopback || c.LoopbackOnly || len(c.ICEServers) > 0 || c.Configure != nil {
+		return
+	}
+	if onlyLoopback() {
+		log.Warn("webrtc: this host has only loopback addresses, which ICE skips unless Config.IncludeLoopback " +
+			"or LoopbackOnly is set: no candidate will be gathered and media cannot flow")
+	}
 }
 
 // settingEngine builds the pion SettingEngine of one handler.

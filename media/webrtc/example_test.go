@@ -3,6 +3,8 @@ package webrtc_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"time"
 
 	"github.com/sipua/sip/media"
 	"github.com/sipua/sip/media/webrtc"
@@ -46,9 +48,36 @@ func Example() {
 		return
 	}
 	a, b := alice.Stats().Audio, bob.Stats().Audio
-	fmt.Println("alice:", a.Codec, a.Direction)
-	fmt.Println("bob:", b.Codec, b.Direction)
+	fmt.Printf("alice: %s, sending %q\n", a.Direction, a.Codec)
+	fmt.Printf("bob: %s, sending %q\n", b.Direction, b.Codec)
 	// Output:
-	// alice: audio/PCMU recvonly
-	// bob: audio/PCMU sendonly
+	// alice: recvonly, sending ""
+	// bob: sendonly, sending "audio/PCMU"
+}
+
+// Video from a file: a source of encoded frames for Handler.SetVideoSource,
+// here read to its end to show what it holds.
+func ExampleNewIVFSource() {
+	f, err := os.Open("testdata/clip.ivf")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer f.Close()
+	src, err := webrtc.NewIVFSource(f)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	frames, length := 0, time.Duration(0)
+	for {
+		fr, err := src.ReadFrame()
+		if err != nil {
+			break // io.EOF
+		}
+		frames++
+		length += fr.Duration
+	}
+	fmt.Println(src.Codec(), frames, "frames,", length.Round(time.Millisecond))
+	// Output: video/VP8 30 frames, 2s
 }

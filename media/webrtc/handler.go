@@ -6,17 +6,36 @@
 // it returns, within a bound (Config.GatheringTimeout,
 // media.Options.GatheringTimeout): a call never hangs on slow gathering.
 //
-// Audio is offered by default and video when media.Options.Constraints
-// asks for it; the kinds wanted at a handler's first exchange are the
-// ones its codecs are registered for (PCMU, PCMA, Opus and
-// telephone-event for audio, VP8 for video). The handler sends audio
-// from an AudioSource (silence unless one is set) encoded as G.711: it
-// lists PCMU, then PCMA, first in its offers and answers, sends the first
-// of them negotiated, and sends no audio when a peer takes only Opus (an
-// Opus encoder needs cgo). What arrives is counted and handed to OnRTP
-// undecoded; DecodeMuLaw and DecodeALaw turn G.711 payloads into PCM. Video is received, never sent. DTMF goes out as RFC 4733
-// telephone-event packets on the audio stream and is reported when
+// Audio is offered by default, and video when media.Options.Constraints
+// asks for it: in the first exchange or any later one (a re-INVITE adds
+// video; one without the constraint makes it inactive, and an answer
+// that does not want offered video rejects it with port 0). The codecs
+// are PCMU, PCMA and Opus (and telephone-event) for audio, VP8 and H.264
+// for video, in that order unless Config.Codecs or media.Options.Codecs
+// reorder or narrow them.
+//
+// Audio goes out from an AudioSource (silence unless one is set) encoded
+// as G.711: the first of PCMU and PCMA negotiated in the order of
+// preference; none when a peer takes only Opus (an Opus encoder needs
+// cgo). Received G.711 is decoded out of a jitter buffer to OnAudio, the
+// same callback as media/rtp's, so one recorder serves both handlers;
+// every packet is also handed to OnRTP undecoded. DTMF goes out as RFC
+// 4733 telephone-event packets on the audio stream and is reported when
 // received.
+//
+// Video goes out from a VideoSource of encoded frames (NewIVFSource for
+// VP8 in IVF files, NewH264Source for H.264 Annex-B streams, LoopVideo to
+// repeat one), packetized for the codec negotiated and paced by the
+// frames' durations; the peer's keyframe requests reach the source when
+// it is a KeyframeRequester. Received video goes to a VideoSink
+// (NewIVFSink, NewH264Sink write files); the handler asks for a keyframe
+// (RTCP PLI) when a sink is set and when packets are lost.
+//
+// Media failure is reported through media.FailureNotifier (OnFailure):
+// ICE failed, DTLS failed, or ICE disconnected longer than
+// Config.DisconnectedTimeout; the UserAgent then ends the call. A
+// configuration that skips loopback on a host that has nothing else logs
+// a warning, since ICE then has no candidate at all.
 //
 // Hold follows RFC 3264 and RFC 6337: media.Options.Hold makes an offer
 // sendonly (inactive when the peer holds too), and an answer takes the
@@ -24,6 +43,9 @@
 //
 // Remote tracks are read by the handler, which counts their packets and
 // bytes (Handler.Stats) and passes each packet to the OnRTP callback.
+// Stats name the codec of each direction only when media flow that way,
+// and keep the last selected candidate pair after the call ends.
+// Config.ICETransportPolicy relay restricts ICE to TURN relays.
 package webrtc
 
 import (
@@ -47,6 +69,7 @@ import (
 	pion "github.com/pion/webrtc/v4"
 
 	"github.com/sipua/sip/media"
+	"github.com/sipua/sip/media/audio"
 )
 
 const contentTypeSDP = "application/sdp"
@@ -86,6 +109,26 @@ type Handler struct {
 	videoCount   counters
 	dtmfReceived atomic.Uint64
 
+	video      *videoTrack
+	videoTr    *pion.RTPTransceiver // the transceiver our video track is on
+	videoOn    bool                 // the exchange in progress or last done wants video
+	videoRecv  atomic.Pointer[string]
+	videoSSRC  atomic.Uint32 // the remote video track's SSRC, 0 before it starts
+	sink       atomic.Pointer[sinkBox]
+	kfSent     atomic.Uint64
+	kfReceived atomic.Uint64
+	lastKFAsk  atomic.Int64 // unix nanoseconds of our last PLI
+	onKeyframe atomic.Pointer[func()]
+	audioRecv  atomic.Pointer[string]
+	onAudio    atomic.Pointer[func([]int16)]
+	audioLate  atomic.Uint64 // received audio discarded by the jitter buffer
+	play       *playout
+	audioOrder []string // lower-case audio codec names, preferred first; set with the PeerConnection
+	onFail     atomic.Pointer[func(error)]
+	failure    error       // the media failure reported, if any (mu)
+	discTimer  *time.Timer // running while ICE is disconnected (mu)
+	lastPair   atomic.Pointer[pion.ICECandidatePair]
+
 	onICE   atomic.Pointer[func(pion.ICEConnectionState)]
 	onConn  atomic.Pointer[func(pion.PeerConnectionState)]
 	onTrack atomic.Pointer[func(*pion.TrackRemote)]
@@ -120,6 +163,8 @@ func New(cfg Config) (*Handler, error) {
 		done: make(chan struct{}),
 	}
 	h.audio = newAudioTrack("sipua-"+hex.EncodeToString(id[:]), &h.audioCount, log, &h.wg)
+	h.play = &playout{h: h}
+	h.video = newVideoTrack("sipua-"+hex.EncodeToString(id[:]), &h.videoCount, log, &h.wg)
 	return h, nil
 }
 
@@ -134,6 +179,7 @@ func NewFactory(cfg Config) media.Factory {
 		if info.ID != "" {
 			h.log = h.log.With("session", info.ID)
 			h.audio.log = h.log
+			h.video.log = h.log
 		}
 		if cfg.Setup != nil {
 			cfg.Setup(h, info)
@@ -187,9 +233,17 @@ func (h *Handler) HasDescription(contentType string) bool {
 func (h *Handler) GetDescription(ctx context.Context, opts media.Options) (media.Description, error) {
 	h.negMu.Lock()
 	defer h.negMu.Unlock()
-	pc, err := h.peer(opts.Constraints)
+	pc, err := h.peer(opts)
 	if err != nil {
 		return media.Description{}, err
+	}
+	h.mu.Lock()
+	h.videoOn = opts.Constraints.Video
+	h.mu.Unlock()
+	if opts.Constraints.Video && pc.SignalingState() != pion.SignalingStateHaveLocalOffer {
+		if err := h.addVideo(pc); err != nil {
+			return media.Description{}, h.closedOr(err)
+		}
 	}
 	var body []byte
 	switch st := pc.SignalingState(); st {
@@ -228,7 +282,12 @@ func (h *Handler) GetDescription(ctx context.Context, opts media.Options) (media
 			return media.Description{}, perr
 		}
 		if err = h.applyOffer(pc, repeated, s); err == nil {
-			body, err = h.createAnswer(ctx, pc, opts)
+			if opts.Constraints.Video {
+				err = h.addVideo(pc)
+			}
+			if err == nil {
+				body, err = h.createAnswer(ctx, pc, opts)
+			}
 		}
 	default:
 		err = fmt.Errorf("webrtc: cannot describe in signaling state %s", st)
@@ -265,7 +324,7 @@ func (h *Handler) SetDescription(ctx context.Context, d media.Description, opts 
 	}
 	h.negMu.Lock()
 	defer h.negMu.Unlock()
-	pc, err := h.peer(opts.Constraints)
+	pc, err := h.peer(opts)
 	if err != nil {
 		return err
 	}
@@ -358,7 +417,7 @@ func (h *Handler) SendDTMF(tones string, duration time.Duration) error {
 			q = append(q, tone{pause: true})
 			continue
 		}
-		code, ok := dtmfCode(c)
+		code, ok := audio.DTMFCode(c)
 		if !ok {
 			return fmt.Errorf("webrtc: invalid DTMF tone %q", c)
 		}
@@ -388,6 +447,10 @@ func (h *Handler) Close() error {
 	h.closed = true
 	close(h.done)
 	pc := h.pc
+	if h.discTimer != nil {
+		h.discTimer.Stop()
+		h.discTimer = nil
+	}
 	h.mu.Unlock()
 
 	var err error
@@ -399,6 +462,8 @@ func (h *Handler) Close() error {
 		h.closing.Unlock()
 	}
 	h.audio.close()
+	h.video.close()
+	h.play.close()
 	h.wg.Wait()
 	return err
 }
@@ -420,7 +485,8 @@ func (h *Handler) closedOr(err error) error {
 
 // peer returns the PeerConnection, creating it for the constraints of
 // the first exchange.
-func (h *Handler) peer(c media.Constraints) (*pion.PeerConnection, error) {
+func (h *Handler) peer(opts media.Options) (*pion.PeerConnection, error) {
+	c := opts.Constraints
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -433,7 +499,14 @@ func (h *Handler) peer(c media.Constraints) (*pion.PeerConnection, error) {
 	h.wantVideo = c.Video
 
 	me := &pion.MediaEngine{}
-	if err := registerCodecs(me, h.wantAudio, h.wantVideo); err != nil {
+	audioOrder := media.CodecOrder(media.CodecOrder(defaultAudioCodecs, h.cfg.Codecs), opts.Codecs)
+	videoOrder := media.CodecOrder(media.CodecOrder(defaultVideoCodecs, h.cfg.Codecs), opts.Codecs)
+	h.audioOrder = h.audioOrder[:0]
+	for _, n := range audioOrder {
+		h.audioOrder = append(h.audioOrder, strings.ToLower(n))
+	}
+	h.audio.setPreference(audioOrder)
+	if err := registerCodecs(me, h.wantAudio, true, audioOrder, videoOrder); err != nil {
 		return nil, err
 	}
 	ir := &interceptor.Registry{}
@@ -443,18 +516,27 @@ func (h *Handler) peer(c media.Constraints) (*pion.PeerConnection, error) {
 	}
 	api := pion.NewAPI(pion.WithMediaEngine(me), pion.WithInterceptorRegistry(ir),
 		pion.WithSettingEngine(h.cfg.settingEngine(h.log)))
-	pc, err := api.NewPeerConnection(pion.Configuration{ICEServers: h.cfg.ICEServers})
+	h.cfg.warnLoopback(h.log, onlyLoopback)
+	pc, err := api.NewPeerConnection(pion.Configuration{ICEServers: h.cfg.ICEServers,
+		ICETransportPolicy: h.cfg.ICETransportPolicy})
 	if err != nil {
 		return nil, fmt.Errorf("webrtc: new peer connection: %w", err)
 	}
 	pc.OnICEConnectionStateChange(func(s pion.ICEConnectionState) {
 		h.log.Debug("ICE connection state", "state", s)
+		if s == pion.ICEConnectionStateConnected || s == pion.ICEConnectionStateCompleted {
+			h.notePair(pc)
+		}
+		h.iceState(s)
 		if f := h.onICE.Load(); f != nil && *f != nil {
 			(*f)(s)
 		}
 	})
 	pc.OnConnectionStateChange(func(s pion.PeerConnectionState) {
 		h.log.Debug("connection state", "state", s)
+		if s == pion.PeerConnectionStateFailed && pc.ICEConnectionState() != pion.ICEConnectionStateFailed {
+			h.fail(fmt.Errorf("webrtc: DTLS failed: %w", media.ErrICEFailed))
+		}
 		if f := h.onConn.Load(); f != nil && *f != nil {
 			(*f)(s)
 		}
@@ -480,56 +562,80 @@ func (h *Handler) peer(c media.Constraints) (*pion.PeerConnection, error) {
 			}
 		}()
 	}
-	if h.wantVideo {
-		if _, err := pc.AddTransceiverFromKind(pion.RTPCodecTypeVideo,
-			pion.RTPTransceiverInit{Direction: pion.RTPTransceiverDirectionRecvonly}); err != nil {
-			_ = pc.Close()
-			return nil, fmt.Errorf("webrtc: video transceiver: %w", err)
-		}
-	}
 	h.pc = pc
 	return pc, nil
 }
 
-// registerCodecs registers, in order of preference, the codecs of the
-// wanted kinds.
-func registerCodecs(me *pion.MediaEngine, audio, video bool) error {
-	var list []struct {
-		p    pion.RTPCodecParameters
-		kind pion.RTPCodecType
+// The codecs a handler knows, in its default order of preference
+// (Config.Codecs and media.Options.Codecs reorder and narrow them).
+var (
+	defaultAudioCodecs = []string{"PCMU", "PCMA", "opus"}
+	defaultVideoCodecs = []string{"VP8", "H264"}
+)
+
+// registerCodecs registers the codecs of the wanted kinds, in the given
+// order of preference, and telephone-event.
+func registerCodecs(me *pion.MediaEngine, audio, video bool, audioOrder, videoOrder []string) error {
+	fb := []pion.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"},
+		{Type: "nack"}, {Type: "nack", Parameter: "pli"}}
+	known := map[string][]pion.RTPCodecParameters{
+		"pcmu": {{PayloadType: 0, RTPCodecCapability: pion.RTPCodecCapability{MimeType: pion.MimeTypePCMU, ClockRate: 8000}}},
+		"pcma": {{PayloadType: 8, RTPCodecCapability: pion.RTPCodecCapability{MimeType: pion.MimeTypePCMA, ClockRate: 8000}}},
+		"opus": {{PayloadType: 111, RTPCodecCapability: pion.RTPCodecCapability{MimeType: pion.MimeTypeOpus, ClockRate: 48000,
+			Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}}},
+		"vp8": {{PayloadType: 96, RTPCodecCapability: pion.RTPCodecCapability{MimeType: pion.MimeTypeVP8, ClockRate: 90000,
+			RTCPFeedback: fb}}},
+		"h264": {
+			{PayloadType: 102, RTPCodecCapability: pion.RTPCodecCapability{MimeType: pion.MimeTypeH264, ClockRate: 90000,
+				SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", RTCPFeedback: fb}},
+			{PayloadType: 104, RTPCodecCapability: pion.RTPCodecCapability{MimeType: pion.MimeTypeH264, ClockRate: 90000,
+				SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f", RTCPFeedback: fb}},
+		},
 	}
-	add := func(kind pion.RTPCodecType, pt pion.PayloadType, c pion.RTPCodecCapability) {
-		list = append(list, struct {
-			p    pion.RTPCodecParameters
-			kind pion.RTPCodecType
-		}{pion.RTPCodecParameters{RTPCodecCapability: c, PayloadType: pt}, kind})
+	register := func(kind pion.RTPCodecType, names []string) error {
+		for _, n := range names {
+			for _, p := range known[strings.ToLower(n)] {
+				if err := me.RegisterCodec(p, kind); err != nil {
+					return fmt.Errorf("webrtc: register %s: %w", p.MimeType, err)
+				}
+			}
+		}
+		return nil
 	}
 	if audio {
-		add(pion.RTPCodecTypeAudio, 0, pion.RTPCodecCapability{MimeType: pion.MimeTypePCMU, ClockRate: 8000})
-		add(pion.RTPCodecTypeAudio, 8, pion.RTPCodecCapability{MimeType: pion.MimeTypePCMA, ClockRate: 8000})
-		add(pion.RTPCodecTypeAudio, 111, pion.RTPCodecCapability{MimeType: pion.MimeTypeOpus, ClockRate: 48000,
-			Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"})
-		add(pion.RTPCodecTypeAudio, 101, pion.RTPCodecCapability{MimeType: mimeTelephoneEvent, ClockRate: 8000,
-			SDPFmtpLine: "0-15"})
+		if err := register(pion.RTPCodecTypeAudio, audioOrder); err != nil {
+			return err
+		}
+		te := pion.RTPCodecParameters{PayloadType: 101, RTPCodecCapability: pion.RTPCodecCapability{
+			MimeType: mimeTelephoneEvent, ClockRate: 8000, SDPFmtpLine: "0-15"}}
+		if err := me.RegisterCodec(te, pion.RTPCodecTypeAudio); err != nil {
+			return fmt.Errorf("webrtc: register %s: %w", te.MimeType, err)
+		}
 	}
 	if video {
-		add(pion.RTPCodecTypeVideo, 96, pion.RTPCodecCapability{MimeType: pion.MimeTypeVP8, ClockRate: 90000,
-			RTCPFeedback: []pion.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"},
-				{Type: "nack"}, {Type: "nack", Parameter: "pli"}}})
-	}
-	for _, c := range list {
-		if err := me.RegisterCodec(c.p, c.kind); err != nil {
-			return fmt.Errorf("webrtc: register %s: %w", c.p.MimeType, err)
-		}
+		return register(pion.RTPCodecTypeVideo, videoOrder)
 	}
 	return nil
 }
 
 // capability is what this handler can do on an m-line: send and receive
-// on the audio track's, receive only on the others.
-func (h *Handler) capability(m string) dir {
+// on the audio track's; on video, nothing unless the exchange wants
+// video, else send and receive on our video track's when a video source
+// is set, receive only otherwise; receive only on the others.
+func (h *Handler) capability(m, kind string) dir {
 	if h.audioTr != nil && h.audioTr.Mid() == m {
 		return dirSendRecv
+	}
+	if kind == "video" {
+		h.mu.Lock()
+		on, tr := h.videoOn, h.videoTr
+		h.mu.Unlock()
+		switch {
+		case !on:
+			return dirInactive
+		case tr != nil && tr.Mid() == m && h.video.src.Load() != nil:
+			return dirSendRecv
+		}
 	}
 	return dirRecv
 }
@@ -571,7 +677,7 @@ func (h *Handler) finishOffer(ctx context.Context, pc *pion.PeerConnection, opts
 			continue
 		}
 		m := mid(md, i)
-		d := h.capability(m)
+		d := h.capability(m, md.MediaName.Media)
 		if opts.Hold {
 			d &^= dirRecv
 			if pd, ok := peerDir[m]; ok && pd&dirRecv == 0 {
@@ -618,18 +724,30 @@ func (h *Handler) createAnswer(ctx context.Context, pc *pion.PeerConnection, opt
 		audioMid = h.audioTr.Mid()
 	}
 	codecName, te := "", false
+	h.mu.Lock()
+	videoOn := h.videoOn
+	h.mu.Unlock()
+	var rejected []string
 	for i, md := range s.MediaDescriptions {
 		if md.MediaName.Port.Value == 0 || !isRTPMedia(md) {
 			continue
 		}
 		m := mid(md, i)
-		d := h.capability(m) & peerDir[m].reverse()
+		if md.MediaName.Media == "video" && !videoOn {
+			// Video not wanted: the m-line is rejected (RFC 3264 §6).
+			md.MediaName.Port.Value = 0
+			setMediaDir(md, dirInactive)
+			dirs[m] = dirInactive
+			rejected = append(rejected, m)
+			continue
+		}
+		d := h.capability(m, md.MediaName.Media) & peerDir[m].reverse()
 		if opts.Hold {
 			d &^= dirRecv
 		}
 		if m == audioMid {
-			preferG711(md)
-			name, encodable, _ := sendCodec(md)
+			preferCodecs(md, h.audioOrder)
+			name, encodable, _ := sendCodec(md, h.audioOrder)
 			if !encodable {
 				d &^= dirSend
 			}
@@ -638,6 +756,7 @@ func (h *Handler) createAnswer(ctx context.Context, pc *pion.PeerConnection, opt
 		setMediaDir(md, d)
 		dirs[m] = d
 	}
+	removeFromBundle(s, rejected)
 	body, err := s.Marshal()
 	if err != nil {
 		return nil, fmt.Errorf("webrtc: marshal answer: %w", err)
@@ -649,6 +768,10 @@ func (h *Handler) createAnswer(ctx context.Context, pc *pion.PeerConnection, opt
 func (h *Handler) applyOffer(pc *pion.PeerConnection, body []byte, s *sdp.SessionDescription) error {
 	h.mu.Lock()
 	audio, video := h.wantAudio, h.wantVideo
+	h.mu.Unlock()
+	// Once the call has video, a re-offer may carry video alone.
+	h.mu.Lock()
+	video = video || h.videoTr != nil
 	h.mu.Unlock()
 	if err := checkOffer(s, audio, video); err != nil {
 		return err
@@ -700,7 +823,7 @@ func (h *Handler) applyAnswer(pc *pion.PeerConnection, body []byte, s *sdp.Sessi
 		m := mid(md, i)
 		d := offered[m] & remote[m].reverse()
 		if m == audioMid && md.MediaName.Port.Value != 0 {
-			name, encodable, _ := sendCodec(md)
+			name, encodable, _ := sendCodec(md, h.audioOrder)
 			if !encodable {
 				d &^= dirSend
 			}
@@ -719,6 +842,10 @@ func (h *Handler) completeExchange(dirs map[string]dir, audioMid, codecName stri
 	h.audioCodec, h.teOK = codecName, te
 	h.mu.Unlock()
 	h.audio.setSending(audioMid != "" && dirs[audioMid]&dirSend != 0)
+	h.mu.Lock()
+	vt := h.videoTr
+	h.mu.Unlock()
+	h.video.setSending(vt != nil && vt.Mid() != "" && dirs[vt.Mid()]&dirSend != 0)
 	h.log.Debug("offer/answer complete", "directions", fmt.Sprint(dirs), "codec", codecName)
 }
 
@@ -776,10 +903,22 @@ func (h *Handler) readTrack(track *pion.TrackRemote, _ *pion.RTPReceiver) {
 		(*f)(track)
 	}
 	count := &h.videoCount
-	if track.Kind() == pion.RTPCodecTypeAudio {
+	isVideo := track.Kind() == pion.RTPCodecTypeVideo
+	if !isVideo {
 		count = &h.audioCount
 	}
-	var rx dtmfReceiver
+	rx := audio.DTMFReceiver{ClockRate: SampleRate}
+	var tones []audio.DTMFTone
+	var lastSeq uint16
+	seqKnown := false
+	if isVideo {
+		h.videoSSRC.Store(uint32(track.SSRC()))
+		mt := track.Codec().MimeType
+		h.videoRecv.Store(&mt)
+		if h.sink.Load() != nil {
+			h.RequestKeyframe()
+		}
+	}
 	for {
 		pkt, _, err := track.ReadRTP()
 		if err != nil {
@@ -796,40 +935,40 @@ func (h *Handler) readTrack(track *pion.TrackRemote, _ *pion.RTPReceiver) {
 		}
 		count.packetsReceived.Add(1)
 		count.bytesReceived.Add(uint64(len(pkt.Payload)))
+		if !isVideo && !strings.EqualFold(track.Codec().MimeType, mimeTelephoneEvent) {
+			if h.audioRecv.Load() == nil {
+				mt := track.Codec().MimeType
+				h.audioRecv.Store(&mt)
+			}
+			if f := h.onAudio.Load(); f != nil && *f != nil {
+				h.play.push(track.Codec().MimeType, pkt)
+			}
+		}
 		if track.Kind() == pion.RTPCodecTypeAudio && strings.EqualFold(track.Codec().MimeType, mimeTelephoneEvent) {
-			if c, d, ok := rx.packet(pkt); ok {
+			tones = rx.Packet(tones[:0], pkt.Timestamp, pkt.Payload, time.Now())
+			for _, t := range tones {
 				h.dtmfReceived.Add(1)
 				if f := h.onDTMF.Load(); f != nil && *f != nil {
-					(*f)(c, d)
+					(*f)(t.Tone, t.Duration)
 				}
 			}
+		}
+		if isVideo {
+			// A gap in the sequence is loss (or reordering): a sink's
+			// decoder needs a keyframe to go on cleanly.
+			if seqKnown && pkt.SequenceNumber != lastSeq+1 && int16(pkt.SequenceNumber-lastSeq) > 0 &&
+				h.sink.Load() != nil && time.Since(time.Unix(0, h.lastKFAsk.Load())) >= minKeyframeInterval {
+				h.RequestKeyframe()
+			}
+			if !seqKnown || int16(pkt.SequenceNumber-lastSeq) > 0 {
+				lastSeq, seqKnown = pkt.SequenceNumber, true
+			}
+			h.writeSink(pkt)
 		}
 		if f := h.onRTP.Load(); f != nil && *f != nil {
 			(*f)(track, pkt)
 		}
 	}
-}
-
-// dtmfReceiver turns RFC 4733 packets into tones, once per event.
-type dtmfReceiver struct {
-	lastTS   uint32
-	reported bool
-}
-
-func (r *dtmfReceiver) packet(p *rtp.Packet) (rune, time.Duration, bool) {
-	if len(p.Payload) < 4 {
-		return 0, 0, false
-	}
-	if p.Timestamp != r.lastTS {
-		r.lastTS, r.reported = p.Timestamp, false
-	}
-	if p.Payload[1]&0x80 == 0 || r.reported {
-		return 0, 0, false
-	}
-	r.reported = true
-	c, ok := dtmfRune(p.Payload[0])
-	samples := int(p.Payload[2])<<8 | int(p.Payload[3])
-	return c, time.Duration(samples) * time.Second / SampleRate, ok
 }
 
 // Stats are a handler's transport state and media counts.
@@ -843,10 +982,14 @@ type Stats struct {
 	// DTLSState is the state of the DTLS-SRTP handshake.
 	DTLSState pion.DTLSTransportState
 	// SelectedPair is the ICE candidate pair in use while ICE is
-	// connected; nil otherwise.
+	// connected, else the last one that was (kept after Close, for an
+	// end-of-call summary); nil when ICE never connected.
 	SelectedPair *pion.ICECandidatePair
 	// Audio and Video are the per-kind counts.
 	Audio, Video StreamStats
+	// Failure is the media failure reported to OnFailure (wrapping
+	// media.ErrICEFailed), nil while the media are alive.
+	Failure error
 }
 
 // StreamStats are one media kind's counts. Bytes are RTP payload bytes
@@ -856,8 +999,20 @@ type StreamStats struct {
 	// Direction is the negotiated direction of the kind's first m-line,
 	// from this side; unknown before the first exchange completes.
 	Direction pion.RTPTransceiverDirection
-	// Codec is the codec sent (audio), e.g. "audio/PCMU".
+	// Codec is the codec sent, e.g. "audio/PCMU": empty when nothing is
+	// sent that way (the direction does not let us send, or the peer
+	// took only codecs this handler cannot produce). For audio it is
+	// the negotiated codec once the direction allows sending; for video,
+	// the codec of the last frame sent.
 	Codec string
+	// CodecReceived is the codec of the RTP received, e.g. "audio/opus";
+	// empty until a packet arrives.
+	CodecReceived string
+	// FramesSent counts the video frames sent.
+	FramesSent uint64
+	// KeyframeRequestsSent and KeyframeRequestsReceived count RTCP PLI
+	// (and FIR) on video: ours to the peer, the peer's to us.
+	KeyframeRequestsSent, KeyframeRequestsReceived uint64
 	// PacketsSent and BytesSent count the RTP this handler sent,
 	// telephone-events included (pion's statistics have no outbound-rtp).
 	PacketsSent, BytesSent uint64
@@ -866,6 +1021,9 @@ type StreamStats struct {
 	PacketsReceived, BytesReceived uint64
 	// DTMFSent and DTMFReceived count RFC 4733 tones (audio).
 	DTMFSent, DTMFReceived uint64
+	// Discarded counts received audio packets the jitter buffer of
+	// OnAudio dropped: too late to play, duplicates, or overflow.
+	Discarded uint64
 	// PacketsLost and Jitter are measured on received RTP; RoundTripTime
 	// comes from the peer's RTCP receiver reports.
 	PacketsLost   int64
@@ -873,18 +1031,48 @@ type StreamStats struct {
 	RoundTripTime time.Duration
 }
 
+// notePair keeps the selected candidate pair, for Stats after the call.
+func (h *Handler) notePair(pc *pion.PeerConnection) {
+	if sctp := pc.SCTP(); sctp != nil {
+		if dt := sctp.Transport(); dt != nil {
+			if it := dt.ICETransport(); it != nil {
+				if pair, err := it.GetSelectedCandidatePair(); err == nil && pair != nil {
+					h.lastPair.Store(pair)
+				}
+			}
+		}
+	}
+}
+
 // Stats returns the handler's current statistics.
 func (h *Handler) Stats() Stats {
 	h.mu.Lock()
 	pc, audioTr := h.pc, h.audioTr
 	var s Stats
-	s.Audio.Codec = h.audioCodec
+	audioCodec := h.audioCodec
 	localDir := h.localDir
+	s.Failure = h.failure
 	h.mu.Unlock()
 	var audioMid string
 	if audioTr != nil {
 		audioMid = audioTr.Mid()
 	}
+	if localDir[audioMid]&dirSend != 0 && audioMid != "" {
+		s.Audio.Codec = audioCodec
+	}
+	if c := h.audioRecv.Load(); c != nil {
+		s.Audio.CodecReceived = *c
+	}
+	if c := h.videoRecv.Load(); c != nil && h.videoCount.packetsReceived.Load() > 0 {
+		s.Video.CodecReceived = *c
+	}
+	if c := h.video.codecSent.Load(); c != nil {
+		s.Video.Codec = *c
+	}
+	s.Video.FramesSent = h.video.framesSent.Load()
+	s.Video.KeyframeRequestsSent = h.kfSent.Load()
+	s.Video.KeyframeRequestsReceived = h.kfReceived.Load()
+	s.SelectedPair = h.lastPair.Load()
 
 	if localDir != nil && pc != nil {
 		for _, t := range pc.GetTransceivers() {
@@ -908,6 +1096,7 @@ func (h *Handler) Stats() Stats {
 	fill(&s.Video, &h.videoCount)
 	s.Audio.DTMFReceived = h.dtmfReceived.Load()
 	s.Audio.DTMFSent = h.audio.dtmfSent.Load()
+	s.Audio.Discarded = h.audioLate.Load()
 	if pc == nil {
 		return s
 	}
@@ -922,8 +1111,9 @@ func (h *Handler) Stats() Stats {
 			up := s.ICEConnectionState == pion.ICEConnectionStateConnected ||
 				s.ICEConnectionState == pion.ICEConnectionStateCompleted
 			if it := dt.ICETransport(); it != nil && up {
-				if pair, err := it.GetSelectedCandidatePair(); err == nil {
+				if pair, err := it.GetSelectedCandidatePair(); err == nil && pair != nil {
 					s.SelectedPair = pair
+					h.lastPair.Store(pair)
 				}
 			}
 		}

@@ -2,6 +2,7 @@ package webrtc
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -233,18 +234,22 @@ func acceptable(kind string, c codec) bool {
 		return (c.name == "pcmu" || c.name == "pcma") && c.clock == 8000 ||
 			c.name == "opus" && c.clock == 48000
 	case "video":
-		return c.name == "vp8" && c.clock == 90000
+		return (c.name == "vp8" || c.name == "h264") && c.clock == 90000
 	}
 	return false
 }
 
-// sendCodec returns the codec this handler sends on an audio m-line of
-// an answer: PCMU, else PCMA (the ones it can encode), else the first
-// acceptable one, which it can only receive. ok is false when the
-// m-line has no acceptable codec.
-func sendCodec(md *sdp.MediaDescription) (name string, encodable, ok bool) {
+// sendCodec returns the codec this handler sends on an audio m-line:
+// the first of order (lower-case names, the handler's preference) that it
+// can encode (PCMU, PCMA) and the m-line has, else the first acceptable
+// one, which it can only receive. ok is false when the m-line has no
+// acceptable codec.
+func sendCodec(md *sdp.MediaDescription, order []string) (name string, encodable, ok bool) {
 	cs := codecs(md)
-	for _, want := range []string{"pcmu", "pcma"} {
+	for _, want := range order {
+		if want != "pcmu" && want != "pcma" {
+			continue
+		}
 		for _, c := range cs {
 			if c.name == want && c.clock == 8000 {
 				return "audio/" + strings.ToUpper(want), true, true
@@ -259,16 +264,18 @@ func sendCodec(md *sdp.MediaDescription) (name string, encodable, ok bool) {
 	return "", false, false
 }
 
-// preferG711 moves PCMU, then PCMA, to the front of an audio m-line's
-// format list (RFC 3264 §6.1: the answer's order is the answerer's
-// preference), so that a peer sends the G.711 this package decodes.
-func preferG711(md *sdp.MediaDescription) {
-	var first, rest []string
+// preferCodecs orders the formats of an answer's m-line by order
+// (lower-case codec names, the handler's preference; RFC 3264 §6.1: the
+// answer's order is the answerer's preference), the others after them in
+// their order, so that the peer sends what this handler prefers (by
+// default G.711, which it decodes).
+func preferCodecs(md *sdp.MediaDescription, order []string) {
 	names := map[string]string{}
 	for _, c := range codecs(md) {
 		names[c.pt] = c.name
 	}
-	for _, want := range []string{"pcmu", "pcma"} {
+	var first, rest []string
+	for _, want := range order {
 		for _, f := range md.MediaName.Formats {
 			if names[f] == want {
 				first = append(first, f)
@@ -276,7 +283,7 @@ func preferG711(md *sdp.MediaDescription) {
 		}
 	}
 	for _, f := range md.MediaName.Formats {
-		if n := names[f]; n != "pcmu" && n != "pcma" {
+		if !slices.Contains(order, names[f]) {
 			rest = append(rest, f)
 		}
 	}
@@ -320,4 +327,32 @@ func checkOffer(s *sdp.SessionDescription, audio, video bool) error {
 		why = append(why, "no audio or video")
 	}
 	return fmt.Errorf("%w: %s", media.ErrNotAcceptable, strings.Join(why, "; "))
+}
+
+// removeFromBundle drops the given mids from the session's BUNDLE group
+// (a rejected m-line is in no bundle, RFC 8843 §7.3.3).
+func removeFromBundle(s *sdp.SessionDescription, mids []string) {
+	if len(mids) == 0 {
+		return
+	}
+	drop := map[string]bool{}
+	for _, m := range mids {
+		drop[m] = true
+	}
+	for i, a := range s.Attributes {
+		if a.Key != "group" {
+			continue
+		}
+		f := strings.Fields(a.Value)
+		if len(f) == 0 || f[0] != "BUNDLE" {
+			continue
+		}
+		out := f[:1]
+		for _, m := range f[1:] {
+			if !drop[m] {
+				out = append(out, m)
+			}
+		}
+		s.Attributes[i].Value = strings.Join(out, " ")
+	}
 }

@@ -1,7 +1,6 @@
 package webrtc
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/pion/rtp"
 	pion "github.com/pion/webrtc/v4"
+
+	"github.com/sipua/sip/media/audio"
 )
 
 const (
@@ -23,11 +24,9 @@ const (
 	mimeTelephoneEvent = "audio/telephone-event"
 
 	// RFC 4733 sending parameters, with WebRTC's limits (RTCDTMFSender).
-	dtmfVolume      = 10 // -10 dBm0
-	dtmfEndRepeats  = 3  // the end packet is sent three times (RFC 4733 §2.5.1.4)
-	dtmfDefault     = 100 * time.Millisecond
-	dtmfMinDuration = 40 * time.Millisecond
-	dtmfMaxDuration = 6 * time.Second
+	dtmfDefault     = audio.DTMFDefaultDuration
+	dtmfMinDuration = audio.DTMFMinDuration
+	dtmfMaxDuration = audio.DTMFMaxDuration
 	dtmfGapFrames   = 4   // 80 ms of audio between two tones
 	dtmfPauseFrames = 100 // ",": two seconds
 )
@@ -59,16 +58,6 @@ type tone struct {
 	samples int
 }
 
-// dtmfEvent is the tone being sent.
-type dtmfEvent struct {
-	code     byte
-	start    uint32 // RTP timestamp of the event
-	samples  int    // its length
-	elapsed  int    // sent so far
-	ends     int    // end packets sent
-	nPackets int
-}
-
 // audioTrack is the pion TrackLocal through which a Handler sends audio:
 // every 20 ms, 160 samples from its AudioSource encoded as PCMU or PCMA,
 // or an RFC 4733 telephone-event packet while a DTMF tone plays, all on
@@ -91,8 +80,9 @@ type audioTrack struct {
 	ts      uint32
 	marker  bool
 	tones   []tone
-	ev      *dtmfEvent
-	gap     int // frames of audio before the next tone
+	ev      *audio.DTMFEvent
+	gap     int      // frames of audio before the next tone
+	prefer  []string // MIME types it can encode, preferred first
 }
 
 func newAudioTrack(streamID string, count *counters, log *slog.Logger, wg *sync.WaitGroup) *audioTrack {
@@ -122,7 +112,10 @@ func (t *audioTrack) Bind(ctx pion.TrackLocalContext) (pion.RTPCodecParameters, 
 	params := ctx.CodecParameters()
 	b := &binding{id: ctx.ID(), ssrc: uint32(ctx.SSRC()), te: -1, w: ctx.WriteStream()}
 	var chosen *pion.RTPCodecParameters
-	for _, want := range []string{pion.MimeTypePCMU, pion.MimeTypePCMA} {
+	t.mu.Lock()
+	prefer := t.prefer
+	t.mu.Unlock()
+	for _, want := range prefer {
 		for i := range params {
 			if chosen == nil && strings.EqualFold(params[i].MimeType, want) {
 				chosen = &params[i]
@@ -167,6 +160,23 @@ func (t *audioTrack) Unbind(ctx pion.TrackLocalContext) error {
 		t.bound = nil
 	}
 	return nil
+}
+
+// setPreference sets the order in which Bind picks among the negotiated
+// codecs it can encode, from codec names (e.g. "PCMA", "PCMU").
+func (t *audioTrack) setPreference(names []string) {
+	var p []string
+	for _, n := range names {
+		switch strings.ToLower(n) {
+		case "pcmu":
+			p = append(p, pion.MimeTypePCMU)
+		case "pcma":
+			p = append(p, pion.MimeTypePCMA)
+		}
+	}
+	t.mu.Lock()
+	t.prefer = p
+	t.mu.Unlock()
 }
 
 // setSending gates the sending by the negotiated direction.
@@ -232,29 +242,19 @@ func (t *audioTrack) frame(pcm []int16, buf []byte) {
 		case b.te < 0:
 			t.log.Debug("DTMF tone dropped: no telephone-event negotiated", "event", next.code)
 		default:
-			t.ev = &dtmfEvent{code: next.code, start: t.ts, samples: next.samples}
+			t.ev = &audio.DTMFEvent{Code: next.code, Start: t.ts, Samples: next.samples}
 		}
 	}
 	hdr := rtp.Header{Version: 2, SequenceNumber: t.seq, SSRC: b.ssrc}
 	var payload []byte
 	if ev := t.ev; ev != nil {
-		if ev.ends == 0 {
-			ev.elapsed = min(ev.elapsed+frameSamples, ev.samples)
+		var first, ended, done bool
+		payload, first, ended, done = ev.Next(buf, frameSamples)
+		if ended {
+			t.dtmfSent.Add(1)
 		}
-		end := ev.elapsed >= ev.samples
-		flags := byte(dtmfVolume)
-		if end {
-			flags |= 0x80
-			if ev.ends++; ev.ends == 1 {
-				t.dtmfSent.Add(1)
-			}
-		}
-		payload = buf[:4]
-		payload[0], payload[1] = ev.code, flags
-		binary.BigEndian.PutUint16(payload[2:], uint16(min(ev.elapsed, 0xffff)))
-		hdr.PayloadType, hdr.Timestamp, hdr.Marker = uint8(b.te), ev.start, ev.nPackets == 0
-		ev.nPackets++
-		if ev.ends >= dtmfEndRepeats {
+		hdr.PayloadType, hdr.Timestamp, hdr.Marker = uint8(b.te), ev.Start, first
+		if done {
 			t.ev, t.gap = nil, dtmfGapFrames
 		}
 	} else {
@@ -317,30 +317,4 @@ func (t *audioTrack) readSamples(pcm []int16) {
 		}
 	}
 	clear(pcm[got:])
-}
-
-// dtmfCode maps a tone character to its RFC 4733 event code.
-func dtmfCode(c rune) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return byte(c - '0'), true
-	case c == '*':
-		return 10, true
-	case c == '#':
-		return 11, true
-	case c >= 'A' && c <= 'D':
-		return byte(c-'A') + 12, true
-	case c >= 'a' && c <= 'd':
-		return byte(c-'a') + 12, true
-	}
-	return 0, false
-}
-
-// dtmfRune maps an RFC 4733 event code back to its character.
-func dtmfRune(code byte) (rune, bool) {
-	const chars = "0123456789*#ABCD"
-	if int(code) < len(chars) {
-		return rune(chars[code]), true
-	}
-	return 0, false
 }

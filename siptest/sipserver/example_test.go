@@ -56,7 +56,7 @@ func Example() {
 	bob := start("bob", sip.UserAgentDelegate{
 		OnMessage: func(r *sip.IncomingRequest) {
 			got <- string(r.Request.Body)
-			_ = r.Accept()
+			_ = r.Accept(context.Background())
 		},
 	})
 	defer bob.Stop(ctx)

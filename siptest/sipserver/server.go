@@ -43,6 +43,11 @@ type Options struct {
 	ProxyAuth bool
 	// Realm is the digest realm. Default: Domain.
 	Realm string
+	// NonceLifetime is how long a digest nonce is accepted; credentials
+	// with an older one are challenged again with stale=true. Within it,
+	// a nonce may be reused with increasing nonce counts (RFC 7616
+	// §3.4.5). Default: 5 minutes, as digest.ServerOptions.
+	NonceLifetime time.Duration
 	// MinExpires is the shortest registration accepted; a REGISTER asking
 	// for less is answered 423 with this Min-Expires. Default 10s;
 	// negative: no minimum. It is rounded down to whole seconds.
@@ -191,11 +196,11 @@ func New(opts Options) (*Server, error) {
 			return digest.Credentials{Password: pw}, ok
 		}
 		var err error
-		if s.regAuth, err = digest.NewServer(digest.ServerOptions{Realm: realm, Lookup: lookup}); err != nil {
+		if s.regAuth, err = digest.NewServer(digest.ServerOptions{Realm: realm, Lookup: lookup, NonceLifetime: opts.NonceLifetime}); err != nil {
 			return nil, fmt.Errorf("sipserver: %w", err)
 		}
 		if opts.ProxyAuth {
-			if s.proxyAuth, err = digest.NewServer(digest.ServerOptions{Realm: realm, Lookup: lookup, Proxy: true}); err != nil {
+			if s.proxyAuth, err = digest.NewServer(digest.ServerOptions{Realm: realm, Lookup: lookup, Proxy: true, NonceLifetime: opts.NonceLifetime}); err != nil {
 				return nil, fmt.Errorf("sipserver: %w", err)
 			}
 		}

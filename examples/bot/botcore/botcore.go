@@ -127,6 +127,10 @@ type Config struct {
 	// Tracer, when set, sees every SIP message Run's UserAgent sends and
 	// receives (see package trace: pcap and text writers).
 	Tracer trace.Tracer
+	// Observer, when set, receives the UserAgent's call, transaction,
+	// connection and registration events (sip.UserAgentOptions.Observer;
+	// metrics/prom makes one).
+	Observer *sip.Observer
 	// OnEvent, when set, receives the bot's events in order, one at a
 	// time, on a goroutine of the bot's (never under a lock): print or
 	// collect them and return.
@@ -339,6 +343,7 @@ func (b *Bot) Run(ctx context.Context) error {
 		Tracer:          b.cfg.Tracer,
 		MediaFactory:    b.factory,
 		Delegate:        sip.UserAgentDelegate{OnInvite: b.Handle},
+		Observer:        b.cfg.Observer,
 	})
 	if err != nil {
 		return fmt.Errorf("botcore: %w", err)
@@ -447,7 +452,7 @@ func (b *Bot) Handle(inv *sip.Invitation) {
 	b.mu.Lock()
 	if b.closing || len(b.calls) >= b.cfg.MaxCalls {
 		b.mu.Unlock()
-		_ = inv.Reject(486, "")
+		_ = inv.Reject(context.Background(), 486, "")
 		b.emit(Event{Kind: EventBusy, CallID: callID, From: from})
 		return
 	}
@@ -516,7 +521,7 @@ func (c *call) serve() {
 	c.src = src
 	c.mu.Unlock()
 	if err := c.attach(src); err != nil {
-		_ = c.inv.Reject(488, "")
+		_ = c.inv.Reject(ctx, 488, "")
 		e := c.event(EventError)
 		e.Err = err
 		b.emit(e)
@@ -566,7 +571,7 @@ func (c *call) serve() {
 func (c *call) hangup(ctx context.Context) {
 	switch c.inv.State() {
 	case sip.SessionInitial, sip.SessionEstablishing:
-		if err := c.inv.Reject(480, ""); err == nil {
+		if err := c.inv.Reject(ctx, 480, ""); err == nil {
 			return
 		}
 		_ = c.inv.Bye(ctx) // answered meanwhile

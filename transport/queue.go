@@ -1,0 +1,258 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/sipua/sip/message"
+	"github.com/sipua/sip/trace"
+)
+
+// This file holds the sends that never wait on the network, for callers
+// that run an event loop: TrySendRequest and TrySendResponse hand a
+// message to an open connection's write queue (or a UDP socket) and
+// return, and say with a PendingError when a connection must be dialled
+// or a name looked up first, which the caller does off its loop with Dial
+// and ResolveNow/Resolve.
+
+// ErrPending reports that a send needs something that may wait on the
+// network first: a connection to dial or a DNS name to look up. See
+// PendingError.
+var ErrPending = errors.New("transport: destination not ready (needs a dial or a DNS look-up)")
+
+// ErrQueueFull reports a message refused because its connection's write
+// queue is full (Config.WriteQueue): the peer does not read fast enough.
+var ErrQueueFull = errors.New("transport: write queue full")
+
+// PendingError is returned by TrySendRequest and TrySendResponse when the
+// message cannot be handed over at once. It wraps ErrPending.
+type PendingError struct {
+	// Target is the connection to open with Dial before trying again; its
+	// Addr is invalid when a name must be looked up first (Host).
+	Target Target
+}
+
+// Error describes what is missing.
+func (e *PendingError) Error() string {
+	if !e.Target.Addr.IsValid() {
+		return fmt.Sprintf("transport: %s must be looked up first: %v", e.Target.Host, ErrPending)
+	}
+	return fmt.Sprintf("transport: no connection to %v yet: %v", e.Target, ErrPending)
+}
+
+// Unwrap returns ErrPending.
+func (e *PendingError) Unwrap() error { return ErrPending }
+
+// SendOptions modify TrySendRequest.
+type SendOptions struct {
+	// NoTCPSwitch keeps a large request on UDP (see
+	// UDPConfig.MaxRequestSize), after its TCP connection failed.
+	NoTCPSwitch bool
+	// OnFail, if set, is called with the error of a queued write that
+	// failed after TrySendRequest or TrySendResponse returned (the
+	// connection closed, the write timed out). It runs on the
+	// connection's writer goroutine and must not block.
+	OnFail func(error)
+}
+
+// queued is one message waiting in a connection's write queue.
+type queued struct {
+	bp     *[]byte
+	onFail func(error)
+}
+
+// enqueue hands b (a pooled buffer the queue now owns) to c's writer
+// goroutine. It never blocks.
+func (c *conn) enqueue(bp *[]byte, onFail func(error)) error {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.qclosed {
+		putBuf(bp)
+		return fmt.Errorf("transport: connection %v closed: %w", c.f, ErrNoConnection)
+	}
+	select {
+	case c.wq <- queued{bp: bp, onFail: onFail}:
+		return nil
+	default:
+		putBuf(bp)
+		return fmt.Errorf("transport: %v: %w (%d messages)", c.f, ErrQueueFull, cap(c.wq))
+	}
+}
+
+// writeLoop drains the write queue until the connection closes; what is
+// left then fails with ErrNoConnection.
+func (c *conn) writeLoop() {
+	for {
+		select {
+		case q := <-c.wq:
+			c.writeQueued(q)
+		case <-c.done:
+			c.qmu.Lock()
+			c.qclosed = true
+			c.qmu.Unlock()
+			for {
+				select {
+				case q := <-c.wq:
+					if q.onFail != nil {
+						q.onFail(fmt.Errorf("transport: connection %v closed: %w", c.f, ErrNoConnection))
+					}
+					putBuf(q.bp)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (c *conn) writeQueued(q queued) {
+	err := c.write(context.Background(), *q.bp)
+	if err != nil {
+		if c.t.cfg.Tracer != nil {
+			c.t.trace(trace.SendFailed, c.f, *q.bp, nil, err)
+		}
+		if q.onFail != nil {
+			q.onFail(err)
+		}
+	}
+	putBuf(q.bp)
+}
+
+// linkNow returns the link for target if it needs no dial: a UDP socket
+// (opened if need be, which does not wait on the network) or an open
+// stream connection. Otherwise it returns a *PendingError.
+func (t *Transport) linkNow(target Target) (link, error) {
+	if !target.Addr.IsValid() {
+		return nil, fmt.Errorf("transport: send to %v: invalid address: %w", target, ErrUnsupported)
+	}
+	target.Addr = netip.AddrPortFrom(target.Addr.Addr().Unmap(), target.Addr.Port())
+	switch target.Proto {
+	case UDP:
+		s, err := t.udpFor(context.Background(), target)
+		if err != nil {
+			return nil, err
+		}
+		return udpLink{s: s, to: target.Addr}, nil
+	case TCP, TLS, WS, WSS:
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if t.closed {
+			return nil, ErrClosed
+		}
+		if target.ConnID != 0 {
+			c := t.byID[target.ConnID]
+			if c == nil || c.isClosed() {
+				return nil, fmt.Errorf("transport: connection %d to %v: %w", target.ConnID, target.Addr, ErrNoConnection)
+			}
+			return c, nil
+		}
+		if c := t.conns[connKey{target.Proto, target.Addr}]; c != nil && !c.isClosed() {
+			return c, nil
+		}
+		return nil, &PendingError{Target: target}
+	}
+	return nil, fmt.Errorf("transport: send over %q: %w", target.Proto, ErrUnsupported)
+}
+
+// Dial opens the connection to target (or joins a dial to it already
+// under way), so that TrySendRequest can use it; for UDP it opens a
+// socket if none fits. It waits on the network: call it off an event
+// loop. It returns the flow.
+func (t *Transport) Dial(ctx context.Context, target Target) (Flow, error) {
+	l, err := t.link(ctx, target)
+	if err != nil {
+		return Flow{}, err
+	}
+	return l.flow(), nil
+}
+
+// TrySendRequest is SendRequest to one target without waiting on the
+// network: over UDP the datagram is handed to the socket; over a stream
+// the message is put in the connection's write queue, from which the
+// connection's writer goroutine writes it (a later failure goes to
+// opts.OnFail). When the target has no open connection it returns a
+// *PendingError naming the target to Dial; a full queue gives
+// ErrQueueFull. req is modified (its top Via) and serialized before
+// TrySendRequest returns, so the caller keeps ownership of it.
+func (t *Transport) TrySendRequest(req *message.Request, tg Target, opts SendOptions) (Flow, error) {
+	if tg.Proto == UDP && t.cfg.UDP.MaxRequestSize > 0 && tg.ConnID == 0 && !opts.NoTCPSwitch {
+		if n := estimateSize(req); n > t.cfg.UDP.MaxRequestSize {
+			tg.Proto = TCP
+		}
+	}
+	l, err := t.linkNow(tg)
+	if err != nil {
+		return Flow{}, err
+	}
+	f := l.flow()
+	host, port := t.sentBy(f)
+	setVia(&req.Header, f.Proto, host, port)
+	return f, t.writeNow(l, req, opts.OnFail)
+}
+
+// writeNow serializes msg and writes it to a UDP socket, or queues it on
+// a stream connection.
+func (t *Transport) writeNow(l link, msg message.Message, onFail func(error)) error {
+	c, ok := l.(*conn)
+	if !ok {
+		return t.writeMsg(context.Background(), l, msg)
+	}
+	bp := getBuf()
+	*bp = msg.AppendTo((*bp)[:0])
+	if t.cfg.Tracer != nil {
+		t.trace(trace.Sent, c.f, *bp, msg, nil)
+	}
+	return c.enqueue(bp, onFail)
+}
+
+// TrySendResponse is SendResponse without waiting on the network: on the
+// request's connection when it is open, else to the Via address over an
+// open connection or a UDP socket. When that needs a DNS look-up or a new
+// connection it returns a *PendingError: call SendResponse off the loop.
+func (t *Transport) TrySendResponse(resp *message.Response, flow Flow, onFail func(error)) (Flow, error) {
+	if flow.Proto.Stream() && flow.ID != 0 {
+		t.mu.Lock()
+		c := t.byID[flow.ID]
+		t.mu.Unlock()
+		if c != nil && !c.isClosed() {
+			return flow, t.writeNow(c, resp, onFail)
+		}
+	}
+	tg, err := t.responseTarget(context.Background(), resp, flow, false)
+	if err != nil {
+		return Flow{}, err
+	}
+	l, err := t.linkNow(tg)
+	if err != nil {
+		return Flow{}, err
+	}
+	return l.flow(), t.writeNow(l, resp, onFail)
+}
+
+// ResolveNow is Resolve for URIs that need no DNS look-up (a numeric
+// host); for others it returns a *PendingError: call Resolve off the
+// loop.
+func (t *Transport) ResolveNow(u message.URI) ([]Target, error) {
+	var d noDNS
+	ts, err := resolve(context.Background(), &d, u)
+	if d.asked {
+		return nil, &PendingError{Target: Target{Host: u.Host}}
+	}
+	return ts, err
+}
+
+// noDNS answers no query and notes that one was asked.
+type noDNS struct{ asked bool }
+
+func (d *noDNS) LookupSRV(context.Context, string, string, string) (string, []*net.SRV, error) {
+	d.asked = true
+	return "", nil, ErrPending
+}
+
+func (d *noDNS) LookupNetIP(context.Context, string, string) ([]netip.Addr, error) {
+	d.asked = true
+	return nil, ErrPending
+}

@@ -1,0 +1,107 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sipua/sip/message"
+)
+
+// TestTrySendNeverWaits: TrySendRequest hands messages to an open
+// connection's write queue and returns at once, names the target to dial
+// when there is no connection, and refuses a message once the queue of a
+// peer that does not read is full; a queued write that then fails comes
+// back through OnFail.
+func TestTrySendNeverWaits(t *testing.T) {
+	// A peer that never reads: a synchronous pipe whose far end nobody
+	// reads, so the first write blocks (until WriteTimeout).
+	remote := netip.MustParseAddrPort("127.0.0.1:5999")
+	var far net.Conn
+	dial := func(_ context.Context, _, _ string) (net.Conn, error) {
+		near, f := net.Pipe()
+		far = f
+		return addrConn{near, remote}, nil
+	}
+	tr := New(Config{WriteQueue: 4, WriteTimeout: 300 * time.Millisecond, DialContext: dial, Keepalive: Keepalive{Interval: -1}})
+	defer tr.Close()
+	tg := Target{Proto: TCP, Addr: remote}
+
+	_, err := tr.TrySendRequest(testRequest("OPTIONS"), tg, SendOptions{})
+	var pe *PendingError
+	require.ErrorAs(t, err, &pe, "no connection yet")
+	assert.ErrorIs(t, err, ErrPending)
+	assert.Equal(t, tg, pe.Target)
+
+	f, err := tr.Dial(ctxT(t), tg)
+	require.NoError(t, err)
+	defer far.Close()
+
+	var failed atomic.Int32
+	var failErr atomic.Value
+	onFail := func(err error) { failed.Add(1); failErr.Store(err) }
+	var full error
+	var slowest time.Duration
+	sent := 0
+	for range 100 {
+		t0 := time.Now()
+		got, err := tr.TrySendRequest(testRequest("MESSAGE"), tg, SendOptions{OnFail: onFail})
+		slowest = max(slowest, time.Since(t0))
+		if err != nil {
+			full = err
+			break
+		}
+		sent++
+		assert.Equal(t, f, got)
+	}
+	t.Logf("%d queued before the queue was full; slowest TrySendRequest %v", sent, slowest)
+	require.ErrorIs(t, full, ErrQueueFull, "a peer that does not read fills the queue")
+	assert.LessOrEqual(t, sent, 5, "WriteQueue 4, plus the one being written")
+	assert.Less(t, slowest, 50*time.Millisecond, "TrySendRequest waited")
+
+	// The blocked write times out: it and the messages queued behind it
+	// fail, each through OnFail, and the connection is closed.
+	require.Eventually(t, func() bool { return int(failed.Load()) == sent }, 3*time.Second, 5*time.Millisecond)
+	var ne net.Error
+	err = failErr.Load().(error)
+	assert.True(t, errors.As(err, &ne) || errors.Is(err, ErrNoConnection), "%v", err)
+	_, err = tr.TrySendRequest(testRequest("OPTIONS"), f.Target(), SendOptions{})
+	assert.ErrorIs(t, err, ErrNoConnection)
+}
+
+// addrConn gives a net.Pipe end TCP addresses.
+type addrConn struct {
+	net.Conn
+	remote netip.AddrPort
+}
+
+func (c addrConn) LocalAddr() net.Addr {
+	return net.TCPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:40000"))
+}
+func (c addrConn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.remote) }
+
+// TestResolveNow resolves numeric URIs at once and names the host that
+// needs DNS otherwise.
+func TestResolveNow(t *testing.T) {
+	tr := New(Config{})
+	defer tr.Close()
+	u, err := message.ParseURI("sip:bob@192.0.2.7:5070;transport=tcp")
+	require.NoError(t, err)
+	ts, err := tr.ResolveNow(u)
+	require.NoError(t, err)
+	assert.Equal(t, []Target{{Proto: TCP, Addr: netip.MustParseAddrPort("192.0.2.7:5070")}}, ts)
+
+	u, err = message.ParseURI("sip:bob@example.invalid")
+	require.NoError(t, err)
+	_, err = tr.ResolveNow(u)
+	var pe *PendingError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, "example.invalid", pe.Target.Host)
+}
