@@ -209,17 +209,6 @@ func TestSimStopFromCallbacks(t *testing.T) {
 	})
 }
 
-// flowCount counts the messages of n's flow equal to m.
-func flowCount(flow []string, m string) int {
-	c := 0
-	for _, f := range flow {
-		if f == m {
-			c++
-		}
-	}
-	return c
-}
-
 // TestSimStopEndsEveryCall: after Stop returns, every call of the
 // UserAgent has ended, whatever its state and however little the peer
 // answers, and nothing is left running (issue 17, finding 3).
@@ -230,18 +219,9 @@ func TestSimStopEndsEveryCall(t *testing.T) {
 		run  func(t *testing.T, n *siptest.Network, alice, bob *sip.UserAgent, bobInvs <-chan *sip.Invitation, aliceInvs <-chan *sip.Invitation) *sip.Session
 		want []sip.EndCause
 	}
-	establish := func(t *testing.T, n *siptest.Network, alice *sip.UserAgent, bobInvs <-chan *sip.Invitation) *sip.Inviter {
-		call, err := sip.NewInviter(alice, "sip:bob@"+bobAddr.String(), sip.InviterOptions{})
-		require.NoError(t, err)
-		require.NoError(t, call.Invite(context.Background(), sip.InviteOptions{}))
-		inv := <-bobInvs
-		require.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
-		return call
-	}
 	dark := func(t *testing.T, n *siptest.Network) {
 		require.NoError(t, n.SetLinks(aliceAddr, bobAddr, siptest.Link{Down: true}))
 	}
-	_ = establish
 	cases := []setup{
 		{name: "BYE unanswered", want: []sip.EndCause{sip.EndStopped},
 			run: func(t *testing.T, n *siptest.Network, alice, bob *sip.UserAgent, bobInvs, _ <-chan *sip.Invitation) *sip.Session {
