@@ -8,9 +8,21 @@
 // state: transactions, dialogs, registrations. Transports post what they
 // receive to it, timers live in one heap inside it, and public methods post
 // their work to it and wait for the result or for their context. Delegate
-// callbacks and state listeners run outside the loop, one at a time and in
-// order, so a slow callback never stalls the stack and a callback may call
-// back into the API.
+// callbacks and state listeners run outside the loop, never under a lock,
+// on lanes: each call (Session) has its own, where its state changes, its
+// request callbacks (OnProgress, OnRefer …) and its media handler's work
+// run one at a time and in order, and the UserAgent has one for the rest
+// (its state, OnMessage, registrations, subscriptions). A slow callback
+// delays only its own lane: never the stack, never another call. A
+// callback may call any method of the package, Stop included (Stop waits
+// for every lane but the one it is called from). Media handler calls the
+// UserAgent makes by itself run on the call's lane with a context bounded
+// by UserAgentOptions.MediaTimeout.
+//
+// Lifecycles end: after Stop returns, every Session's Done is closed (with
+// EndStopped when its BYE or CANCEL got no answer in time), Invite has a
+// no-answer bound (InviterOptions.NoAnswerTimeout), and a BYE waits for the
+// ACK of our 2xx (RFC 3261 §15) and for a transfer's final NOTIFY.
 //
 // The event loop never waits on the network. It hands each message to a
 // write queue of its connection, drained by that connection's writer
@@ -248,8 +260,9 @@ type Timers struct {
 
 // UserAgentDelegate receives what a UserAgent cannot decide alone. Every
 // field is optional; a nil field selects the documented default. The
-// callbacks run one at a time on the UserAgent's callback goroutine, never
-// under a lock; they may call any method of the package.
+// callbacks run one at a time on the UserAgent's callback lane (OnInvite
+// on the new call's lane), never under a lock; they may call any method of
+// the package, Stop included.
 type UserAgentDelegate struct {
 	// OnConnect is called when the connection to the server is up.
 	OnConnect func()
@@ -542,9 +555,12 @@ func parseListen(s string) (transport.Proto, string, error) {
 // Session.Dispose), subscriptions are ended
 // (unsubscribed, or terminated with reason noresource) and registrations
 // removed, each waiting for its answer until ctx ends, then the transport
-// is closed and
-// the event loop ends. It returns when everything has stopped; no
-// goroutine is left. Stop is idempotent.
+// is closed and the event loop ends. A call that could not be ended in
+// time (no answer to its BYE or CANCEL, a 2xx whose ACK is awaited) ends
+// with EndStopped. It returns when everything has stopped and every
+// callback has returned; no goroutine is left. Stop may be called from a
+// callback: the lane it runs on is then not waited for. Stop is
+// idempotent.
 func (ua *UserAgent) Stop(ctx context.Context) error {
 	// A callback may call Stop: its own lane is not waited for.
 	defer ua.lanes.enterStop()()
