@@ -16,68 +16,16 @@ import (
 	"github.com/sipua/sip/message"
 )
 
-// fixedSDP is a media handler that offers and answers a fixed SDP and
-// records what it was given.
-type fixedSDP struct {
-	mu     sync.Mutex
-	got    []string
-	closed bool
-}
-
 const testSDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
 
-func (f *fixedSDP) GetDescription(context.Context, media.Options) (media.Description, error) {
-	return media.Description{ContentType: "application/sdp", Body: []byte(testSDP)}, nil
-}
-func (f *fixedSDP) SetDescription(_ context.Context, d media.Description, _ media.Options) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.got = append(f.got, d.ContentType)
-	return nil
-}
-func (f *fixedSDP) HasDescription(ct string) bool        { return ct == "application/sdp" }
-func (f *fixedSDP) SendDTMF(string, time.Duration) error { return media.ErrNotSupported }
-func (f *fixedSDP) Close() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.closed = true
-	return nil
-}
-
-type handlers struct {
-	mu sync.Mutex
-	hs []*fixedSDP
-}
-
-func (h *handlers) factory(media.SessionInfo) (media.Handler, error) {
-	f := &fixedSDP{}
-	h.mu.Lock()
-	h.hs = append(h.hs, f)
-	h.mu.Unlock()
-	return f, nil
-}
-
-func (h *handlers) last() *fixedSDP {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.hs[len(h.hs)-1]
-}
-
 // callUA starts a UserAgent with a fixed-SDP media factory.
-func callUA(t *testing.T, user string, onInvite func(*Invitation)) (*UserAgent, *handlers) {
-	hs := &handlers{}
-	ua, err := NewUserAgent(UserAgentOptions{
+func callUA(t *testing.T, user string, onInvite func(*Invitation)) (*UserAgent, *TestMediaFactory) {
+	t.Helper()
+	hs := &TestMediaFactory{SDP: testSDP}
+	ua := StartTestUA(t, UserAgentOptions{
 		URI:          "sip:" + user + "@127.0.0.1",
-		Transport:    TransportOptions{Listen: []string{"udp://127.0.0.1:0"}},
 		Delegate:     UserAgentDelegate{OnInvite: onInvite},
-		MediaFactory: hs.factory,
-	})
-	require.NoError(t, err)
-	require.NoError(t, ua.Start(ctx5(t)))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		require.NoError(t, ua.Stop(ctx))
+		MediaFactory: hs.New,
 	})
 	return ua, hs
 }
@@ -127,8 +75,8 @@ func TestCallAcceptAndBye(t *testing.T) {
 	assert.Equal(t, cid, bcid)
 	assert.Equal(t, lt, brt)
 	assert.Equal(t, rt, blt)
-	assert.Equal(t, []string{"application/sdp"}, aliceMedia.last().got, "the answer was applied")
-	assert.Equal(t, []string{"application/sdp"}, bobMedia.last().got, "the offer was applied")
+	assert.Equal(t, []string{"application/sdp"}, aliceMedia.Last().Types(), "the answer was applied")
+	assert.Equal(t, []string{"application/sdp"}, bobMedia.Last().Types(), "the offer was applied")
 
 	require.NoError(t, call.Bye(ctx5(t)))
 	assert.Equal(t, SessionTerminated, call.State())
@@ -140,11 +88,7 @@ func TestCallAcceptAndBye(t *testing.T) {
 	assert.ErrorIs(t, call.Bye(ctx5(t)), ErrInvalidState)
 	aliceStates.wait(t, []SessionState{SessionEstablishing, SessionEstablished, SessionTerminating, SessionTerminated})
 	bobStates.wait(t, []SessionState{SessionTerminated})
-	require.Eventually(t, func() bool {
-		aliceMedia.last().mu.Lock()
-		defer aliceMedia.last().mu.Unlock()
-		return aliceMedia.last().closed
-	}, time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return aliceMedia.Last().Closed() }, time.Second, 5*time.Millisecond)
 }
 
 func TestCallReject(t *testing.T) {
@@ -248,12 +192,9 @@ func TestCallOfferless(t *testing.T) {
 	require.NoError(t, call.Invite(ctx5(t), InviteOptions{}))
 	inv := <-invs
 	waitState(t, inv.Session, SessionEstablished)
-	assert.Equal(t, []string{"application/sdp"}, aliceMedia.last().got, "the offer in the 200")
+	assert.Equal(t, []string{"application/sdp"}, aliceMedia.Last().Types(), "the offer in the 200")
 	require.Eventually(t, func() bool {
-		f := bobMedia.last()
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		return len(f.got) == 1
+		return len(bobMedia.Last().Types()) == 1
 	}, 2*time.Second, 5*time.Millisecond, "the answer in the ACK")
 	require.NoError(t, call.Bye(ctx5(t)))
 }
@@ -331,30 +272,31 @@ func TestNilMediaFactoryIsSignallingOnly(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, carol.Start(ctx5(t)))
 	defer carol.Stop(ctx5(t))
-	// A signalling-only UserAgent cannot answer carol's offer: 488, not a
-	// 2xx without an answer (RFC 3264).
+	// bob, signalling only, refuses carol's SDP offer (RFC 3264: no 2xx
+	// without an answer) before his application sees the call.
 	call, err = NewInviter(carol, addr(bob), InviterOptions{})
 	require.NoError(t, err)
 	_, isWebRTC := call.MediaHandler().(*webrtc.Handler)
 	assert.True(t, isWebRTC)
+	err = call.Invite(ctx5(t), InviteOptions{})
 	var re *ResponseError
-	require.ErrorAs(t, call.Invite(ctx5(t), InviteOptions{}), &re)
+	require.ErrorAs(t, err, &re)
 	assert.Equal(t, 488, re.StatusCode)
-	assert.Empty(t, invs, "the application never saw the call")
-	// The offer is WebRTC's.
-	offers := make(chan []byte, 1)
-	dave := startUAWith(t, UserAgentOptions{URI: "sip:dave@127.0.0.1", MediaFactory: webrtc.NewFactory(webrtc.Config{LoopbackOnly: true}),
-		Delegate: UserAgentDelegate{OnInvite: func(inv *Invitation) {
-			offers <- inv.Request.Body
-			assert.NoError(t, inv.Reject(ctx5(t), 486, ""))
-		}}})
+	assert.Empty(t, invs)
+
+	// dave, with media, takes it: the offer is WebRTC's.
+	dave, _ := callUA(t, "dave", func(inv *Invitation) {
+		invs <- inv
+		assert.NoError(t, inv.Accept(ctx5(t), AcceptOptions{}))
+	})
 	call, err = NewInviter(carol, addr(dave), InviterOptions{})
 	require.NoError(t, err)
-	require.ErrorAs(t, call.Invite(ctx5(t), InviteOptions{}), &re)
-	require.Equal(t, 486, re.StatusCode)
-	body := string(<-offers)
-	assert.Contains(t, body, "a=fingerprint:")
-	assert.Contains(t, body, "UDP/TLS/RTP/SAVPF")
+	// dave's fixed answer is no WebRTC answer: carol's handler refuses
+	// it, which ends the call; only the offer matters here.
+	_ = call.Invite(ctx5(t), InviteOptions{})
+	inv = <-invs
+	assert.Contains(t, string(inv.Request.Body), "a=fingerprint:")
+	assert.Contains(t, string(inv.Request.Body), "UDP/TLS/RTP/SAVPF")
 }
 
 // TestEarlyMedia: bob answers the offer in a 183 before he accepts; alice,
@@ -378,8 +320,8 @@ func TestEarlyMedia(t *testing.T) {
 		errc <- call.Invite(ctx5(t), InviteOptions{
 			OnProgress: func(r *message.Response) {
 				early = r
-				f := aliceMedia.last()
-				require.Eventually(t, func() bool { f.mu.Lock(); defer f.mu.Unlock(); return len(f.got) == 1 }, time.Second, 5*time.Millisecond)
+				f := aliceMedia.Last()
+				require.Eventually(t, func() bool { return len(f.Types()) == 1 }, time.Second, 5*time.Millisecond)
 				applied <- 1
 			},
 			OnAccept: func(r *message.Response) { finals <- r },
@@ -393,10 +335,7 @@ func TestEarlyMedia(t *testing.T) {
 	assert.NotEmpty(t, early.Body)
 	final := <-finals
 	assert.Equal(t, string(early.Body), string(final.Body), "the 200 repeats the early answer")
-	f := aliceMedia.last()
-	f.mu.Lock()
-	assert.Len(t, f.got, 1, "the answer is applied once")
-	f.mu.Unlock()
+	assert.Len(t, aliceMedia.Last().Types(), 1, "the answer is applied once")
 	require.NoError(t, call.Bye(ctx5(t)))
 }
 

@@ -430,13 +430,20 @@ func (ua *UserAgent) onRequest(tx *transaction.Server, req *message.Request, src
 	ua.reply(tx, code, "", allow)
 }
 
-// deliver hands an incoming request to a delegate callback.
+// deliver hands an incoming request to a delegate callback on the
+// UserAgent's lane.
 func (ua *UserAgent) deliver(tx *transaction.Server, req *message.Request, src any, f func(*IncomingRequest)) {
+	ua.deliverOn(&ua.cbq, tx, req, src, f)
+}
+
+// deliverOn hands an incoming request to a delegate callback on lane q
+// (a session's, for a request in its dialog).
+func (ua *UserAgent) deliverOn(q *callbackQueue, tx *transaction.Server, req *message.Request, src any, f func(*IncomingRequest)) {
 	ir := &IncomingRequest{Request: req, ua: ua, tx: tx}
 	if flow, ok := src.(transport.Flow); ok {
 		ir.Flow = flow
 	}
-	ua.cbq.push(func() {
+	q.push(func() {
 		f(ir)
 		if !ir.answered.Load() {
 			if err := ir.Accept(context.Background()); err != nil {

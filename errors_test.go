@@ -19,6 +19,8 @@ func TestStringOfUnknownValues(t *testing.T) {
 	assert.Equal(t, "EndCause(-1)", EndCause(-1).String())
 	assert.Equal(t, "none", EndNone.String())
 	assert.Equal(t, "connection lost", EndConnectionLost.String())
+	// Every declared cause has its name: the last one is named too.
+	assert.Len(t, endCauseNames, int(EndNoAnswer)+1)
 	for _, s := range []interface{ String() string }{
 		EndCause(1 << 20), SessionState(99), RegistererState(99), SubscriptionState(99),
 		PublisherState(99), MediaState(99), UserAgentState(99), EarlyMediaPolicy(99),

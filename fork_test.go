@@ -91,68 +91,18 @@ func reply(req *message.Request, code int, tag string, addr netip.AddrPort, sdp 
 	return r
 }
 
-// recHandler is a media.Handler that records what it is given.
-type recHandler struct {
-	mu    sync.Mutex
-	calls []string
-	gets  []media.Options
-}
-
-func (h *recHandler) log(s string) {
-	h.mu.Lock()
-	h.calls = append(h.calls, s)
-	h.mu.Unlock()
-}
-
-func (h *recHandler) Calls() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]string(nil), h.calls...)
-}
-
-func (h *recHandler) Gets() []media.Options {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]media.Options(nil), h.gets...)
-}
-
-func (h *recHandler) GetDescription(_ context.Context, o media.Options) (media.Description, error) {
-	h.mu.Lock()
-	h.gets = append(h.gets, o)
-	h.mu.Unlock()
-	return media.Description{ContentType: "application/sdp", Body: []byte("sdp-offer")}, nil
-}
-
-func (h *recHandler) SetDescription(_ context.Context, d media.Description, _ media.Options) error {
-	h.log("set " + string(d.Body))
-	return nil
-}
-
-func (h *recHandler) ReplaceAnswer(_ context.Context, d media.Description, _ media.Options) error {
-	h.log("replace " + string(d.Body))
-	return nil
-}
-
-func (h *recHandler) HasDescription(ct string) bool        { return ct == "application/sdp" }
-func (h *recHandler) SendDTMF(string, time.Duration) error { return media.ErrNotSupported }
-func (h *recHandler) Close() error                         { return nil }
-
 // startSimUA starts a UserAgent on n at addr.
 func startSimUA(t *testing.T, n *siptest.Network, name string, addr netip.AddrPort, f media.Factory, d sip.UserAgentDelegate) *sip.UserAgent {
 	t.Helper()
 	if f == nil {
 		f = sip.NoMedia
 	}
-	ua, err := sip.NewUserAgent(sip.UserAgentOptions{
+	return sip.StartTestUA(t, sip.UserAgentOptions{
 		URI:          "sip:" + name + "@" + addr.String(),
 		Transport:    sip.TransportOptions{Listen: []string{"udp://" + addr.String()}, ListenPacket: n.PacketListener(name)},
 		MediaFactory: f,
 		Delegate:     d,
 	})
-	require.NoError(t, err)
-	require.NoError(t, ua.Start(context.Background()))
-	t.Cleanup(func() { assert.NoError(t, ua.Stop(context.Background())) })
-	return ua
 }
 
 // TestSimForkedCall: the INVITE forks into two early dialogs (180 from
@@ -183,7 +133,7 @@ func TestSimForkedCall(t *testing.T) {
 						send(reply(req, 200, "", netip.AddrPort{}, ""))
 					}
 				})
-				h := &recHandler{}
+				h := sip.TestReplacingMedia{TestMedia: &sip.TestMedia{SDP: "sdp-offer"}}
 				alice := startSimUA(t, n, "alice", aliceAddr, func(media.SessionInfo) (media.Handler, error) { return h, nil }, sip.UserAgentDelegate{})
 				call, err := sip.NewInviter(alice, "sip:bob@"+bobAddr.String(), sip.InviterOptions{EarlyMedia: true, EarlyMediaPolicy: policy})
 				require.NoError(t, err)

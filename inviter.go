@@ -162,7 +162,7 @@ func (i *Inviter) Invite(ctx context.Context, opts InviteOptions) error {
 	resp := <-answered
 	if err := i.applyAnswer(ctx, resp); err != nil {
 		err = fmt.Errorf("%w: answer: %w", ErrMedia, err)
-		if cerr := i.ua.call(context.Background(), func() { i.descriptionFailed(err) }); cerr != nil {
+		if cerr := i.ua.call(context.Background(), func() { i.mediaFailed(err) }); cerr != nil {
 			return errors.Join(err, cerr)
 		}
 		return err

@@ -11,9 +11,9 @@ import (
 	"github.com/sipua/sip/media"
 )
 
-// failingSDP is a fixedSDP that can report its media dead.
+// failingSDP is a TestMedia that can report its media dead.
 type failingSDP struct {
-	fixedSDP
+	TestMedia
 	mu sync.Mutex
 	f  func(error)
 }
@@ -53,7 +53,7 @@ func TestMediaFailureEndsCall(t *testing.T) {
 			alice, err := NewUserAgent(UserAgentOptions{URI: "sip:alice@127.0.0.1",
 				Transport: TransportOptions{Listen: []string{"udp://127.0.0.1:0"}},
 				MediaFactory: func(media.SessionInfo) (media.Handler, error) {
-					h = &failingSDP{}
+					h = &failingSDP{TestMedia: TestMedia{SDP: testSDP}}
 					return h, nil
 				}})
 			require.NoError(t, err)

@@ -38,7 +38,9 @@ func (l *obsLog) observer() *Observer {
 		CallAnswered:     func(e CallEvent) { l.add("answered", &e, nil) },
 		CallEnded:        func(e CallEvent) { l.add("ended", &e, nil) },
 		TransactionEnded: func(e TransactionEvent) { l.add("tx", nil, &e) },
-		Retransmission:   func(e TransactionEvent) { l.add("retransmission", nil, &e) },
+		// Retransmissions are counted in events only: txs holds the
+		// transactions that ended.
+		Retransmission: func(e TransactionEvent) { l.add("retransmission", nil, nil) },
 	}
 }
 
@@ -57,11 +59,11 @@ func TestObserverCall(t *testing.T) {
 		assert.NoError(t, inv.Accept(ctx5(t), AcceptOptions{Media: media.Options{Constraints: media.Constraints{Audio: true}}}))
 	})
 	var log obsLog
-	hs := &handlers{}
+	hs := &TestMediaFactory{SDP: testSDP}
 	alice, err := NewUserAgent(UserAgentOptions{
 		URI:          "sip:alice@127.0.0.1",
 		Transport:    TransportOptions{Listen: []string{"udp://127.0.0.1:0"}},
-		MediaFactory: hs.factory,
+		MediaFactory: hs.New,
 		Observer:     log.observer(),
 		// Short timers: the transactions end (Timers M and K) quickly.
 		Timers: Timers{T1: 10 * time.Millisecond, T2: 40 * time.Millisecond, T4: 50 * time.Millisecond},

@@ -14,65 +14,21 @@ import (
 	"github.com/stretchr/testify/require"
 
 	sip "github.com/sipua/sip"
-	"github.com/sipua/sip/media"
 	"github.com/sipua/sip/message"
 	"github.com/sipua/sip/siptest"
 )
 
-// recSDP is a media handler that offers and answers a fixed SDP naming
-// its owner, and records the descriptions it is given.
-type recSDP struct {
-	name string
-	mu   sync.Mutex
-	got  []string // bodies given to SetDescription
-	gets int      // GetDescription calls
-}
-
-func (r *recSDP) sdp() string {
-	return "v=0\r\no=" + r.name + " 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
-}
-func (r *recSDP) GetDescription(context.Context, media.Options) (media.Description, error) {
-	r.mu.Lock()
-	r.gets++
-	r.mu.Unlock()
-	return media.Description{ContentType: "application/sdp", Body: []byte(r.sdp())}, nil
-}
-func (r *recSDP) SetDescription(_ context.Context, d media.Description, _ media.Options) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.got = append(r.got, string(d.Body))
-	return nil
-}
-func (r *recSDP) HasDescription(ct string) bool        { return ct == "application/sdp" }
-func (r *recSDP) SendDTMF(string, time.Duration) error { return media.ErrNotSupported }
-func (r *recSDP) Close() error                         { return nil }
-func (r *recSDP) given() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.got...)
-}
-
-// simUA starts name at addr on n with a recSDP media handler per call
-// (the last one made is returned by the function hs).
-func simUA(t *testing.T, n *siptest.Network, name string, addr fmt.Stringer, opts sip.UserAgentOptions) (*sip.UserAgent, func() *recSDP) {
+// simUA starts name at addr on n with a sip.TestMedia handler per call
+// naming name (the last one made is returned by the function hs).
+func simUA(t *testing.T, n *siptest.Network, name string, addr fmt.Stringer, opts sip.UserAgentOptions) (*sip.UserAgent, func() *sip.TestMedia) {
 	t.Helper()
-	var mu sync.Mutex
-	var last *recSDP
+	hs := &sip.TestMediaFactory{Name: name}
 	opts.URI = "sip:" + name + "@" + addr.String()
 	opts.Transport = sip.TransportOptions{Listen: []string{"udp://" + addr.String()}, ListenPacket: n.PacketListener(name)}
 	if opts.MediaFactory == nil {
-		opts.MediaFactory = func(media.SessionInfo) (media.Handler, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			last = &recSDP{name: name}
-			return last, nil
-		}
+		opts.MediaFactory = hs.New
 	}
-	ua, err := sip.NewUserAgent(opts)
-	require.NoError(t, err)
-	require.NoError(t, ua.Start(context.Background()))
-	t.Cleanup(func() { assert.NoError(t, ua.Stop(context.Background())) })
-	return ua, func() *recSDP { mu.Lock(); defer mu.Unlock(); return last }
+	return sip.StartTestUA(t, opts), hs.Last
 }
 
 func count(flow []string, what string) int {
@@ -198,8 +154,8 @@ func TestSimPrackOfferAnswer(t *testing.T) {
 				require.NoError(t, <-errc)
 				time.Sleep(time.Second)
 				assert.Equal(t, sip.SessionEstablished, inv.State())
-				assert.Equal(t, []string{bobMedia().sdp()}, aliceMedia().given(), "alice applied bob's SDP once")
-				assert.Equal(t, []string{aliceMedia().sdp()}, bobMedia().given(), "bob applied alice's SDP once")
+				assert.Equal(t, []string{bobMedia().Body()}, aliceMedia().Given(), "alice applied bob's SDP once")
+				assert.Equal(t, []string{aliceMedia().Body()}, bobMedia().Given(), "bob applied alice's SDP once")
 				require.NoError(t, call.Bye(context.Background()))
 				// The 2xx waited for the PRACK (RFC 3262 §3): the PRACK's 200
 				// comes first, then the INVITE's.
@@ -212,54 +168,6 @@ func TestSimPrackOfferAnswer(t *testing.T) {
 	}
 }
 
-// rawPeer is a hand-driven UDP peer on the in-memory network.
-type rawPeer struct {
-	t  *testing.T
-	pc net.PacketConn
-}
-
-func newRawPeer(t *testing.T, n *siptest.Network, name string, addr fmt.Stringer) *rawPeer {
-	pc, err := n.PacketListener(name)(context.Background(), "udp", addr.String())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = pc.Close() })
-	return &rawPeer{t: t, pc: pc}
-}
-
-// read returns the next request (skipping responses) and where it came from.
-func (p *rawPeer) read() (*message.Request, net.Addr) {
-	buf := make([]byte, 65536)
-	for {
-		_ = p.pc.SetReadDeadline(time.Now().Add(40 * time.Second))
-		k, from, err := p.pc.ReadFrom(buf)
-		require.NoError(p.t, err)
-		m, err := message.Parse(buf[:k])
-		require.NoError(p.t, err)
-		if req, ok := m.(*message.Request); ok {
-			return req, from
-		}
-	}
-}
-
-// response returns the next response.
-func (p *rawPeer) response() *message.Response {
-	buf := make([]byte, 65536)
-	for {
-		_ = p.pc.SetReadDeadline(time.Now().Add(40 * time.Second))
-		k, _, err := p.pc.ReadFrom(buf)
-		require.NoError(p.t, err)
-		m, err := message.Parse(buf[:k])
-		require.NoError(p.t, err)
-		if r, ok := m.(*message.Response); ok {
-			return r
-		}
-	}
-}
-
-func (p *rawPeer) send(to net.Addr, m interface{ String() string }) {
-	_, err := p.pc.WriteTo([]byte(m.String()), to)
-	require.NoError(p.t, err)
-}
-
 // TestSimPrackOrderAndForks: as UAC, alice PRACKs each reliable
 // provisional response once, in RSeq order per early dialog: a repeated
 // or out-of-order one gets no PRACK (RFC 3262 §4), and two forked early
@@ -269,12 +177,12 @@ func TestSimPrackOrderAndForks(t *testing.T) {
 		n := siptest.NewNetwork(14)
 		defer n.Close()
 		alice, _ := simUA(t, n, "alice", aliceAddr, sip.UserAgentOptions{})
-		bob := newRawPeer(t, n, "bob", bobAddr)
+		bob := newPeer(t, n, "bob", bobAddr)
 		call, err := sip.NewInviter(alice, "sip:bob@"+bobAddr.String(), sip.InviterOptions{})
 		require.NoError(t, err)
 		errc := make(chan error, 1)
 		go func() { errc <- call.Invite(context.Background(), sip.InviteOptions{}) }()
-		invite, from := bob.read()
+		invite, from := bob.Read()
 		reliable := func(tag string, rseq uint32) *message.Response {
 			r := message.NewResponse(invite, 183, "", tag)
 			r.Header.Add("Contact", "<sip:"+tag+"@"+bobAddr.String()+">")
@@ -284,35 +192,32 @@ func TestSimPrackOrderAndForks(t *testing.T) {
 		}
 		var pracks []string
 		expect := func(what string) {
-			req, to := bob.read()
-			require.Equal(t, "PRACK", req.Method, what)
-			ra, err := req.Header.RAck()
-			require.NoError(t, err)
-			pracks = append(pracks, req.Header.ToTag()+" "+ra.String())
-			bob.send(to, message.NewResponse(req, 200, "", ""))
+			prack := bob.Expect("PRACK")
+			ra, err := prack.Header.RAck()
+			require.NoError(t, err, what)
+			pracks = append(pracks, prack.Header.ToTag()+" "+ra.String())
+			prack.Reply(200)
 		}
-		bob.send(from, reliable("one", 5))
+		bob.Send(from, reliable("one", 5))
 		expect("first")
-		bob.send(from, reliable("one", 7)) // out of order: no PRACK
-		bob.send(from, reliable("one", 5)) // repeated: no PRACK
-		bob.send(from, reliable("one", 6))
+		bob.Send(from, reliable("one", 7)) // out of order: no PRACK
+		bob.Send(from, reliable("one", 5)) // repeated: no PRACK
+		bob.Send(from, reliable("one", 6))
 		expect("in order")
-		bob.send(from, reliable("two", 1)) // another fork
+		bob.Send(from, reliable("two", 1)) // another fork
 		expect("fork")
 		ok := message.NewResponse(invite, 200, "", "two")
 		ok.Header.Add("Contact", "<sip:two@"+bobAddr.String()+">")
-		bob.send(from, ok)
-		ack, _ := bob.read()
-		assert.Equal(t, "ACK", ack.Method)
-		assert.Equal(t, mustCSeq(t, invite), mustCSeq(t, ack))
+		bob.Send(from, ok)
+		ack := bob.Expect("ACK")
+		assert.Equal(t, mustCSeq(t, invite), mustCSeq(t, ack.Request))
 		require.NoError(t, <-errc)
 		assert.Equal(t, []string{"one 5 1 INVITE", "one 6 1 INVITE", "two 1 1 INVITE"}, normalize(pracks, mustCSeq(t, invite)))
 		// The confirmed dialog goes on after the PRACK's CSeq.
 		go func() { _ = call.Bye(context.Background()) }()
-		bye, to := bob.read()
-		require.Equal(t, "BYE", bye.Method)
-		assert.Greater(t, mustCSeq(t, bye), mustCSeq(t, invite))
-		bob.send(to, message.NewResponse(bye, 200, "", ""))
+		bye := bob.Expect("BYE")
+		assert.Greater(t, mustCSeq(t, bye.Request), mustCSeq(t, invite))
+		bye.Reply(200)
 		<-call.Done()
 	})
 }
@@ -344,7 +249,7 @@ func TestSimPrackUnknownRAck(t *testing.T) {
 			assert.NoError(t, inv.Progress(context.Background(), sip.ProgressOptions{}))
 			invs <- inv
 		}}})
-		alice := newRawPeer(t, n, "alice", aliceAddr)
+		alice := newPeer(t, n, "alice", aliceAddr)
 		to := net.UDPAddrFromAddrPort(bobAddr)
 		req := func(method string, cseq int, toTag, extra string) *message.Request {
 			tt := ""
@@ -359,15 +264,10 @@ func TestSimPrackUnknownRAck(t *testing.T) {
 			require.NoError(t, err)
 			return r
 		}
-		alice.send(to, req("INVITE", 1, "", "Require: 100rel\r\n"))
+		alice.Send(to, req("INVITE", 1, "", "Require: 100rel\r\n"))
 		read := func() *message.Response {
-			buf := make([]byte, 65536)
 			for {
-				k, _, err := alice.pc.ReadFrom(buf)
-				require.NoError(t, err)
-				m, err := message.Parse(buf[:k])
-				require.NoError(t, err)
-				if r, ok := m.(*message.Response); ok && r.StatusCode != 100 {
+				if r := alice.Response(); r.StatusCode != 100 {
 					return r
 				}
 			}
@@ -379,13 +279,13 @@ func TestSimPrackUnknownRAck(t *testing.T) {
 		require.True(t, ok)
 		require.NoError(t, err)
 		tag := ringing.Header.ToTag()
-		alice.send(to, req("PRACK", 2, tag, fmt.Sprintf("RAck: %d 1 INVITE\r\n", rseq+1)))
+		alice.Send(to, req("PRACK", 2, tag, fmt.Sprintf("RAck: %d 1 INVITE\r\n", rseq+1)))
 		r := read()
 		for r.StatusCode == 180 { // a repeat of the 180 may come first
 			r = read()
 		}
 		assert.Equal(t, 481, r.StatusCode, "a PRACK for an RSeq never sent")
-		alice.send(to, req("PRACK", 3, tag, fmt.Sprintf("RAck: %d 1 INVITE\r\n", rseq)))
+		alice.Send(to, req("PRACK", 3, tag, fmt.Sprintf("RAck: %d 1 INVITE\r\n", rseq)))
 		r = read()
 		for r.StatusCode == 180 {
 			r = read()

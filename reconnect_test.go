@@ -53,7 +53,7 @@ func reconnectPair(t *testing.T, proto transport.Proto, h media.Handler, recover
 	}
 	alice = start("alice", func(media.SessionInfo) (media.Handler, error) { return h, nil }, sip.UserAgentDelegate{})
 	// bob answers offers (NoMedia would refuse them with 488).
-	bob = start("bob", func(media.SessionInfo) (media.Handler, error) { return &recHandler{}, nil }, sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {
+	bob = start("bob", func(media.SessionInfo) (media.Handler, error) { return &sip.TestMedia{Name: "bob"}, nil }, sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {
 		assert.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
 		invs <- inv
 	}})
@@ -68,7 +68,7 @@ func reconnectPair(t *testing.T, proto transport.Proto, h media.Handler, recover
 func TestCallSurvivesReconnect(t *testing.T) {
 	for _, proto := range []transport.Proto{transport.TCP, transport.WS} {
 		t.Run(string(proto), func(t *testing.T) {
-			h := &recHandler{}
+			h := sip.TestReplacingMedia{TestMedia: &sip.TestMedia{SDP: "sdp-offer"}}
 			srv, alice, _, invs := reconnectPair(t, proto, h, 0, 0)
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
@@ -151,7 +151,7 @@ func TestCallSurvivesReconnect(t *testing.T) {
 // TestCallEndsWhenNotRecovered: the server goes away for good; after
 // CallRecoveryTimeout the call ends with EndConnectionLost.
 func TestCallEndsWhenNotRecovered(t *testing.T) {
-	srv, alice, _, invs := reconnectPair(t, transport.TCP, &recHandler{}, 500*time.Millisecond, 0)
+	srv, alice, _, invs := reconnectPair(t, transport.TCP, sip.TestReplacingMedia{TestMedia: &sip.TestMedia{SDP: "sdp-offer"}}, 500*time.Millisecond, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	call, err := sip.NewInviter(alice, srv.AOR("bob"), sip.InviterOptions{})
@@ -186,7 +186,7 @@ func TestCallEndsWhenNotRecovered(t *testing.T) {
 // (TransportOptions.ReconnectAttempts): the call ends at once with
 // EndConnectionLost, without waiting for CallRecoveryTimeout.
 func TestCallEndsWhenReconnectGivesUp(t *testing.T) {
-	srv, alice, _, invs := reconnectPair(t, transport.TCP, &recHandler{}, time.Minute, 2)
+	srv, alice, _, invs := reconnectPair(t, transport.TCP, sip.TestReplacingMedia{TestMedia: &sip.TestMedia{SDP: "sdp-offer"}}, time.Minute, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	call, err := sip.NewInviter(alice, srv.AOR("bob"), sip.InviterOptions{})

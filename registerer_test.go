@@ -73,18 +73,12 @@ func ok(req *message.Request, expires string) *message.Response {
 }
 
 func newRegUA(t *testing.T, reg *fakeRegistrar, opts RegistererOptions) (*UserAgent, *Registerer) {
-	ua, err := NewUserAgent(UserAgentOptions{
+	t.Helper()
+	ua := StartTestUA(t, UserAgentOptions{
 		URI:         "sip:alice@127.0.0.1",
 		InstanceID:  "urn:uuid:00000000-0000-1000-8000-000000000001",
 		ContactName: "alicecontact",
 		Transport:   TransportOptions{Server: "sip:" + reg.addr()},
-	})
-	require.NoError(t, err)
-	require.NoError(t, ua.Start(ctx5(t)))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		_ = ua.Stop(ctx)
 	})
 	r, err := NewRegisterer(ua, opts)
 	require.NoError(t, err)

@@ -36,19 +36,9 @@ var tracePasswords = map[string]string{
 	"dave": "dave-secret", "eve": "eve-secret",
 }
 
-// traceSDP is the media handler the traces were recorded with: one fixed
-// audio SDP offered and answered, no media.
-type traceSDP struct{}
-
+// recordedSDP is the SDP the traces were recorded with: one fixed audio
+// SDP offered and answered (sip.TestMedia), no media.
 const recordedSDP = "v=0\r\no=- 7 7 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
-
-func (traceSDP) GetDescription(context.Context, media.Options) (media.Description, error) {
-	return media.Description{ContentType: "application/sdp", Body: []byte(recordedSDP)}, nil
-}
-func (traceSDP) SetDescription(context.Context, media.Description, media.Options) error { return nil }
-func (traceSDP) HasDescription(ct string) bool                                          { return ct == "application/sdp" }
-func (traceSDP) SendDTMF(string, time.Duration) error                                   { return media.ErrNotSupported }
-func (traceSDP) Close() error                                                           { return nil }
 
 // loadTrace reads a trace of testdata/traces.
 func loadTrace(t *testing.T, name string) *replay.Trace {
@@ -64,20 +54,16 @@ func loadTrace(t *testing.T, name string) *replay.Trace {
 // the harness at replayServer as its server.
 func traceUA(t *testing.T, n *siptest.Network, user string, d sip.UserAgentDelegate) *sip.UserAgent {
 	t.Helper()
-	ua, err := sip.NewUserAgent(sip.UserAgentOptions{
+	return sip.StartTestUA(t, sip.UserAgentOptions{
 		URI:                   "sip:" + user + "@sipua.test",
 		AuthorizationPassword: tracePasswords[user],
 		Transport: sip.TransportOptions{
 			Server:       "sip:" + replayServer.String(),
 			ListenPacket: n.PacketListener("sipua"),
 		},
-		MediaFactory: func(media.SessionInfo) (media.Handler, error) { return traceSDP{}, nil },
+		MediaFactory: func(media.SessionInfo) (media.Handler, error) { return &sip.TestMedia{SDP: recordedSDP}, nil },
 		Delegate:     d,
 	})
-	require.NoError(t, err)
-	require.NoError(t, ua.Start(context.Background()))
-	t.Cleanup(func() { _ = ua.Stop(context.Background()) })
-	return ua
 }
 
 // playTrace plays side A of tr from replayServer on n while drive makes

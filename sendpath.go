@@ -69,16 +69,16 @@ func (rt *route) String() string {
 // next hop (RFC 3263), resolved now when that needs no DNS, else by a
 // look-up started here. reliable is the transport's reliability, or a
 // guess from the URI while it resolves (corrected with SetReliable).
-func (ua *UserAgent) routeFor(req *message.Request) (*route, bool, error) {
-	if ua.up != nil {
-		f, ok := ua.up.Flow()
+func (co *core) routeFor(req *message.Request) (*route, bool, error) {
+	if co.up != nil {
+		f, ok := co.up.Flow()
 		if !ok {
 			return nil, false, fmt.Errorf("%w: not connected", ErrTransportClosed)
 		}
 		return &route{upstream: true}, f.Proto.Stream(), nil
 	}
 	uri := dialog.NextHop(req)
-	targets, err := ua.tp.ResolveNow(uri)
+	targets, err := co.tp.ResolveNow(uri)
 	if err == nil {
 		return &route{targets: targets}, targets[0].Proto.Stream(), nil
 	}
@@ -86,11 +86,11 @@ func (ua *UserAgent) routeFor(req *message.Request) (*route, bool, error) {
 		return nil, false, fmt.Errorf("%w: %w", ErrTransportClosed, err)
 	}
 	rt := &route{uri: uri, waiting: true}
-	ua.background(func(ctx context.Context) {
+	co.background(func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 		defer cancel()
-		targets, err := ua.tp.Resolve(ctx, uri)
-		ua.post(func() { ua.resolved(rt, targets, err) })
+		targets, err := co.tp.Resolve(ctx, uri)
+		co.post(func() { co.resolved(rt, targets, err) })
 	})
 	return rt, guessReliable(uri), nil
 }
@@ -105,21 +105,15 @@ func guessReliable(u message.URI) bool {
 	return u.Scheme == "sips"
 }
 
-// background runs f on a goroutine that Stop waits for; ctx ends when the
-// UserAgent stops.
-func (ua *UserAgent) background(f func(ctx context.Context)) {
-	ua.bg.Go(func() { f(ua.bgCtx) })
-}
-
 // resolved takes the outcome of a route's look-up. Runs on the loop.
-func (ua *UserAgent) resolved(rt *route, targets []transport.Target, err error) {
+func (co *core) resolved(rt *route, targets []transport.Target, err error) {
 	rt.waiting = false
 	if err == nil && len(targets) == 0 {
 		err = transport.ErrResolve
 	}
 	if err != nil {
 		rt.errs = append(rt.errs, err)
-		ua.flush(rt)
+		co.flush(rt)
 		return
 	}
 	rt.targets = targets
@@ -127,14 +121,14 @@ func (ua *UserAgent) resolved(rt *route, targets []transport.Target, err error) 
 	now := time.Now()
 	for _, p := range rt.pending {
 		if c, ok := p.tx.(*transaction.Client); ok {
-			ua.layer.SetReliable(c, reliable, now)
+			co.layer.SetReliable(c, reliable, now)
 		}
 	}
-	ua.flush(rt)
+	co.flush(rt)
 }
 
 // dialed takes the outcome of a dial to tg for rt. Runs on the loop.
-func (ua *UserAgent) dialed(rt *route, tg transport.Target, err error) {
+func (co *core) dialed(rt *route, tg transport.Target, err error) {
 	rt.waiting = false
 	if err != nil {
 		rt.errs = append(rt.errs, err)
@@ -145,11 +139,11 @@ func (ua *UserAgent) dialed(rt *route, tg transport.Target, err error) {
 			rt.next++
 		}
 	}
-	ua.flush(rt)
+	co.flush(rt)
 }
 
 // flush sends what waited on rt, in order, until it waits again.
-func (ua *UserAgent) flush(rt *route) {
+func (co *core) flush(rt *route) {
 	p := rt.pending
 	rt.pending = nil
 	for i, ps := range p {
@@ -160,40 +154,40 @@ func (ua *UserAgent) flush(rt *route) {
 		if ps.tx != nil && ps.tx.State() == transaction.Terminated {
 			continue
 		}
-		if err := ua.routeSend(rt, ps.tx, ps.msg); err != nil {
-			ua.sendFailed(ps.tx, ps.msg, err)
+		if err := co.routeSend(rt, ps.tx, ps.msg); err != nil {
+			co.sendFailed(ps.tx, ps.msg, err)
 		}
 	}
 }
 
 // sendFailed reports a send that failed after the layer's Send returned.
 // Runs on the loop.
-func (ua *UserAgent) sendFailed(tx transaction.Transaction, m message.Message, err error) {
+func (co *core) sendFailed(tx transaction.Transaction, m message.Message, err error) {
 	if tx == nil {
-		ua.log.Debug("sip: send failed", "msg", firstLine(m), "err", err)
+		co.log.Debug("sip: send failed", "msg", firstLine(m), "err", err)
 		return
 	}
-	ua.layer.TransportError(tx, err, time.Now())
+	co.layer.TransportError(tx, err, time.Now())
 }
 
 // failLater returns the OnFail of a queued write of tx: the error goes to
 // the transaction on the loop.
-func (ua *UserAgent) failLater(tx transaction.Transaction, m message.Message) func(error) {
-	return func(err error) { ua.post(func() { ua.sendFailed(tx, m, err) }) }
+func (co *core) failLater(tx transaction.Transaction, m message.Message) func(error) {
+	return func(err error) { co.post(func() { co.sendFailed(tx, m, err) }) }
 }
 
 // layerSend carries out the transaction layer's sends. It never waits on
 // the network. Runs on the loop.
-func (ua *UserAgent) layerSend(tx transaction.Transaction, m message.Message, dest any) error {
+func (co *core) layerSend(tx transaction.Transaction, m message.Message, dest any) error {
 	switch d := dest.(type) {
 	case transport.Flow:
 		resp, ok := m.(*message.Response)
 		if !ok {
 			return fmt.Errorf("sip: request to a flow")
 		}
-		return ua.respondNow(tx, resp, d)
+		return co.respondNow(tx, resp, d)
 	case *route:
-		return ua.routeSend(d, tx, m)
+		return co.routeSend(d, tx, m)
 	}
 	return fmt.Errorf("sip: unknown destination %T", dest)
 }
@@ -201,7 +195,7 @@ func (ua *UserAgent) layerSend(tx transaction.Transaction, m message.Message, de
 // routeSend sends a request of tx (nil for an ACK to a 2xx) on rt: to the
 // target in use, the next one when a target fails, or, when a target needs
 // a dial, after the dial completes off the loop. Runs on the loop.
-func (ua *UserAgent) routeSend(rt *route, tx transaction.Transaction, m message.Message) error {
+func (co *core) routeSend(rt *route, tx transaction.Transaction, m message.Message) error {
 	if rt.waiting {
 		if !slices.ContainsFunc(rt.pending, func(p pendingSend) bool { return p.tx == tx && p.msg == m }) {
 			rt.pending = append(rt.pending, pendingSend{tx, m})
@@ -212,13 +206,13 @@ func (ua *UserAgent) routeSend(rt *route, tx transaction.Transaction, m message.
 	if !ok {
 		return fmt.Errorf("sip: response on a client route")
 	}
-	opts := transport.SendOptions{NoTCPSwitch: rt.udpOnly, OnFail: ua.failLater(tx, m)}
+	opts := transport.SendOptions{NoTCPSwitch: rt.udpOnly, OnFail: co.failLater(tx, m)}
 	if rt.upstream {
-		f, ok := ua.up.Flow()
+		f, ok := co.up.Flow()
 		if !ok {
 			return fmt.Errorf("%w: not connected", transport.ErrNoConnection)
 		}
-		f, err := ua.tp.TrySendRequest(req, f.Target(), opts)
+		f, err := co.tp.TrySendRequest(req, f.Target(), opts)
 		if err == nil {
 			rt.flow = f
 		}
@@ -226,7 +220,7 @@ func (ua *UserAgent) routeSend(rt *route, tx transaction.Transaction, m message.
 	}
 	for rt.next < len(rt.targets) {
 		tg := rt.targets[rt.next]
-		f, err := ua.tp.TrySendRequest(req, tg, opts)
+		f, err := co.tp.TrySendRequest(req, tg, opts)
 		if err == nil {
 			rt.flow = f
 			return nil
@@ -236,9 +230,9 @@ func (ua *UserAgent) routeSend(rt *route, tx transaction.Transaction, m message.
 			rt.waiting = true
 			rt.pending = append(rt.pending, pendingSend{tx, m})
 			dt := pe.Target
-			ua.background(func(ctx context.Context) {
-				_, err := ua.tp.Dial(ctx, dt)
-				ua.post(func() { ua.dialed(rt, dt, err) })
+			co.background(func(ctx context.Context) {
+				_, err := co.tp.Dial(ctx, dt)
+				co.post(func() { co.dialed(rt, dt, err) })
 			})
 			return nil
 		}
@@ -259,14 +253,14 @@ func (ua *UserAgent) routeSend(rt *route, tx transaction.Transaction, m message.
 // needs a look-up or a new connection, that happens on a goroutine of its
 // own, whose failure comes back to tx. An error is one known at once.
 // Runs on the loop.
-func (ua *UserAgent) respondNow(tx transaction.Transaction, resp *message.Response, flow transport.Flow) error {
-	_, err := ua.tp.TrySendResponse(resp, flow, ua.failLater(tx, resp))
+func (co *core) respondNow(tx transaction.Transaction, resp *message.Response, flow transport.Flow) error {
+	_, err := co.tp.TrySendResponse(resp, flow, co.failLater(tx, resp))
 	if errors.Is(err, transport.ErrPending) {
-		ua.background(func(ctx context.Context) {
+		co.background(func(ctx context.Context) {
 			ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 			defer cancel()
-			if _, err := ua.tp.SendResponse(ctx, resp, flow); err != nil {
-				ua.post(func() { ua.sendFailed(tx, resp, err) })
+			if _, err := co.tp.SendResponse(ctx, resp, flow); err != nil {
+				co.post(func() { co.sendFailed(tx, resp, err) })
 			}
 		})
 		return nil
@@ -283,17 +277,17 @@ func (ua *UserAgent) respondStateless(req *message.Request, flow transport.Flow,
 
 // sendDirect sends a request outside any transaction (an ACK to a 2xx).
 // Runs on the loop.
-func (ua *UserAgent) sendDirect(req *message.Request) {
+func (co *core) sendDirect(req *message.Request) {
 	if !req.Header.Has("Max-Forwards") {
 		req.Header.Add("Max-Forwards", "70")
 	}
-	rt, _, err := ua.routeFor(req)
+	rt, _, err := co.routeFor(req)
 	if err != nil {
-		ua.log.Debug("sip: no route", "method", req.Method, "err", err)
+		co.log.Debug("sip: no route", "method", req.Method, "err", err)
 		return
 	}
-	if err := ua.routeSend(rt, nil, req); err != nil {
-		ua.log.Debug("sip: send failed", "method", req.Method, "err", err)
+	if err := co.routeSend(rt, nil, req); err != nil {
+		co.log.Debug("sip: send failed", "method", req.Method, "err", err)
 	}
 }
 

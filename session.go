@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -85,11 +86,10 @@ const (
 	// EndMediaTimeout: no media came from the peer for the media
 	// handler's timeout (media.ErrMediaTimeout); a BYE was sent.
 	EndMediaTimeout
-	// EndMediaFailure: the media handler reported that the media path
-	// failed otherwise (media.ErrICEFailed, …; Err tells), or it failed
-	// to apply a description from the peer or overran
-	// UserAgentOptions.MediaTimeout (Err wraps ErrMedia); a BYE was
-	// sent, or a CANCEL before the call was answered.
+	// EndMediaFailure: the media handler failed: it reported that the
+	// media path failed (media.ErrICEFailed, …) or one of its calls
+	// failed or overran UserAgentOptions.MediaTimeout (Err wraps ErrMedia
+	// and tells); the call was hung up (BYE) or canceled.
 	EndMediaFailure
 	// EndNoAnswer: the call rang unanswered longer than
 	// InviterOptions.NoAnswerTimeout; it was canceled.
@@ -176,7 +176,7 @@ func newSession(ua *UserAgent, incoming bool, mopts media.Options) (*Session, er
 		}
 		s.handler = h
 		if fn, ok := h.(media.FailureNotifier); ok {
-			fn.OnFailure(s.mediaFailed)
+			fn.OnFailure(s.handlerFailed)
 		}
 	}
 	return s, nil
@@ -271,20 +271,23 @@ func (s *Session) applyRemote(d media.Description, mo media.Options, what string
 		cancel()
 		if err != nil {
 			err = fmt.Errorf("%w: %s: %w", ErrMedia, what, err)
-			s.ua.post(func() { s.descriptionFailed(err) })
+			s.ua.post(func() { s.mediaFailed(err) })
 		}
 	})
 }
 
-// descriptionFailed ends the call whose media handler failed: BYE once
+// mediaFailed ends the call whose media handler failed: BYE once
 // confirmed (after the ACK of our 2xx, RFC 3261 §15), CANCEL before.
 // Runs on the loop.
-func (s *Session) descriptionFailed(err error) {
+func (s *Session) mediaFailed(err error) {
 	if s.ended {
 		return
 	}
 	s.ua.log.Debug("sip: media failure ends the call", "err", err)
 	r := EndReason{Cause: EndMediaFailure, Err: err}
+	if errors.Is(err, media.ErrMediaTimeout) {
+		r.Cause = EndMediaTimeout
+	}
 	switch {
 	case s.d != nil && s.ackWait != nil:
 		s.setState(SessionTerminating)
@@ -350,7 +353,7 @@ func (s *Session) onRequest(tx *transaction.Server, req *message.Request, d *dia
 	case "INFO", "MESSAGE":
 		s.onInfoOrMessage(
 			func(code int, edit func(*message.Response)) { s.ua.reply(tx, code, "", edit) },
-			func(f func(*IncomingRequest)) { s.ua.deliver(tx, req, tx.Source(), f) },
+			func(f func(*IncomingRequest)) { s.ua.deliverOn(&s.cbq, tx, req, tx.Source(), f) },
 			req)
 	default:
 		s.ua.reply(tx, 405, "", func(r *message.Response) { r.Header.Add("Allow", "ACK, BYE, CANCEL, INVITE, INFO, MESSAGE") })

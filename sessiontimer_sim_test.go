@@ -112,57 +112,40 @@ func TestSimSessionTimerRefreshByReinvite(t *testing.T) {
 		n := siptest.NewNetwork(34)
 		defer n.Close()
 		alice, _ := simUA(t, n, "alice", aliceAddr, sip.UserAgentOptions{SessionTimers: timers(20*time.Second, 10*time.Second, "")})
-		bob := newRawPeer(t, n, "bob", bobAddr)
+		bob := newPeer(t, n, "bob", bobAddr)
 		call, err := sip.NewInviter(alice, "sip:bob@"+bobAddr.String(), sip.InviterOptions{})
 		require.NoError(t, err)
 		errc := make(chan error, 1)
 		go func() { errc <- call.Invite(context.Background(), sip.InviteOptions{}) }()
-		invite, from := bob.read()
-		ok := message.NewResponse(invite, 200, "", "bobtag")
-		ok.Header.Add("Contact", "<sip:bob@"+bobAddr.String()+">")
-		ok.Header.Add("Allow", "INVITE, ACK, BYE, CANCEL")
-		ok.Header.Add("Require", "timer")
-		ok.Header.Add("Session-Expires", "20;refresher=uac")
-		bob.send(from, ok)
-		ack, _ := bob.read()
-		require.Equal(t, "ACK", ack.Method)
+		invite := bob.Expect("INVITE")
+		ok := invite.Reply(200, sip.WithTestContact(bob), sip.WithTestHeader("Allow", "INVITE, ACK, BYE, CANCEL"),
+			sip.WithTestHeader("Require", "timer"), sip.WithTestHeader("Session-Expires", "20;refresher=uac"))
+		bob.Expect("ACK")
 		require.NoError(t, <-errc)
 		start := time.Now()
 		assert.ErrorIs(t, call.Update(context.Background(), sip.UpdateOptions{}), sip.ErrInvalidState, "bob's Allow has no UPDATE")
-		re, from := bob.read()
+		re := bob.Expect("INVITE").Check("Session-Expires", "20;refresher=uac")
 		assert.Equal(t, 10*time.Second, time.Since(start).Round(100*time.Millisecond))
-		require.Equal(t, "INVITE", re.Method)
 		assert.Equal(t, "bobtag", re.Header.ToTag())
 		assert.Equal(t, string(invite.Body), string(re.Body), "the same SDP, version unchanged")
-		assert.Equal(t, "20;refresher=uac", re.Header.Get("Session-Expires"))
-		ok2 := message.NewResponse(re, 200, "", "")
-		ok2.Header.Add("Contact", "<sip:bob@"+bobAddr.String()+">")
-		ok2.Header.Add("Session-Expires", "20;refresher=uac")
-		bob.send(from, ok2)
-		ack2, _ := bob.read()
-		assert.Equal(t, "ACK", ack2.Method)
-		assert.Equal(t, mustCSeq(t, re), mustCSeq(t, ack2))
+		re.Reply(200, sip.WithTestContact(bob), sip.WithTestHeader("Session-Expires", "20;refresher=uac"))
+		ack2 := bob.Expect("ACK")
+		assert.Equal(t, mustCSeq(t, re.Request), mustCSeq(t, ack2.Request))
 		assert.Equal(t, sip.SessionEstablished, call.State())
 		// bob's own re-INVITE without Session-Expires (he does not
 		// support timers): alice keeps the timer and refreshes herself.
-		reinv, err := message.ParseRequest([]byte("INVITE " + mustContact(t, invite).String() + " SIP/2.0\r\n" +
+		reinv, err := message.ParseRequest([]byte("INVITE " + mustContact(t, invite.Request).String() + " SIP/2.0\r\n" +
 			"Via: SIP/2.0/UDP " + bobAddr.String() + ";branch=z9hG4bKbobre1\r\n" +
 			"From: <sip:bob@" + bobAddr.String() + ">;tag=bobtag\r\nTo: " + invite.Header.Get("From") + "\r\n" +
 			"Call-ID: " + invite.Header.CallID() + "\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n" +
 			"Contact: <sip:bob@" + bobAddr.String() + ">\r\nContent-Type: application/sdp\r\n" +
 			"Content-Length: " + fmt.Sprint(len(ok.Body)) + "\r\n\r\n" + string(ok.Body)))
 		require.NoError(t, err)
-		bob.send(from, reinv)
-		var ok3 *message.Response
-		for ok3 == nil || ok3.StatusCode < 200 {
-			ok3 = bob.response()
-		}
-		assert.Equal(t, 200, ok3.StatusCode)
+		bob.Send(invite.From, reinv)
+		ok3 := bob.FinalResponse(200, "INVITE")
 		assert.Equal(t, "20;refresher=uas", ok3.Header.Get("Session-Expires"))
 		go func() { _ = call.Bye(context.Background()) }()
-		bye, to := bob.read()
-		require.Equal(t, "BYE", bye.Method)
-		bob.send(to, message.NewResponse(bye, 200, "", ""))
+		bob.Expect("BYE").Reply(200)
 		<-call.Done()
 	})
 }

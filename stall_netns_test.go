@@ -93,11 +93,11 @@ func TestStuckDestinationNetns(t *testing.T) {
 		{"dns", "sip:stuck@stuck.sipua.example"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			hs := &handlers{}
+			hs := &TestMediaFactory{SDP: testSDP}
 			alice, err := NewUserAgent(UserAgentOptions{
 				URI:          "sip:alice@127.0.0.1",
 				Transport:    TransportOptions{Listen: []string{"udp://127.0.0.1:0"}},
-				MediaFactory: hs.factory,
+				MediaFactory: hs.New,
 			})
 			require.NoError(t, err)
 			require.NoError(t, alice.Start(ctx5(t)))

@@ -14,39 +14,31 @@ import (
 	"github.com/sipua/sip/message"
 )
 
-// sipPeer is a scripted peer on a plain UDP socket: the test reads what
-// the UserAgent sends and writes hand-made messages back.
+// sipPeer is a TestPeer on a loopback UDP socket, with the reading
+// helpers of the subscription tests (by method, with a wait).
 type sipPeer struct {
-	t    *testing.T
-	conn *net.UDPConn
-	n    int
+	*TestPeer
+	n int
 }
 
 func newSIPPeer(t *testing.T) *sipPeer {
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
-	return &sipPeer{t: t, conn: c}
+	return &sipPeer{TestPeer: NewTestPeer(t, c, "peer")}
 }
 
-func (p *sipPeer) addr() string { return p.conn.LocalAddr().String() }
+func (p *sipPeer) addr() string { return p.Addr().String() }
 
 func (p *sipPeer) send(to *net.UDPAddr, m message.Message) {
 	p.t.Helper()
-	_, err := p.conn.WriteToUDP([]byte(m.String()), to)
-	require.NoError(p.t, err)
+	p.Send(to, m)
 }
 
 // next returns the next message, or fails the test after wait.
 func (p *sipPeer) next(wait time.Duration) (message.Message, *net.UDPAddr) {
 	p.t.Helper()
-	buf := make([]byte, 65535)
-	require.NoError(p.t, p.conn.SetReadDeadline(time.Now().Add(wait)))
-	n, from, err := p.conn.ReadFromUDP(buf)
-	require.NoError(p.t, err, "nothing received")
-	m, err := message.Parse(buf[:n])
-	require.NoError(p.t, err)
-	return m, from
+	m, from := p.Next(wait)
+	return m, from.(*net.UDPAddr)
 }
 
 // request returns the next request of method, skipping anything else
@@ -93,15 +85,7 @@ func (p *sipPeer) newRequest(method string, uri message.URI, headers ...string) 
 func startUAWith(t *testing.T, opts UserAgentOptions) *UserAgent {
 	t.Helper()
 	opts.Transport.Listen = []string{"udp://127.0.0.1:0"}
-	ua, err := NewUserAgent(opts)
-	require.NoError(t, err)
-	require.NoError(t, ua.Start(ctx5(t)))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		require.NoError(t, ua.Stop(ctx))
-	})
-	return ua
+	return StartTestUA(t, opts)
 }
 
 // recorder collects the states a listener sees.

@@ -19,7 +19,7 @@ import (
 
 // simCall sets up alice calling bob; bob's invitation comes back once it
 // arrives and the Invite's outcome on errc.
-func simCall(t *testing.T, n *siptest.Network, aliceOpts, bobOpts sip.UserAgentOptions, io sip.InviterOptions) (call *sip.Inviter, inv *sip.Invitation, errc <-chan error, aliceMedia, bobMedia func() *recSDP) {
+func simCall(t *testing.T, n *siptest.Network, aliceOpts, bobOpts sip.UserAgentOptions, io sip.InviterOptions) (call *sip.Inviter, inv *sip.Invitation, errc <-chan error, aliceMedia, bobMedia func() *sip.TestMedia) {
 	t.Helper()
 	alice, am := simUA(t, n, "alice", aliceAddr, aliceOpts)
 	invs := make(chan *sip.Invitation, 1)
@@ -56,11 +56,11 @@ func TestSimUpdateEarlyAndConfirmed(t *testing.T) {
 		require.NoError(t, inv.Update(context.Background(), sip.UpdateOptions{Offer: true}))
 		require.NoError(t, call.Update(context.Background(), sip.UpdateOptions{}))
 		require.NoError(t, inv.Update(context.Background(), sip.UpdateOptions{}))
-		a, b := am().sdp(), bm().sdp()
+		a, b := am().Body(), bm().Body()
 		// alice: bob's early answer, bob's early offer, bob's answer,
 		// bob's answer, bob's offer.
-		assert.Equal(t, []string{b, b, b, b, b}, am().given())
-		assert.Equal(t, []string{a, a, a, a, a}, bm().given())
+		assert.Equal(t, []string{b, b, b, b, b}, am().Given())
+		assert.Equal(t, []string{a, a, a, a, a}, bm().Given())
 		assert.Equal(t, 6, count(n.Flow(), "alice→bob UPDATE")+count(n.Flow(), "bob→alice UPDATE"))
 		assert.Equal(t, sip.SessionEstablished, call.State())
 		assert.Equal(t, sip.SessionEstablished, inv.State())
@@ -115,10 +115,10 @@ func TestSimUpdateGlare(t *testing.T) {
 	})
 }
 
-// blockingSDP is recSDP whose SetDescription waits for release while
-// gate is set.
+// blockingSDP is a sip.TestMedia whose SetDescription waits for release
+// while gate is set.
 type blockingSDP struct {
-	*recSDP
+	*sip.TestMedia
 	gate chan chan struct{}
 }
 
@@ -128,7 +128,7 @@ func (b blockingSDP) SetDescription(ctx context.Context, d media.Description, o 
 		<-release
 	default:
 	}
-	return b.recSDP.SetDescription(ctx, d, o)
+	return b.TestMedia.SetDescription(ctx, d, o)
 }
 
 // TestSimUpdateWhileAnswering: a second UPDATE with an offer arrives while
@@ -142,13 +142,13 @@ func TestSimUpdateWhileAnswering(t *testing.T) {
 		invs := make(chan *sip.Invitation, 1)
 		simUA(t, n, "bob", bobAddr, sip.UserAgentOptions{
 			MediaFactory: func(media.SessionInfo) (media.Handler, error) {
-				return blockingSDP{&recSDP{name: "bob"}, gate}, nil
+				return blockingSDP{&sip.TestMedia{Name: "bob"}, gate}, nil
 			},
 			Delegate: sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {
 				assert.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
 				invs <- inv
 			}}})
-		alice := newRawPeer(t, n, "alice", aliceAddr)
+		alice := newPeer(t, n, "alice", aliceAddr)
 		to := net.UDPAddrFromAddrPort(bobAddr)
 		const sdp = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
 		req := func(method string, cseq int, toTag string, body string) *message.Request {
@@ -162,19 +162,14 @@ func TestSimUpdateWhileAnswering(t *testing.T) {
 			return r
 		}
 		read := func() *message.Response {
-			buf := make([]byte, 65536)
 			for {
-				k, _, err := alice.pc.ReadFrom(buf)
-				require.NoError(t, err)
-				m, err := message.Parse(buf[:k])
-				require.NoError(t, err)
-				if r, ok := m.(*message.Response); ok && r.StatusCode != 100 {
+				if r := alice.Response(); r.StatusCode != 100 {
 					return r
 				}
 			}
 		}
 		invite := req("INVITE", 1, "", sdp)
-		alice.send(to, invite)
+		alice.Send(to, invite)
 		ok := read()
 		require.Equal(t, 200, ok.StatusCode)
 		tag := ";tag=" + ok.Header.ToTag()
@@ -182,14 +177,14 @@ func TestSimUpdateWhileAnswering(t *testing.T) {
 			";branch=z9hG4bKack1\r\nFrom: <sip:alice@" + aliceAddr.String() + ">;tag=a1\r\nTo: <sip:bob@" + bobAddr.String() + ">" + tag +
 			"\r\nCall-ID: update500\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"))
 		require.NoError(t, err)
-		alice.send(to, ack)
+		alice.Send(to, ack)
 		inv := <-invs
 		synctest.Wait()
 		release := make(chan struct{})
 		gate <- release // bob's handler will block on the next offer
-		alice.send(to, req("UPDATE", 2, tag, sdp))
+		alice.Send(to, req("UPDATE", 2, tag, sdp))
 		synctest.Wait()
-		alice.send(to, req("UPDATE", 3, tag, sdp))
+		alice.Send(to, req("UPDATE", 3, tag, sdp))
 		r := read()
 		assert.Equal(t, 500, r.StatusCode)
 		ra, present, err := r.Header.RetryAfter()
@@ -204,8 +199,8 @@ func TestSimUpdateWhileAnswering(t *testing.T) {
 		assert.Contains(t, string(r.Body), "o=bob", "the answer")
 		assert.Equal(t, sip.SessionEstablished, inv.State())
 		go func() {
-			bye, from := alice.read()
-			alice.send(from, message.NewResponse(bye, 200, "", ""))
+			bye, from := alice.Read()
+			alice.Send(from, message.NewResponse(bye, 200, "", ""))
 		}()
 		require.NoError(t, inv.Bye(context.Background()))
 	})

@@ -7,17 +7,22 @@
 // A UserAgent owns one goroutine, its event loop, that holds all protocol
 // state: transactions, dialogs, registrations. Transports post what they
 // receive to it, timers live in one heap inside it, and public methods post
-// their work to it and wait for the result or for their context. Delegate
-// callbacks and state listeners run outside the loop, never under a lock,
-// on lanes: each call (Session) has its own, where its state changes, its
-// request callbacks (OnProgress, OnRefer …) and its media handler's work
-// run one at a time and in order, and the UserAgent has one for the rest
-// (its state, OnMessage, registrations, subscriptions). A slow callback
-// delays only its own lane: never the stack, never another call. A
-// callback may call any method of the package, Stop included (Stop waits
-// for every lane but the one it is called from). Media handler calls the
-// UserAgent makes by itself run on the call's lane with a context bounded
-// by UserAgentOptions.MediaTimeout.
+// their work to it and wait for the result or for their context (an
+// error from the context wraps ErrCanceled and the context's error).
+//
+// Application code never runs on the loop, nor while the package holds a
+// lock. Delegate callbacks, state listeners and the handler calls the
+// stack makes by itself (applying a remote answer, Close) run on callback
+// lanes: one for the UserAgent (UserAgentDelegate, the listeners of the
+// UserAgent, Registerer, Subscriber, Publisher) and one per call (its
+// state listeners, SessionDelegate, progress and early media). A lane runs
+// its callbacks one at a time and in order; lanes do not wait for each
+// other, so a slow callback delays only the later callbacks of its lane.
+// A callback may call any method, Stop included (Stop does not wait for
+// the lane it is called from); a callback that blocks holds up only its
+// own lane. The media handler calls of the application's own requests
+// (Invite, Accept, Hold …) run on the caller's goroutine with the
+// caller's context.
 //
 // Lifecycles end: after Stop returns, every Session's Done is closed (with
 // EndStopped when its BYE or CANCEL got no answer in time), Invite has a
@@ -155,6 +160,10 @@ type UserAgentOptions struct {
 	// The choice is explicit so that this package links no media stack:
 	// a program that never names media/webrtc does not link pion/webrtc.
 	MediaFactory media.Factory
+	// Observer receives call, transaction, connection and registration
+	// events for metrics (see Observer and metrics/prom). Default nil:
+	// nothing is reported.
+	Observer *Observer
 	// MediaTimeout bounds each call the UserAgent makes to a media
 	// handler on its own (applying a description from the peer, answering
 	// a re-INVITE or UPDATE, ICE gathering included); a handler that fails
@@ -163,10 +172,6 @@ type UserAgentOptions struct {
 	// (Invite, Accept …) use their context instead. Zero:
 	// DefaultMediaTimeout.
 	MediaTimeout time.Duration
-	// Observer receives call, transaction, connection and registration
-	// events for metrics (see Observer and metrics/prom). Default nil:
-	// nothing is reported.
-	Observer *Observer
 }
 
 // DefaultMediaTimeout is UserAgentOptions.MediaTimeout's default.
@@ -317,15 +322,14 @@ const defaultUserAgentString = "sipua"
 // UserAgent is one SIP endpoint. Create it with NewUserAgent, then Start
 // it. All methods are safe for concurrent use.
 type UserAgent struct {
-	opts     UserAgentOptions
-	limits   Limits
-	aor      message.URI
-	log      *slog.Logger
-	cbq      callbackQueue // the UserAgent's own callback lane
-	lanes    lanes         // every callback lane of the UserAgent
-	events   chan func()
-	quit     chan struct{}
-	loopDone chan struct{}
+	// core is the event loop and what it owns (see core).
+	core
+
+	opts   UserAgentOptions
+	limits Limits
+	aor    message.URI
+	cbq    callbackQueue // the UserAgent's own callback lane
+	lanes  lanes         // every callback lane of the UserAgent
 
 	mu        sync.Mutex // guards state (and its listeners' order)
 	state     UserAgentState
@@ -334,24 +338,9 @@ type UserAgent struct {
 	connected atomic.Bool
 	// recoveries are the goroutines moving calls to a new connection.
 	recoveries sync.WaitGroup
-	// bg are the goroutines doing what the loop must not wait for
-	// (look-ups, dials); bgCtx ends when the UserAgent stops.
-	bg       sync.WaitGroup
-	bgCtx    context.Context
-	bgCancel context.CancelFunc
 
-	// Owned by the event loop.
-	tp          *transport.Transport
-	up          *transport.Upstream
-	layer       *transaction.Layer
-	dialogs     *dialog.Set
-	auth        authorizer
-	timers      timers
-	outgoing    map[*transaction.Client]*outgoing
+	// Owned by the event loop, besides core: the UserAgent's usages.
 	registerers map[*Registerer]struct{}
-	listenAddrs []listenAddr
-	contactName string
-	merged      map[mergeKey]*transaction.Server
 	usages      map[dialog.ID]usage
 	sessions    map[*Session]struct{}
 	invitations map[*transaction.Server]*Invitation
@@ -391,11 +380,10 @@ func NewUserAgent(opts UserAgentOptions) (*UserAgent, error) {
 		return nil, fmt.Errorf("%w: AcceptOnlyFromServer needs Transport.Server or Servers", ErrBadOptions)
 	}
 	ua := &UserAgent{
-		opts:        opts,
-		limits:      opts.Limits.norm(),
-		aor:         aor,
-		log:         log,
-		contactName: opts.ContactName,
+		opts:   opts,
+		limits: opts.Limits.norm(),
+		aor:    aor,
+		core:   core{log: log, contactName: opts.ContactName},
 	}
 	if ua.contactName == "" {
 		ua.contactName = message.NewTag()
@@ -659,87 +647,6 @@ func (ua *UserAgent) Reconnect(ctx context.Context) error {
 	return nil
 }
 
-// post hands f to the event loop; it is dropped once the loop has ended.
-func (ua *UserAgent) post(f func()) {
-	select {
-	case ua.events <- f:
-	case <-ua.quit:
-	}
-}
-
-// call runs f on the event loop and waits for it, or for ctx.
-func (ua *UserAgent) call(ctx context.Context, f func()) error {
-	if ua.events == nil {
-		return ErrNotStarted
-	}
-	done := make(chan struct{})
-	select {
-	case ua.events <- func() { f(); close(done) }:
-	case <-ua.quit:
-		return ErrStopped
-	case <-ctx.Done():
-		return canceled(ctx)
-	}
-	var err error
-	select {
-	case <-done:
-		return nil
-	case <-ua.quit:
-		err = ErrStopped
-	case <-ctx.Done():
-		err = canceled(ctx)
-	}
-	// f may have run although the stop or the context came first to
-	// this select: what it did counts.
-	select {
-	case <-done:
-		return nil
-	default:
-		return err
-	}
-}
-
-// run is the event loop.
-func (ua *UserAgent) run() {
-	defer close(ua.loopDone)
-	tm := time.NewTimer(time.Hour)
-	defer tm.Stop()
-	// armed is when tm fires. It is moved only to an earlier deadline:
-	// a timer that fires early (its deadline went away or moved later)
-	// costs one empty pass, while resetting it after every event costs a
-	// runtime timer update and often a netpoller wake-up.
-	armed := time.Now().Add(time.Hour)
-	for {
-		next, ok := ua.layer.NextDeadline()
-		if t, ok2 := ua.timers.next(); ok2 && (!ok || t.Before(next)) {
-			next, ok = t, true
-		}
-		if ok && next.Before(armed) {
-			tm.Reset(time.Until(next))
-			armed = next
-		}
-		select {
-		case f := <-ua.events:
-			f()
-		case <-tm.C:
-			armed = time.Now().Add(time.Hour)
-			tm.Reset(time.Hour)
-			now := time.Now()
-			ua.layer.Tick(now)
-			for _, e := range ua.timers.due(now) {
-				e.f()
-			}
-		case <-ua.quit:
-			return
-		}
-	}
-}
-
-// after runs f on the loop after d.
-func (ua *UserAgent) after(d time.Duration, f func()) *timerEntry {
-	return ua.timers.add(time.Now().Add(d), f)
-}
-
 // onUpstream follows the server connection.
 func (ua *UserAgent) onUpstream(ev transport.StateEvent) {
 	ua.obsUpstream(ev, ua.wasUp)
@@ -809,14 +716,15 @@ func (ua *UserAgent) failOnFlow(f transport.Flow, err error) {
 }
 
 // icmpGrace is how long a UDP destination may refuse (ICMP port
-// unreachable) before the requests to it fail: 3·T1, the third
-// transmission.
+// unreachable) before the requests to it fail: 2·T1, so that the refusal
+// of the third transmission (at 3·T1) fails them, with room for late
+// timers.
 func (ua *UserAgent) icmpGrace() time.Duration {
 	t1 := ua.opts.Timers.T1
 	if t1 <= 0 {
 		t1 = 500 * time.Millisecond
 	}
-	return 3 * t1
+	return 2 * t1
 }
 
 // receive takes a message from the transport.

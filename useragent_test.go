@@ -21,21 +21,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // startUA starts a UserAgent listening on UDP loopback.
 func startUA(t *testing.T, user string, d UserAgentDelegate) *UserAgent {
 	t.Helper()
-	ua, err := NewUserAgent(UserAgentOptions{
-		URI:       "sip:" + user + "@127.0.0.1",
-		Transport: TransportOptions{Listen: []string{"udp://127.0.0.1:0"}},
-		Delegate:  d,
-	})
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	require.NoError(t, ua.Start(ctx))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		require.NoError(t, ua.Stop(ctx))
-	})
-	return ua
+	return StartTestUA(t, UserAgentOptions{URI: "sip:" + user + "@127.0.0.1", Delegate: d})
 }
 
 // addr returns sip:user@ip:port of ua's UDP listener.

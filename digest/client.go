@@ -288,7 +288,7 @@ func (c *Client) Preauthorize(req *message.Request) (bool, error) {
 	c.mu.Lock()
 	var cands []candidate
 	for key, st := range c.realms {
-		if st.qop != "auth" || st.nonce == "" || st.nonce != st.ch.Nonce || st.nc >= 0xffffffff ||
+		if st.qop != "auth" || st.nonce == "" || st.nonce != st.ch.Nonce || st.nc == 0xffffffff ||
 			!slices.Contains(st.uris, uri) || hasCredentials(&req.Header, credHeader(key.proxy), key.realm) {
 			continue
 		}

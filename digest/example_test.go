@@ -3,6 +3,7 @@ package digest_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/sipua/sip/digest"
 	"github.com/sipua/sip/message"
@@ -72,4 +73,48 @@ func ExampleClient_Authorize() {
 	// Authorization added: true
 	// registered: bob <nil>
 	// digest.Client{realms: 1}
+}
+
+// After one challenge, the refresh REGISTER carries credentials from the
+// start: the same nonce with the next nonce count, accepted at once.
+func ExampleClient_Preauthorize() {
+	registrar, err := digest.NewServer(digest.ServerOptions{
+		Realm:      "biloxi.com",
+		Algorithms: []string{"MD5"},
+		Lookup: func(user string) (digest.Credentials, bool) {
+			return digest.Credentials{Password: "zanzibar"}, user == "bob"
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	client := digest.NewClient(digest.Credentials{Username: "bob", Password: "zanzibar"})
+	bob := message.Address{URI: message.MustParseURI("sip:bob@biloxi.com")}
+
+	// The first registration: challenged, answered, accepted.
+	req := message.NewRequest("REGISTER", message.MustParseURI("sip:biloxi.com"), bob, bob)
+	resp := message.NewResponse(req, 401, "", "")
+	registrar.Challenge(resp, false)
+	retry := req.Clone()
+	retry.Header.Set("CSeq", "2 REGISTER")
+	if err := client.Authorize(retry, resp); err != nil {
+		panic(err)
+	}
+	_, err = registrar.Verify(retry)
+	fmt.Println("registered:", err == nil)
+
+	// The refresh: a new REGISTER, credentials added before sending.
+	refresh := req.Clone()
+	refresh.Header.Set("CSeq", "3 REGISTER")
+	added, err := client.Preauthorize(refresh)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("credentials added:", added, "nc=00000002:", strings.Contains(refresh.Header.Get("Authorization"), "nc=00000002"))
+	_, err = registrar.Verify(refresh)
+	fmt.Println("refreshed in one transaction:", err == nil)
+	// Output:
+	// registered: true
+	// credentials added: true nc=00000002: true
+	// refreshed in one transaction: true
 }

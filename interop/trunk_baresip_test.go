@@ -438,3 +438,47 @@ func TestTrunkOpus(t *testing.T) {
 	}
 	noRouteSetViolations(t, k)
 }
+
+// TestTrunkSRTPOffer: our policy "offer" (RTP/AVP with a=crypto) with a
+// baresip that has SRTP optional (mediaenc srtp) gets SRTP in both call
+// directions, and with a baresip without the srtp module falls back to
+// plain RTP; audio flows every time.
+func TestTrunkSRTPOffer(t *testing.T) {
+	k := StartKamailio(t)
+	invs := make(chan *sip.Invitation, 1)
+	ua := trunkUser(t, k, "bob", rtp.Config{SRTP: rtp.SRTPOffer, Setup: func(h *rtp.Handler, _ media.SessionInfo) {
+		h.SetAudioSource(rtp.Tone(1000))
+	}}, sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {
+		assert.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
+		invs <- inv
+	}}, nil)
+	for _, tc := range []struct {
+		name     string
+		cfg      BaresipConfig
+		outgoing bool
+		want     rtp.SRTPSuite
+	}{
+		{"srtp_optional/ua_calls_baresip", BaresipConfig{Modules: []string{"srtp"}, MediaEnc: "srtp"}, true, rtp.SRTPAES128SHA80},
+		{"srtp_optional/baresip_calls_ua", BaresipConfig{Modules: []string{"srtp"}, MediaEnc: "srtp"}, false, rtp.SRTPAES128SHA80},
+		{"plain/ua_calls_baresip", BaresipConfig{}, true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.User, cfg.AnswerMode = "alice", BaresipAuto
+			b := StartBaresip(t, k, cfg)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			s := trunkCall(t, ctx, k, b, ua, invs, tc.outgoing)
+			h := handlerOf(t, s)
+			require.Eventually(t, func() bool {
+				_, bReceived, err := b.AudioPackets(ctx)
+				return err == nil && bReceived >= 50 && h.Stats().PacketsReceived >= 50
+			}, 8*time.Second, 100*time.Millisecond)
+			st := h.Stats()
+			t.Logf("SRTP %q, sent %d, received %d, SRTP failures %d", st.SRTP, st.PacketsSent, st.PacketsReceived, st.SRTPFailed)
+			assert.Equal(t, tc.want, st.SRTP)
+			assert.Zero(t, st.SRTPFailed)
+			byeBaresip(t, ctx, b, s)
+		})
+	}
+}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/pion/turn/v5"
 	pion "github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media/ivfwriter"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -45,10 +44,12 @@ func (s *syncBuffer) Bytes() []byte {
 	return append([]byte(nil), s.b.Bytes()...)
 }
 
-// recorder is the IVF recording of one call's incoming video.
+// recorder is the recording of one call's incoming video: IVF (VP8), or
+// an H.264 Annex-B stream.
 type recorder struct {
-	buf syncBuffer
-	w   *ivfwriter.IVFWriter
+	buf  syncBuffer
+	w    interface{ Close() error }
+	h264 bool
 }
 
 // videoUA is our user agent in the video tests: carol over WebSocket,
@@ -58,9 +59,10 @@ type videoUA struct {
 	ua   *sip.UserAgent
 	invs chan *sip.Invitation
 
-	mu   sync.Mutex
-	recs map[*webrtc.Handler]*recorder
-	h264 bool // the next handler sends H.264
+	mu       sync.Mutex
+	recs     map[*webrtc.Handler]*recorder
+	h264     bool // the next handler sends H.264
+	h264Sink bool // and records H.264 (else VP8 to IVF)
 }
 
 func startVideoUA(t *testing.T, ctx context.Context, k *Kamailio) *videoUA {
@@ -79,7 +81,7 @@ func startVideoUA(t *testing.T, ctx context.Context, k *Kamailio) *videoUA {
 			Setup: func(h *webrtc.Handler, _ media.SessionInfo) {
 				h.SetAudioSource(webrtc.Tone(440))
 				v.mu.Lock()
-				h264 := v.h264
+				h264, h264Sink := v.h264, v.h264Sink
 				v.mu.Unlock()
 				src, err := webrtc.LoopVideo(func() (webrtc.VideoSource, error) {
 					if h264 {
@@ -92,12 +94,20 @@ func startVideoUA(t *testing.T, ctx context.Context, k *Kamailio) *videoUA {
 					return
 				}
 				h.SetVideoSource(src)
-				r := &recorder{}
-				if r.w, err = webrtc.NewIVFSink(&r.buf); err != nil {
-					t.Errorf("video sink: %v", err)
-					return
+				r := &recorder{h264: h264Sink}
+				if h264Sink {
+					w := webrtc.NewH264Sink(&r.buf)
+					r.w = w
+					h.SetVideoSink(w)
+				} else {
+					w, err := webrtc.NewIVFSink(&r.buf)
+					if err != nil {
+						t.Errorf("video sink: %v", err)
+						return
+					}
+					r.w = w
+					h.SetVideoSink(w)
 				}
-				h.SetVideoSink(r.w)
 				v.mu.Lock()
 				v.recs[h] = r
 				v.mu.Unlock()
@@ -116,7 +126,8 @@ func startVideoUA(t *testing.T, ctx context.Context, k *Kamailio) *videoUA {
 }
 
 // recording stops the recording of h's incoming video and returns the
-// number of frames the IVF file holds, read back from its bytes.
+// number of frames the file (IVF, or H.264 access units) holds, read back
+// from its bytes.
 func (v *videoUA) recording(t *testing.T, h *webrtc.Handler) (frames int, size int) {
 	t.Helper()
 	v.mu.Lock()
@@ -126,8 +137,14 @@ func (v *videoUA) recording(t *testing.T, h *webrtc.Handler) (frames int, size i
 	h.SetVideoSink(nil)
 	require.NoError(t, r.w.Close())
 	b := r.buf.Bytes()
-	src, err := webrtc.NewIVFSource(bytes.NewReader(b))
-	require.NoError(t, err, "the recording is not a valid IVF file")
+	var src webrtc.VideoSource
+	var err error
+	if r.h264 {
+		src, err = webrtc.NewH264Source(bytes.NewReader(b), 0)
+	} else {
+		src, err = webrtc.NewIVFSource(bytes.NewReader(b))
+	}
+	require.NoError(t, err, "the recording is not a valid video file")
 	for {
 		f, err := src.ReadFrame()
 		if errors.Is(err, io.EOF) {
@@ -145,7 +162,7 @@ var videoConstraints = media.Options{Constraints: media.Constraints{Audio: true,
 // is false), lets it flow for videoTime, and checks that Chromium decoded
 // our frames and that we received the browser's video and recorded it as
 // an IVF file with at least the frames expected.
-func checkVideo(t *testing.T, label string, v *videoUA, mh media.Handler, browser *BrowserPeer, call, codec string, fromBrowser bool) {
+func checkVideo(t *testing.T, label string, v *videoUA, mh media.Handler, browser *BrowserPeer, call, codec, recvCodec string, fromBrowser bool) {
 	t.Helper()
 	h, ok := mh.(*webrtc.Handler)
 	require.True(t, ok, "our media handler is %T", mh)
@@ -187,23 +204,24 @@ func checkVideo(t *testing.T, label string, v *videoUA, mh media.Handler, browse
 		return
 	}
 	// Chromium's fake camera: its frames, recorded by us.
-	assert.Equal(t, "video/VP8", ours.Video.CodecReceived, "%s: codec we received", label)
+	assert.True(t, strings.EqualFold(ours.Video.CodecReceived, recvCodec), "%s: we received %q, want %q", label, ours.Video.CodecReceived, recvCodec)
 	frames, size := v.recording(t, h)
 	// Expected: what Chromium says it encoded after our first packet,
 	// less the frames before the first keyframe we could use; at the
 	// least 5 frames a second.
 	want := max(int(videoTime.Seconds()*5), int(theirs.FramesEncoded)/2)
-	t.Logf("  recorded the browser's video: %d frames in %d bytes of IVF (browser encoded %d in all)", frames, size, theirs.FramesEncoded)
+	t.Logf("  recorded the browser's video: %d frames in %d bytes (browser encoded %d in all)", frames, size, theirs.FramesEncoded)
 	assert.GreaterOrEqual(t, frames, want, "%s: frames of the browser's video recorded", label)
 }
 
 // TestVideoChromium: audio and video between our UserAgent (carol,
 // pion/webrtc sending a looping 160x120 clip, recording what it receives
-// to IVF) and SIP.js in headless Chromium (eve, the fake camera), through
-// Kamailio over WebSocket: we call with video, the browser calls with
-// video (we send H.264 when it offers it), and video is added to an audio
-// call by our re-INVITE, held, resumed and dropped again; last, another UA whose
-// media may only go through a TURN relay calls the browser.
+// to IVF or H.264) and SIP.js in headless Chromium (eve, the fake camera),
+// through Kamailio over WebSocket: we call with video, the browser calls
+// with video (we send H.264), H.264 only both ways (a per-call codec
+// list), video added to an audio call by our re-INVITE, held, resumed and
+// dropped again; last, another UA whose media may only go through a TURN
+// relay calls the browser.
 func TestVideoChromium(t *testing.T) {
 	k := StartKamailio(t)
 	browser := StartBrowserPeer(t, k, BrowserPeerConfig{User: "eve"})
@@ -222,7 +240,7 @@ func TestVideoChromium(t *testing.T) {
 		browser.Do(t, "answer", "call", bc, "video", true)
 		require.NoError(t, <-errc, "our INVITE")
 		browser.Expect(t, "accepted", "call", bc)
-		checkVideo(t, "carol→eve with video", v, call.MediaHandler(), browser, bc, "video/VP8", true)
+		checkVideo(t, "carol→eve with video", v, call.MediaHandler(), browser, bc, "video/VP8", "video/VP8", true)
 		require.NoError(t, call.Bye(ctx))
 		browser.Expect(t, "terminated", "call", bc, "reason", "remote_bye")
 		st := call.MediaHandler().(*webrtc.Handler).Stats()
@@ -255,7 +273,7 @@ func TestVideoChromium(t *testing.T) {
 		if codec != "video/H264" {
 			t.Skip("no H.264 in Chromium")
 		}
-		checkVideo(t, "eve→carol with video (we send H.264)", v, inv.MediaHandler(), browser, bc, codec, true)
+		checkVideo(t, "eve→carol with video (we send H.264)", v, inv.MediaHandler(), browser, bc, codec, "video/VP8", true)
 		browser.Do(t, "hangup", "call", bc)
 		browser.Expect(t, "terminated", "call", bc, "reason", "local_bye")
 		select {
@@ -280,7 +298,7 @@ func TestVideoChromium(t *testing.T) {
 		assert.Zero(t, browser.Stats(t, bc).VideoPacketsReceived, "video before it was added")
 
 		require.NoError(t, call.Reinvite(ctx, sip.ReinviteOptions{Media: videoConstraints}), "re-INVITE adding video")
-		checkVideo(t, "video added by re-INVITE", v, h, browser, bc, "video/VP8", true)
+		checkVideo(t, "video added by re-INVITE", v, h, browser, bc, "video/VP8", "video/VP8", true)
 
 		// Hold covers video: the browser stops sending us video, we go
 		// on sending (sendonly).
@@ -311,6 +329,29 @@ func TestVideoChromium(t *testing.T) {
 		require.NoError(t, call.Bye(ctx))
 		browser.Expect(t, "terminated", "call", bc, "reason", "remote_bye")
 	})
+	t.Run("h264-both-ways", func(t *testing.T) {
+		// This call's codecs (media.Options.Codecs) leave H.264 only:
+		// we send our H.264 clip, Chromium its camera in H.264, which we
+		// record as an Annex-B stream.
+		v.mu.Lock()
+		v.h264, v.h264Sink = true, true
+		v.mu.Unlock()
+		defer func() { v.mu.Lock(); v.h264, v.h264Sink = false, false; v.mu.Unlock() }()
+		opts := videoConstraints
+		opts.Codecs = []string{"H264", "PCMU"}
+		call, err := sip.NewInviter(v.ua, "sip:eve@"+Domain, sip.InviterOptions{Media: opts})
+		require.NoError(t, err)
+		errc := make(chan error, 1)
+		go func() { errc <- call.Invite(ctx, sip.InviteOptions{}) }()
+		bc := browser.Expect(t, "invite", "from", "sip:carol@"+Domain).Get("call")
+		browser.Do(t, "answer", "call", bc, "video", true)
+		require.NoError(t, <-errc, "our INVITE")
+		browser.Expect(t, "accepted", "call", bc)
+		checkVideo(t, "H.264 both ways", v, call.MediaHandler(), browser, bc, "video/H264", "video/H264", true)
+		require.NoError(t, call.Bye(ctx))
+		browser.Expect(t, "terminated", "call", bc, "reason", "remote_bye")
+	})
+
 	t.Run("relay-only", func(t *testing.T) {
 		// dave's media may use only a TURN relay (a pion/turn server on
 		// 127.0.0.1 in this process): audio must flow both ways through

@@ -2,6 +2,7 @@ package message
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -26,6 +27,24 @@ func seedTorture(f *testing.F) {
 func FuzzParse(f *testing.F) {
 	seedTorture(f)
 	f.Fuzz(func(t *testing.T, in []byte) {
+		// Small limits: a request over them may still be answerable,
+		// and its answer must be a valid message.
+		for _, lim := range []Limits{{}, {MaxMessageSize: 300, MaxHeaders: 8, MaxLineLength: 120, MaxBodySize: 40}} {
+			_, err := lim.Parse(in)
+			var pe *ParseError
+			if !errors.As(err, &pe) {
+				continue
+			}
+			if req, ok := pe.Message.(*Request); ok {
+				b := NewResponse(req, pe.Status, "", "t").AppendTo(nil)
+				if validateCommon(&req.Header) != nil {
+					continue
+				}
+				if _, err := Parse(b); err != nil {
+					t.Fatalf("answer to %q does not parse: %v\n%q", in, err, b)
+				}
+			}
+		}
 		m, err := Parse(in)
 		if err != nil {
 			if StatusCode(err) < 400 {

@@ -71,7 +71,8 @@ type Config struct {
 	WriteTimeout time.Duration
 	// WriteQueue is how many messages may wait in a stream connection's
 	// write queue (TrySendRequest, TrySendResponse); one more is refused
-	// with ErrQueueFull instead of waiting. Default 256.
+	// with ErrQueueFull instead of waiting. Default 1024. The queue
+	// takes memory only while messages wait.
 	WriteQueue int
 	// DialTimeout bounds opening an outbound connection including the TLS
 	// and WebSocket handshakes, on top of the caller's context. Default
@@ -167,7 +168,7 @@ const (
 	defaultIdleTimeout       = 5 * time.Minute
 	defaultWriteTimeout      = 10 * time.Second
 	defaultDialTimeout       = 10 * time.Second
-	defaultWriteQueue        = 256
+	defaultWriteQueue        = 1024
 	defaultKeepaliveInterval = 30 * time.Second
 	defaultKeepaliveTimeout  = 10 * time.Second
 	defaultUDPReadBuffer     = 4 << 20

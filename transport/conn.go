@@ -38,10 +38,12 @@ type conn struct {
 	wmu sync.Mutex
 
 	// The write queue (TrySendRequest, TrySendResponse), drained by
-	// writeLoop; qclosed is set under qmu once writeLoop stops taking.
-	wq      chan queued
+	// writeLoop, which qsig wakes; qclosed is set under qmu once
+	// writeLoop stops taking.
 	qmu     sync.Mutex
+	q       []queued
 	qclosed bool
+	qsig    chan struct{}
 
 	ctx    context.Context // ends when the connection closes
 	cancel context.CancelFunc
@@ -59,7 +61,7 @@ func (t *Transport) newConn(nc net.Conn, ws *websocket.Conn, proto Proto, inboun
 		done:  make(chan struct{}),
 		pong:  make(chan struct{}, 1),
 		wrote: make(chan struct{}, 1),
-		wq:    make(chan queued, t.cfg.WriteQueue),
+		qsig:  make(chan struct{}, 1),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c

@@ -64,45 +64,61 @@ type queued struct {
 	onFail func(error)
 }
 
-// enqueue hands b (a pooled buffer the queue now owns) to c's writer
+// enqueue hands bp (a pooled buffer the queue now owns) to c's writer
 // goroutine. It never blocks.
 func (c *conn) enqueue(bp *[]byte, onFail func(error)) error {
 	c.qmu.Lock()
-	defer c.qmu.Unlock()
 	if c.qclosed {
+		c.qmu.Unlock()
 		putBuf(bp)
 		return fmt.Errorf("transport: connection %v closed: %w", c.f, ErrNoConnection)
 	}
-	select {
-	case c.wq <- queued{bp: bp, onFail: onFail}:
-		return nil
-	default:
+	if len(c.q) >= c.t.cfg.WriteQueue {
+		c.qmu.Unlock()
 		putBuf(bp)
-		return fmt.Errorf("transport: %v: %w (%d messages)", c.f, ErrQueueFull, cap(c.wq))
+		return fmt.Errorf("transport: %v: %w (%d messages)", c.f, ErrQueueFull, c.t.cfg.WriteQueue)
 	}
+	c.q = append(c.q, queued{bp: bp, onFail: onFail})
+	c.qmu.Unlock()
+	select {
+	case c.qsig <- struct{}{}:
+	default:
+	}
+	return nil
 }
 
 // writeLoop drains the write queue until the connection closes; what is
-// left then fails with ErrNoConnection.
+// left then fails with ErrNoConnection. The queue is a slice taken whole
+// at each wake-up: it holds memory only while messages wait.
 func (c *conn) writeLoop() {
+	var batch []queued
 	for {
 		select {
-		case q := <-c.wq:
-			c.writeQueued(q)
+		case <-c.qsig:
 		case <-c.done:
 			c.qmu.Lock()
 			c.qclosed = true
+			left := c.q
+			c.q = nil
 			c.qmu.Unlock()
-			for {
-				select {
-				case q := <-c.wq:
-					if q.onFail != nil {
-						q.onFail(fmt.Errorf("transport: connection %v closed: %w", c.f, ErrNoConnection))
-					}
-					putBuf(q.bp)
-				default:
-					return
+			for _, q := range left {
+				if q.onFail != nil {
+					q.onFail(fmt.Errorf("transport: connection %v closed: %w", c.f, ErrNoConnection))
 				}
+				putBuf(q.bp)
+			}
+			return
+		}
+		for {
+			c.qmu.Lock()
+			batch, c.q = c.q, batch[:0]
+			c.qmu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			for i, q := range batch {
+				c.writeQueued(q)
+				batch[i] = queued{}
 			}
 		}
 	}

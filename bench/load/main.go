@@ -76,8 +76,9 @@ func main() {
 		expires := fs.Int("expires", 60, "registration lifetime asked for, s")
 		rate := fs.Int("rate", 500, "initial registrations per second")
 		window := fs.Duration("window", 60*time.Second, "CPU measurement window")
+		password := fs.String("password", "", "digest password of user \"load\" (empty: no credentials)")
 		_ = fs.Parse(args)
-		err = runRegClient(*server, *uas, *per, *expires, *rate, *window)
+		err = runRegClient(*server, *uas, *per, *expires, *rate, *window, *password)
 	case "calls", "idle", "register", "all":
 		err = drive(cmd, args)
 	default:
@@ -106,6 +107,7 @@ type config struct {
 	regExp    int
 	regRate   int
 	regWin    time.Duration
+	regAuth   bool
 	dir       string
 	jsonOut   string
 	micro     string
@@ -125,6 +127,7 @@ func drive(cmd string, args []string) error {
 	fs.IntVar(&c.regExp, "reg-expires", 60, "registration lifetime, s (refresh after 90%)")
 	fs.IntVar(&c.regRate, "reg-rate", 500, "initial REGISTERs per second")
 	fs.DurationVar(&c.regWin, "reg-window", 60*time.Second, "CPU measurement window of the register test (at least one refresh period)")
+	fs.BoolVar(&c.regAuth, "reg-auth", false, "the registrar challenges with digest (MD5, qop=auth): a client that reuses the nonce refreshes in one REGISTER")
 	fs.StringVar(&c.dir, "dir", "", "directory for sipp traces and logs (default: a new temporary one)")
 	fs.StringVar(&c.jsonOut, "json", "", "also write the raw results as JSON to this file")
 	fs.StringVar(&c.micro, "micro", "", "output of the bench package's benchmarks (go test -bench . -benchmem -count N) to put in the table")
@@ -472,7 +475,11 @@ func registerTest(c config) (Register, error) {
 	if err != nil {
 		return r, err
 	}
-	scen, err := writeScenario(dir, "registrar.xml")
+	scenName := "registrar.xml"
+	if c.regAuth {
+		scenName = "registrar-auth.xml"
+	}
+	scen, err := writeScenario(dir, scenName)
 	if err != nil {
 		return r, err
 	}
@@ -493,9 +500,13 @@ func registerTest(c config) (Register, error) {
 	if err != nil {
 		return r, err
 	}
-	cmd := selfCommand(self, "regclient", "-server", "127.0.0.1:"+strconv.Itoa(p),
+	args := []string{"-server", "127.0.0.1:" + strconv.Itoa(p),
 		"-uas", strconv.Itoa(c.regUAs), "-per", strconv.Itoa(c.regPer), "-expires", strconv.Itoa(c.regExp),
-		"-rate", strconv.Itoa(c.regRate), "-window", c.regWin.String())
+		"-rate", strconv.Itoa(c.regRate), "-window", c.regWin.String()}
+	if c.regAuth {
+		args = append(args, "-password", "load-pw")
+	}
+	cmd := selfCommand(self, "regclient", args...)
 	errf, err := os.Create(filepath.Join(dir, "regclient.err"))
 	if err != nil {
 		return r, err
@@ -591,6 +602,13 @@ func (rep report) print(w io.Writer) {
 			at600 := idle + per*float64(n)/(0.9*600)/1e4
 			fmt.Fprintf(w, "| CPU holding them, no refresh due (%.0f s window) | %.2f%% | n/a | | |\n", c.QuietSeconds, idle)
 			fmt.Fprintf(w, "| CPU per refresh (µs) → %% of a core at the default expires 600 s | %.0f µs → %.2f%% | n/a | | ≤5%% |\n", per, at600)
+		}
+		// Each registration refreshes every expires minus what is left
+		// (RegistererOptions.RefreshFraction's default).
+		period := float64(c.Expires) - max(0.1*float64(c.Expires), min(5, float64(c.Expires)/2))
+		if n > 0 && period > 0 && c.WindowSeconds > 0 {
+			fmt.Fprintf(w, "| REGISTERs per refresh (registrar challenges with digest: %v) | %.2f | n/a | | 1 |\n",
+				c.Auth, float64(refreshes)/(float64(n)*c.WindowSeconds/period))
 		}
 		fmt.Fprintf(w, "| register client: goroutines, heap (MiB), RSS (MiB) | %d, %.1f, %.1f | n/a | | |\n", c.Goroutines, float64(c.HeapLive)/(1<<20), float64(c.RSSKiB)/1024)
 		fmt.Fprintf(w, "| registrar (sipp) failed / retransmitted / unexpected / discarded (dead call) | %d / %d / %d / %d | | | 0 |\n", r.Sipp.Failed, r.Sipp.Retrans+r.Sipp.RecvRetrans, r.Sipp.Unexpected, r.Sipp.Dead)

@@ -28,6 +28,7 @@ type RegResult struct {
 	WindowCPUMicros int64   // CPU used in the window
 	WindowRegisters int64   // REGISTERs sent in the window (counted on the sockets)
 	Expires         int
+	Auth            bool // the registrar challenged with digest
 	Goroutines      int
 	HeapLive        uint64 // after GC, all registered
 	RSSKiB          int64
@@ -51,16 +52,22 @@ func (c countingConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 // server (UDP), registers them at rate per second, then measures the
 // process's CPU in a quiet window (no refresh due) and over window while
 // they keep their registrations fresh.
-func runRegClient(server string, uas, per, expires, rate int, window time.Duration) error {
+func runRegClient(server string, uas, per, expires, rate int, window time.Duration, password string) error {
 	ctx := context.Background()
-	res := RegResult{UAs: uas, PerUA: per, Expires: expires}
+	res := RegResult{UAs: uas, PerUA: per, Expires: expires, Auth: password != ""}
+	user := ""
+	if password != "" {
+		user = "load" // one account name for the sipp registrar's verifyauth
+	}
 	var failed, sent atomic.Int64
 	var regs []*sip.Registerer
 	var agents []*sip.UserAgent
 	for i := 0; i < uas; i++ {
 		ua, err := sip.NewUserAgent(sip.UserAgentOptions{
-			URI:          "sip:user" + strconv.Itoa(i) + "@127.0.0.1",
-			MediaFactory: sip.NoMedia,
+			URI:                   "sip:user" + strconv.Itoa(i) + "@127.0.0.1",
+			MediaFactory:          sip.NoMedia,
+			AuthorizationUsername: user,
+			AuthorizationPassword: password,
 			Transport: sip.TransportOptions{
 				Server: "sip:" + server,
 				// No OPTIONS keepalive: the registrar scenario answers

@@ -66,14 +66,18 @@ func (c Codec) clock() int {
 // one Opus packet appended to dst; *opus.Encoder of media/opus has this
 // method set.
 type OpusEncoder interface {
+	// Encode appends the packet of pcm to dst.
 	Encode(dst []byte, pcm []int16) ([]byte, error)
+	// Close frees the encoder; the handler calls it when it closes.
 	Close()
 }
 
 // OpusDecoder decodes one Opus packet into 48 kHz mono 16-bit PCM
 // appended to dst; *opus.Decoder of media/opus has this method set.
 type OpusDecoder interface {
+	// Decode appends the PCM of packet to dst.
 	Decode(dst []int16, packet []byte) ([]int16, error)
+	// Close frees the decoder; the handler calls it when it closes.
 	Close()
 }
 

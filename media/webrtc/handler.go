@@ -1,4 +1,6 @@
-// Package webrtc is sipua's default media.Handler: WebRTC media (ICE,
+// Package webrtc is sipua's WebRTC media.Handler (name it in
+// sip.UserAgentOptions.MediaFactory with NewFactory: the root package
+// links no media stack and has no default handler): WebRTC media (ICE,
 // DTLS-SRTP, RTP/RTCP) on pion/webrtc v4, negotiated by SDP offer/answer
 // (RFC 3264) as SIP carries it.
 //

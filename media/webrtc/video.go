@@ -327,8 +327,10 @@ func (h *Handler) SetVideoSource(src VideoSource) { h.video.setSource(src) }
 // OnRTP). A keyframe is asked of the peer (RTCP PLI) at once, so that a
 // decoder or file writer can start; one is asked again when packets are
 // lost. When SetVideoSink returns, the sink it replaced gets no more
-// packets and may be closed. The sink's WriteRTP must not call
-// SetVideoSink. A sink that returns an error is dropped.
+// packets and may be closed. The sink's WriteRTP is called from the
+// goroutine reading the remote track: it should not block (Close waits
+// for it) and must not call SetVideoSink. A sink that returns an error is
+// dropped.
 func (h *Handler) SetVideoSink(sink VideoSink) {
 	var nb *sinkBox
 	if sink != nil {

@@ -34,9 +34,9 @@ const DefaultFrameDuration = time.Second / 30
 
 // VideoSource produces the encoded video a Handler sends. The handler
 // calls ReadFrame from its sending goroutine once per frame, paced by the
-// frames' durations, so ReadFrame should return promptly; after an error
-// (io.EOF at the end of a file) the source is dropped and no video is
-// sent until another is set.
+// frames' durations, so ReadFrame should return promptly (Handler.Close
+// waits for a call in progress); after an error (io.EOF at the end of a
+// file) the source is dropped and no video is sent until another is set.
 type VideoSource interface {
 	// Codec is the MIME type of the frames: pion.MimeTypeVP8 or
 	// pion.MimeTypeH264. Frames go out only when the call negotiated it.

@@ -48,8 +48,12 @@ type Account struct {
 	Transport string
 	Media     string
 	MediaIP   string
-	CAFile    string
-	Timeout   time.Duration
+	// SRTP is -srtp: media/rtp's SDES-SRTP policy (off, offer, required).
+	SRTP string
+	// Codecs is -codecs: media/rtp's codecs in order, comma-separated.
+	Codecs  string
+	CAFile  string
+	Timeout time.Duration
 	// TracePath is -trace: where the SIP messages are logged (OpenTrace).
 	TracePath string
 	// TraceSecrets is -trace-secrets: keep the credentials in the trace
@@ -67,6 +71,8 @@ const (
 	EnvMedia     = "SIPUA_MEDIA"
 	EnvMediaIP   = "SIPUA_MEDIA_IP"
 	EnvCAFile    = "SIPUA_CA"
+	EnvSRTP      = "SIPUA_SRTP"
+	EnvCodecs    = "SIPUA_CODECS"
 )
 
 // AddFlags defines the account flags on fs, their defaults taken from
@@ -85,8 +91,10 @@ func AddFlags(fs *flag.FlagSet, getenv func(string) string) *Account {
 	fs.StringVar(&a.Password, "password", env(EnvPassword, ""), "digest password [$"+EnvPassword+"]")
 	fs.StringVar(&a.Domain, "domain", env(EnvDomain, ""), "SIP domain of the address of record (default: the server's host) [$"+EnvDomain+"]")
 	fs.StringVar(&a.Transport, "transport", env(EnvTransport, ""), "udp, tcp, tls, ws or wss, when -server is host[:port] (default udp) [$"+EnvTransport+"]")
-	fs.StringVar(&a.Media, "media", env(EnvMedia, "rtp"), "media handler: rtp (plain RTP/AVP, G.711) or webrtc (ICE, DTLS-SRTP) [$"+EnvMedia+"]")
+	fs.StringVar(&a.Media, "media", env(EnvMedia, "rtp"), "media handler: rtp (plain RTP/AVP: G.711, G.722, SDES-SRTP) or webrtc (ICE, DTLS-SRTP) [$"+EnvMedia+"]")
 	fs.StringVar(&a.MediaIP, "media-ip", env(EnvMediaIP, ""), "local IP address for media (default: the first non-loopback IPv4 address; with 127.0.0.1, webrtc keeps to loopback) [$"+EnvMediaIP+"]")
+	fs.StringVar(&a.SRTP, "srtp", env(EnvSRTP, "off"), "with -media rtp, SDES-SRTP: off, offer (RTP/AVP with a=crypto: SRTP when the peer takes it) or required (RTP/SAVP) [$"+EnvSRTP+"]")
+	fs.StringVar(&a.Codecs, "codecs", env(EnvCodecs, "PCMU,PCMA"), "with -media rtp, the codecs in order of preference, from G722, PCMU, PCMA [$"+EnvCodecs+"]")
 	fs.StringVar(&a.CAFile, "ca", env(EnvCAFile, ""), "PEM file of the CA certificates that sign the TLS/WSS server's certificate (default: the system's) [$"+EnvCAFile+"]")
 	fs.DurationVar(&a.Timeout, "timeout", 10*time.Second, "how long connecting and registering may take")
 	fs.StringVar(&a.TracePath, "trace", "", "log every SIP message sent and received: to FILE.pcap as a pcap capture (tshark, Wireshark, sngrep), to another FILE as text, or to stderr with -; credentials are replaced by REDACTED")
@@ -112,6 +120,12 @@ func (a *Account) Check() error {
 	case "rtp", "webrtc":
 	default:
 		return fmt.Errorf("%w: -media %q: want rtp or webrtc", ErrUsage, a.Media)
+	}
+	if _, err := a.srtpPolicy(); err != nil {
+		return err
+	}
+	if _, err := a.codecs(); err != nil {
+		return err
 	}
 	if a.MediaIP != "" && net.ParseIP(a.MediaIP) == nil {
 		return fmt.Errorf("%w: -media-ip %q is not an IP address", ErrUsage, a.MediaIP)
@@ -212,9 +226,43 @@ func (a *Account) TLSConfig() (*tls.Config, error) {
 	return &tls.Config{RootCAs: pool}, nil
 }
 
-// RTPConfig returns the media/rtp configuration for -media-ip.
+// RTPConfig returns the media/rtp configuration for -media-ip, -srtp
+// and -codecs (Check has validated them).
 func (a *Account) RTPConfig() rtp.Config {
-	return rtp.Config{IP: net.ParseIP(a.MediaIP)}
+	pol, _ := a.srtpPolicy()
+	codecs, _ := a.codecs()
+	return rtp.Config{IP: net.ParseIP(a.MediaIP), SRTP: pol, Codecs: codecs}
+}
+
+// srtpPolicy reads -srtp.
+func (a *Account) srtpPolicy() (rtp.SRTPPolicy, error) {
+	for _, p := range []rtp.SRTPPolicy{rtp.SRTPOff, rtp.SRTPOffer, rtp.SRTPRequired} {
+		if strings.EqualFold(a.SRTP, p.String()) || (a.SRTP == "" && p == rtp.SRTPOff) {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: -srtp %q: want off, offer or required", ErrUsage, a.SRTP)
+}
+
+// codecs reads -codecs.
+func (a *Account) codecs() ([]rtp.Codec, error) {
+	var out []rtp.Codec
+	for _, name := range strings.Split(a.Codecs, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		found := false
+		for _, c := range []rtp.Codec{rtp.G722, rtp.PCMU, rtp.PCMA} {
+			if strings.EqualFold(name, c.String()) {
+				out, found = append(out, c), true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("%w: -codecs: %q is not one of G722, PCMU, PCMA", ErrUsage, name)
+		}
+	}
+	return out, nil
 }
 
 // WebRTCConfig returns the media/webrtc configuration for -media-ip: a

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	sip "github.com/sipua/sip"
+	"github.com/sipua/sip/media/rtp"
 )
 
 func TestServerAddress(t *testing.T) {
@@ -58,6 +59,16 @@ func TestFlagsAndEnv(t *testing.T) {
 	require.NoError(t, a.Check())
 	assert.True(t, a.WebRTCConfig().LoopbackOnly)
 	assert.Equal(t, "127.0.0.1", a.RTPConfig().IP.String())
+	assert.Equal(t, rtp.SRTPOff, a.RTPConfig().SRTP)
+	assert.Equal(t, []rtp.Codec{rtp.PCMU, rtp.PCMA}, a.RTPConfig().Codecs)
+
+	env[EnvSRTP], env[EnvCodecs] = "required", "g722, PCMA"
+	fs = flag.NewFlagSet("x", flag.ContinueOnError)
+	a = AddFlags(fs, func(k string) string { return env[k] })
+	require.NoError(t, fs.Parse(nil))
+	require.NoError(t, a.Check())
+	assert.Equal(t, rtp.SRTPRequired, a.RTPConfig().SRTP)
+	assert.Equal(t, []rtp.Codec{rtp.G722, rtp.PCMA}, a.RTPConfig().Codecs)
 
 	for _, bad := range []Account{
 		{User: "u", Media: "rtp", Timeout: 1},
@@ -66,6 +77,8 @@ func TestFlagsAndEnv(t *testing.T) {
 		{Server: "s", User: "u", Media: "rtp", MediaIP: "nope", Timeout: 1},
 		{Server: "s", User: "u", Media: "rtp"},
 		{Server: "s", User: "u", Media: "rtp", Timeout: 1, CAFile: "/no/such"},
+		{Server: "s", User: "u", Media: "rtp", Timeout: 1, SRTP: "maybe"},
+		{Server: "s", User: "u", Media: "rtp", Timeout: 1, Codecs: "PCMU,GSM"},
 	} {
 		err := bad.Check()
 		if err == nil {

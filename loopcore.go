@@ -1,0 +1,140 @@
+package sip
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sipua/sip/internal/dialog"
+	"github.com/sipua/sip/internal/transaction"
+	"github.com/sipua/sip/transport"
+)
+
+// core is the event loop of a UserAgent and the state it owns: the
+// transport, the transaction layer, the dialogs, the timers and the
+// requests under way. Everything in it is read and written on the loop
+// goroutine only (run), except the channels that feed the loop (post,
+// call) and what is set before the loop starts (log, tp, listenAddrs,
+// contactName). Its methods that carry messages (layerSend, routeSend,
+// respondNow, sendDirect in sendpath.go) never wait on the network: what
+// may wait runs on a background goroutine that posts its outcome back.
+//
+// The UserAgent embeds one core and adds the public face (options,
+// delegates, state listeners, callback lanes) and its usages (sessions,
+// registrations, subscriptions), which the loop owns too. Kept apart so
+// that one loop, transport and transaction layer can later serve several
+// UserAgents (accounts) sharing one stack.
+type core struct {
+	log *slog.Logger
+
+	// The loop: events feeds it, quit ends it, loopDone closes when it
+	// has ended.
+	events   chan func()
+	quit     chan struct{}
+	loopDone chan struct{}
+	// bg are the goroutines doing what the loop must not wait for
+	// (look-ups, dials); bgCtx ends when the UserAgent stops.
+	bg       sync.WaitGroup
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+
+	// Owned by the loop.
+	tp          *transport.Transport
+	up          *transport.Upstream
+	layer       *transaction.Layer
+	dialogs     *dialog.Set
+	auth        authorizer
+	timers      timers
+	outgoing    map[*transaction.Client]*outgoing
+	merged      map[mergeKey]*transaction.Server
+	listenAddrs []listenAddr
+	contactName string
+}
+
+// post hands f to the event loop; it is dropped once the loop has ended.
+func (c *core) post(f func()) {
+	select {
+	case c.events <- f:
+	case <-c.quit:
+	}
+}
+
+// call runs f on the event loop and waits for it, or for ctx.
+func (c *core) call(ctx context.Context, f func()) error {
+	if c.events == nil {
+		return ErrNotStarted
+	}
+	done := make(chan struct{})
+	select {
+	case c.events <- func() { f(); close(done) }:
+	case <-c.quit:
+		return ErrStopped
+	case <-ctx.Done():
+		return canceled(ctx)
+	}
+	var err error
+	select {
+	case <-done:
+		return nil
+	case <-c.quit:
+		err = ErrStopped
+	case <-ctx.Done():
+		err = canceled(ctx)
+	}
+	// f may have run although the stop or the context came first to
+	// this select: what it did counts.
+	select {
+	case <-done:
+		return nil
+	default:
+		return err
+	}
+}
+
+// run is the event loop.
+func (c *core) run() {
+	defer close(c.loopDone)
+	tm := time.NewTimer(time.Hour)
+	defer tm.Stop()
+	// armed is when tm fires. It is moved only to an earlier deadline:
+	// a timer that fires early (its deadline went away or moved later)
+	// costs one empty pass, while resetting it after every event costs a
+	// runtime timer update and often a netpoller wake-up.
+	armed := time.Now().Add(time.Hour)
+	for {
+		next, ok := c.layer.NextDeadline()
+		if t, ok2 := c.timers.next(); ok2 && (!ok || t.Before(next)) {
+			next, ok = t, true
+		}
+		if ok && next.Before(armed) {
+			tm.Reset(time.Until(next))
+			armed = next
+		}
+		select {
+		case f := <-c.events:
+			f()
+		case <-tm.C:
+			armed = time.Now().Add(time.Hour)
+			tm.Reset(time.Hour)
+			now := time.Now()
+			c.layer.Tick(now)
+			for _, e := range c.timers.due(now) {
+				e.f()
+			}
+		case <-c.quit:
+			return
+		}
+	}
+}
+
+// after runs f on the loop after d.
+func (c *core) after(d time.Duration, f func()) *timerEntry {
+	return c.timers.add(time.Now().Add(d), f)
+}
+
+// background runs f on a goroutine that Stop waits for; ctx ends when the
+// UserAgent stops.
+func (c *core) background(f func(ctx context.Context)) {
+	c.bg.Go(func() { f(c.bgCtx) })
+}
