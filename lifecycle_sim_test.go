@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	sip "github.com/sipua/sip"
 	"github.com/sipua/sip/media"
@@ -308,6 +309,7 @@ func TestSimStopEndsEveryCall(t *testing.T) {
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
+				ignore := goleak.IgnoreCurrent()
 				n := siptest.NewNetwork(uint64(10 + i))
 				defer n.Close()
 				require.NoError(t, n.SetLinks(aliceAddr, bobAddr, siptest.Link{Delay: 10 * time.Millisecond}))
@@ -335,6 +337,11 @@ func TestSimStopEndsEveryCall(t *testing.T) {
 				for _, f := range n.Flow()[before:] {
 					assert.NotContains(t, f, "alice→", "alice sent after Stop")
 				}
+				// With bob stopped too, nothing of either is left running.
+				ctx2, cancel2 := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel2()
+				require.NoError(t, bob.Stop(ctx2))
+				goleak.VerifyNone(t, ignore)
 			})
 		})
 	}
