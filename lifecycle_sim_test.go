@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	sip "github.com/sipua/sip"
 	"github.com/sipua/sip/media"
@@ -209,17 +210,6 @@ func TestSimStopFromCallbacks(t *testing.T) {
 	})
 }
 
-// flowCount counts the messages of n's flow equal to m.
-func flowCount(flow []string, m string) int {
-	c := 0
-	for _, f := range flow {
-		if f == m {
-			c++
-		}
-	}
-	return c
-}
-
 // TestSimStopEndsEveryCall: after Stop returns, every call of the
 // UserAgent has ended, whatever its state and however little the peer
 // answers, and nothing is left running (issue 17, finding 3).
@@ -230,18 +220,9 @@ func TestSimStopEndsEveryCall(t *testing.T) {
 		run  func(t *testing.T, n *siptest.Network, alice, bob *sip.UserAgent, bobInvs <-chan *sip.Invitation, aliceInvs <-chan *sip.Invitation) *sip.Session
 		want []sip.EndCause
 	}
-	establish := func(t *testing.T, n *siptest.Network, alice *sip.UserAgent, bobInvs <-chan *sip.Invitation) *sip.Inviter {
-		call, err := sip.NewInviter(alice, "sip:bob@"+bobAddr.String(), sip.InviterOptions{})
-		require.NoError(t, err)
-		require.NoError(t, call.Invite(context.Background(), sip.InviteOptions{}))
-		inv := <-bobInvs
-		require.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
-		return call
-	}
 	dark := func(t *testing.T, n *siptest.Network) {
 		require.NoError(t, n.SetLinks(aliceAddr, bobAddr, siptest.Link{Down: true}))
 	}
-	_ = establish
 	cases := []setup{
 		{name: "BYE unanswered", want: []sip.EndCause{sip.EndStopped},
 			run: func(t *testing.T, n *siptest.Network, alice, bob *sip.UserAgent, bobInvs, _ <-chan *sip.Invitation) *sip.Session {
@@ -328,6 +309,7 @@ func TestSimStopEndsEveryCall(t *testing.T) {
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
+				ignore := goleak.IgnoreCurrent()
 				n := siptest.NewNetwork(uint64(10 + i))
 				defer n.Close()
 				require.NoError(t, n.SetLinks(aliceAddr, bobAddr, siptest.Link{Delay: 10 * time.Millisecond}))
@@ -355,6 +337,11 @@ func TestSimStopEndsEveryCall(t *testing.T) {
 				for _, f := range n.Flow()[before:] {
 					assert.NotContains(t, f, "alice→", "alice sent after Stop")
 				}
+				// With bob stopped too, nothing of either is left running.
+				ctx2, cancel2 := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel2()
+				require.NoError(t, bob.Stop(ctx2))
+				goleak.VerifyNone(t, ignore)
 			})
 		})
 	}

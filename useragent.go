@@ -24,6 +24,11 @@
 // (Invite, Accept, Hold …) run on the caller's goroutine with the
 // caller's context.
 //
+// Lifecycles end: after Stop returns, every Session's Done is closed (with
+// EndStopped when its BYE or CANCEL got no answer in time), Invite has a
+// no-answer bound (InviterOptions.NoAnswerTimeout), and a BYE waits for the
+// ACK of our 2xx (RFC 3261 §15) and for a transfer's final NOTIFY.
+//
 // The event loop never waits on the network. It hands each message to a
 // write queue of its connection, drained by that connection's writer
 // goroutine, or to a UDP socket, and goes on; a full queue (a peer that
@@ -260,8 +265,9 @@ type Timers struct {
 
 // UserAgentDelegate receives what a UserAgent cannot decide alone. Every
 // field is optional; a nil field selects the documented default. The
-// callbacks run one at a time on the UserAgent's callback goroutine, never
-// under a lock; they may call any method of the package.
+// callbacks run one at a time on the UserAgent's callback lane (OnInvite
+// on the new call's lane), never under a lock; they may call any method of
+// the package, Stop included.
 type UserAgentDelegate struct {
 	// OnConnect is called when the connection to the server is up.
 	OnConnect func()
@@ -537,9 +543,12 @@ func parseListen(s string) (transport.Proto, string, error) {
 // Session.Dispose), subscriptions are ended
 // (unsubscribed, or terminated with reason noresource) and registrations
 // removed, each waiting for its answer until ctx ends, then the transport
-// is closed and
-// the event loop ends. It returns when everything has stopped; no
-// goroutine is left. Stop is idempotent.
+// is closed and the event loop ends. A call that could not be ended in
+// time (no answer to its BYE or CANCEL, a 2xx whose ACK is awaited) ends
+// with EndStopped. It returns when everything has stopped and every
+// callback has returned; no goroutine is left. Stop may be called from a
+// callback: the lane it runs on is then not waited for. Stop is
+// idempotent.
 func (ua *UserAgent) Stop(ctx context.Context) error {
 	// A callback may call Stop: its own lane is not waited for.
 	defer ua.lanes.enterStop()()
