@@ -524,11 +524,9 @@ func (h *Handler) peer(opts media.Options) (*pion.PeerConnection, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webrtc: new peer connection: %w", err)
 	}
+	h.notePairs(pc)
 	pc.OnICEConnectionStateChange(func(s pion.ICEConnectionState) {
 		h.log.Debug("ICE connection state", "state", s)
-		if s == pion.ICEConnectionStateConnected || s == pion.ICEConnectionStateCompleted {
-			h.notePair(pc)
-		}
 		h.iceState(s)
 		if f := h.onICE.Load(); f != nil && *f != nil {
 			(*f)(s)
@@ -1033,14 +1031,20 @@ type StreamStats struct {
 	RoundTripTime time.Duration
 }
 
-// notePair keeps the selected candidate pair, for Stats after the call.
-func (h *Handler) notePair(pc *pion.PeerConnection) {
+// notePairs keeps each selected candidate pair as pion reports it, for
+// Stats after the call. The pair is handed over by the callback: asking
+// the ICE transport for it from inside one of pion's ICE callbacks would
+// deadlock with Close, which holds the gatherer's lock while it waits
+// for those callbacks to return.
+func (h *Handler) notePairs(pc *pion.PeerConnection) {
 	if sctp := pc.SCTP(); sctp != nil {
 		if dt := sctp.Transport(); dt != nil {
 			if it := dt.ICETransport(); it != nil {
-				if pair, err := it.GetSelectedCandidatePair(); err == nil && pair != nil {
-					h.lastPair.Store(pair)
-				}
+				it.OnSelectedCandidatePairChange(func(pair *pion.ICECandidatePair) {
+					if pair != nil {
+						h.lastPair.Store(pair)
+					}
+				})
 			}
 		}
 	}
