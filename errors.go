@@ -34,7 +34,7 @@ var (
 	ErrBadOptions = errors.New("sip: bad options")
 	// ErrMedia reports a failure of the call's media handler (an offer or
 	// answer it refused, a gathering that did not finish in
-	// UserAgentOptions.MediaTimeout); a call it ends has EndMediaFailure.
+	// UserAgentOptions.MediaHandlerTimeout); a call it ends has EndMediaFailure.
 	ErrMedia = errors.New("sip: media failure")
 )
 

@@ -564,7 +564,7 @@ func (h *lifeMedia) Close() error                         { return nil }
 // TestSimMediaOnTheCallsLane: media work runs on each call's own lane
 // with a bounded context (issue 17, finding 8). One call's media handler
 // hangs on a re-INVITE's offer: another call is set up meanwhile without
-// delay, and the hung offer is refused with 488 once MediaTimeout passes.
+// delay, and the hung offer is refused with 488 once MediaHandlerTimeout passes.
 // A failing handler ends the call with EndMediaFailure (ErrMedia) and a
 // BYE instead of being ignored.
 func TestSimMediaOnTheCallsLane(t *testing.T) {
@@ -574,7 +574,7 @@ func TestSimMediaOnTheCallsLane(t *testing.T) {
 		require.NoError(t, n.SetLinks(aliceAddr, bobAddr, siptest.Link{Delay: 10 * time.Millisecond}))
 		withMedia := func(o *sip.UserAgentOptions) {
 			o.MediaFactory = func(media.SessionInfo) (media.Handler, error) { return &lifeMedia{slow: time.Hour}, nil }
-			o.MediaTimeout = 5 * time.Second
+			o.MediaHandlerTimeout = 5 * time.Second
 		}
 		invs := make(chan *sip.Invitation, 4)
 		invited := make(chan time.Time, 4)
@@ -614,7 +614,7 @@ func TestSimMediaOnTheCallsLane(t *testing.T) {
 		var re *sip.ResponseError
 		require.ErrorAs(t, <-reErr, &re)
 		assert.Equal(t, 488, re.StatusCode)
-		assert.InDelta(t, 5.0, time.Since(start).Seconds(), 0.2, "refused after MediaTimeout")
+		assert.InDelta(t, 5.0, time.Since(start).Seconds(), 0.2, "refused after MediaHandlerTimeout")
 		assert.Equal(t, sip.SessionEstablished, first.State())
 		require.NoError(t, first.Bye(context.Background()))
 		require.NoError(t, second.Bye(context.Background()))

@@ -88,7 +88,7 @@ const (
 	EndMediaTimeout
 	// EndMediaFailure: the media handler failed: it reported that the
 	// media path failed (media.ErrICEFailed, …) or one of its calls
-	// failed or overran UserAgentOptions.MediaTimeout (Err wraps ErrMedia
+	// failed or overran UserAgentOptions.MediaHandlerTimeout (Err wraps ErrMedia
 	// and tells); the call was hung up (BYE) or canceled.
 	EndMediaFailure
 	// EndNoAnswer: the call rang unanswered longer than
@@ -253,9 +253,9 @@ func (s *Session) terminate(r EndReason) {
 
 // mediaContext bounds one call of the media handler.
 func (s *Session) mediaContext() (context.Context, context.CancelFunc) {
-	d := s.ua.opts.MediaTimeout
+	d := s.ua.opts.MediaHandlerTimeout
 	if d <= 0 {
-		d = DefaultMediaTimeout
+		d = DefaultMediaHandlerTimeout
 	}
 	return context.WithTimeout(context.Background(), d)
 }

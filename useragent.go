@@ -164,18 +164,18 @@ type UserAgentOptions struct {
 	// events for metrics (see Observer and metrics/prom). Default nil:
 	// nothing is reported.
 	Observer *Observer
-	// MediaTimeout bounds each call the UserAgent makes to a media
+	// MediaHandlerTimeout bounds each call the UserAgent makes to a media
 	// handler on its own (applying a description from the peer, answering
 	// a re-INVITE or UPDATE, ICE gathering included); a handler that fails
 	// or overruns ends the call (EndMediaFailure, ErrMedia) or refuses the
 	// offer with 488. Calls made from the application's own methods
 	// (Invite, Accept …) use their context instead. Zero:
-	// DefaultMediaTimeout.
-	MediaTimeout time.Duration
+	// DefaultMediaHandlerTimeout.
+	MediaHandlerTimeout time.Duration
 }
 
-// DefaultMediaTimeout is UserAgentOptions.MediaTimeout's default.
-const DefaultMediaTimeout = 15 * time.Second
+// DefaultMediaHandlerTimeout is UserAgentOptions.MediaHandlerTimeout's default.
+const DefaultMediaHandlerTimeout = 15 * time.Second
 
 // TransportOptions says how a UserAgent reaches the network.
 type TransportOptions struct {
