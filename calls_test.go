@@ -243,7 +243,10 @@ func TestStopEndsCalls(t *testing.T) {
 	assert.Equal(t, EndLocalBye, established.EndReason().Cause)
 	waitState(t, accepted.Session, SessionTerminated)
 	assert.Equal(t, EndRemoteBye, accepted.EndReason().Cause)
-	assert.ErrorIs(t, <-errc, ErrCanceled)
+	// The ringing call's Invite ends canceled, or (rarely, when Stop's
+	// final sweep comes before the 487 is processed) stopped.
+	err = <-errc
+	assert.True(t, errors.Is(err, ErrCanceled) || errors.Is(err, ErrStopped), "%v", err)
 	waitState(t, rung.Session, SessionTerminated)
 	assert.Equal(t, EndRemoteCancel, rung.EndReason().Cause)
 }
