@@ -34,7 +34,9 @@ type ReinviteOptions struct {
 // when this side made the call, 0–2 s otherwise), up to
 // opts.GlareRetries times; if glare persists the error wraps ErrGlare and
 // the last 491's *ResponseError. A failed re-INVITE leaves the session as
-// it was.
+// it was. While another offer/answer exchange is under way (a re-INVITE
+// or an UPDATE offer, ours or the peer's) it fails with ErrInvalidState:
+// one exchange at a time (RFC 3264 §4).
 func (s *Session) Reinvite(ctx context.Context, opts ReinviteOptions) error {
 	if err := checkExtraHeaders(opts.ExtraHeaders); err != nil {
 		return err
@@ -63,15 +65,15 @@ func (s *Session) reinviteOnce(ctx context.Context, opts ReinviteOptions, recove
 			if s.d == nil || s.ended || s.State() != SessionEstablished {
 				return nil, fmt.Errorf("%w: re-INVITE needs an established call (%v)", ErrInvalidState, s.State())
 			}
-			if s.reinviting || s.incomingReinvite {
-				return nil, fmt.Errorf("%w: a re-INVITE is in progress", ErrInvalidState)
+			if s.oa.busy() {
+				return nil, fmt.Errorf("%w: an offer/answer exchange is in progress", ErrInvalidState)
 			}
 			return s.d, nil
 		},
 		headers: func(req *message.Request) {
 			req.Header.Add("Allow", "ACK, BYE, CANCEL, INVITE, OPTIONS, INFO, MESSAGE, PRACK, UPDATE")
 		},
-		pending: func(on bool) { s.reinviting = on },
+		pending: func(on bool) { s.oa.set(oaReinviteOut, on) },
 		accepted: func(*dialog.Dialog, *message.Response) {
 			// The media kinds now in force (e.g. video added) are those
 			// of later offers and answers too.
@@ -131,7 +133,7 @@ func (s *Session) OnHold() bool {
 
 // onReinvite answers a re-INVITE from the peer. Runs on the loop.
 func (s *Session) onReinvite(tx *transaction.Server, req *message.Request) {
-	if s.reinviting || s.incomingReinvite || s.ackWait != nil || s.x.updOffer || s.x.updAnswer {
+	if s.oa.busy() || s.ackWait != nil {
 		// Crossing re-INVITEs (RFC 3261 §14.2), our 2xx unacknowledged,
 		// or an UPDATE's offer/answer in progress (RFC 3311 §5.2).
 		s.ua.reply(tx, 491, "", nil)
@@ -144,11 +146,11 @@ func (s *Session) onReinvite(tx *transaction.Server, req *message.Request) {
 		s.ua.reply(tx, 488, "", nil) // NoMedia: no answer to give
 		return
 	}
-	s.incomingReinvite = true
+	s.oa.begin(oaReinviteIn)
 	h, mo := s.handler, s.mopts
 	answer := func(desc *media.Description, code int) {
 		s.ua.post(func() {
-			s.incomingReinvite = false
+			s.oa.end(oaReinviteIn)
 			if s.ended {
 				return
 			}

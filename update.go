@@ -74,7 +74,7 @@ func (s *Session) updateOnce(ctx context.Context, opts UpdateOptions) error {
 		},
 		pending: func(on bool) {
 			if offer != nil {
-				s.x.updOffer = on
+				s.oa.set(oaUpdateOut, on)
 			}
 		},
 		accepted: func(d *dialog.Dialog, resp *message.Response) { d.RefreshTarget(resp) },
@@ -116,9 +116,8 @@ func (s *Session) canUpdate(withOffer bool) error {
 // offerPending reports whether an offer of ours waits for its answer, or
 // one of the peer's for ours (RFC 3311 §5.2). Runs on the loop.
 func (s *Session) offerPending() (ours, theirs bool) {
-	ours = s.x.updOffer || s.reinviting || s.x.offerInRel
-	theirs = s.x.updAnswer || s.incomingReinvite
-	if s.d == nil && !s.x.oaDone && s.invite != nil && len(s.invite.Body) > 0 {
+	ours, theirs = s.oa.pending()
+	if s.d == nil && !s.oa.initialDone && s.invite != nil && len(s.invite.Body) > 0 {
 		if s.incoming {
 			theirs = true
 		} else {
@@ -158,7 +157,7 @@ func (s *Session) onUpdate(tx *transaction.Server, req *message.Request, d *dial
 		})
 		return
 	}
-	s.x.updAnswer = true
+	s.oa.begin(oaUpdateIn)
 	h, mo := s.handler, s.mopts
 	off := media.Description{ContentType: req.Header.MediaType(), Body: req.Body}
 	s.cbq.push(func() {
@@ -172,7 +171,7 @@ func (s *Session) onUpdate(tx *transaction.Server, req *message.Request, d *dial
 			code = 500
 		}
 		s.ua.post(func() {
-			s.x.updAnswer = false
+			s.oa.end(oaUpdateIn)
 			if s.ended {
 				s.ua.reply(tx, 481, "", nil)
 				return
