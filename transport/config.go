@@ -71,8 +71,11 @@ type Config struct {
 	WriteTimeout time.Duration
 	// WriteQueue is how many messages may wait in a stream connection's
 	// write queue (TrySendRequest, TrySendResponse); one more is refused
-	// with ErrQueueFull instead of waiting. Default 1024. The queue
-	// takes memory only while messages wait.
+	// with ErrQueueFull instead of waiting. Default 1024. The writer
+	// takes the waiting messages as one batch, so up to twice this many
+	// may be in the connection's hands at once (a batch being written and
+	// a full queue behind it). The queue takes memory only while messages
+	// wait.
 	WriteQueue int
 	// DialTimeout bounds opening an outbound connection including the TLS
 	// and WebSocket handshakes, on top of the caller's context. Default

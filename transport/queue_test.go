@@ -63,7 +63,10 @@ func TestTrySendNeverWaits(t *testing.T) {
 	}
 	t.Logf("%d queued before the queue was full; slowest TrySendRequest %v", sent, slowest)
 	require.ErrorIs(t, full, ErrQueueFull, "a peer that does not read fills the queue")
-	assert.LessOrEqual(t, sent, 5, "WriteQueue 4, plus the one being written")
+	// WriteQueue 4 waiting, plus the batch the writer took (at most 4),
+	// depending on when the writer ran.
+	assert.LessOrEqual(t, sent, 8, "WriteQueue 4, plus the batch being written")
+	assert.GreaterOrEqual(t, sent, 4)
 	assert.Less(t, slowest, 50*time.Millisecond, "TrySendRequest waited")
 
 	// The blocked write times out: it and the messages queued behind it
