@@ -634,3 +634,148 @@ func TestSimMediaOnTheCallsLane(t *testing.T) {
 		assert.Equal(t, sip.EndRemoteBye, third.EndReason().Cause)
 	})
 }
+
+// TestSimStopEndsEverySubscription: after Stop returns, every
+// subscription (Subscriber, IncomingSubscription) and registration of the
+// UserAgent has ended and its state listeners were told, even when the
+// peer never answers the un-SUBSCRIBE, the terminating NOTIFY or the
+// un-REGISTER; nothing is left running (issue 17).
+func TestSimStopEndsEverySubscription(t *testing.T) {
+	registrarAddr := netip.MustParseAddrPort("192.0.2.10:5060")
+	// seen records the states a listener was told, for the check after Stop.
+	type seen struct {
+		mu sync.Mutex
+		s  []string
+	}
+	add := func(v *seen, s string) {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		v.s = append(v.s, s)
+	}
+	last := func(v *seen) string {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if len(v.s) == 0 {
+			return ""
+		}
+		return v.s[len(v.s)-1]
+	}
+	type env struct {
+		n             *siptest.Network
+		alice, bob    *sip.UserAgent
+		aliceIncoming <-chan *sip.IncomingSubscription
+	}
+	dark := func(t *testing.T, n *siptest.Network, peer netip.AddrPort) {
+		require.NoError(t, n.SetLinks(aliceAddr, peer, siptest.Link{Down: true}))
+	}
+	cases := []struct {
+		name string
+		// run brings one of alice's usages into its state, silences the
+		// peer and returns the check made after alice's Stop.
+		run func(t *testing.T, e env) (check func(t *testing.T))
+	}{
+		{name: "un-SUBSCRIBE unanswered", run: func(t *testing.T, e env) func(t *testing.T) {
+			sub, err := sip.NewSubscriber(e.alice, "sip:bob@"+bobAddr.String(), "presence", sip.SubscriberOptions{})
+			require.NoError(t, err)
+			var v seen
+			sub.OnStateChange(func(s sip.SubscriptionState) { add(&v, s.String()) })
+			require.NoError(t, sub.Subscribe(context.Background(), sip.SubscribeOptions{}))
+			time.Sleep(time.Second)
+			require.Equal(t, sip.SubscriptionActive, sub.State())
+			dark(t, e.n, bobAddr)
+			return func(t *testing.T) {
+				assert.Equal(t, sip.SubscriptionTerminated, sub.State())
+				assert.Equal(t, sip.SubscriptionTerminated.String(), last(&v))
+			}
+		}},
+		{name: "first SUBSCRIBE unanswered", run: func(t *testing.T, e env) func(t *testing.T) {
+			dark(t, e.n, bobAddr)
+			sub, err := sip.NewSubscriber(e.alice, "sip:bob@"+bobAddr.String(), "presence", sip.SubscriberOptions{})
+			require.NoError(t, err)
+			var v seen
+			sub.OnStateChange(func(s sip.SubscriptionState) { add(&v, s.String()) })
+			errc := make(chan error, 1)
+			go func() { errc <- sub.Subscribe(context.Background(), sip.SubscribeOptions{}) }()
+			time.Sleep(time.Second)
+			require.Equal(t, sip.SubscriptionNotifyWait, sub.State())
+			t.Cleanup(func() { assert.Error(t, <-errc) })
+			return func(t *testing.T) {
+				assert.Equal(t, sip.SubscriptionTerminated, sub.State())
+				assert.Equal(t, sip.SubscriptionTerminated.String(), last(&v))
+			}
+		}},
+		{name: "terminating NOTIFY unanswered", run: func(t *testing.T, e env) func(t *testing.T) {
+			sub, err := sip.NewSubscriber(e.bob, "sip:alice@"+aliceAddr.String(), "presence", sip.SubscriberOptions{})
+			require.NoError(t, err)
+			require.NoError(t, sub.Subscribe(context.Background(), sip.SubscribeOptions{}))
+			in := <-e.aliceIncoming
+			var v seen
+			in.OnStateChange(func(s sip.SubscriptionState) { add(&v, s.String()) })
+			time.Sleep(time.Second)
+			require.Equal(t, sip.SubscriptionActive, in.State())
+			dark(t, e.n, bobAddr)
+			return func(t *testing.T) {
+				assert.Equal(t, sip.SubscriptionTerminated, in.State())
+				assert.Equal(t, sip.SubscriptionTerminated.String(), last(&v))
+			}
+		}},
+		{name: "un-REGISTER unanswered", run: func(t *testing.T, e env) func(t *testing.T) {
+			srv, err := sipserver.New(sipserver.Options{Domain: "sipua.test", ListenPacket: e.n.PacketListener("registrar")})
+			require.NoError(t, err)
+			_, err = srv.Listen(t.Context(), "udp", registrarAddr.String())
+			require.NoError(t, err)
+			reg, err := sip.NewRegisterer(e.alice, sip.RegistererOptions{Registrar: "sip:" + registrarAddr.String()})
+			require.NoError(t, err)
+			var v seen
+			reg.OnStateChange(func(s sip.RegistererState) { add(&v, s.String()) })
+			require.NoError(t, reg.Register(context.Background(), sip.RegisterOptions{}))
+			dark(t, e.n, registrarAddr)
+			return func(t *testing.T) {
+				assert.Equal(t, sip.RegistererTerminated, reg.State())
+				assert.Equal(t, sip.RegistererTerminated.String(), last(&v))
+				assert.NoError(t, srv.Close())
+			}
+		}},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ignore := goleak.IgnoreCurrent()
+				n := siptest.NewNetwork(uint64(40 + i))
+				defer n.Close()
+				require.NoError(t, n.SetLinks(aliceAddr, bobAddr, siptest.Link{Delay: 10 * time.Millisecond}))
+				incoming := make(chan *sip.IncomingSubscription, 1)
+				accept := func(s *sip.IncomingSubscription) {
+					assert.NoError(t, s.Accept(context.Background(), sip.AcceptSubscriptionOptions{ContentType: "text/plain", Body: []byte("idle")}))
+				}
+				alice := lifeUA(t, n, "alice", aliceAddr, sip.UserAgentDelegate{OnSubscribe: func(s *sip.IncomingSubscription) {
+					accept(s)
+					incoming <- s
+				}}, func(o *sip.UserAgentOptions) {
+					if c.name == "un-REGISTER unanswered" {
+						o.URI = "sip:alice@sipua.test"
+					}
+				})
+				bob := lifeUA(t, n, "bob", bobAddr, sip.UserAgentDelegate{OnSubscribe: accept})
+				require.NoError(t, alice.Start(context.Background()))
+				require.NoError(t, bob.Start(context.Background()))
+				check := c.run(t, env{n: n, alice: alice, bob: bob, aliceIncoming: incoming})
+
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				require.NoError(t, alice.Stop(ctx))
+				check(t)
+				// Nothing of alice's goes on: no retransmission after Stop.
+				before := len(n.Flow())
+				time.Sleep(time.Minute)
+				for _, f := range n.Flow()[before:] {
+					assert.NotContains(t, f, "alice→", "alice sent after Stop")
+				}
+				ctx2, cancel2 := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel2()
+				require.NoError(t, bob.Stop(ctx2))
+				goleak.VerifyNone(t, ignore)
+			})
+		})
+	}
+}

@@ -50,20 +50,8 @@ type callExt struct {
 	uasEarly *dialog.Dialog
 	rseq     uint32
 	rel      *relProv
-	// oaDone: the initial offer/answer exchange completed in a reliable
-	// provisional response and its PRACK; the 2xx carries no SDP.
-	oaDone bool
-	// offerInRel: (UAS) our offer went in a reliable provisional
-	// response; its answer comes in the PRACK.
-	offerInRel bool
-	// updOffer: our UPDATE with an offer waits for its answer;
-	// updAnswer: we are answering the peer's UPDATE offer.
-	updOffer, updAnswer bool
 	// peerAllow is the peer's last Allow header.
 	peerAllow string
-	// lastLocal is the session description we sent last (refreshes by
-	// re-INVITE repeat it).
-	lastLocal *media.Description
 	claimKey  *callExt // key of our claim in ua.claims, when set
 	timer     sessionTimer
 }
@@ -114,7 +102,7 @@ func (s *Session) noteLocal(ct string, body []byte) {
 	if len(body) == 0 {
 		return
 	}
-	s.x.lastLocal = &media.Description{ContentType: ct, Body: body}
+	s.oa.lastLocal = &media.Description{ContentType: ct, Body: body}
 }
 
 // ----- UAC -----
@@ -211,11 +199,11 @@ func (i *Inviter) onReliable(o *outgoing, resp *message.Response) bool {
 			i.ua.log.Debug("sip: PRACK not sent", "err", err)
 		}
 	}
-	if len(resp.Body) == 0 || x.oaDone || i.handler == nil {
+	if len(resp.Body) == 0 || i.oa.initialDone || i.handler == nil {
 		send()
 		return true
 	}
-	x.oaDone = true
+	i.oa.initialDone = true
 	desc := media.Description{ContentType: resp.Header.MediaType(), Body: resp.Body}
 	h, mo := i.handler, i.opts.Media
 	if len(o.req.Body) > 0 {
@@ -365,11 +353,11 @@ func (inv *Invitation) sendReliable(resp *message.Response, offer *media.Descrip
 	if offer != nil && len(resp.Body) == 0 {
 		resp.Header.Add("Content-Type", offer.ContentType)
 		resp.Body = offer.Body
-		x.offerInRel = true
+		inv.oa.begin(oaReliableOut)
 		inv.noteLocal(offer.ContentType, offer.Body)
 	} else if len(resp.Body) > 0 {
 		// The answer to the INVITE's offer: the exchange is complete.
-		x.oaDone = true
+		inv.oa.initialDone = true
 		inv.noteLocal(resp.Header.MediaType(), resp.Body)
 	}
 	resp.Header.Add("Require", "100rel")
@@ -493,10 +481,10 @@ func (s *Session) onPrack(tx *transaction.Server, req *message.Request) {
 		s.ua.reply(tx, 481, "", nil)
 		return
 	}
-	if len(req.Body) > 0 && s.x.offerInRel && s.handler != nil {
+	if len(req.Body) > 0 && s.oa.cur == oaReliableOut && s.handler != nil {
 		// The answer to the offer of our reliable response.
-		s.x.offerInRel = false
-		s.x.oaDone = true
+		s.oa.end(oaReliableOut)
+		s.oa.initialDone = true
 		d := media.Description{ContentType: req.Header.MediaType(), Body: req.Body}
 		mo := s.mopts
 		s.applyRemote(d, mo, "answer in PRACK")
@@ -513,7 +501,7 @@ func (inv *Invitation) relBeforeAccept(ctx context.Context) (noSDP bool, err err
 	if err := inv.waitReliable(ctx, true); err != nil {
 		return false, err
 	}
-	if err := inv.ua.call(ctx, func() { noSDP = inv.x.oaDone || inv.x.offerInRel }); err != nil {
+	if err := inv.ua.call(ctx, func() { noSDP = inv.oa.initialDone || inv.oa.cur == oaReliableOut }); err != nil {
 		return false, err
 	}
 	return noSDP, nil
@@ -524,7 +512,7 @@ func (inv *Invitation) relBeforeAccept(ctx context.Context) (noSDP bool, err err
 // response, if any, is no longer repeated. Runs on the loop.
 func (inv *Invitation) accept2xx(resp *message.Response, opts AcceptOptions) {
 	x := &inv.x
-	if x.oaDone || x.offerInRel {
+	if inv.oa.initialDone || inv.oa.cur == oaReliableOut {
 		resp.Header.Del("Content-Type")
 		resp.Body = nil
 	}

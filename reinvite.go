@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/sipua/sip/internal/dialog"
 	"github.com/sipua/sip/internal/transaction"
 	"github.com/sipua/sip/media"
 	"github.com/sipua/sip/message"
@@ -33,7 +34,9 @@ type ReinviteOptions struct {
 // when this side made the call, 0–2 s otherwise), up to
 // opts.GlareRetries times; if glare persists the error wraps ErrGlare and
 // the last 491's *ResponseError. A failed re-INVITE leaves the session as
-// it was.
+// it was. While another offer/answer exchange is under way (a re-INVITE
+// or an UPDATE offer, ours or the peer's) it fails with ErrInvalidState:
+// one exchange at a time (RFC 3264 §4).
 func (s *Session) Reinvite(ctx context.Context, opts ReinviteOptions) error {
 	if err := checkExtraHeaders(opts.ExtraHeaders); err != nil {
 		return err
@@ -56,107 +59,33 @@ func (s *Session) reinviteOnce(ctx context.Context, opts ReinviteOptions, recove
 		}
 		offer = &d
 	}
-	type result struct {
-		resp *message.Response
-		err  error
-	}
-	done := make(chan result, 1)
-	if err := s.ua.call(ctx, func() {
-		if s.d == nil || s.ended || s.State() != SessionEstablished {
-			done <- result{nil, fmt.Errorf("%w: re-INVITE needs an established call (%v)", ErrInvalidState, s.State())}
-			return
-		}
-		if s.reinviting || s.incomingReinvite {
-			done <- result{nil, fmt.Errorf("%w: a re-INVITE is in progress", ErrInvalidState)}
-			return
-		}
-		req, err := s.d.NewRequest("INVITE")
-		if err != nil {
-			done <- result{nil, err}
-			return
-		}
-		req.Header.Add("Contact", s.ua.contactAddress().String())
-		req.Header.Add("Allow", "ACK, BYE, CANCEL, INVITE, OPTIONS, INFO, MESSAGE, PRACK, UPDATE")
-		s.refreshHeaders(req)
-		addExtra(&req.Header, opts.ExtraHeaders)
-		if offer != nil {
-			req.Header.Add("Content-Type", offer.ContentType)
-			req.Body = offer.Body
-		}
-		s.reinviting = true
-		o := &outgoing{req: req}
-		o.rebuild = nextCSeq(&s.d.LocalSeq)
-		// finished: the outcome is given. The outgoing stays open after a
-		// 2xx, so that a retransmission of it (our ACK was lost) is
-		// acknowledged again.
-		finished := false
-		finish := func(r result) {
-			if finished {
-				return
+	_, err := s.sendInDialog(ctx, dialogRequest{
+		method: "INVITE", offer: offer, mopts: opts.Media, extra: opts.ExtraHeaders, recovering: recovering,
+		open: func() (*dialog.Dialog, error) {
+			if s.d == nil || s.ended || s.State() != SessionEstablished {
+				return nil, fmt.Errorf("%w: re-INVITE needs an established call (%v)", ErrInvalidState, s.State())
 			}
-			finished = true
-			s.reinviting = false
-			done <- r
-		}
-		o.onResponse = func(resp *message.Response) {
-			switch {
-			case resp.StatusCode < 200:
-			case resp.StatusCode < 300:
-				_, ack, _, err := s.ua.dialogs.Ack2xx(o.req, resp, s.ua.ackVia())
-				if err == nil {
-					s.ua.sendDirect(ack)
-				}
-				if !finished {
-					if offer != nil {
-						s.noteLocal(offer.ContentType, offer.Body)
-					}
-					s.refreshed(resp)
-					// The media kinds now in force (e.g. video added)
-					// are those of later offers and answers too.
-					s.mopts.Constraints = opts.Media.Constraints
-				}
-				finish(result{resp, nil})
-			default:
-				if o.ended || finished {
-					return
-				}
-				o.ended = true
-				finish(result{resp, responseError(resp)})
-				if resp.StatusCode == 481 || (resp.StatusCode == 408 && !recovering) {
-					s.terminate(EndReason{Cause: EndRemoteBye, StatusCode: resp.StatusCode})
-				}
+			if s.oa.busy() {
+				return nil, fmt.Errorf("%w: an offer/answer exchange is in progress", ErrInvalidState)
 			}
+			return s.d, nil
+		},
+		headers: func(req *message.Request) {
+			req.Header.Add("Allow", "ACK, BYE, CANCEL, INVITE, OPTIONS, INFO, MESSAGE, PRACK, UPDATE")
+		},
+		pending: func(on bool) { s.oa.set(oaReinviteOut, on) },
+		accepted: func(*dialog.Dialog, *message.Response) {
+			// The media kinds now in force (e.g. video added) are those
+			// of later offers and answers too.
+			s.mopts.Constraints = opts.Media.Constraints
+		},
+	})
+	if err != nil {
+		var re *ResponseError
+		if offer != nil && errors.As(err, &re) {
+			s.ua.log.Debug("sip: re-INVITE refused", "code", re.StatusCode)
 		}
-		o.onError = func(err error) { finish(result{nil, err}) }
-		if err := s.ua.send(o); err != nil {
-			finish(result{nil, err})
-		}
-	}); err != nil {
 		return err
-	}
-	var r result
-	select {
-	case r = <-done:
-	case <-ctx.Done():
-		return canceled(ctx)
-	case <-s.ua.quit:
-		return ErrStopped
-	}
-	if r.err != nil {
-		if offer != nil && s.handler != nil {
-			// Give the handler back the state before the refused offer.
-			var re *ResponseError
-			if errors.As(r.err, &re) {
-				s.ua.log.Debug("sip: re-INVITE refused", "code", re.StatusCode)
-			}
-		}
-		return r.err
-	}
-	if s.handler != nil && len(r.resp.Body) > 0 {
-		d := media.Description{ContentType: r.resp.Header.MediaType(), Body: r.resp.Body}
-		if err := s.handler.SetDescription(ctx, d, opts.Media); err != nil {
-			return fmt.Errorf("sip: answer: %w", err)
-		}
 	}
 	s.mu.Lock()
 	s.held = opts.Media.Hold
@@ -204,7 +133,7 @@ func (s *Session) OnHold() bool {
 
 // onReinvite answers a re-INVITE from the peer. Runs on the loop.
 func (s *Session) onReinvite(tx *transaction.Server, req *message.Request) {
-	if s.reinviting || s.incomingReinvite || s.ackWait != nil || s.x.updOffer || s.x.updAnswer {
+	if s.oa.busy() || s.ackWait != nil {
 		// Crossing re-INVITEs (RFC 3261 §14.2), our 2xx unacknowledged,
 		// or an UPDATE's offer/answer in progress (RFC 3311 §5.2).
 		s.ua.reply(tx, 491, "", nil)
@@ -217,11 +146,11 @@ func (s *Session) onReinvite(tx *transaction.Server, req *message.Request) {
 		s.ua.reply(tx, 488, "", nil) // NoMedia: no answer to give
 		return
 	}
-	s.incomingReinvite = true
+	s.oa.begin(oaReinviteIn)
 	h, mo := s.handler, s.mopts
 	answer := func(desc *media.Description, code int) {
 		s.ua.post(func() {
-			s.incomingReinvite = false
+			s.oa.end(oaReinviteIn)
 			if s.ended {
 				return
 			}

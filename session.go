@@ -155,15 +155,15 @@ type Session struct {
 	// byeAfterAck is a BYE asked for before our 2xx was acknowledged.
 	byeAfterAck func()
 	ended       bool
-	// re-INVITEs in progress: ours, and the peer's
-	reinviting, incomingReinvite bool
-	held                         bool // guarded by mu
-	referNotify                  func(code int, final bool)
-	notifyQueue                  []*message.Request
-	notifyBusy                   bool
-	afterNotifies                []func() // BYEs waiting for the NOTIFYs
-	x                            callExt  // PRACK, UPDATE, session timers
-	obs                          obsTimes // for UserAgentOptions.Observer
+	// oa is the call's offer/answer state.
+	oa            offerAnswer
+	held          bool // guarded by mu
+	referNotify   func(code int, final bool)
+	notifyQueue   []*message.Request
+	notifyBusy    bool
+	afterNotifies []func() // BYEs waiting for the NOTIFYs
+	x             callExt  // PRACK, UPDATE, session timers
+	obs           obsTimes // for UserAgentOptions.Observer
 }
 
 func newSession(ua *UserAgent, incoming bool, mopts media.Options) (*Session, error) {

@@ -247,7 +247,7 @@ func (s *Session) timerRefresh() {
 	if s.ended || s.d == nil || !t.on {
 		return
 	}
-	if t.busy || s.reinviting || s.incomingReinvite || s.x.updOffer || s.x.updAnswer || s.ackWait != nil {
+	if t.busy || s.oa.busy() || s.ackWait != nil {
 		t.refreshT = s.ua.after(time.Second, s.timerRefresh)
 		return
 	}
@@ -263,11 +263,11 @@ func (s *Session) timerRefresh() {
 	s.refreshHeaders(req)
 	if method == "INVITE" {
 		req.Header.Add("Allow", inviteAllow)
-		if l := s.x.lastLocal; l != nil && s.handler != nil {
+		if l := s.oa.lastLocal; l != nil && s.handler != nil {
 			req.Header.Add("Content-Type", l.ContentType)
 			req.Body = l.Body
 		}
-		s.reinviting = true
+		s.oa.begin(oaReinviteOut)
 	}
 	t.busy = true
 	o := &outgoing{req: req}
@@ -276,7 +276,7 @@ func (s *Session) timerRefresh() {
 	done := func() {
 		t.busy = false
 		if method == "INVITE" {
-			s.reinviting = false
+			s.oa.end(oaReinviteOut)
 		}
 	}
 	o.onResponse = func(resp *message.Response) {

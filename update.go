@@ -64,86 +64,22 @@ func (s *Session) updateOnce(ctx context.Context, opts UpdateOptions) error {
 		}
 		offer = &d
 	}
-	type result struct {
-		resp *message.Response
-		err  error
-	}
-	done := make(chan result, 1)
-	if err := s.ua.call(ctx, func() {
-		if err := s.canUpdate(offer != nil); err != nil {
-			done <- result{nil, err}
-			return
-		}
-		d := s.updateDialog()
-		req, err := d.NewRequest("UPDATE")
-		if err != nil {
-			done <- result{nil, err}
-			return
-		}
-		req.Header.Add("Contact", s.ua.contactAddress().String())
-		if s.d != nil {
-			s.refreshHeaders(req)
-		}
-		addExtra(&req.Header, opts.ExtraHeaders)
-		if offer != nil {
-			req.Header.Add("Content-Type", offer.ContentType)
-			req.Body = offer.Body
-			s.x.updOffer = true
-		}
-		o := &outgoing{req: req}
-		o.rebuild = nextCSeq(&d.LocalSeq)
-		finish := func(r result) {
+	_, err := s.sendInDialog(ctx, dialogRequest{
+		method: "UPDATE", offer: offer, mopts: opts.Media, extra: opts.ExtraHeaders,
+		open: func() (*dialog.Dialog, error) {
+			if err := s.canUpdate(offer != nil); err != nil {
+				return nil, err
+			}
+			return s.updateDialog(), nil
+		},
+		pending: func(on bool) {
 			if offer != nil {
-				s.x.updOffer = false
+				s.oa.set(oaUpdateOut, on)
 			}
-			done <- r
-		}
-		o.onResponse = func(resp *message.Response) {
-			if resp.StatusCode < 200 || o.ended {
-				return
-			}
-			o.ended = true
-			if resp.StatusCode >= 300 {
-				finish(result{resp, responseError(resp)})
-				if (resp.StatusCode == 481 || resp.StatusCode == 408) && s.d == d {
-					s.terminate(EndReason{Cause: EndRemoteBye, StatusCode: resp.StatusCode})
-				}
-				return
-			}
-			d.RefreshTarget(resp)
-			if offer != nil {
-				s.noteLocal(offer.ContentType, offer.Body)
-			}
-			if s.d == d {
-				s.refreshed(resp)
-			}
-			finish(result{resp, nil})
-		}
-		o.onError = func(err error) { finish(result{nil, err}) }
-		if err := s.ua.send(o); err != nil {
-			finish(result{nil, err})
-		}
-	}); err != nil {
-		return err
-	}
-	var r result
-	select {
-	case r = <-done:
-	case <-ctx.Done():
-		return canceled(ctx)
-	case <-s.ua.quit:
-		return ErrStopped
-	}
-	if r.err != nil {
-		return r.err
-	}
-	if offer != nil && len(r.resp.Body) > 0 {
-		d := media.Description{ContentType: r.resp.Header.MediaType(), Body: r.resp.Body}
-		if err := s.handler.SetDescription(ctx, d, opts.Media); err != nil {
-			return fmt.Errorf("sip: answer: %w", err)
-		}
-	}
-	return nil
+		},
+		accepted: func(d *dialog.Dialog, resp *message.Response) { d.RefreshTarget(resp) },
+	})
+	return err
 }
 
 // updateDialog returns the dialog an UPDATE goes in: the confirmed one,
@@ -180,9 +116,8 @@ func (s *Session) canUpdate(withOffer bool) error {
 // offerPending reports whether an offer of ours waits for its answer, or
 // one of the peer's for ours (RFC 3311 §5.2). Runs on the loop.
 func (s *Session) offerPending() (ours, theirs bool) {
-	ours = s.x.updOffer || s.reinviting || s.x.offerInRel
-	theirs = s.x.updAnswer || s.incomingReinvite
-	if s.d == nil && !s.x.oaDone && s.invite != nil && len(s.invite.Body) > 0 {
+	ours, theirs = s.oa.pending()
+	if s.d == nil && !s.oa.initialDone && s.invite != nil && len(s.invite.Body) > 0 {
 		if s.incoming {
 			theirs = true
 		} else {
@@ -222,7 +157,7 @@ func (s *Session) onUpdate(tx *transaction.Server, req *message.Request, d *dial
 		})
 		return
 	}
-	s.x.updAnswer = true
+	s.oa.begin(oaUpdateIn)
 	h, mo := s.handler, s.mopts
 	off := media.Description{ContentType: req.Header.MediaType(), Body: req.Body}
 	s.cbq.push(func() {
@@ -236,7 +171,7 @@ func (s *Session) onUpdate(tx *transaction.Server, req *message.Request, d *dial
 			code = 500
 		}
 		s.ua.post(func() {
-			s.x.updAnswer = false
+			s.oa.end(oaUpdateIn)
 			if s.ended {
 				s.ua.reply(tx, 481, "", nil)
 				return

@@ -133,7 +133,8 @@ func (b blockingSDP) SetDescription(ctx context.Context, d media.Description, o 
 
 // TestSimUpdateWhileAnswering: a second UPDATE with an offer arrives while
 // bob still answers the first: 500 with a Retry-After of 0–10 s (RFC 3311
-// §5.2); the first is answered normally.
+// §5.2), and bob's own re-INVITE is refused; the first is answered
+// normally.
 func TestSimUpdateWhileAnswering(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		n := siptest.NewNetwork(23)
@@ -191,6 +192,9 @@ func TestSimUpdateWhileAnswering(t *testing.T) {
 		assert.True(t, present)
 		assert.NoError(t, err)
 		assert.LessOrEqual(t, ra, uint32(10))
+		// Nor does bob offer himself while he answers (one offer/answer
+		// exchange at a time, RFC 3264 §4, RFC 6337 §3).
+		assert.ErrorIs(t, inv.Reinvite(context.Background(), sip.ReinviteOptions{}), sip.ErrInvalidState)
 		close(release)
 		r = read()
 		assert.Equal(t, 200, r.StatusCode)

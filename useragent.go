@@ -545,7 +545,10 @@ func parseListen(s string) (transport.Proto, string, error) {
 // removed, each waiting for its answer until ctx ends, then the transport
 // is closed and the event loop ends. A call that could not be ended in
 // time (no answer to its BYE or CANCEL, a 2xx whose ACK is awaited) ends
-// with EndStopped. It returns when everything has stopped and every
+// with EndStopped; a subscription or registration whose peer did not
+// answer in time is then SubscriptionTerminated or RegistererTerminated
+// all the same, its state listeners told. It returns when everything has
+// stopped and every
 // callback has returned; no goroutine is left. Stop may be called from a
 // callback: the lane it runs on is then not waited for. Stop is
 // idempotent.
@@ -612,6 +615,7 @@ func (ua *UserAgent) shutdown() {
 			for s := range ua.sessions {
 				s.stopped()
 			}
+			ua.endUsages()
 			if ua.up != nil {
 				_ = ua.up.Close()
 			}
@@ -626,6 +630,47 @@ func (ua *UserAgent) shutdown() {
 		ua.setState(Stopped)
 		ua.lanes.wait()
 	})
+}
+
+// endUsages ends, at Stop, every subscription and registration that
+// Stop's graceful part could not end (the peer never answered the
+// un-SUBSCRIBE, the terminating NOTIFY or the un-REGISTER in time): their
+// state listeners are told, and nothing of theirs is sent any more. Runs
+// on the loop.
+func (ua *UserAgent) endUsages() {
+	var subs []*Subscriber
+	var incoming []*IncomingSubscription
+	for _, u := range ua.usages {
+		switch s := u.(type) {
+		case *Subscriber:
+			subs = append(subs, s)
+		case *IncomingSubscription:
+			incoming = append(incoming, s)
+		}
+	}
+	for k := range ua.claims {
+		if s, ok := k.(*Subscriber); ok {
+			subs = append(subs, s) // its first SUBSCRIBE is unanswered
+		}
+	}
+	for _, s := range subs {
+		s.terminate()
+	}
+	for _, s := range incoming {
+		for _, j := range s.queue {
+			if j.done != nil {
+				j.done(ErrStopped)
+			}
+		}
+		s.queue = nil
+		s.end()
+	}
+	for r := range ua.registerers {
+		r.wanted = false
+		ua.timers.stop(r.refresh)
+		delete(ua.registerers, r)
+		r.setState(RegistererTerminated)
+	}
 }
 
 // Reconnect drops the connection to the server and connects again at
