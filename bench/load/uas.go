@@ -20,6 +20,7 @@ import (
 	"github.com/emiago/sipgo"
 	sipgosip "github.com/emiago/sipgo/sip"
 	sip "github.com/sipua/sip"
+	"github.com/sipua/sip/media"
 )
 
 // Stats is what a process under test reports about itself.
@@ -132,12 +133,30 @@ func bigBufferUDP(addr string) (*net.UDPConn, error) {
 	return c, nil
 }
 
-// runSipuaUAS answers every INVITE with 200 (no body: sip.NoMedia) and
-// counts calls through the session's state listener.
+// fixedAnswer is a media handler that answers any offer with one fixed
+// SDP and carries no media: sip.NoMedia refuses an SDP offer with 488
+// (RFC 3264: no 2xx without an answer). sipgo's UAS below answers 200
+// with no body, which costs it slightly less than this answer costs us.
+type fixedAnswer struct{}
+
+var fixedSDP = []byte("v=0\r\no=uas 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n")
+
+func (fixedAnswer) GetDescription(context.Context, media.Options) (media.Description, error) {
+	return media.Description{ContentType: "application/sdp", Body: fixedSDP}, nil
+}
+func (fixedAnswer) SetDescription(context.Context, media.Description, media.Options) error {
+	return nil
+}
+func (fixedAnswer) HasDescription(ct string) bool        { return ct == "application/sdp" }
+func (fixedAnswer) SendDTMF(string, time.Duration) error { return media.ErrNotSupported }
+func (fixedAnswer) Close() error                         { return nil }
+
+// runSipuaUAS answers every INVITE with 200 (a fixed SDP answer, no
+// media) and counts calls through the session's state listener.
 func runSipuaUAS(addr string, c *counters) error {
 	ua, err := sip.NewUserAgent(sip.UserAgentOptions{
 		URI:          "sip:uas@" + addr,
-		MediaFactory: sip.NoMedia,
+		MediaFactory: func(media.SessionInfo) (media.Handler, error) { return fixedAnswer{}, nil },
 		// The defaults (16384 server transactions, 64 calls waiting for
 		// the application) protect a phone; this UAS is a server under
 		// load test: at 1000 calls/s the INVITE and BYE transactions kept
