@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/sipua/sip/internal/dialog"
 	"github.com/sipua/sip/internal/transaction"
@@ -27,6 +28,10 @@ type Invitation struct {
 
 	toTag string
 	early *media.Description // the answer sent early, repeated in the 200
+	// progressed is set once Progress is called: until then no reliable
+	// provisional response or early offer/answer exists, and Accept needs
+	// no look at the loop's state before its one call to the loop.
+	progressed atomic.Bool
 	// Owned by the event loop.
 	answered bool // a final response was sent
 }
@@ -164,6 +169,7 @@ func (inv *Invitation) Progress(ctx context.Context, opts ProgressOptions) error
 	if err := checkExtraHeaders(opts.ExtraHeaders); err != nil {
 		return err
 	}
+	inv.progressed.Store(true)
 	reliable, offer, rerr := inv.relPrepare(ctx, opts)
 	if rerr != nil {
 		return rerr
@@ -244,9 +250,30 @@ func (inv *Invitation) Accept(ctx context.Context, opts AcceptOptions) error {
 		}
 	}
 	inv.mopts = opts.Media
-	noSDP, rerr := inv.relBeforeAccept(ctx)
-	if rerr != nil {
-		return rerr
+	// Without a Progress before, nothing reliable or early is under way:
+	// the 200 is built and sent in one turn of the loop, which checks
+	// that this still holds (a Progress from another goroutine may have
+	// come in between; then Accept starts again the long way).
+	fast := !inv.progressed.Load()
+	for {
+		again, err := inv.accept(ctx, opts, fast)
+		if !again {
+			return err
+		}
+		fast = false
+	}
+}
+
+// accept is Accept; fast skips the wait for a reliable provisional
+// response and the look at the early offer/answer, which a Progress
+// before may have started. again reports that fast did not hold.
+func (inv *Invitation) accept(ctx context.Context, opts AcceptOptions, fast bool) (again bool, err error) {
+	var noSDP bool
+	if !fast {
+		var rerr error
+		if noSDP, rerr = inv.relBeforeAccept(ctx); rerr != nil {
+			return false, rerr
+		}
 	}
 	var desc media.Description
 	switch {
@@ -256,14 +283,17 @@ func (inv *Invitation) Accept(ctx context.Context, opts AcceptOptions) error {
 	case inv.handler != nil:
 		d, err := inv.answer(ctx, opts.Media)
 		if err != nil {
-			return err
+			return false, err
 		}
 		desc = d
 	}
-	var err error
 	if cerr := inv.ua.call(ctx, func() {
 		if inv.answered || inv.ended {
 			err = fmt.Errorf("%w: already answered", ErrInvalidState)
+			return
+		}
+		if fast && (inv.x.rel != nil || inv.oa.initialDone || inv.oa.cur == oaReliableOut || inv.early != nil) {
+			again = true
 			return
 		}
 		inv.answered = true
@@ -302,9 +332,9 @@ func (inv *Invitation) Accept(ctx context.Context, opts AcceptOptions) error {
 			old.terminate(EndReason{Cause: EndReplaced})
 		}
 	}); cerr != nil {
-		return cerr
+		return false, cerr
 	}
-	return err
+	return again, err
 }
 
 // answer applies the INVITE's offer, if any, and returns the local

@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"container/heap"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 )
 
 // callbackQueue is a lane of user callbacks: it runs them one at a time,
-// in order, on a goroutine that exists only while there is work, and
+// in order, on a goroutine that serves it only while there is work, and
 // never while a lock is held. A slow callback delays the callbacks after
 // it on its lane, not the stack and not the other lanes: the UserAgent
 // has a lane of its own, and each Session one (see lanes).
@@ -26,20 +27,28 @@ func (q *callbackQueue) push(f func()) {
 	start := !q.running
 	q.running = true
 	q.mu.Unlock()
-	if start {
-		q.set.begin(q)
-		go q.drain()
+	if !start {
+		return
 	}
+	if q.set == nil {
+		go q.drain()
+		return
+	}
+	q.set.begin(q)
+	q.set.dispatch(q)
 }
 
+// drain runs the callbacks of q until it is empty.
 func (q *callbackQueue) drain() {
-	q.set.started(q, goid())
 	for {
 		q.mu.Lock()
 		if len(q.fs) == 0 {
+			q.fs = nil // an idle lane holds no array
 			q.running = false
-			q.mu.Unlock()
+			// Under q.mu: a push that starts the lane again begins it
+			// after this end.
 			q.set.end(q)
+			q.mu.Unlock()
 			return
 		}
 		f := q.fs[0]
@@ -50,15 +59,30 @@ func (q *callbackQueue) drain() {
 	}
 }
 
+// maxIdleWorkers bounds the goroutines a UserAgent keeps waiting for a
+// lane to run: a few, whatever the number of calls. Each waits at most
+// workerIdle: a UserAgent with nothing to do keeps none.
+const (
+	maxIdleWorkers = 8
+	workerIdle     = 20 * time.Millisecond
+)
+
 // lanes follows the running lanes of a UserAgent so that Stop can wait
 // until every callback has returned, except those that are themselves
 // waiting in Stop: a callback may call Stop (that would otherwise wait
-// for the lane it runs on, for ever).
+// for the lane it runs on, for ever). Its lanes run on worker goroutines
+// that outlive a lane's work: one that has drained a lane waits for the
+// next lane with work, up to maxIdleWorkers of them, until Stop. Handing
+// a lane to a waiting worker costs less than starting a goroutine and
+// finding its id.
 type lanes struct {
 	mu      sync.Mutex
 	cond    sync.Cond
 	running map[*callbackQueue]int64 // the goroutine of each busy lane (0: not yet running)
 	inStop  map[int64]int            // goroutines inside Stop
+	idle    []chan *callbackQueue    // waiting workers; a nil lane ends one
+	closed  bool                     // Stop has ended the workers: none waits any more
+	exiting sync.WaitGroup           // idle workers told to end by close
 }
 
 func (l *lanes) lock() {
@@ -79,10 +103,88 @@ func (l *lanes) begin(q *callbackQueue) {
 	l.mu.Unlock()
 }
 
-func (l *lanes) started(q *callbackQueue, id int64) {
-	if l == nil {
+// dispatch runs q on a waiting worker, or on a new one.
+func (l *lanes) dispatch(q *callbackQueue) {
+	l.lock()
+	if n := len(l.idle); n > 0 {
+		ch := l.idle[n-1]
+		l.idle[n-1] = nil
+		l.idle = l.idle[:n-1]
+		l.mu.Unlock()
+		ch <- q // buffered: never blocks
 		return
 	}
+	l.mu.Unlock()
+	go l.work(q)
+}
+
+// work is a worker goroutine: it runs q, then the lanes handed to it
+// while it waits, until it is not wanted any more: Stop, idle for
+// workerIdle, or enough others waiting.
+func (l *lanes) work(q *callbackQueue) {
+	id := goid()
+	var ch chan *callbackQueue
+	var idle *time.Timer
+	defer func() {
+		if idle != nil {
+			idle.Stop()
+		}
+	}()
+	for {
+		l.started(q, id)
+		q.drain()
+		l.lock()
+		if l.closed || len(l.idle) >= maxIdleWorkers {
+			l.mu.Unlock()
+			return
+		}
+		if ch == nil {
+			ch = make(chan *callbackQueue, 1)
+			idle = time.NewTimer(workerIdle)
+		} else {
+			idle.Reset(workerIdle)
+		}
+		l.idle = append(l.idle, ch)
+		l.mu.Unlock()
+		select {
+		case q = <-ch:
+		case <-idle.C:
+			l.lock()
+			i := slices.Index(l.idle, ch)
+			if i >= 0 {
+				l.idle = slices.Delete(l.idle, i, i+1)
+			}
+			l.mu.Unlock()
+			if i >= 0 {
+				return
+			}
+			q = <-ch // handed a lane (or told to end) as the timer fired
+		}
+		if q == nil {
+			l.exiting.Done()
+			return
+		}
+		idle.Stop()
+	}
+}
+
+// close ends the waiting workers and waits for them; a lane that starts
+// later runs on a worker that ends when the lane is empty. Called by Stop
+// once every lane is idle.
+func (l *lanes) close() {
+	l.lock()
+	l.closed = true
+	idle := l.idle
+	l.idle = nil
+	l.exiting.Add(len(idle))
+	l.mu.Unlock()
+	for _, ch := range idle {
+		ch <- nil
+	}
+	l.exiting.Wait()
+}
+
+func (l *lanes) started(q *callbackQueue, id int64) {
 	l.lock()
 	l.running[q] = id
 	l.cond.Broadcast()

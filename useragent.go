@@ -629,6 +629,7 @@ func (ua *UserAgent) shutdown() {
 		ua.connected.Store(false)
 		ua.setState(Stopped)
 		ua.lanes.wait()
+		ua.lanes.close()
 	})
 }
 
