@@ -9,9 +9,13 @@
 # The table is also written to results/<UTC date>.md with the machine
 # noted. Knobs (environment): COUNT (micro benchmark rounds, default 6),
 # BENCHTIME (per benchmark and round, default 300ms),
-# RATES (ladder, default 250,500,1000,1500,2000,3000,4000,5000,6000), RUNS
-# (runs per ladder step and stack, default 3), DURATION (per step, default
-# 4s),
+# RATES (first ladder steps, default 1000,2000,4000,6000), STEP (then the
+# ladder steps up by this, default 2000, until sipua breaks: no fixed top),
+# MAX_RATE (60000), TWO_SIPP_FROM (from this rate on two sipp UACs share
+# the rate, default 8000: one sipp runs short of CPU near 10 000 calls/s),
+# CPU_RATE (both stacks' CPU per call is reported at this rate, default
+# 8000), RUNS (runs per ladder step and stack, default 3), DURATION (per
+# step, default 4s),
 # IDLE_CALLS (10000), REG_UAS (10000), REG_EXPIRES (60), LOAD_ARGS (more
 # flags for `load all`), QUICK=1 (a smoke run: 1 benchmark run, one low
 # ladder step, 500 idle calls, 200 registrations; no results file).
@@ -21,7 +25,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 command -v sipp >/dev/null || { echo "sipp not found: apt-get install sip-tester (or ../interop/install.sh)" >&2; exit 1; }
 
 COUNT="${COUNT:-6}"
-RATES="${RATES:-250,500,1000,1500,2000,3000,4000,5000,6000}"
+RATES="${RATES:-1000,2000,4000,6000}"
+STEP="${STEP:-2000}"
+MAX_RATE="${MAX_RATE:-60000}"
+TWO_SIPP_FROM="${TWO_SIPP_FROM:-8000}"
+CPU_RATE="${CPU_RATE:-8000}"
 RUNS="${RUNS:-3}"
 DURATION="${DURATION:-4s}"
 IDLE_CALLS="${IDLE_CALLS:-10000}"
@@ -29,7 +37,7 @@ REG_UAS="${REG_UAS:-10000}"
 REG_EXPIRES="${REG_EXPIRES:-60}"
 extra=()
 if [[ "${QUICK:-}" == 1 ]]; then
-	COUNT=1 RATES=200 RUNS=1 DURATION=2s IDLE_CALLS=500 REG_UAS=200
+	COUNT=1 RATES=200 STEP=0 CPU_RATE=0 RUNS=1 DURATION=2s IDLE_CALLS=500 REG_UAS=200
 	extra=(-idle-rate 250 -timer-wait 1s -reg-expires 3600 -reg-window 2s -reg-rate 200)
 fi
 
@@ -46,8 +54,9 @@ for ((i = 0; i < COUNT; i++)); do
 	"$work/bench.test" -test.run '^$' -test.bench . -test.benchmem -test.benchtime "${BENCHTIME:-300ms}"
 done | tee "$work/micro.txt" | grep -E '^Benchmark' >&2
 
-echo "==> load: ladder $RATES x $RUNS runs of $DURATION, $IDLE_CALLS idle calls, $REG_UAS registrations" >&2
-"$work/load" all -micro "$work/micro.txt" -rates "$RATES" -runs "$RUNS" -duration "$DURATION" \
+echo "==> load: ladder $RATES then +$STEP until sipua breaks, x $RUNS runs of $DURATION, $IDLE_CALLS idle calls, $REG_UAS registrations" >&2
+"$work/load" all -micro "$work/micro.txt" -rates "$RATES" -step "$STEP" -max-rate "$MAX_RATE" \
+	-two-sipp-from "$TWO_SIPP_FROM" -cpu-rate "$CPU_RATE" -runs "$RUNS" -duration "$DURATION" \
 	-idle-calls "$IDLE_CALLS" -reg-uas "$REG_UAS" -reg-expires "$REG_EXPIRES" -dir "$work/traces" \
 	-json "$work/results.json" "${extra[@]+"${extra[@]}"}" ${LOAD_ARGS:-} | tee "$work/table.md"
 
@@ -60,7 +69,7 @@ if [[ "${QUICK:-}" != 1 ]]; then
 		echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -sr)"
 		echo "- $(go version)"
 		echo "- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other jobs share the machine: compare ratios)"
-		echo "- settings: COUNT=$COUNT RATES=$RATES RUNS=$RUNS DURATION=$DURATION IDLE_CALLS=$IDLE_CALLS REG_UAS=$REG_UAS REG_EXPIRES=$REG_EXPIRES"
+		echo "- settings: COUNT=$COUNT RATES=$RATES STEP=$STEP MAX_RATE=$MAX_RATE TWO_SIPP_FROM=$TWO_SIPP_FROM CPU_RATE=$CPU_RATE RUNS=$RUNS DURATION=$DURATION IDLE_CALLS=$IDLE_CALLS REG_UAS=$REG_UAS REG_EXPIRES=$REG_EXPIRES"
 		echo
 		cat "$work/table.md"
 		echo

@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -97,6 +98,10 @@ func usage() {
 
 type config struct {
 	rates     []int
+	step      int // after rates, step up by this until sipua breaks
+	maxRate   int // but not past this
+	twoFrom   int // rates from this one on are split over two sipp UACs (0: never)
+	cpuRate   int // CPU per call is reported at this rate for both stacks
 	duration  time.Duration
 	runs      int
 	idleN     int
@@ -117,6 +122,10 @@ func drive(cmd string, args []string) error {
 	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
 	var c config
 	rates := fs.String("rates", "250,500,1000,1500,2000,3000,4000,5000,6000", "call rates (calls/s) of the ladder")
+	fs.IntVar(&c.step, "step", 2000, "after -rates, the ladder steps up by this many calls/s until sipua breaks (0: only -rates)")
+	fs.IntVar(&c.maxRate, "max-rate", 60000, "highest rate the ladder tries")
+	fs.IntVar(&c.twoFrom, "two-sipp-from", 8000, "from this rate on, two sipp UAC processes share the rate: one sipp runs short of CPU around 10 000 calls/s (0: always one)")
+	fs.IntVar(&c.cpuRate, "cpu-rate", 8000, "rate at which the table gives both stacks' CPU per call; a stack that broke below it is run there once more for the figure (0: none)")
 	fs.DurationVar(&c.duration, "duration", 4*time.Second, "length of one ladder step")
 	fs.IntVar(&c.runs, "runs", 3, "runs per ladder step and stack (interleaved)")
 	fs.IntVar(&c.idleN, "idle-calls", 10000, "concurrent calls held in the idle test")
@@ -201,6 +210,8 @@ type Step struct {
 	HeapLive    uint64  // after the run and a forced GC (transactions still in their timers)
 	Clean       bool
 	AchievedCPS float64
+	UACs        int     // sipp UAC processes
+	SippCPU     float64 // their CPU together, % of one core over the run
 }
 
 func newDir(base, name string) (string, error) {
@@ -220,25 +231,46 @@ func callStep(c config, stack string, rate, run int) (Step, error) {
 		return st, err
 	}
 	defer u.close()
-	scen, err := writeScenario(dir, "uac.xml")
-	if err != nil {
-		return st, err
+	uacs := 1
+	if c.twoFrom > 0 && rate >= c.twoFrom {
+		uacs = 2
 	}
-	p, _ := freePort()
-	mp, _ := freePort()
+	st.UACs = uacs
 	n := int(float64(rate) * c.duration.Seconds())
 	s0, err := u.stats(false)
 	if err != nil {
 		return st, err
 	}
-	sp, err := startSipp(dir, "-sf", scen, u.addr, "-i", "127.0.0.1", "-p", strconv.Itoa(p), "-mp", strconv.Itoa(mp),
-		"-s", "uas", "-r", strconv.Itoa(rate), "-rp", "1000", "-m", strconv.Itoa(n), "-l", strconv.Itoa(n),
-		"-d", "0", "-timeout", fmt.Sprintf("%ds", int(c.duration.Seconds())+30), "-timeout_error",
-		"-max_recv_loops", "10000", "-max_sched_loops", "10000")
-	if err != nil {
-		return st, err
+	var sps []*Sipp
+	for i := range uacs {
+		sdir := dir
+		if uacs > 1 {
+			if sdir, err = newDir(dir, fmt.Sprintf("uac%d", i)); err != nil {
+				return st, err
+			}
+		}
+		scen, err := writeScenario(sdir, "uac.xml")
+		if err != nil {
+			return st, err
+		}
+		p, _ := freePort()
+		mp, _ := freePort()
+		r, m := rate/uacs, n/uacs
+		sp, err := startSipp(sdir, "-sf", scen, u.addr, "-i", "127.0.0.1", "-p", strconv.Itoa(p), "-mp", strconv.Itoa(mp),
+			"-s", "uas", "-r", strconv.Itoa(r), "-rp", "1000", "-m", strconv.Itoa(m), "-l", strconv.Itoa(m),
+			"-d", "0", "-timeout", fmt.Sprintf("%ds", int(c.duration.Seconds())+30), "-timeout_error",
+			"-max_recv_loops", "10000", "-max_sched_loops", "10000")
+		if err != nil {
+			for _, sp := range sps {
+				sp.stop()
+			}
+			return st, err
+		}
+		sps = append(sps, sp)
 	}
-	_ = sp.wait(c.duration + 40*time.Second)
+	for _, sp := range sps {
+		_ = sp.wait(c.duration + 40*time.Second)
+	}
 	s1, err := u.stats(false)
 	if err != nil {
 		return st, err
@@ -247,9 +279,17 @@ func callStep(c config, stack string, rate, run int) (Step, error) {
 	if err != nil {
 		return st, err
 	}
-	st.Sipp, err = sp.result()
-	if err != nil {
-		return st, err
+	var sippCPU int64
+	for _, sp := range sps {
+		r, err := sp.result()
+		if err != nil {
+			return st, err
+		}
+		st.Sipp.add(r)
+		sippCPU += sp.cpuMicros()
+		if r.Elapsed > 0 {
+			st.AchievedCPS += float64(r.Calls) / r.Elapsed
+		}
 	}
 	st.CPUMicros = s1.CPUMicros - s0.CPUMicros
 	if st.Sipp.Successful > 0 {
@@ -257,7 +297,7 @@ func callStep(c config, stack string, rate, run int) (Step, error) {
 	}
 	if st.Sipp.Elapsed > 0 {
 		st.CPUPercent = float64(st.CPUMicros) / (st.Sipp.Elapsed * 1e4)
-		st.AchievedCPS = float64(st.Sipp.Calls) / st.Sipp.Elapsed
+		st.SippCPU = float64(sippCPU) / (st.Sipp.Elapsed * 1e4)
 	}
 	st.RSSKiB = s1.RSSKiB
 	st.HeapLive = s2.HeapLive
@@ -271,12 +311,21 @@ func callStep(c config, stack string, rate, run int) (Step, error) {
 type Ladder struct {
 	Steps     []Step
 	CleanRate map[string]int // highest rate with a clean run, every lower rate too
+	Broke     map[string]int // the first rate with no clean run (0: none within the ladder)
+	CPURate   int            // the rate of CPUAt
+	CPUAt     map[string]Step
 }
 
+// ladder runs c.rates, then steps up by c.step until sipua breaks (no
+// clean run at a rate) or c.maxRate; each stack stops at its first
+// broken step. Then, for c.cpuRate, each stack that was not run there
+// runs there once more, for its CPU per call.
 func ladder(c config) (*Ladder, error) {
-	l := &Ladder{CleanRate: map[string]int{}}
+	l := &Ladder{CleanRate: map[string]int{}, Broke: map[string]int{}, CPUAt: map[string]Step{}}
 	failed := map[string]bool{}
-	for _, rate := range c.rates {
+	rates := slices.Clone(c.rates)
+	for i := 0; i < len(rates); i++ {
+		rate := rates[i]
 		if failed["sipua"] && failed["sipgo"] {
 			break
 		}
@@ -294,9 +343,7 @@ func ladder(c config) (*Ladder, error) {
 				if err != nil {
 					return nil, err
 				}
-				fmt.Fprintf(os.Stderr, "calls %s rate=%d run=%d: %d/%d ok, failed %d, retrans %d/%d, timeouts %d, unexp %d, %.0f cps, %.1f µs CPU/call, %.0f%% CPU, clean=%v\n",
-					stack, rate, run, st.Sipp.Successful, st.Sipp.Calls, st.Sipp.Failed, st.Sipp.Retrans, st.Sipp.RecvRetrans,
-					st.Sipp.Timeouts, st.Sipp.Unexpected, st.AchievedCPS, st.CPUPerCall, st.CPUPercent, st.Clean)
+				logStep(st)
 				l.Steps = append(l.Steps, st)
 				if st.Clean {
 					anyClean[stack] = true
@@ -314,10 +361,36 @@ func ladder(c config) (*Ladder, error) {
 				l.CleanRate[stack] = rate
 			} else {
 				failed[stack] = true
+				l.Broke[stack] = rate
 			}
+		}
+		// No fixed top: go on while sipua is clean.
+		if i == len(rates)-1 && !failed["sipua"] && c.step > 0 && rate+c.step <= c.maxRate {
+			rates = append(rates, rate+c.step)
+		}
+	}
+	if c.cpuRate > 0 {
+		l.CPURate = c.cpuRate
+		for _, stack := range stacks {
+			if avg, ok := avgStepOK(l, stack, c.cpuRate); ok {
+				l.CPUAt[stack] = avg
+				continue
+			}
+			st, err := callStep(c, stack, c.cpuRate, 0)
+			if err != nil {
+				return nil, err
+			}
+			logStep(st)
+			l.CPUAt[stack] = st
 		}
 	}
 	return l, nil
+}
+
+func logStep(st Step) {
+	fmt.Fprintf(os.Stderr, "calls %s rate=%d run=%d: %d/%d ok, failed %d, retrans %d/%d, timeouts %d, unexp %d, %.0f cps, %.1f µs CPU/call, %.0f%% CPU, %d sipp (%.0f%% CPU), clean=%v\n",
+		st.Stack, st.Rate, st.Run, st.Sipp.Successful, st.Sipp.Calls, st.Sipp.Failed, st.Sipp.Retrans, st.Sipp.RecvRetrans,
+		st.Sipp.Timeouts, st.Sipp.Unexpected, st.AchievedCPS, st.CPUPerCall, st.CPUPercent, st.UACs, st.SippCPU, st.Clean)
 }
 
 // printSteps writes one line per ladder step with both stacks.
@@ -540,6 +613,23 @@ func (rep report) print(w io.Writer) {
 	if l := rep.Ladder; l != nil {
 		a, g := l.CleanRate["sipua"], l.CleanRate["sipgo"]
 		fmt.Fprintf(w, "| UAS clean calls/s (highest ladder step with a clean run, all lower steps too) | %d | %d | %s | ≥2× |\n", a, g, ratio(float64(a), float64(g)))
+		broke := func(s string) string {
+			if r := l.Broke[s]; r > 0 {
+				return strconv.Itoa(r)
+			}
+			return "not within the ladder"
+		}
+		fmt.Fprintf(w, "| UAS breaking point (first step with no clean run: failed calls, retransmissions or sipp short of the rate) | %s | %s | | |\n", broke("sipua"), broke("sipgo"))
+		if l.CPURate > 0 {
+			ca, cg := l.CPUAt["sipua"], l.CPUAt["sipgo"]
+			note := func(st Step) string {
+				if st.Clean {
+					return fmt.Sprintf("%.1f", st.CPUPerCall)
+				}
+				return fmt.Sprintf("%.1f (not clean: %.0f calls/s reached)", st.CPUPerCall, st.AchievedCPS)
+			}
+			fmt.Fprintf(w, "| UAS CPU per call at %d calls/s (µs, getrusage) | %s | %s | %s | ≤60 µs |\n", l.CPURate, note(ca), note(cg), ratio(cg.CPUPerCall, ca.CPUPerCall))
+		}
 		// CPU per call and memory at the highest rate both were clean at.
 		common := min(a, g)
 		if common == 0 {
@@ -625,6 +715,27 @@ func ratio(a, b float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f×", a/b)
+}
+
+// avgStepOK averages the runs of stack at rate; ok is false when there
+// were none. Clean is set when one run was clean.
+func avgStepOK(l *Ladder, stack string, rate int) (s Step, ok bool) {
+	n := 0
+	for _, st := range l.Steps {
+		if st.Stack != stack || st.Rate != rate {
+			continue
+		}
+		s.CPUPerCall += st.CPUPerCall
+		s.AchievedCPS += st.AchievedCPS
+		s.Clean = s.Clean || st.Clean
+		n++
+	}
+	if n == 0 {
+		return s, false
+	}
+	s.CPUPerCall /= float64(n)
+	s.AchievedCPS /= float64(n)
+	return s, true
 }
 
 // avgStep averages the runs of stack at rate.

@@ -61,12 +61,41 @@ func (r SippResult) Clean() bool {
 		r.Successful == r.Calls && r.Calls > 0
 }
 
+// add sums o into r (two sipp UACs of one step): counts add up, the
+// elapsed time is the longer one.
+func (r *SippResult) add(o SippResult) {
+	r.Calls += o.Calls
+	r.Successful += o.Successful
+	r.Failed += o.Failed
+	r.Retrans += o.Retrans
+	r.RecvRetrans += o.RecvRetrans
+	r.Timeouts += o.Timeouts
+	r.Unexpected += o.Unexpected
+	r.Dead += o.Dead
+	r.Elapsed = max(r.Elapsed, o.Elapsed)
+}
+
 // Sipp is one sipp process.
 type Sipp struct {
 	cmd  *exec.Cmd
 	dir  string
 	done chan struct{}
 	err  error
+}
+
+// cpuMicros returns the user and system CPU time sipp used, once it has
+// ended (0 before).
+func (s *Sipp) cpuMicros() int64 {
+	select {
+	case <-s.done:
+	default:
+		return 0
+	}
+	ps := s.cmd.ProcessState
+	if ps == nil {
+		return 0
+	}
+	return (ps.UserTime() + ps.SystemTime()).Microseconds()
 }
 
 // startSipp runs sipp in dir with args (the scenario, ports and limits are
