@@ -50,7 +50,8 @@ func (s *Server) Invite() bool { return s.invite }
 // Reliable reports whether the transport is reliable.
 func (s *Server) Reliable() bool { return s.reliable }
 
-// LastResponse returns the last response sent, or nil.
+// LastResponse returns the last response sent, or nil; nil as well once
+// a 2xx to INVITE went out (Accepted keeps none).
 func (s *Server) LastResponse() *message.Response { return s.last }
 
 // Deadline returns when Tick must next be called, or the zero time.
@@ -111,8 +112,8 @@ func (s *Server) Respond(resp *message.Response, now time.Time, out []Action) ([
 	case Trying, Proceeding:
 	case Accepted:
 		if code >= 200 && code < 300 {
-			// The TU retransmits its 2xx through here.
-			s.last = resp
+			// The TU retransmits its 2xx through here; the transaction
+			// keeps none of it (see below).
 			return append(out, Action{Kind: Send, Msg: resp}), nil
 		}
 		return out, fmt.Errorf("%w: %d after a 2xx", ErrTerminated, code)
@@ -128,6 +129,10 @@ func (s *Server) Respond(resp *message.Response, now time.Time, out []Action) ([
 	}
 	if s.invite {
 		if code < 300 {
+			// In Accepted a retransmitted INVITE is absorbed and the TU
+			// retransmits its 2xx itself (RFC 6026 §7.1): the 2xx is not
+			// kept for the 64*T1 of Timer L.
+			s.last = nil
 			s.state = Accepted
 			s.linger.set(now, 64*s.cfg.T1) // Timer L
 			return out, nil
