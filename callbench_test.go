@@ -45,9 +45,36 @@ func BenchmarkUASCall(b *testing.B) {
 }
 
 func benchUASCall(b *testing.B, listener bool) {
+	ua, call := rawUAS(b, listener, func(media.SessionInfo) (media.Handler, error) { return benchAnswer{}, nil })
+	defer stopUA(ua)
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuMicros()
+	for i := range b.N {
+		call(i)
+	}
+	b.StopTimer()
+	// The process's CPU per call, UserAgent and client together: the
+	// figure bench/load measures (for the UAS alone) under sipp.
+	if cpu := cpuMicros() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(cpu)/float64(b.N), "cpu-µs/op")
+	}
+}
+
+func stopUA(ua *UserAgent) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = ua.Stop(ctx)
+}
+
+// rawUAS starts a UserAgent on loopback UDP whose OnInvite accepts every
+// call (with a state listener on each when listener is set), and returns
+// it with a function that runs call number i against it from a bare
+// socket: INVITE with an SDP offer, 200, ACK, BYE, 200.
+func rawUAS(tb testing.TB, listener bool, mf media.Factory) (*UserAgent, func(i int)) {
 	ua, err := NewUserAgent(UserAgentOptions{
 		URI:          "sip:uas@127.0.0.1",
-		MediaFactory: func(media.SessionInfo) (media.Handler, error) { return benchAnswer{}, nil },
+		MediaFactory: mf,
 		Limits:       Limits{MaxServerTransactions: -1, MaxPendingInvites: -1},
 		Transport:    TransportOptions{Listen: []string{"udp://127.0.0.1:0"}},
 		Delegate: UserAgentDelegate{OnInvite: func(inv *Invitation) {
@@ -55,34 +82,33 @@ func benchUASCall(b *testing.B, listener bool) {
 				inv.OnStateChange(func(SessionState) {})
 			}
 			if err := inv.Accept(context.Background(), AcceptOptions{}); err != nil {
-				b.Error(err)
+				tb.Error(err)
 			}
 		}},
 	})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := ua.Start(context.Background()); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = ua.Stop(ctx)
-	}()
 	uas := ua.listenAddrs[0].addr
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
-		b.Fatal(err)
+		stopUA(ua)
+		tb.Fatal(err)
 	}
-	defer c.Close()
+	tb.Cleanup(func() { c.Close() })
 	if err := c.SetReadBuffer(1 << 20); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	to := net.UDPAddrFromAddrPort(uas)
 	local := c.LocalAddr().String()
 	dst := uas.String()
 	sdp := "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+	if mf == nil {
+		sdp = ""
+	}
 	var out []byte
 	in := make([]byte, 65536)
 	send := func(method string, cseq int, callID, branch, toTag string, body string) {
@@ -95,7 +121,7 @@ func benchUASCall(b *testing.B, listener bool) {
 		}
 		out = fmt.Appendf(out, "Content-Length: %d\r\n\r\n%s", len(body), body)
 		if _, err := c.WriteToUDP(out, to); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 	}
 	// recv reads until a final response to method, and returns its To tag
@@ -103,11 +129,11 @@ func benchUASCall(b *testing.B, listener bool) {
 	recv := func(method string) string {
 		for {
 			if err := c.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
-				b.Fatal(err)
+				tb.Fatal(err)
 			}
 			n, _, err := c.ReadFromUDP(in)
 			if err != nil {
-				b.Fatal(err)
+				tb.Fatal(err)
 			}
 			m := in[:n]
 			if !bytes.HasPrefix(m, []byte("SIP/2.0 ")) || len(m) < 12 {
@@ -117,36 +143,27 @@ func benchUASCall(b *testing.B, listener bool) {
 				continue
 			}
 			if !bytes.HasPrefix(m[8:], []byte("200")) {
-				b.Fatalf("response %q", m[:12])
+				tb.Fatalf("response %q", m[:12])
 			}
 			i := bytes.Index(m, []byte("\r\nTo:"))
 			if i < 0 {
-				b.Fatal("no To")
+				tb.Fatal("no To")
 			}
 			line := m[i+2:]
 			line = line[:bytes.Index(line, []byte("\r\n"))]
 			j := bytes.Index(line, []byte(";tag="))
 			if j < 0 {
-				b.Fatal("no To tag")
+				tb.Fatal("no To tag")
 			}
 			return string(line[j:])
 		}
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := cpuMicros()
-	for i := range b.N {
+	return ua, func(i int) {
 		id := strconv.Itoa(i)
 		send("INVITE", 1, id, "i"+id, "", sdp)
 		tag := recv("INVITE")
 		send("ACK", 1, id, "a"+id, tag, "")
 		send("BYE", 2, id, "b"+id, tag, "")
 		recv("BYE")
-	}
-	b.StopTimer()
-	// The process's CPU per call, UserAgent and client together: the
-	// figure bench/load measures (for the UAS alone) under sipp.
-	if cpu := cpuMicros() - cpu0; cpu > 0 {
-		b.ReportMetric(float64(cpu)/float64(b.N), "cpu-µs/op")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -83,6 +84,9 @@ type lanes struct {
 	idle    []chan *callbackQueue    // waiting workers; a nil lane ends one
 	closed  bool                     // Stop has ended the workers: none waits any more
 	exiting sync.WaitGroup           // idle workers told to end by close
+	// runs counts the lanes handed to a worker: the hops from the loop
+	// to the application (the tests check which calls need none).
+	runs atomic.Int64
 }
 
 func (l *lanes) lock() {
@@ -105,6 +109,7 @@ func (l *lanes) begin(q *callbackQueue) {
 
 // dispatch runs q on a waiting worker, or on a new one.
 func (l *lanes) dispatch(q *callbackQueue) {
+	l.runs.Add(1)
 	l.lock()
 	if n := len(l.idle); n > 0 {
 		ch := l.idle[n-1]
