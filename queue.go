@@ -35,7 +35,6 @@ func (q *callbackQueue) push(f func()) {
 		go q.drain()
 		return
 	}
-	q.set.begin(q)
 	q.set.dispatch(q)
 }
 
@@ -46,8 +45,8 @@ func (q *callbackQueue) drain() {
 		if len(q.fs) == 0 {
 			q.fs = nil // an idle lane holds no array
 			q.running = false
-			// Under q.mu: a push that starts the lane again begins it
-			// after this end.
+			// Under q.mu: a push that starts the lane again dispatches
+			// it after this end.
 			q.set.end(q)
 			q.mu.Unlock()
 			return
@@ -81,7 +80,7 @@ type lanes struct {
 	cond    sync.Cond
 	running map[*callbackQueue]int64 // the goroutine of each busy lane (0: not yet running)
 	inStop  map[int64]int            // goroutines inside Stop
-	idle    []chan *callbackQueue    // waiting workers; a nil lane ends one
+	idle    []idleWorker             // waiting workers; a nil lane ends one
 	closed  bool                     // Stop has ended the workers: none waits any more
 	exiting sync.WaitGroup           // idle workers told to end by close
 	// runs counts the lanes handed to a worker: the hops from the loop
@@ -98,27 +97,27 @@ func (l *lanes) lock() {
 	}
 }
 
-func (l *lanes) begin(q *callbackQueue) {
-	if l == nil {
-		return
-	}
-	l.lock()
-	l.running[q] = 0
-	l.mu.Unlock()
+// idleWorker is a worker waiting for a lane: id is its goroutine.
+type idleWorker struct {
+	ch chan *callbackQueue
+	id int64
 }
 
-// dispatch runs q on a waiting worker, or on a new one.
+// dispatch marks q running and runs it on a waiting worker, or on a new
+// one.
 func (l *lanes) dispatch(q *callbackQueue) {
 	l.runs.Add(1)
 	l.lock()
 	if n := len(l.idle); n > 0 {
-		ch := l.idle[n-1]
-		l.idle[n-1] = nil
+		w := l.idle[n-1]
+		l.idle[n-1] = idleWorker{}
 		l.idle = l.idle[:n-1]
+		l.running[q] = w.id
 		l.mu.Unlock()
-		ch <- q // buffered: never blocks
+		w.ch <- q // buffered: never blocks
 		return
 	}
+	l.running[q] = 0 // until the new goroutine knows its id
 	l.mu.Unlock()
 	go l.work(q)
 }
@@ -127,8 +126,8 @@ func (l *lanes) dispatch(q *callbackQueue) {
 // while it waits, until it is not wanted any more: Stop, idle for
 // workerIdle, or enough others waiting.
 func (l *lanes) work(q *callbackQueue) {
-	id := goid()
-	var ch chan *callbackQueue
+	w := idleWorker{id: goid()}
+	l.started(q, w.id)
 	var idle *time.Timer
 	defer func() {
 		if idle != nil {
@@ -136,26 +135,25 @@ func (l *lanes) work(q *callbackQueue) {
 		}
 	}()
 	for {
-		l.started(q, id)
 		q.drain()
 		l.lock()
 		if l.closed || len(l.idle) >= maxIdleWorkers {
 			l.mu.Unlock()
 			return
 		}
-		if ch == nil {
-			ch = make(chan *callbackQueue, 1)
+		if w.ch == nil {
+			w.ch = make(chan *callbackQueue, 1)
 			idle = time.NewTimer(workerIdle)
 		} else {
 			idle.Reset(workerIdle)
 		}
-		l.idle = append(l.idle, ch)
+		l.idle = append(l.idle, w)
 		l.mu.Unlock()
 		select {
-		case q = <-ch:
+		case q = <-w.ch:
 		case <-idle.C:
 			l.lock()
-			i := slices.Index(l.idle, ch)
+			i := slices.Index(l.idle, w)
 			if i >= 0 {
 				l.idle = slices.Delete(l.idle, i, i+1)
 			}
@@ -163,7 +161,7 @@ func (l *lanes) work(q *callbackQueue) {
 			if i >= 0 {
 				return
 			}
-			q = <-ch // handed a lane (or told to end) as the timer fired
+			q = <-w.ch // handed a lane (or told to end) as the timer fired
 		}
 		if q == nil {
 			l.exiting.Done()
@@ -183,8 +181,8 @@ func (l *lanes) close() {
 	l.idle = nil
 	l.exiting.Add(len(idle))
 	l.mu.Unlock()
-	for _, ch := range idle {
-		ch <- nil
+	for _, w := range idle {
+		w.ch <- nil
 	}
 	l.exiting.Wait()
 }
