@@ -63,8 +63,8 @@ func (q *callbackQueue) drain() {
 // lane to run: a few, whatever the number of calls. Each waits at most
 // workerIdle: a UserAgent with nothing to do keeps none.
 const (
-	maxIdleWorkers = 8
-	workerIdle     = 20 * time.Millisecond
+	maxIdleWorkers = 32
+	workerIdle     = 50 * time.Millisecond
 )
 
 // lanes follows the running lanes of a UserAgent so that Stop can wait
