@@ -60,10 +60,12 @@ func (q *callbackQueue) drain() {
 }
 
 // maxIdleWorkers bounds the goroutines a UserAgent keeps waiting for a
-// lane to run: a few, whatever the number of calls. Each waits at most
-// workerIdle: a UserAgent with nothing to do keeps none.
+// lane to run, whatever the number of calls: under load a burst of new
+// calls (one read batch, the loop catching up after a GC) runs hundreds
+// of lanes at once. Each waits at most workerIdle: a UserAgent with
+// nothing to do keeps none.
 const (
-	maxIdleWorkers = 32
+	maxIdleWorkers = 256
 	workerIdle     = 50 * time.Millisecond
 )
 
