@@ -129,11 +129,10 @@ func (r EndReason) String() string {
 // Session is what an Inviter and an Invitation share: the call's state,
 // its dialog and media, BYE. All methods are safe for concurrent use.
 type Session struct {
-	ua       *UserAgent
-	st       stateBox[SessionState]
-	incoming bool
-	handler  media.Handler
-	mopts    media.Options
+	ua      *UserAgent
+	st      stateBox[SessionState]
+	handler media.Handler
+	mopts   media.Options
 
 	mu     sync.Mutex
 	reason EndReason
@@ -154,16 +153,20 @@ type Session struct {
 	ackTimer *timerEntry
 	// byeAfterAck is a BYE asked for before our 2xx was acknowledged.
 	byeAfterAck func()
-	ended       bool
 	// oa is the call's offer/answer state.
 	oa            offerAnswer
-	held          bool // guarded by mu
 	referNotify   func(code int, final bool)
 	notifyQueue   []*message.Request
-	notifyBusy    bool
 	afterNotifies []func() // BYEs waiting for the NOTIFYs
 	x             callExt  // PRACK, UPDATE, session timers
 	obs           obsTimes // for UserAgentOptions.Observer
+
+	// The flags, side by side: one word, not four (a Session is
+	// allocated per call and held for its length).
+	incoming   bool
+	ended      bool // owned by the event loop
+	held       bool // guarded by mu
+	notifyBusy bool // owned by the event loop
 }
 
 func newSession(ua *UserAgent, incoming bool, mopts media.Options) (*Session, error) {
