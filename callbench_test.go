@@ -98,8 +98,8 @@ func stopUA(ua *UserAgent) {
 // call (with a state listener on each when listener is set), and returns
 // it with a function that runs call number i against it from a bare
 // socket: INVITE with an SDP offer, 200, ACK, BYE, 200.
-func rawUAS(tb testing.TB, listener bool, mf media.Factory) (*UserAgent, func(i int)) {
-	ua, err := NewUserAgent(UserAgentOptions{
+func rawUAS(tb testing.TB, listener bool, mf media.Factory, edit ...func(*UserAgentOptions)) (*UserAgent, func(i int)) {
+	o := UserAgentOptions{
 		URI:          "sip:uas@127.0.0.1",
 		MediaFactory: mf,
 		Limits:       Limits{MaxServerTransactions: -1, MaxPendingInvites: -1},
@@ -112,7 +112,11 @@ func rawUAS(tb testing.TB, listener bool, mf media.Factory) (*UserAgent, func(i 
 				tb.Error(err)
 			}
 		}},
-	})
+	}
+	for _, e := range edit {
+		e(&o)
+	}
+	ua, err := NewUserAgent(o)
 	if err != nil {
 		tb.Fatal(err)
 	}

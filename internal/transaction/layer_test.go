@@ -279,3 +279,32 @@ func TestLayerManyTimers(t *testing.T) {
 	assert.Equal(t, n/2*10, sends, "unreliable ones retransmit 10 times before Timer F")
 	assert.Equal(t, t0.Add(32*time.Second+(n-1)*time.Millisecond), now)
 }
+
+// TestLayerGivesBackBurstRoom checks that the maps and the deadline heap
+// that grew for a burst of transactions are made anew once the burst's
+// transactions have all ended, and not before.
+func TestLayerGivesBackBurstRoom(t *testing.T) {
+	rec := &recorder{}
+	l := NewLayer(Config{}, rec.callbacks())
+	n := shrinkAfter + 10
+	for i := range n {
+		req := newReq(t, "OPTIONS", fmt.Sprintf("z9hG4bKburst%d", i))
+		l.Receive(req, "alice", false, t0)
+	}
+	for _, s := range rec.servers {
+		require.NoError(t, l.Respond(s, respTo(s.Request(), 200), t0))
+	}
+	_, servers := l.Len()
+	assert.Equal(t, n, servers)
+	assert.Equal(t, n, l.peakServers)
+	// Timer J (64*T1) ends them all.
+	l.Tick(t0.Add(time.Minute))
+	_, servers = l.Len()
+	assert.Zero(t, servers)
+	assert.Zero(t, l.peakServers, "the map was made anew")
+	assert.Nil(t, l.timers, "the heap's array was given back")
+	// And the Layer goes on working.
+	l.Receive(newReq(t, "OPTIONS", "z9hG4bKafter"), "alice", false, t0.Add(time.Minute))
+	_, servers = l.Len()
+	assert.Equal(t, 1, servers)
+}
