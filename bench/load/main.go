@@ -619,7 +619,8 @@ func (rep report) print(w io.Writer) {
 			}
 			return "not within the ladder"
 		}
-		fmt.Fprintf(w, "| UAS breaking point (first step with no clean run: failed calls, retransmissions or sipp short of the rate) | %s | %s | | |\n", broke("sipua"), broke("sipgo"))
+		fmt.Fprintf(w, "| UAS breaking point (first step with no clean run: failed calls, retransmissions or sipp short of the rate) | %s | %s | %s | |\n",
+			broke("sipua"), broke("sipgo"), ratio(float64(l.Broke["sipua"]), float64(l.Broke["sipgo"])))
 		if l.CPURate > 0 {
 			ca, cg := l.CPUAt["sipua"], l.CPUAt["sipgo"]
 			note := func(st Step) string {
