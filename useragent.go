@@ -705,6 +705,19 @@ func (ua *UserAgent) shutdown() {
 				s.stopped()
 			}
 			ua.endUsages()
+			if ua.stack != nil {
+				// The loop goes on for the other accounts: what is left
+				// of this one's requests (unanswered by now) ends here.
+				var left []*transaction.Client
+				for tx, o := range ua.outgoing {
+					if o.ua == ua {
+						left = append(left, tx)
+					}
+				}
+				for _, tx := range left {
+					ua.layer.Abandon(tx)
+				}
+			}
 			ua.accounts.remove(ua)
 			ua.detached = true
 		})
