@@ -208,6 +208,12 @@ func (s *Stack) Stop(ctx context.Context) error {
 		uas = append(uas, ua)
 	}
 	s.mu.Unlock()
+	// Stop may be called from an account's callback: the accounts' Stop
+	// calls run on workers, so they are told that this goroutine is
+	// inside Stop (they do not wait for the lane it runs on).
+	for _, ua := range uas {
+		defer ua.lanes.enterStop()()
+	}
 	work := make(chan *UserAgent)
 	var wg sync.WaitGroup
 	for range min(stopWorkers, len(uas)) {

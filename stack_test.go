@@ -383,6 +383,10 @@ func TestStackCallbacks(t *testing.T) {
 			_ = r.Accept(context.Background())
 			stopped <- self.Stop(context.Background())
 		}}})
+		var quitter *sip.UserAgent
+		quitter = account(t, s, sip.UserAgentOptions{URI: "sip:quitter@sipua.test", Delegate: sip.UserAgentDelegate{OnMessage: func(r *sip.IncomingRequest) {
+			stopped <- quitter.Stop(context.Background()) // without answering
+		}}})
 		peer := peerUA(t, n, "peer", stackAddr, sip.UserAgentDelegate{})
 
 		slowDone := make(chan error, 1)
@@ -397,7 +401,46 @@ func TestStackCallbacks(t *testing.T) {
 		var re *sip.ResponseError
 		require.True(t, errors.As(err, &re), "%v", err)
 		assert.Equal(t, 404, re.StatusCode, "a stopped account is unknown")
+		// A request whose account stopped without answering it is
+		// answered by the stack, at once.
+		start := time.Now()
+		err = sendMsg(peer, "sip:quitter@sipua.test", "bye")
+		require.NoError(t, <-stopped)
+		require.True(t, errors.As(err, &re), "%v", err)
+		assert.Equal(t, 480, re.StatusCode)
+		assert.Less(t, time.Since(start), time.Second)
 		close(release)
 		require.NoError(t, <-slowDone)
+	})
+}
+
+// TestStackStopFromCallback: Stack.Stop called from an account's callback
+// returns, and ends every account.
+func TestStackStopFromCallback(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := siptest.NewNetwork(27)
+		defer n.Close()
+		s, err := sip.NewStack(sip.StackOptions{Transport: sip.TransportOptions{
+			Listen: []string{"udp://" + stackAddr.String()}, ListenPacket: n.PacketListener("stack"),
+		}})
+		require.NoError(t, err)
+		require.NoError(t, s.Start(context.Background()))
+		stopped := make(chan error, 1)
+		a := account(t, s, sip.UserAgentOptions{URI: "sip:a@sipua.test", Delegate: sip.UserAgentDelegate{OnMessage: func(r *sip.IncomingRequest) {
+			_ = r.Accept(context.Background())
+			stopped <- s.Stop(context.Background())
+		}}})
+		b := account(t, s, sip.UserAgentOptions{URI: "sip:b@sipua.test"})
+		peer := peerUA(t, n, "peer", stackAddr, sip.UserAgentDelegate{})
+		require.NoError(t, sendMsg(peer, "sip:a@sipua.test", "stop all"))
+		select {
+		case err := <-stopped:
+			require.NoError(t, err)
+		case <-time.After(time.Minute):
+			t.Fatal("Stack.Stop from a callback did not return")
+		}
+		<-s.Done()
+		assert.Equal(t, sip.Stopped, a.State())
+		assert.Equal(t, sip.Stopped, b.State())
 	})
 }

@@ -723,6 +723,14 @@ func (ua *UserAgent) shutdown() {
 				for _, tx := range left {
 					ua.layer.Abandon(tx)
 				}
+				// Requests to it still unanswered (a callback that
+				// stopped it without answering) are answered here, so
+				// that their transactions end.
+				ua.layer.Unanswered(func(tx *transaction.Server) {
+					if req := tx.Request(); req.Method != "ACK" && ua.accountFor(req) == ua {
+						ua.reply(tx, 480, "", nil)
+					}
+				})
 			}
 			ua.accounts.remove(ua)
 			ua.detached = true
