@@ -72,6 +72,7 @@ func (c *core) start(ctx context.Context) error {
 		MaxConns:        to.MaxConns,
 		ReadTimeout:     to.ReadTimeout,
 		IdleTimeout:     to.IdleTimeout,
+		WriteQueue:      to.WriteQueue,
 	})
 	for _, l := range to.Listen {
 		proto, hostport, err := parseListen(l)
@@ -147,8 +148,12 @@ func (c *core) onUpstream(ev transport.StateEvent) {
 	switch ev.State {
 	case transport.Connected:
 		c.upNow = true
-		for _, ua := range c.accounts.list() {
-			ua.onConnected()
+		// On a new connection every account registers again: a Stack
+		// spreads them out, reregisterBatch accounts every
+		// reregisterSpacing, so that thousands of REGISTERs do not fill
+		// the connection's write queue or flood the registrar at once.
+		for i, ua := range c.accounts.list() {
+			ua.onConnected(time.Duration(i/reregisterBatch) * reregisterSpacing)
 		}
 		c.wasUp = true
 	case transport.Disconnected:
@@ -167,6 +172,13 @@ func (c *core) onUpstream(ev transport.StateEvent) {
 		}
 	}
 }
+
+// A Stack's accounts register again after a reconnect reregisterBatch at
+// a time, reregisterSpacing apart: 10 000 accounts in about 2 s.
+const (
+	reregisterBatch   = 500
+	reregisterSpacing = 100 * time.Millisecond
+)
 
 // failOnFlow fails with err the client transactions whose requests went
 // out on flow f: a connection that is gone (their responses cannot come

@@ -24,7 +24,10 @@ type StackOptions struct {
 	// UserAgent of its own: one Server (or failover list) whose one
 	// connection (WS, WSS, TCP, TLS) or UDP socket carries every account,
 	// Listen addresses, TLS, keepalive, reconnect, limits of connections
-	// and messages, DialContext and DNS.
+	// (MaxConns), of messages (MessageLimits) and of the write queue
+	// (WriteQueue, default DefaultStackWriteQueue), DialContext and DNS.
+	// After a reconnect the accounts register again 500 at a time, 100 ms
+	// apart.
 	Transport TransportOptions
 	// Logger receives the Stack's logs (transport, transactions) and
 	// those of accounts that have no Logger of their own. Nil: silent.
@@ -70,6 +73,11 @@ type StackLimits struct {
 }
 
 const defaultMaxAccounts = 100000
+
+// DefaultStackWriteQueue is a Stack's TransportOptions.WriteQueue
+// default: the messages that may wait on its one connection, which
+// carries every account's registrations and calls.
+const DefaultStackWriteQueue = 16384
 
 // ErrTooManyAccounts reports a Stack.NewUserAgent past
 // StackLimits.MaxAccounts.
@@ -140,6 +148,9 @@ func NewStack(opts StackOptions) (*Stack, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	opts.Logger = log
+	if opts.Transport.WriteQueue == 0 {
+		opts.Transport.WriteQueue = DefaultStackWriteQueue
+	}
 	lim := Limits{MaxServerTransactions: opts.Limits.MaxServerTransactions, RetryAfter: opts.Limits.RetryAfter}.norm()
 	s := &Stack{
 		opts: opts,

@@ -97,6 +97,10 @@ func TestStackDispatch(t *testing.T) {
 		account(t, s, sip.UserAgentOptions{URI: "sip:alice@a.test", Delegate: messages("alice@a", got)})
 		account(t, s, sip.UserAgentOptions{URI: "sip:alice@b.test", Delegate: messages("alice@b", got)})
 		account(t, s, sip.UserAgentOptions{URI: "sip:bob@a.test", ContactName: "bobcontact", Delegate: messages("bob", got)})
+		account(t, s, sip.UserAgentOptions{URI: "sip:carol@a.test", InstanceID: "<urn:uuid:00000000-0000-1000-8000-00000000cafe>", Delegate: messages("carol", got)})
+		dave, err := s.NewUserAgent(sip.UserAgentOptions{URI: "sip:dave@a.test", ContactName: "bobcontact"})
+		require.NoError(t, err)
+		assert.ErrorIs(t, dave.Start(context.Background()), sip.ErrBadOptions, "the Contact user is bob's")
 		peer := peerUA(t, n, "peer", stackAddr, sip.UserAgentDelegate{})
 
 		for _, c := range []struct{ target, want string }{
@@ -104,12 +108,13 @@ func TestStackDispatch(t *testing.T) {
 			{"sip:alice@b.test", "alice@b:2"},
 			{"sip:alice@a.test", "alice@a:3"},
 			{"sip:bobcontact@" + stackAddr.String(), "bob:4"},
+			{"sip:tmp-gruu@a.test;gr=urn:uuid:00000000-0000-1000-8000-00000000cafe", "carol:5"},
 		} {
 			_, body, _ := cutLast(c.want)
 			require.NoError(t, sendMsg(peer, c.target, body), c.target)
 			assert.Equal(t, c.want, <-got, c.target)
 		}
-		err := sendMsg(peer, "sip:nobody@"+stackAddr.String(), "5")
+		err = sendMsg(peer, "sip:nobody@"+stackAddr.String(), "6")
 		var re *sip.ResponseError
 		require.True(t, errors.As(err, &re), "%v", err)
 		assert.Equal(t, 404, re.StatusCode)
@@ -145,6 +150,22 @@ func TestStackOptionConflicts(t *testing.T) {
 	ua, err := s.NewUserAgent(sip.UserAgentOptions{URI: "sip:a@x.test"})
 	require.NoError(t, err)
 	assert.ErrorIs(t, ua.Start(context.Background()), sip.ErrInvalidState, "stack not started")
+
+	// StackLimits.MaxAccounts: a stopped account makes room.
+	small, err := sip.NewStack(sip.StackOptions{Limits: sip.StackLimits{MaxAccounts: 2}})
+	require.NoError(t, err)
+	first, err := small.NewUserAgent(sip.UserAgentOptions{URI: "sip:a@x.test"})
+	require.NoError(t, err)
+	_, err = small.NewUserAgent(sip.UserAgentOptions{URI: "sip:b@x.test"})
+	require.NoError(t, err)
+	_, err = small.NewUserAgent(sip.UserAgentOptions{URI: "sip:c@x.test"})
+	assert.ErrorIs(t, err, sip.ErrTooManyAccounts)
+	require.NoError(t, first.Stop(context.Background()))
+	_, err = small.NewUserAgent(sip.UserAgentOptions{URI: "sip:c@x.test"})
+	assert.NoError(t, err)
+	require.NoError(t, small.Stop(context.Background()))
+	_, err = small.NewUserAgent(sip.UserAgentOptions{URI: "sip:d@x.test"})
+	assert.ErrorIs(t, err, sip.ErrInvalidState, "stack stopped")
 	require.NoError(t, s.Stop(context.Background()))
 	<-s.Done()
 }

@@ -253,6 +253,12 @@ type TransportOptions struct {
 	// DNS, when set, answers the RFC 3263 look-ups (SRV, A/AAAA) instead
 	// of net.DefaultResolver.
 	DNS transport.DNS
+	// WriteQueue is how many messages may wait to be written on one
+	// connection before a send fails at once with transport.ErrQueueFull
+	// (see transport.Config.WriteQueue). Default 1024 for a UserAgent;
+	// a Stack's default is DefaultStackWriteQueue, as its connection
+	// carries every account's messages.
+	WriteQueue int
 }
 
 // ServerOption is one server of TransportOptions.Servers.
@@ -816,8 +822,9 @@ func (ua *UserAgent) Reconnect(ctx context.Context) error {
 	return nil
 }
 
-// onConnected follows the server connection coming up. Runs on the loop.
-func (ua *UserAgent) onConnected() {
+// onConnected follows the server connection coming up; a new
+// connection's re-registration starts after delay. Runs on the loop.
+func (ua *UserAgent) onConnected(delay time.Duration) {
 	ua.connected.Store(true)
 	ua.downReported = false
 	if d := ua.opts.Delegate.OnConnect; d != nil {
@@ -826,7 +833,11 @@ func (ua *UserAgent) onConnected() {
 	if ua.wasUp {
 		// A new flow: registrations are renewed on it, then the calls
 		// are moved to it.
-		ua.reregister(ua.onFlowRestored)
+		if delay > 0 {
+			ua.after(delay, func() { ua.reregister(ua.onFlowRestored) })
+		} else {
+			ua.reregister(ua.onFlowRestored)
+		}
 	}
 	ua.wasUp = true
 }
