@@ -41,6 +41,7 @@ func newCore(cfg coreConfig) *core {
 func (c *core) start(ctx context.Context) error {
 	c.outgoing = map[*transaction.Client]*outgoing{}
 	c.merged = map[mergeKey]*transaction.Server{}
+	c.mergedKeys = map[*transaction.Server]mergeKey{}
 	c.usages = map[dialog.ID]usage{}
 	c.claims = map[any]func(*transaction.Server, *message.Request) bool{}
 	c.accounts.init()
@@ -323,9 +324,11 @@ func (c *core) onTerminated(tx transaction.Transaction) {
 	case *transaction.Client:
 		delete(c.outgoing, t)
 	case *transaction.Server:
-		k := mergeKeyOf(t.Request())
-		if c.merged[k] == t {
-			delete(c.merged, k)
+		if k, ok := c.mergedKeys[t]; ok {
+			delete(c.mergedKeys, t)
+			if c.merged[k] == t {
+				delete(c.merged, k)
+			}
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	sip "github.com/sipua/sip"
+	"github.com/sipua/sip/message"
 	"github.com/sipua/sip/siptest"
 	"github.com/sipua/sip/siptest/sipserver"
 )
@@ -463,5 +464,42 @@ func TestStackStopFromCallback(t *testing.T) {
 		<-s.Done()
 		assert.Equal(t, sip.Stopped, a.State())
 		assert.Equal(t, sip.Stopped, b.State())
+	})
+}
+
+// TestStackForkToTwoAccounts: a request forked by a proxy to two accounts
+// of one Stack (same Call-ID, From tag and CSeq, other branches) reaches
+// both; the same fork to one account again is a merged request (482).
+func TestStackForkToTwoAccounts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := siptest.NewNetwork(28)
+		defer n.Close()
+		s := newSimStack(t, n, nil)
+		got := make(chan string, 4)
+		account(t, s, sip.UserAgentOptions{URI: "sip:alice@sipua.test", Delegate: messages("alice", got)})
+		account(t, s, sip.UserAgentOptions{URI: "sip:bob@sipua.test", Delegate: messages("bob", got)})
+		raw, err := n.Listen("proxy", netip.MustParseAddrPort("192.0.2.30:5060"))
+		require.NoError(t, err)
+		send := func(user, branch string) int {
+			msg := "MESSAGE sip:" + user + "@sipua.test SIP/2.0\r\n" +
+				"Via: SIP/2.0/UDP 192.0.2.30:5060;branch=z9hG4bK" + branch + "\r\n" +
+				"Max-Forwards: 69\r\n" +
+				"From: <sip:peer@sipua.test>;tag=forked\r\n" +
+				"To: <sip:group@sipua.test>\r\n" +
+				"Call-ID: fork-1\r\n" +
+				"CSeq: 1 MESSAGE\r\n" +
+				"Content-Type: text/plain\r\n" +
+				"Content-Length: 2\r\n\r\nhi"
+			require.NoError(t, raw.Send(stackAddr, []byte(msg)))
+			p, err := raw.Recv(context.Background())
+			require.NoError(t, err)
+			resp, err := message.ParseResponse(p.Data)
+			require.NoError(t, err)
+			return resp.StatusCode
+		}
+		assert.Equal(t, 200, send("alice", "a1"))
+		assert.Equal(t, 200, send("bob", "b1"))
+		assert.Equal(t, 482, send("bob", "b2"), "the same request to bob by another path")
+		assert.ElementsMatch(t, []string{"alice:hi", "bob:hi"}, []string{<-got, <-got})
 	})
 }
