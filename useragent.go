@@ -368,7 +368,10 @@ type UserAgent struct {
 	registerers map[*Registerer]struct{}
 	sessions    map[*Session]struct{}
 	invitations map[*transaction.Server]*Invitation
-	wasUp       bool
+	// unanswered are the incoming SUBSCRIBEs given to OnSubscribe and
+	// not answered yet (Stop answers them).
+	unanswered map[*IncomingSubscription]struct{}
+	wasUp      bool
 	// downReported: OnDisconnect was called for the current outage.
 	downReported bool
 	// lostFlow: the connection was up when the current Disconnected
@@ -609,6 +612,7 @@ func (ua *UserAgent) init() {
 	ua.registerers = map[*Registerer]struct{}{}
 	ua.sessions = map[*Session]struct{}{}
 	ua.invitations = map[*transaction.Server]*Invitation{}
+	ua.unanswered = map[*IncomingSubscription]struct{}{}
 	ua.auth = newAuthorizer(ua.opts)
 }
 
@@ -783,6 +787,19 @@ func (ua *UserAgent) endUsages() {
 	}
 	for _, s := range subs {
 		s.terminate()
+	}
+	for s := range ua.unanswered {
+		// Still in OnSubscribe: the SUBSCRIBE gets 503 (RFC 3261
+		// §21.5.4: the service is going away), the subscription ends, and
+		// the application's late Accept or Reject gets ErrStopped.
+		delete(ua.unanswered, s)
+		s.stopped.Store(true)
+		if s.answered.CompareAndSwap(false, true) {
+			if err := ua.respond(s.tx, ua.newResponse(s.Request, 503, "")); err != nil {
+				ua.log.Debug("sip: 503 to an unanswered SUBSCRIBE at Stop not sent", "err", err)
+			}
+		}
+		s.end()
 	}
 	for _, s := range incoming {
 		for _, j := range s.queue {
