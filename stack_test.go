@@ -240,6 +240,9 @@ func TestStackThousandAccounts(t *testing.T) {
 		s := newSimStack(t, n, func(o *sip.StackOptions) { o.Transport.Server = "sip:" + stackRegAddr.String() })
 		synctest.Wait()
 		before := runtime.NumGoroutine()
+		var m0, m1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m0)
 		regs := make([]*sip.Registerer, accounts)
 		errc := make(chan error, accounts)
 		for i := range accounts {
@@ -253,9 +256,13 @@ func TestStackThousandAccounts(t *testing.T) {
 		for range accounts {
 			require.NoError(t, <-errc)
 		}
+		time.Sleep(time.Minute) // the transactions' lingering ends (Timer J, K)
 		synctest.Wait()
 		after := runtime.NumGoroutine()
-		t.Logf("goroutines: %d before the accounts, %d with %d accounts registered", before, after, accounts)
+		runtime.GC()
+		runtime.ReadMemStats(&m1)
+		t.Logf("goroutines: %d before the accounts, %d with %d accounts registered; heap in use +%d KiB (%d B per account and its binding in the in-process registrar; race detector on: %v)",
+			before, after, accounts, (int64(m1.HeapInuse)-int64(m0.HeapInuse))/1024, (int64(m1.HeapInuse)-int64(m0.HeapInuse))/accounts, raceEnabled)
 		assert.Less(t, after-before, 20, "goroutines grow with the accounts")
 		for _, i := range []int{0, 499, 999} {
 			assert.Len(t, srv.Bindings(fmt.Sprintf("u%d", i)), 1)
