@@ -276,8 +276,13 @@ func (c *core) onRequest(tx *transaction.Server, req *message.Request, src any) 
 			return
 		}
 		code := 404
-		if req.Header.ToTag() != "" || req.Method == "CANCEL" {
+		switch {
+		case req.Header.ToTag() != "" || req.Method == "CANCEL":
 			code = 481
+		case req.Method == "OPTIONS" && req.URI.User == "":
+			// A probe of the Stack itself (a load balancer's health
+			// check, a keepalive): it is up.
+			code = 200
 		}
 		if err := c.layer.Respond(tx, c.newResponse(req, code, ""), time.Now()); err != nil {
 			c.log.Debug("sip: response not sent", "code", code, "err", err)

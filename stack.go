@@ -113,7 +113,8 @@ func (e *StackOptionError) Unwrap() error { return ErrBadOptions }
 // (UserAgentOptions.ContactName, a distinct random token by default) it
 // is, which is what a registrar that rewrites the Request-URI to the
 // registered Contact delivers, else whose InstanceID is the URI's gr
-// parameter (GRUU); an unknown one is answered 404 Not Found. In-dialog
+// parameter (GRUU); an unknown one is answered 404 Not Found (an OPTIONS
+// to the Stack's address without a user, a health check, 200 OK). In-dialog
 // requests and responses find their account through the shared dialogs
 // and transactions. A CANCEL goes where its INVITE went.
 //

@@ -120,6 +120,9 @@ func TestStackDispatch(t *testing.T) {
 		require.True(t, errors.As(err, &re), "%v", err)
 		assert.Equal(t, 404, re.StatusCode)
 		assert.Empty(t, got)
+		resp, err := peer.Options(context.Background(), "sip:"+stackAddr.String(), sip.RequestOptions{})
+		require.NoError(t, err, "an OPTIONS probe of the stack itself")
+		assert.Equal(t, 200, resp.StatusCode)
 	})
 }
 
