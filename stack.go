@@ -121,6 +121,8 @@ func (e *StackOptionError) Unwrap() error { return ErrBadOptions }
 // The server connection is the Stack's: its keepalive and reconnect are
 // per connection, and after a reconnect every account renews its
 // registrations and moves its calls, as a UserAgent of its own does.
+// A Stack has one server (or one failover list): accounts that use
+// another server go on a Stack of their own.
 type Stack struct {
 	core *core
 	opts StackOptions
