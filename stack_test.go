@@ -513,3 +513,31 @@ func TestStackForkToTwoAccounts(t *testing.T) {
 		assert.ElementsMatch(t, []string{"alice:hi", "bob:hi"}, []string{<-got, <-got})
 	})
 }
+
+// TestStackStoppedAccountSendsNothing: an account stopped while its
+// request goes unanswered sends nothing more (its transaction is
+// abandoned, not left retransmitting on the shared layer), and the
+// request's caller gets ErrStopped.
+func TestStackStoppedAccountSendsNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := siptest.NewNetwork(29)
+		defer n.Close()
+		s := newSimStack(t, n, nil)
+		ua := account(t, s, sip.UserAgentOptions{URI: "sip:alice@sipua.test"})
+		other := account(t, s, sip.UserAgentOptions{URI: "sip:bob@sipua.test"})
+		deadAddr := netip.MustParseAddrPort("192.0.2.99:5060")
+		_, err := n.Listen("dead", deadAddr) // receives, never answers
+		require.NoError(t, err)
+		errc := make(chan error, 1)
+		go func() { errc <- sendMsg(ua, "sip:x@"+deadAddr.String(), "anyone?") }()
+		time.Sleep(2 * time.Second) // a few retransmissions
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		require.NoError(t, ua.Stop(ctx))
+		assert.ErrorIs(t, <-errc, sip.ErrStopped)
+		before := len(n.Flow())
+		time.Sleep(time.Minute)
+		assert.Empty(t, n.Flow()[before:], "sent after the account stopped")
+		assert.Equal(t, sip.Started, other.State())
+	})
+}
