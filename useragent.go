@@ -56,6 +56,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -462,7 +463,7 @@ func (ua *UserAgent) Start(ctx context.Context) error {
 		})
 	to := ua.opts.Transport
 	ua.tp = transport.New(transport.Config{
-		OnMessage:       func(in transport.Incoming) { ua.post(func() { ua.receive(in) }) },
+		OnMessages:      ua.receiveBatch,
 		OnUnreachable:   func(f transport.Flow, err error) { ua.post(func() { ua.failOnFlow(f, err) }) },
 		Logger:          ua.opts.Logger,
 		Tracer:          ua.opts.Tracer,
@@ -770,6 +771,19 @@ func (ua *UserAgent) icmpGrace() time.Duration {
 		t1 = 500 * time.Millisecond
 	}
 	return 2 * t1
+}
+
+// receiveBatch takes the messages of one transport read onto the loop as
+// one event; the UDP answers they cause leave together (Transport.Batch).
+func (ua *UserAgent) receiveBatch(ins []transport.Incoming) {
+	b := slices.Clone(ins)
+	ua.post(func() {
+		ua.tp.Batch(func() {
+			for _, in := range b {
+				ua.receive(in)
+			}
+		})
+	})
 }
 
 // receive takes a message from the transport.

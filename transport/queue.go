@@ -54,7 +54,8 @@ type SendOptions struct {
 	// OnFail, if set, is called with the error of a queued write that
 	// failed after TrySendRequest or TrySendResponse returned (the
 	// connection closed, the write timed out). It runs on the
-	// connection's writer goroutine and must not block.
+	// connection's writer goroutine and must not block; for a UDP
+	// datagram held by Transport.Batch, on a goroutine of its own.
 	OnFail func(error)
 }
 
@@ -209,19 +210,35 @@ func (t *Transport) TrySendRequest(req *message.Request, tg Target, opts SendOpt
 	return f, t.writeNow(l, req, opts.OnFail)
 }
 
-// writeNow serializes msg and writes it to a UDP socket, or queues it on
-// a stream connection.
+// writeNow serializes msg and writes it to a UDP socket (or holds it
+// for the end of a Batch), or queues it on a stream connection.
 func (t *Transport) writeNow(l link, msg message.Message, onFail func(error)) error {
-	c, ok := l.(*conn)
-	if !ok {
-		return t.writeMsg(context.Background(), l, msg)
+	switch l := l.(type) {
+	case *conn:
+		bp := getBuf()
+		*bp = msg.AppendTo((*bp)[:0])
+		if t.cfg.Tracer != nil {
+			t.trace(trace.Sent, l.f, *bp, msg, nil)
+		}
+		return l.enqueue(bp, onFail)
+	case udpLink:
+		bp := getBuf()
+		b := msg.AppendTo((*bp)[:0])
+		*bp = b
+		if t.cfg.Tracer != nil {
+			t.trace(trace.Sent, l.flow(), b, msg, nil)
+		}
+		if len(b) <= maxUDPPayload && t.hold(held{s: l.s, to: l.to, bp: bp, onFail: onFail}) {
+			return nil
+		}
+		err := l.write(context.Background(), b)
+		if err != nil && t.cfg.Tracer != nil {
+			t.trace(trace.SendFailed, l.flow(), b, msg, err)
+		}
+		putBuf(bp)
+		return err
 	}
-	bp := getBuf()
-	*bp = msg.AppendTo((*bp)[:0])
-	if t.cfg.Tracer != nil {
-		t.trace(trace.Sent, c.f, *bp, msg, nil)
-	}
-	return c.enqueue(bp, onFail)
+	return t.writeMsg(context.Background(), l, msg)
 }
 
 // TrySendResponse is SendResponse without waiting on the network: on the

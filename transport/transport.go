@@ -44,6 +44,16 @@ type Transport struct {
 	listening map[Proto]netip.AddrPort // first listener of each transport
 	inbound   int                      // inbound connections, for MaxConns
 	srcIP     map[netip.Addr]netip.Addr
+
+	// Batch: while holds > 0, UDP datagrams of TrySend… wait in held.
+	bmu   sync.Mutex
+	holds int
+	held  []held
+
+	stats stats
+	// batchHook, set by tests before any socket opens, replaces the
+	// batch reader and writer of new sockets.
+	batchHook func(net.PacketConn) batchConn
 }
 
 type connKey struct {
@@ -683,9 +693,10 @@ func (t *Transport) trace(dir trace.Direction, f Flow, raw []byte, m message.Mes
 	})
 }
 
-// deliver hands a received unit (raw, parsed as m or failing with err) to
-// the Tracer and OnMessage.
-func (t *Transport) deliver(raw []byte, m message.Message, err error, f Flow) {
+// incoming prepares a received unit (raw, parsed as m or failing with
+// err) for the layer above: it fixes a request's Via, logs a parse error
+// and shows the unit to the Tracer.
+func (t *Transport) incoming(raw []byte, m message.Message, err error, f Flow) Incoming {
 	if m == nil && err != nil {
 		var pe *message.ParseError
 		if errors.As(err, &pe) {
@@ -701,8 +712,20 @@ func (t *Transport) deliver(raw []byte, m message.Message, err error, f Flow) {
 	if t.cfg.Tracer != nil {
 		t.trace(trace.Received, f, raw, m, err)
 	}
+	return Incoming{Msg: m, Err: err, Flow: f}
+}
+
+// emit hands received messages to OnMessages, or one by one to
+// OnMessage.
+func (t *Transport) emit(ins []Incoming) {
+	if t.cfg.OnMessages != nil {
+		t.cfg.OnMessages(ins)
+		return
+	}
 	if t.cfg.OnMessage != nil {
-		t.cfg.OnMessage(Incoming{Msg: m, Err: err, Flow: f})
+		for _, in := range ins {
+			t.cfg.OnMessage(in)
+		}
 	}
 }
 
