@@ -2,6 +2,9 @@ package transport
 
 import (
 	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -74,3 +77,23 @@ func BenchmarkUDP(b *testing.B) { benchThroughput(b, UDP) }
 func BenchmarkTCP(b *testing.B) { benchThroughput(b, TCP) }
 func BenchmarkWS(b *testing.B)  { benchThroughput(b, WS) }
 func BenchmarkWSS(b *testing.B) { benchThroughput(b, WSS) }
+
+// BenchmarkReceive is the work of a socket's reader per datagram, without
+// the socket: parse and prepare (Via received and rport) one INVITE.
+func BenchmarkReceive(b *testing.B) {
+	data, err := os.ReadFile(filepath.Join("..", "message", "testdata", "bench", "invite.sip"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	t := New(Config{})
+	f := Flow{Proto: UDP, Local: netip.MustParseAddrPort("192.0.2.1:5060"), Remote: netip.MustParseAddrPort("192.0.2.9:5062")}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		m, err := t.cfg.Limits.Parse(data)
+		in := t.incoming(data, m, err, f)
+		if in.Err != nil {
+			b.Fatal(in.Err)
+		}
+	}
+}

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 
@@ -658,23 +657,7 @@ func (t *Transport) ContactURI(user string, f Flow) message.URI {
 // fixVia adds received and fills rport in the top Via of a request that
 // came from src (RFC 3261 §18.2.1, RFC 3581 §4).
 func fixVia(req *message.Request, src netip.AddrPort) {
-	v, err := req.Header.TopVia()
-	if err != nil {
-		return
-	}
-	ip := src.Addr()
-	changed := false
-	if h, err := netip.ParseAddr(v.Host); err != nil || h.Unmap() != ip {
-		v.Params = v.Params.Set("received", ip.String())
-		changed = true
-	}
-	if p, ok := v.RPort(); ok && p == 0 {
-		v.Params = v.Params.Set("rport", strconv.Itoa(int(src.Port())))
-		changed = true
-	}
-	if changed {
-		req.Header.SetTopVia(v)
-	}
+	req.Header.SetReceivedFrom(src)
 }
 
 // trace reports one message to the Tracer.
