@@ -298,6 +298,9 @@ func (s *udpSock) writeHeld(hs []held) {
 	t := s.t
 	var failed []func()
 	fail := func(h held, err error) {
+		if errors.Is(err, net.ErrClosed) {
+			err = ErrClosed
+		}
 		err = fmt.Errorf("transport: send UDP to %v: %w", h.to, err)
 		if t.cfg.Tracer != nil {
 			t.trace(trace.SendFailed, Flow{Proto: UDP, Local: s.local, Remote: h.to}, *h.bp, nil, err)
@@ -348,11 +351,13 @@ func (s *udpSock) writeHeld(hs []held) {
 		putBuf(h.bp)
 	}
 	if len(failed) > 0 {
-		t.wg.Go(func() {
+		// Not on t.wg: this may run while Close waits on it. The
+		// goroutine only calls OnFail, which must not block.
+		go func() {
 			for _, f := range failed {
 				f()
 			}
-		})
+		}()
 	}
 }
 

@@ -350,3 +350,33 @@ func TestBatchNoHold(t *testing.T) {
 	assert.Equal(t, uint64(2), cli.Stats().DatagramsWritten)
 	checkBatch(t, box.wait(t, 2), 2)
 }
+
+// TestBatchClose: datagrams held by a Batch during which the Transport
+// closes fail with ErrClosed through OnFail; nothing panics or leaks.
+func TestBatchClose(t *testing.T) {
+	ctx := ctxT(t)
+	srv := New(Config{})
+	defer srv.Close()
+	addr, err := srv.Listen(ctx, UDP, "127.0.0.1:0")
+	require.NoError(t, err)
+	cli := New(Config{})
+	_, err = cli.Listen(ctx, UDP, "127.0.0.1:0")
+	require.NoError(t, err)
+	failed := make(chan error, 4)
+	cli.Batch(func() {
+		for i := range 2 {
+			_, err := cli.TrySendRequest(batchRequest(i), Target{Proto: UDP, Addr: addr},
+				SendOptions{OnFail: func(err error) { failed <- err }})
+			require.NoError(t, err)
+		}
+		require.NoError(t, cli.Close())
+	})
+	for range 2 {
+		select {
+		case err := <-failed:
+			assert.ErrorIs(t, err, ErrClosed)
+		case <-time.After(5 * time.Second):
+			t.Fatal("OnFail not called")
+		}
+	}
+}
