@@ -12,10 +12,13 @@ import (
 // benchThroughput sends b.N requests from one Transport to another over
 // proto on loopback, with at most 256 in flight (a lost UDP datagram frees
 // its slot after a second), and reports messages per second.
-func benchThroughput(b *testing.B, proto Proto) {
+func benchThroughput(b *testing.B, proto Proto) { benchThroughputCfg(b, proto, UDPConfig{}) }
+
+func benchThroughputCfg(b *testing.B, proto Proto, udp UDPConfig) {
 	const window = 256
 	slots := make(chan struct{}, window)
 	srv := New(Config{
+		UDP:             udp,
 		ServerTLSConfig: serverTLS(b),
 		OnMessage: func(in Incoming) {
 			if in.Err == nil {
@@ -74,9 +77,13 @@ func benchThroughput(b *testing.B, proto Proto) {
 }
 
 func BenchmarkUDP(b *testing.B) { benchThroughput(b, UDP) }
-func BenchmarkTCP(b *testing.B) { benchThroughput(b, TCP) }
-func BenchmarkWS(b *testing.B)  { benchThroughput(b, WS) }
-func BenchmarkWSS(b *testing.B) { benchThroughput(b, WSS) }
+
+// BenchmarkUDPNoBatch is BenchmarkUDP with a receiver that reads one
+// datagram per system call (UDPConfig.BatchSize 1).
+func BenchmarkUDPNoBatch(b *testing.B) { benchThroughputCfg(b, UDP, UDPConfig{BatchSize: 1}) }
+func BenchmarkTCP(b *testing.B)        { benchThroughput(b, TCP) }
+func BenchmarkWS(b *testing.B)         { benchThroughput(b, WS) }
+func BenchmarkWSS(b *testing.B)        { benchThroughput(b, WSS) }
 
 // BenchmarkReceive is the work of a socket's reader per datagram, without
 // the socket: parse and prepare (Via received and rport) one INVITE.
