@@ -102,3 +102,49 @@ func ExampleTransport_Connect() {
 		_, _ = up.SendRequest(ctx, req)
 	}
 }
+
+// A loop that gets received messages in batches (OnMessages) and sends
+// its answers inside Transport.Batch, so that they leave together
+// (sendmmsg on Linux).
+func ExampleTransport_Batch() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	got := make(chan []transport.Incoming, 16)
+	server := transport.New(transport.Config{OnMessages: func(ins []transport.Incoming) {
+		got <- append([]transport.Incoming(nil), ins...) // the slice is reused: copy it
+	}})
+	defer server.Close()
+	addr, err := server.Listen(ctx, transport.UDP, "127.0.0.1:0")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	client := transport.New(transport.Config{})
+	defer client.Close()
+	client.Batch(func() {
+		for i := range 3 {
+			from, _ := message.ParseAddress("<sip:alice@example.com>")
+			to, _ := message.ParseAddress("<sip:bob@example.com>")
+			req := message.NewRequest("MESSAGE", message.MustParseURI("sip:bob@example.com"), from, to)
+			req.Body = []byte(fmt.Sprint("message ", i))
+			if _, err := client.TrySendRequest(req, transport.Target{Proto: transport.UDP, Addr: addr}, transport.SendOptions{}); err != nil {
+				fmt.Println(err)
+			}
+		}
+	})
+
+	n := 0
+	for n < 3 {
+		select {
+		case ins := <-got:
+			n += len(ins)
+		case <-ctx.Done():
+			fmt.Println("timed out")
+			return
+		}
+	}
+	fmt.Println("received", n, "messages; datagrams written:", client.Stats().DatagramsWritten)
+	// Output: received 3 messages; datagrams written: 3
+}
