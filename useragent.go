@@ -348,7 +348,10 @@ type UserAgent struct {
 	// claims may take a request with a To tag that matches no dialog
 	// yet (a NOTIFY before the 2xx to its SUBSCRIBE); true: taken.
 	claims map[any]func(tx *transaction.Server, req *message.Request) bool
-	wasUp  bool
+	// unanswered are the incoming SUBSCRIBEs given to OnSubscribe and
+	// not answered yet (Stop answers them).
+	unanswered map[*IncomingSubscription]struct{}
+	wasUp      bool
 	// downReported: OnDisconnect was called for the current outage.
 	downReported bool
 }
@@ -449,6 +452,7 @@ func (ua *UserAgent) Start(ctx context.Context) error {
 	ua.sessions = map[*Session]struct{}{}
 	ua.invitations = map[*transaction.Server]*Invitation{}
 	ua.claims = map[any]func(*transaction.Server, *message.Request) bool{}
+	ua.unanswered = map[*IncomingSubscription]struct{}{}
 	ua.dialogs = dialog.NewSet()
 	ua.bgCtx, ua.bgCancel = context.WithCancel(context.Background())
 	ua.auth = newAuthorizer(ua.opts)
@@ -656,6 +660,19 @@ func (ua *UserAgent) endUsages() {
 	}
 	for _, s := range subs {
 		s.terminate()
+	}
+	for s := range ua.unanswered {
+		// Still in OnSubscribe: the SUBSCRIBE gets 503 (RFC 3261
+		// §21.5.4: the service is going away), the subscription ends, and
+		// the application's late Accept or Reject gets ErrStopped.
+		delete(ua.unanswered, s)
+		s.stopped.Store(true)
+		if s.answered.CompareAndSwap(false, true) {
+			if err := ua.respond(s.tx, ua.newResponse(s.Request, 503, "")); err != nil {
+				ua.log.Debug("sip: 503 to an unanswered SUBSCRIBE at Stop not sent", "err", err)
+			}
+		}
+		s.end()
 	}
 	for _, s := range incoming {
 		for _, j := range s.queue {
