@@ -163,8 +163,8 @@ type UDPConfig struct {
 	// never; negative: never switch.
 	MaxRequestSize int
 	// BatchSize is the most datagrams a socket's reader takes in one
-	// system call (recvmmsg on Linux), and the most a batch of sends
-	// (see Transport.Batch) writes in one (sendmmsg). Default 32. A
+	// system call (recvmmsg on Linux), and the most responses a
+	// Transport.Batch writes in one (sendmmsg). Default 32. A
 	// reader starts with one slot of Limits.MaxMessageSize bytes and
 	// grows to BatchSize slots only while reads fill every slot, so an
 	// idle socket holds one buffer. 1 (or negative) reads and writes one

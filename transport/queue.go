@@ -55,7 +55,7 @@ type SendOptions struct {
 	// failed after TrySendRequest or TrySendResponse returned (the
 	// connection closed, the write timed out). It runs on the
 	// connection's writer goroutine and must not block; for a UDP
-	// datagram held by Transport.Batch, on a goroutine of its own.
+	// response held by Transport.Batch, on a goroutine of its own.
 	OnFail func(error)
 }
 
@@ -207,12 +207,15 @@ func (t *Transport) TrySendRequest(req *message.Request, tg Target, opts SendOpt
 	f := l.flow()
 	host, port := t.sentBy(f)
 	setVia(&req.Header, f.Proto, host, port)
-	return f, t.writeNow(l, req, opts.OnFail)
+	return f, t.writeNow(l, req, opts.OnFail, false)
 }
 
-// writeNow serializes msg and writes it to a UDP socket (or holds it
-// for the end of a Batch), or queues it on a stream connection.
-func (t *Transport) writeNow(l link, msg message.Message, onFail func(error)) error {
+// writeNow serializes msg and writes it to a UDP socket (or, with
+// holdable, holds it for the end of a Batch), or queues it on a stream
+// connection. Requests are not held: a UDP request that fails at once
+// (no route to an IPv6 target) must say so, so that the caller can try
+// the next target.
+func (t *Transport) writeNow(l link, msg message.Message, onFail func(error), holdable bool) error {
 	switch l := l.(type) {
 	case *conn:
 		bp := getBuf()
@@ -228,7 +231,7 @@ func (t *Transport) writeNow(l link, msg message.Message, onFail func(error)) er
 		if t.cfg.Tracer != nil {
 			t.trace(trace.Sent, l.flow(), b, msg, nil)
 		}
-		if len(b) <= maxUDPPayload && t.hold(held{s: l.s, to: l.to, bp: bp, onFail: onFail}) {
+		if holdable && len(b) <= maxUDPPayload && t.hold(held{s: l.s, to: l.to, bp: bp, onFail: onFail}) {
 			return nil
 		}
 		err := l.write(context.Background(), b)
@@ -251,7 +254,7 @@ func (t *Transport) TrySendResponse(resp *message.Response, flow Flow, onFail fu
 		c := t.byID[flow.ID]
 		t.mu.Unlock()
 		if c != nil && !c.isClosed() {
-			return flow, t.writeNow(c, resp, onFail)
+			return flow, t.writeNow(c, resp, onFail, true)
 		}
 	}
 	tg, err := t.responseTarget(context.Background(), resp, flow, false)
@@ -262,7 +265,7 @@ func (t *Transport) TrySendResponse(resp *message.Response, flow Flow, onFail fu
 	if err != nil {
 		return Flow{}, err
 	}
-	return l.flow(), t.writeNow(l, resp, onFail)
+	return l.flow(), t.writeNow(l, resp, onFail, true)
 }
 
 // ResolveNow is Resolve for URIs that need no DNS look-up (a numeric

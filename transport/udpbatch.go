@@ -19,7 +19,7 @@ import (
 
 // This file holds the batched UDP I/O: a socket's reader takes up to
 // UDPConfig.BatchSize datagrams per system call (recvmmsg) and hands the
-// messages to OnMessages in one call; datagrams sent while a Batch runs
+// messages to OnMessages in one call; responses sent while a Batch runs
 // go out together (sendmmsg) when it ends.
 
 // batchConn is the part of ipv4.PacketConn and ipv6.PacketConn used here
@@ -225,15 +225,17 @@ type held struct {
 	onFail func(error)
 }
 
-// Batch runs f and holds back the UDP datagrams that TrySendRequest and
-// TrySendResponse hand over meanwhile (on any goroutine), then writes
-// them, several per system call (sendmmsg) where the system has it. An
-// event loop wraps the handling of one batch of received messages (see
-// Config.OnMessages) in it, so that the answers leave together. Batches
-// may nest or overlap: the datagrams go when the last one ends. A held
-// datagram that fails to go is reported to its OnFail on a goroutine of
-// its own (f's goroutine may be the one that OnFail posts to). f should
-// not wait on anything that needs the held datagrams to arrive.
+// Batch runs f and holds back the UDP responses that TrySendResponse
+// hands over meanwhile (on any goroutine), then writes them, several per
+// system call (sendmmsg) where the system has it. An event loop wraps the
+// handling of one batch of received messages (see Config.OnMessages) in
+// it, so that the answers leave together. Requests are never held: one
+// that fails at once tells TrySendRequest's caller to try its next
+// target. Batches may nest or overlap: the datagrams go when the last one
+// ends. A held response that fails to go is reported to its OnFail on a
+// goroutine of its own (f's goroutine may be the one that OnFail posts
+// to). f should not wait on anything that needs the held datagrams to
+// arrive.
 func (t *Transport) Batch(f func()) {
 	t.bmu.Lock()
 	t.holds++

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"sync"
@@ -77,31 +78,44 @@ func batchRequest(i int) *message.Request {
 	return req
 }
 
+// batchResponse is response i to a request from to, whose Via names to:
+// TrySendResponse sends it there.
+func batchResponse(i int, to netip.AddrPort) *message.Response {
+	req := batchRequest(i)
+	req.Header.Del("Via")
+	req.Header.Add("Via", "SIP/2.0/UDP "+to.String()+";branch="+message.NewBranch())
+	resp := message.NewResponse(req, 200, "OK", "")
+	resp.Header.Set("X-N", strconv.Itoa(i))
+	resp.Header.Set("Content-Type", "text/plain")
+	resp.Body = batchBody(i)
+	return resp
+}
+
 // checkBatch checks that every message 0..n-1 came once with its body.
 func checkBatch(t *testing.T, msgs []Incoming, n int) {
 	t.Helper()
 	seen := make([]bool, n)
 	for _, in := range msgs {
 		require.NoError(t, in.Err)
-		req, ok := in.Msg.(*message.Request)
-		require.True(t, ok)
-		i, err := strconv.Atoi(req.Header.Get("X-N"))
+		require.NotNil(t, in.Msg)
+		i, err := strconv.Atoi(in.Msg.Headers().Get("X-N"))
 		require.NoError(t, err)
 		require.False(t, seen[i], "message %d twice", i)
 		seen[i] = true
-		require.Equal(t, batchBody(i), req.Body, "body of message %d", i)
+		require.Equal(t, batchBody(i), in.Msg.Content(), "body of message %d", i)
 	}
 }
 
-// sendBatch hands n requests to cli inside one Batch, in rounds of
-// round, so that they leave with sendmmsg.
-func sendBatch(t *testing.T, cli *Transport, target Target, n, round int) {
+// sendBatch hands n responses to cli (its socket local) for a peer at
+// to inside Batches of round, so that they leave with sendmmsg.
+func sendBatch(t *testing.T, cli *Transport, local, to netip.AddrPort, n, round int) {
 	t.Helper()
+	flow := Flow{Proto: UDP, Local: local, Remote: to}
 	for start := 0; start < n; start += round {
 		var errs []error
 		cli.Batch(func() {
 			for i := start; i < min(start+round, n); i++ {
-				_, err := cli.TrySendRequest(batchRequest(i), target, SendOptions{NoTCPSwitch: true})
+				_, err := cli.TrySendResponse(batchResponse(i, to), flow, nil)
 				errs = append(errs, err)
 			}
 		})
@@ -131,11 +145,11 @@ func TestUDPBatchIO(t *testing.T) {
 			require.NoError(t, err)
 			cli := New(Config{})
 			defer cli.Close()
-			_, err = cli.Listen(ctx, UDP, tc.addr)
+			local, err := cli.Listen(ctx, UDP, tc.addr)
 			require.NoError(t, err)
 
 			const n = 600
-			sendBatch(t, cli, Target{Proto: UDP, Addr: addr}, n, 50)
+			sendBatch(t, cli, local, addr, n, 50)
 			checkBatch(t, box.wait(t, n), n)
 
 			cs, ss := cli.Stats(), srv.Stats()
@@ -247,10 +261,10 @@ func TestUDPBatchFallback(t *testing.T) {
 		cli := New(Config{})
 		cli.batchHook = func(net.PacketConn) batchConn { return cliFake }
 		defer cli.Close()
-		_, err = cli.Listen(ctx, UDP, "127.0.0.1:0")
+		local, err := cli.Listen(ctx, UDP, "127.0.0.1:0")
 		require.NoError(t, err)
 		const n = 100
-		sendBatch(t, cli, Target{Proto: UDP, Addr: addr}, n, 20)
+		sendBatch(t, cli, local, addr, n, 20)
 		checkBatch(t, box.wait(t, n), n)
 		srvFake.mu.Lock()
 		assert.Equal(t, 1, srvFake.reads, "one try, then plain reads")
@@ -271,10 +285,10 @@ func TestUDPBatchFallback(t *testing.T) {
 		require.NoError(t, err)
 		cli := New(Config{UDP: UDPConfig{BatchSize: 1}})
 		defer cli.Close()
-		_, err = cli.Listen(ctx, UDP, "127.0.0.1:0")
+		local, err := cli.Listen(ctx, UDP, "127.0.0.1:0")
 		require.NoError(t, err)
 		const n = 100
-		sendBatch(t, cli, Target{Proto: UDP, Addr: addr}, n, 20)
+		sendBatch(t, cli, local, addr, n, 20)
 		checkBatch(t, box.wait(t, n), n)
 		assert.Equal(t, uint64(n), srv.Stats().ReadCalls)
 		assert.Equal(t, uint64(n), cli.Stats().WriteCalls)
@@ -295,13 +309,13 @@ func TestUDPBatchSendFailure(t *testing.T) {
 	cli := New(Config{})
 	cli.batchHook = func(net.PacketConn) batchConn { return fake }
 	defer cli.Close()
-	_, err = cli.Listen(ctx, UDP, "127.0.0.1:0")
+	local, err := cli.Listen(ctx, UDP, "127.0.0.1:0")
 	require.NoError(t, err)
 	failed := make(chan error, 10)
 	cli.Batch(func() {
 		for i := range 3 {
-			_, err := cli.TrySendRequest(batchRequest(i), Target{Proto: UDP, Addr: addr},
-				SendOptions{NoTCPSwitch: true, OnFail: func(err error) { failed <- err }})
+			_, err := cli.TrySendResponse(batchResponse(i, addr), Flow{Proto: UDP, Local: local, Remote: addr},
+				func(err error) { failed <- err })
 			require.NoError(t, err)
 		}
 	})
@@ -316,7 +330,7 @@ func TestUDPBatchSendFailure(t *testing.T) {
 		}
 	}
 	msgs := box.wait(t, 1)
-	assert.Equal(t, "2", msgs[0].Msg.(*message.Request).Header.Get("X-N"))
+	assert.Equal(t, "2", msgs[0].Msg.Headers().Get("X-N"))
 	select {
 	case err := <-failed:
 		t.Fatalf("a third failure: %v", err)
@@ -324,8 +338,9 @@ func TestUDPBatchSendFailure(t *testing.T) {
 	}
 }
 
-// TestBatchNoHold: outside Batch a UDP send is written at once; an empty
-// Batch writes nothing; nested Batches write when the outer one ends.
+// TestBatchNoHold: outside Batch a UDP response is written at once; an
+// empty Batch writes nothing; nested Batches write when the outer one
+// ends; requests are never held (one that fails at once must say so).
 func TestBatchNoHold(t *testing.T) {
 	ctx := ctxT(t)
 	box := newBatchInbox()
@@ -335,23 +350,28 @@ func TestBatchNoHold(t *testing.T) {
 	require.NoError(t, err)
 	cli := New(Config{})
 	defer cli.Close()
-	target := Target{Proto: UDP, Addr: addr}
-	_, err = cli.TrySendRequest(batchRequest(0), target, SendOptions{})
+	local, err := cli.Listen(ctx, UDP, "127.0.0.1:0")
 	require.NoError(t, err)
-	assert.Equal(t, uint64(1), cli.Stats().DatagramsWritten, "written before TrySendRequest returned")
+	flow := Flow{Proto: UDP, Local: local, Remote: addr}
+	_, err = cli.TrySendResponse(batchResponse(0, addr), flow, nil)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), cli.Stats().DatagramsWritten, "written before TrySendResponse returned")
 	cli.Batch(func() {})
 	cli.Batch(func() {
 		cli.Batch(func() {
-			_, err = cli.TrySendRequest(batchRequest(1), target, SendOptions{})
+			_, err = cli.TrySendResponse(batchResponse(1, addr), flow, nil)
 			require.NoError(t, err)
 		})
 		assert.Equal(t, uint64(1), cli.Stats().DatagramsWritten, "held until the outer Batch ends")
+		_, err = cli.TrySendRequest(batchRequest(2), Target{Proto: UDP, Addr: addr}, SendOptions{NoTCPSwitch: true})
+		require.NoError(t, err)
+		assert.Equal(t, uint64(2), cli.Stats().DatagramsWritten, "a request is not held")
 	})
-	assert.Equal(t, uint64(2), cli.Stats().DatagramsWritten)
-	checkBatch(t, box.wait(t, 2), 2)
+	assert.Equal(t, uint64(3), cli.Stats().DatagramsWritten)
+	checkBatch(t, box.wait(t, 3), 3)
 }
 
-// TestBatchClose: datagrams held by a Batch during which the Transport
+// TestBatchClose: responses held by a Batch during which the Transport
 // closes fail with ErrClosed through OnFail; nothing panics or leaks.
 func TestBatchClose(t *testing.T) {
 	ctx := ctxT(t)
@@ -360,13 +380,13 @@ func TestBatchClose(t *testing.T) {
 	addr, err := srv.Listen(ctx, UDP, "127.0.0.1:0")
 	require.NoError(t, err)
 	cli := New(Config{})
-	_, err = cli.Listen(ctx, UDP, "127.0.0.1:0")
+	local, err := cli.Listen(ctx, UDP, "127.0.0.1:0")
 	require.NoError(t, err)
 	failed := make(chan error, 4)
 	cli.Batch(func() {
 		for i := range 2 {
-			_, err := cli.TrySendRequest(batchRequest(i), Target{Proto: UDP, Addr: addr},
-				SendOptions{OnFail: func(err error) { failed <- err }})
+			_, err := cli.TrySendResponse(batchResponse(i, addr), Flow{Proto: UDP, Local: local, Remote: addr},
+				func(err error) { failed <- err })
 			require.NoError(t, err)
 		}
 		require.NoError(t, cli.Close())
