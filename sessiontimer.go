@@ -137,6 +137,13 @@ func (ua *UserAgent) tooSmall(tx *transaction.Server, req *message.Request, o Se
 	return true
 }
 
+// timerSupported reports whether req's sender supports session timers
+// (RFC 4028 §7): only read when the answer depends on it, as reading
+// Supported and Require costs allocations on every INVITE.
+func timerSupported(req *message.Request) bool {
+	return req.Header.HasToken("Supported", "timer") || req.Header.HasToken("Require", "timer")
+}
+
 // answer negotiates the session timer of a request we answer with resp
 // (INVITE, re-INVITE or UPDATE; we are the UAS of the transaction, RFC
 // 4028 §9) and puts the outcome in resp. Without a Session-Expires in the
@@ -144,8 +151,8 @@ func (ua *UserAgent) tooSmall(tx *transaction.Server, req *message.Request, o Se
 // on.
 func (t *sessionTimer) answer(req *message.Request, resp *message.Response) {
 	d, who, ok := parseSE(&req.Header)
-	supports := req.Header.HasToken("Supported", "timer") || req.Header.HasToken("Require", "timer")
 	if !ok && t.on && !t.opts.Disabled {
+		supports := timerSupported(req)
 		// A refresh without Session-Expires from a peer whose session has
 		// a timer: we keep it and say so (RFC 4028 §9), refreshing
 		// ourselves unless the peer supports timers and refreshes.
@@ -164,6 +171,7 @@ func (t *sessionTimer) answer(req *message.Request, resp *message.Response) {
 		t.on = false
 		return
 	}
+	supports := timerSupported(req)
 	floor := t.opts.MinSE
 	if m, present, err := req.Header.MinSE(); present && err == nil && time.Duration(m)*time.Second > floor {
 		floor = time.Duration(m) * time.Second
