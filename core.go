@@ -285,8 +285,9 @@ func (ua *UserAgent) onRequest(tx *transaction.Server, req *message.Request, src
 		ua.merged[k] = tx
 		ua.mergedKeys[tx] = k
 	}
-	// §8.2.2.3: extensions the request requires.
-	if req.Method != "CANCEL" {
+	// §8.2.2.3: extensions the request requires (most requires none:
+	// reading the values costs allocations).
+	if req.Method != "CANCEL" && req.Header.Has("Require") {
 		var unsupported []string
 		for ext := range req.Header.Values("Require") {
 			if !supported(ext) {
