@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -143,15 +145,21 @@ func TestManyAccountsUDP(t *testing.T) { testManyAccounts(t, transport.UDP, 0) }
 // connection to Kamailio. See testManyAccounts.
 func TestManyAccountsWS(t *testing.T) { testManyAccounts(t, transport.WS, manyAccounts) }
 
-// testManyAccounts registers manyAccounts accounts (users many<first> on)
-// on one stack with digest, checks that the stack's goroutines do not
-// grow with them, places calls through Kamailio to a sample of them from
-// a separate UserAgent and checks that the account called is the one
-// that answers, waits for every account's refresh and checks (in
-// Kamailio's log) that each account was challenged once in the whole
-// test, so that every refresh and the final un-REGISTER took ONE
-// REGISTER; then unregisters all and checks that Kamailio's location
-// table is empty.
+// testManyAccounts puts manyAccounts accounts (users many<first> on) on
+// one sip.Stack, whose one UDP socket or WebSocket connection to Kamailio
+// they share, and checks, against Kamailio (kamailio/many.cfg):
+//   - all register with digest, and Kamailio's location table has a
+//     binding for each; the stack, with its accounts registered, adds at
+//     most manyGoroutines goroutines (the heap is logged);
+//   - a call through Kamailio from a separate UserAgent to every account
+//     reaches that account's OnInvite and no other's, and ends by BYE;
+//   - every account refreshes, and Kamailio challenged each account once
+//     in the whole test, so every refresh and un-REGISTER took ONE
+//     REGISTER (the nonce is reused with the next nonce count);
+//   - stopping one account removes its binding (a call to it gets 404)
+//     and another account still takes calls;
+//   - the others unregister, and Kamailio's location table is empty;
+//   - Stack.Stop stops every account and closes Done.
 func testManyAccounts(t *testing.T, proto transport.Proto, first int) {
 	k := StartKamailioWith(t, "kamailio/many.cfg", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -171,12 +179,21 @@ func testManyAccounts(t *testing.T, proto transport.Proto, first int) {
 	baseG := runtime.NumGoroutine()
 	baseHeap, _ := heapInUse()
 
-	newAccount := startManyStack(t, ctx, k, proto)
+	// The stack all accounts share: one UDP socket, or one WebSocket
+	// connection, to Kamailio.
+	st, err := sip.NewStack(sip.StackOptions{Transport: sip.TransportOptions{Server: server(k, proto)}})
+	require.NoError(t, err)
+	require.NoError(t, st.Start(ctx))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = st.Stop(ctx) // idempotent: the test stops it at its end
+	})
 	accounts := make([]*manyAccount, manyAccounts)
 	var invitesTotal atomic.Int32
 	for i := range accounts {
 		a := &manyAccount{user: manyUser(first + i), invites: make(chan *sip.Invitation, 4)}
-		ua, err := newAccount(sip.UserAgentOptions{
+		ua, err := st.NewUserAgent(sip.UserAgentOptions{
 			URI:                   "sip:" + a.user + "@" + Domain,
 			AuthorizationPassword: a.user + "-secret",
 			MediaFactory:          sip.NoMedia,
@@ -288,7 +305,6 @@ func testManyAccounts(t *testing.T, proto transport.Proto, first int) {
 		assert.Equal(t, sip.Registered, a.reg.State(), a.user)
 	}
 
-	// Unregister all.
 	sumRegs := func() int {
 		regs = countPerUser(k, manyRegisterLine)
 		n := 0
@@ -298,7 +314,22 @@ func testManyAccounts(t *testing.T, proto transport.Proto, first int) {
 		return n
 	}
 	before := sumRegs()
-	for _, a := range accounts {
+
+	// Stop one account: its registration goes (one un-REGISTER), the
+	// others stay undisturbed.
+	require.NoError(t, accounts[0].ua.Stop(ctx))
+	assert.Equal(t, sip.Stopped, accounts[0].ua.State())
+	assert.NotEqual(t, sip.Registered, accounts[0].reg.State())
+	call, err := sip.NewInviter(caller, "sip:"+accounts[0].user+"@"+Domain, sip.InviterOptions{})
+	require.NoError(t, err)
+	var re *sip.ResponseError
+	if assert.ErrorAs(t, call.Invite(ctx, sip.InviteOptions{}), &re, "a call to the stopped account") {
+		assert.Equal(t, 404, re.StatusCode, "Kamailio has no binding for the stopped account")
+	}
+	require.NoError(t, callAccount(ctx, caller, accounts[1]), "a call to another account after one stopped")
+
+	// Unregister the others.
+	for _, a := range accounts[1:] {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
@@ -324,6 +355,9 @@ func testManyAccounts(t *testing.T, proto transport.Proto, first int) {
 	require.Eventually(t, func() bool { return sumRegs() >= before+manyAccounts }, 5*time.Second, 50*time.Millisecond)
 	regs = countPerUser(k, manyRegisterLine)
 	challenges := countPerUser(k, manyChallengeLine)
+	n, err := kamailioStat(ctx, k, "usrloc:location_contacts")
+	require.NoError(t, err)
+	assert.Zero(t, n, "contacts in Kamailio's location table")
 	var counts []int
 	total := 0
 	for _, a := range accounts {
@@ -336,6 +370,35 @@ func testManyAccounts(t *testing.T, proto transport.Proto, first int) {
 	t.Logf("REGISTERs Kamailio received per account: %d to %d (%d in all: 2 to register, one per refresh, one to unregister); 401s: %d",
 		slices.Min(counts), slices.Max(counts), total, len(manyChallengeLine.FindAllString(k.Log(), -1)))
 	noRouteSetViolations(t, k)
+
+	// Stopping the stack stops every account on it.
+	require.NoError(t, st.Stop(ctx))
+	select {
+	case <-st.Done():
+	case <-ctx.Done():
+		t.Fatal("the stack's Done was not closed by Stop")
+	}
+	for _, a := range accounts {
+		if !assert.Equal(t, sip.Stopped, a.ua.State(), "%s after Stack.Stop", a.user) {
+			break
+		}
+	}
+}
+
+// kamailioStat returns one of the statistics of a Kamailio started with
+// many.cfg (RPC stats.get_statistics), e.g. "usrloc:location_contacts".
+func kamailioStat(ctx context.Context, k *Kamailio, name string) (int, error) {
+	group, _, _ := strings.Cut(name, ":")
+	var out []string
+	if err := kamailioRPC(ctx, k, "stats.get_statistics", []string{group + ":"}, &out); err != nil {
+		return 0, err
+	}
+	for _, line := range out {
+		if v, ok := strings.CutPrefix(line, name+" = "); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, fmt.Errorf("statistic %s: not in %q", name, out)
 }
 
 // callAccount calls a through Kamailio from caller and hangs up; the call
@@ -382,29 +445,4 @@ func countAtLeast(regs map[string]int, accounts []*manyAccount, want int) int {
 		}
 	}
 	return n
-}
-
-// startManyStack starts what the accounts share and returns how to make
-// an account on it.
-//
-// TODO(stack): until sip.Stack is merged, each account is a UserAgent of
-// its own.
-func startManyStack(t *testing.T, ctx context.Context, k *Kamailio, proto transport.Proto) func(sip.UserAgentOptions) (*sip.UserAgent, error) {
-	var mu sync.Mutex
-	var uas []*sip.UserAgent
-	t.Cleanup(func() {
-		for _, ua := range uas {
-			_ = ua.Stop(context.Background())
-		}
-	})
-	return func(o sip.UserAgentOptions) (*sip.UserAgent, error) {
-		o.Transport = sip.TransportOptions{Server: server(k, proto), KeepaliveInterval: -1}
-		ua, err := sip.NewUserAgent(o)
-		if err == nil {
-			mu.Lock()
-			uas = append(uas, ua)
-			mu.Unlock()
-		}
-		return ua, err
-	}
 }
