@@ -15,12 +15,11 @@ import (
 
 // TestRFC4475ThroughUserAgent sends every RFC 4475 torture message as a
 // datagram to a running UserAgent and checks the answer its UAS core
-// gives, as expected.tsv describes. The peer listens on 127.0.0.2:5060 and
-// :5050, where the messages' Via headers (with received added) send the
-// responses.
+// gives, as expected.tsv describes. The peer listens on ports 5060 and
+// 5050 of a loopback address of its own, where the messages' Via headers
+// (with received added) send the responses.
 func TestRFC4475ThroughUserAgent(t *testing.T) {
-	p5060 := newRaw(t, 5060)
-	p5050 := newRaw(t, 5050)
+	p5060, p5050 := rawPair(t, 5060, 5050)
 
 	// The answer expected per file: a status code, 0 for "no answer"
 	// (responses, and requests too broken to answer), -1 for "any answer

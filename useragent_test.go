@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
@@ -180,10 +181,36 @@ type raw struct {
 }
 
 func newRaw(t *testing.T, port int) *raw {
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2), Port: port})
+	return newRawOn(t, net.IPv4(127, 0, 0, 2), port)
+}
+
+func newRawOn(t *testing.T, ip net.IP, port int) *raw {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: port})
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	return &raw{t: t, conn: c}
+}
+
+// rawPair returns two raw peers on the given fixed ports of one loopback
+// address of their own (in 127.64.0.0/10, chosen at random), so that two
+// test binaries running at once do not take each other's fixed ports.
+func rawPair(t *testing.T, portA, portB int) (*raw, *raw) {
+	var err error
+	for range 20 {
+		ip := net.IPv4(127, byte(64+rand.IntN(64)), byte(rand.IntN(256)), byte(1+rand.IntN(254)))
+		var a, b *net.UDPConn
+		if a, err = net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: portA}); err != nil {
+			continue
+		}
+		if b, err = net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: portB}); err != nil {
+			a.Close()
+			continue
+		}
+		t.Cleanup(func() { a.Close(); b.Close() })
+		return &raw{t: t, conn: a}, &raw{t: t, conn: b}
+	}
+	require.NoError(t, err)
+	return nil, nil
 }
 
 func (r *raw) send(to string, data []byte) {

@@ -161,6 +161,12 @@ func TestPresencePublishSIPjs(t *testing.T) {
 	eve := StartPeer(t, k, PeerConfig{Kind: JsSIP, User: "eve"})
 	eve.Do(t, "subscribe", "target", aliceURI, "event", "presence")
 	ours := subscribe(t, dave, aliceURI, presence.EventPresence, presence.PIDFContentType)
+	// Publish only once every watcher's subscription is active (its
+	// first NOTIFY came). Kamailio handles a SUBSCRIBE (WebSocket worker)
+	// and a PUBLISH (UDP worker) in different processes; a PUBLISH racing
+	// JsSIP's SUBSCRIBE was seen once in CI to leave that watcher without
+	// any later NOTIFY.
+	eve.Expect(t, "subscribed")
 
 	pub, err := sip.NewPublisher(alice, aliceURI, presence.EventPresence, sip.PublisherOptions{Expires: 300})
 	require.NoError(t, err)
@@ -191,6 +197,14 @@ func TestPresencePublishSIPjs(t *testing.T) {
 		body, err := presence.NewPIDF(carolURI, st, "").Marshal()
 		require.NoError(t, err)
 		carol.Do(t, "publish", "target", carolURI, "event", "presence", "contentType", presence.PIDFContentType, "body", string(body))
+		if st == presence.Open {
+			// Until its first PUBLISH has its 200 (and so an ETag),
+			// SIP.js sends the next state as a new publication, and
+			// Kamailio would then hold both: wait for it. Kamailio's
+			// NOTIFY to dave can come before that 200.
+			_, err := carol.WaitEvent(ctx, "publish_state", Field("state", "Published"))
+			require.NoError(t, err)
+		}
 		theirs.wait(t, 0, "carol "+string(st), func(b string) bool {
 			p, err := presence.ParsePIDF([]byte(b))
 			return err == nil && p.Entity == carolURI && len(p.Tuples) > 0 && p.Tuples[0].Basic == st

@@ -354,15 +354,17 @@ func TestTrunkStats(t *testing.T) {
 	k := StartKamailio(t)
 	b := StartBaresip(t, k, BaresipConfig{User: "alice", AnswerMode: BaresipAuto})
 	ua := trunkUser(t, k, "bob", rtp.Config{}, sip.UserAgentDelegate{}, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	s := trunkCall(t, ctx, k, b, ua, nil, true)
 	h := handlerOf(t, s)
 	var st rtp.Stats
+	// baresip reports about every 5 s; its first report may come before
+	// it has our first SR (no LSR, no RTT yet), so allow three reports.
 	require.Eventually(t, func() bool {
 		st = h.Stats()
 		return st.PacketsReceived > 100 && st.RoundTripTime > 0 && st.RemoteReport
-	}, 10*time.Second, 100*time.Millisecond, "no RTT from baresip's reports: %+v", st)
+	}, 20*time.Second, 100*time.Millisecond, "no RTT from baresip's reports: %+v", st)
 	t.Logf("our stats: received %d, lost %d (%.3f), jitter %v; baresip's report on our stream: lost %d (%.3f), jitter %v; "+
 		"RTT %v; RTCP sent %d, received %d; MOS %.2f", st.PacketsReceived, st.PacketsLost, st.LossRate, st.Jitter,
 		st.RemotePacketsLost, st.RemoteLossRate, st.RemoteJitter, st.RoundTripTime, st.RTCPSent, st.RTCPReceived, st.MOS)

@@ -430,13 +430,26 @@ func (s *stream) handleRTCP(buf []byte, src netip.AddrPort, now time.Time, own b
 				continue
 			}
 			// RFC 3550 §6.4.1: RTT = now - LSR - DLSR, in 1/65536 s.
+			// On a fast path (loopback, a LAN) the result is within the
+			// rounding of the three 1/65536 s values and can come out 0 or
+			// slightly negative: that is a measured RTT below the
+			// resolution, reported as one unit (15 µs) since 0 means none
+			// measured yet.
 			rtt := int64(int32(ntpMiddle(ntpTime(now)) - b.lsr - b.dlsr))
-			if rtt >= 0 {
+			switch {
+			case rtt >= 1:
 				s.rtt = time.Duration(rtt) * time.Second / 65536
+			case rtt > -rttSlack:
+				s.rtt = time.Second / 65536
 			}
 		}
 	}
 }
+
+// rttSlack is how far below zero (in 1/65536 s) a computed round-trip
+// time may be and still count as a path faster than the resolution (about
+// 1 ms); further below, the report is inconsistent and ignored.
+const rttSlack = 64
 
 // rtcpTarget returns where RTCP goes: where the peer's RTCP comes from,
 // else next to where its RTP comes from, else what its SDP says.
