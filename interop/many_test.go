@@ -257,6 +257,13 @@ func testManyAccounts(t *testing.T, proto transport.Proto, first int) {
 
 	aors, err := locationAoRs(ctx, k)
 	require.NoError(t, err)
+	var shm struct {
+		Total    int64
+		RealUsed int64 `json:"real_used"`
+	}
+	if err := kamailioRPC(ctx, k, "core.shmmem", nil, &shm); err == nil {
+		t.Logf("Kamailio's shared memory with the %d bindings: %0.1f of %0.1f MiB used", len(aors), float64(shm.RealUsed)/(1<<20), float64(shm.Total)/(1<<20))
+	}
 	for _, a := range accounts {
 		if !assert.Equal(t, 1, aors[a.user], "%s: contacts in Kamailio's location table", a.user) {
 			break
