@@ -142,11 +142,6 @@ func (c *core) run() {
 	}
 }
 
-// after runs f on the loop after d.
-func (c *core) after(d time.Duration, f func()) *timerEntry {
-	return c.timers.add(time.Now().Add(d), f)
-}
-
 // background runs f on a goroutine that Stop waits for; ctx ends when the
 // core stops.
 func (c *core) background(f func(ctx context.Context)) {

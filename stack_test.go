@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	sip "github.com/sipua/sip"
 	"github.com/sipua/sip/siptest"
@@ -197,5 +199,205 @@ func TestStackRegisterAndReach(t *testing.T) {
 			require.NoError(t, sendMsg(peer, fmt.Sprintf("sip:u%d@sipua.test", i), "hi"))
 			assert.Equal(t, fmt.Sprintf("u%d:hi", i), <-got)
 		}
+	})
+}
+
+// TestStackThousandAccounts: 1000 accounts on one Stack register with
+// digest against an in-memory registrar through one UDP socket; the
+// goroutines do not grow with the accounts.
+func TestStackThousandAccounts(t *testing.T) {
+	const accounts = 1000
+	synctest.Test(t, func(t *testing.T) {
+		n := siptest.NewNetwork(23)
+		defer n.Close()
+		users := map[string]string{}
+		for i := range accounts {
+			users[fmt.Sprintf("u%d", i)] = fmt.Sprintf("pw%d", i)
+		}
+		srv := stackRegistrar(t, n, users)
+		s := newSimStack(t, n, func(o *sip.StackOptions) { o.Transport.Server = "sip:" + stackRegAddr.String() })
+		synctest.Wait()
+		before := runtime.NumGoroutine()
+		regs := make([]*sip.Registerer, accounts)
+		errc := make(chan error, accounts)
+		for i := range accounts {
+			u := fmt.Sprintf("u%d", i)
+			ua := account(t, s, sip.UserAgentOptions{URI: "sip:" + u + "@sipua.test", AuthorizationPassword: users[u]})
+			reg, err := sip.NewRegisterer(ua, sip.RegistererOptions{})
+			require.NoError(t, err)
+			regs[i] = reg
+			go func() { errc <- reg.Register(context.Background(), sip.RegisterOptions{}) }()
+		}
+		for range accounts {
+			require.NoError(t, <-errc)
+		}
+		synctest.Wait()
+		after := runtime.NumGoroutine()
+		t.Logf("goroutines: %d before the accounts, %d with %d accounts registered", before, after, accounts)
+		assert.Less(t, after-before, 20, "goroutines grow with the accounts")
+		for _, i := range []int{0, 499, 999} {
+			assert.Len(t, srv.Bindings(fmt.Sprintf("u%d", i)), 1)
+		}
+		for _, r := range regs {
+			assert.Equal(t, sip.Registered, r.State())
+		}
+		require.NoError(t, s.Stop(context.Background()))
+		assert.Empty(t, srv.Bindings("u0"), "Stop unregistered")
+		assert.Empty(t, srv.Bindings("u999"), "Stop unregistered")
+	})
+}
+
+// TestStackCallBetweenAccounts: one account calls another of the same
+// Stack; both ends see the call, and the BYE ends both.
+func TestStackCallBetweenAccounts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := siptest.NewNetwork(24)
+		defer n.Close()
+		s := newSimStack(t, n, nil)
+		invs := make(chan *sip.Invitation, 1)
+		alice := account(t, s, sip.UserAgentOptions{URI: "sip:alice@sipua.test"})
+		account(t, s, sip.UserAgentOptions{URI: "sip:bob@sipua.test", Delegate: sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {
+			assert.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
+			invs <- inv
+		}}})
+		call, err := sip.NewInviter(alice, "sip:bob@"+stackAddr.String(), sip.InviterOptions{})
+		require.NoError(t, err)
+		require.NoError(t, call.Invite(context.Background(), sip.InviteOptions{}))
+		inv := <-invs
+		synctest.Wait()
+		assert.Equal(t, sip.SessionEstablished, call.State())
+		assert.Equal(t, sip.SessionEstablished, inv.State())
+		assert.Equal(t, "sip:alice@sipua.test", inv.Request.Header.Get("From")[1:len("sip:alice@sipua.test")+1])
+		require.NoError(t, inv.Bye(context.Background()))
+		synctest.Wait()
+		assert.Equal(t, sip.SessionTerminated, call.State())
+		assert.Equal(t, sip.EndRemoteBye, call.EndReason().Cause)
+	})
+}
+
+// TestStackStopOneAccount: stopping one account ends its calls and
+// registration only; the others keep theirs; Stack.Stop then ends all,
+// every Done closed, no goroutine left.
+func TestStackStopOneAccount(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ignore := goleak.IgnoreCurrent()
+		n := siptest.NewNetwork(25)
+		users := map[string]string{"alice": "a", "bob": "b", "carol": "c", "peer": "p"}
+		srv := stackRegistrar(t, n, users)
+		s, err := sip.NewStack(sip.StackOptions{Transport: sip.TransportOptions{
+			Server: "sip:" + stackRegAddr.String(), Listen: []string{"udp://" + stackAddr.String()}, ListenPacket: n.PacketListener("stack"),
+		}})
+		require.NoError(t, err)
+		require.NoError(t, s.Start(context.Background()))
+		invs := make(chan *sip.Invitation, 2)
+		answer := sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {
+			assert.NoError(t, inv.Accept(context.Background(), sip.AcceptOptions{}))
+			invs <- inv
+		}}
+		got := make(chan string, 4)
+		uas := map[string]*sip.UserAgent{}
+		regs := map[string]*sip.Registerer{}
+		for _, u := range []string{"alice", "bob", "carol"} {
+			d := answer
+			d.OnMessage = messages(u, got).OnMessage
+			ua := account(t, s, sip.UserAgentOptions{URI: "sip:" + u + "@sipua.test", AuthorizationPassword: users[u], Delegate: d})
+			reg, err := sip.NewRegisterer(ua, sip.RegistererOptions{})
+			require.NoError(t, err)
+			require.NoError(t, reg.Register(context.Background(), sip.RegisterOptions{}))
+			uas[u], regs[u] = ua, reg
+		}
+		peer, err := sip.NewUserAgent(sip.UserAgentOptions{
+			URI: "sip:peer@sipua.test", AuthorizationPassword: "p", MediaFactory: sip.NoMedia,
+			Transport: sip.TransportOptions{Server: "sip:" + stackRegAddr.String(), ListenPacket: n.PacketListener("peer")},
+		})
+		require.NoError(t, err)
+		require.NoError(t, peer.Start(context.Background()))
+		calls := map[string]*sip.Inviter{}
+		for _, u := range []string{"alice", "bob"} {
+			c, err := sip.NewInviter(peer, "sip:"+u+"@sipua.test", sip.InviterOptions{})
+			require.NoError(t, err)
+			require.NoError(t, c.Invite(context.Background(), sip.InviteOptions{}))
+			calls[u] = c
+		}
+		aliceInv, bobInv := <-invs, <-invs
+		if aliceInv.Request.URI.User != uas["alice"].ContactURI().User {
+			aliceInv, bobInv = bobInv, aliceInv
+		}
+
+		require.NoError(t, uas["alice"].Stop(context.Background()))
+		select {
+		case <-aliceInv.Done():
+		default:
+			t.Fatal("alice's call outlived her Stop")
+		}
+		synctest.Wait()
+		assert.Equal(t, sip.SessionTerminated, calls["alice"].State())
+		assert.Equal(t, sip.RegistererTerminated, regs["alice"].State())
+		assert.Empty(t, srv.Bindings("alice"))
+		// The others are undisturbed.
+		assert.Equal(t, sip.SessionEstablished, bobInv.State())
+		assert.Equal(t, sip.SessionEstablished, calls["bob"].State())
+		assert.Len(t, srv.Bindings("bob"), 1)
+		assert.Len(t, srv.Bindings("carol"), 1)
+		require.NoError(t, sendMsg(peer, "sip:carol@sipua.test", "still here"))
+		assert.Equal(t, "carol:still here", <-got)
+		err = sendMsg(peer, "sip:alice@sipua.test", "gone")
+		assert.Error(t, err, "alice is unregistered")
+
+		require.NoError(t, s.Stop(context.Background()))
+		<-s.Done()
+		select {
+		case <-bobInv.Done():
+		default:
+			t.Fatal("bob's call outlived Stack.Stop")
+		}
+		assert.Equal(t, sip.SessionTerminated, bobInv.State())
+		for _, u := range []string{"bob", "carol"} {
+			assert.Equal(t, sip.Stopped, uas[u].State())
+			assert.Equal(t, sip.RegistererTerminated, regs[u].State())
+			assert.Empty(t, srv.Bindings(u))
+		}
+		synctest.Wait()
+		assert.Equal(t, sip.SessionTerminated, calls["bob"].State())
+		require.NoError(t, peer.Stop(context.Background()))
+		srv.Close()
+		n.Close()
+		goleak.VerifyNone(t, ignore)
+	})
+}
+
+// TestStackCallbacks: one account's callback that blocks does not hold
+// up another's, and an account may stop itself from its own callback.
+func TestStackCallbacks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := siptest.NewNetwork(26)
+		defer n.Close()
+		s := newSimStack(t, n, nil)
+		release := make(chan struct{})
+		got := make(chan string, 4)
+		account(t, s, sip.UserAgentOptions{URI: "sip:slow@sipua.test", Delegate: sip.UserAgentDelegate{OnMessage: func(*sip.IncomingRequest) { <-release }}})
+		account(t, s, sip.UserAgentOptions{URI: "sip:fast@sipua.test", Delegate: messages("fast", got)})
+		stopped := make(chan error, 1)
+		var self *sip.UserAgent
+		self = account(t, s, sip.UserAgentOptions{URI: "sip:self@sipua.test", Delegate: sip.UserAgentDelegate{OnMessage: func(r *sip.IncomingRequest) {
+			_ = r.Accept(context.Background())
+			stopped <- self.Stop(context.Background())
+		}}})
+		peer := peerUA(t, n, "peer", stackAddr, sip.UserAgentDelegate{})
+
+		slowDone := make(chan error, 1)
+		go func() { slowDone <- sendMsg(peer, "sip:slow@sipua.test", "wait") }()
+		synctest.Wait()
+		require.NoError(t, sendMsg(peer, "sip:fast@sipua.test", "go"))
+		assert.Equal(t, "fast:go", <-got)
+		require.NoError(t, sendMsg(peer, "sip:self@sipua.test", "stop"))
+		require.NoError(t, <-stopped)
+		assert.Equal(t, sip.Stopped, self.State())
+		err := sendMsg(peer, "sip:self@sipua.test", "again")
+		var re *sip.ResponseError
+		require.True(t, errors.As(err, &re), "%v", err)
+		assert.Equal(t, 404, re.StatusCode, "a stopped account is unknown")
+		close(release)
+		require.NoError(t, <-slowDone)
 	})
 }

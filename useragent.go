@@ -10,6 +10,12 @@
 // their work to it and wait for the result or for their context (an
 // error from the context wraps ErrCanceled and the context's error).
 //
+// Many accounts in one process share one loop: a Stack owns the sockets,
+// the server connection, the event loop and the transaction layer, and
+// the UserAgents made with Stack.NewUserAgent are accounts on it, each
+// with its own address, credentials, Contact, delegate and callback
+// lanes; goroutines and buffers then do not grow with the accounts.
+//
 // Application code never runs on the loop, nor while the package holds a
 // lock. Delegate callbacks, state listeners and the handler calls the
 // stack makes by itself (applying a remote answer, Close) run on callback
@@ -705,6 +711,19 @@ func (ua *UserAgent) shutdown() {
 				s.stopped()
 			}
 			ua.endUsages()
+			if ua.stack != nil {
+				// The loop goes on for the other accounts: what is left
+				// of this one's requests (unanswered by now) ends here.
+				var left []*transaction.Client
+				for tx, o := range ua.outgoing {
+					if o.ua == ua {
+						left = append(left, tx)
+					}
+				}
+				for _, tx := range left {
+					ua.layer.Abandon(tx)
+				}
+			}
 			ua.accounts.remove(ua)
 			ua.detached = true
 		})

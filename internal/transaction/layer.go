@@ -378,6 +378,19 @@ func (l *Layer) run(tx Transaction, out []Action, now time.Time) {
 	}
 }
 
+// Abandon ends tx at once, without sending anything more or reporting a
+// failure: its owner is gone (a UserAgent that left a shared stack).
+// Terminated is called. Nothing happens if tx has ended.
+func (l *Layer) Abandon(tx Transaction) {
+	if tx == nil || !tx.slot().live {
+		return
+	}
+	l.remove(tx)
+	if l.cb.Terminated != nil {
+		l.cb.Terminated(tx)
+	}
+}
+
 func (l *Layer) remove(tx Transaction) {
 	e := tx.slot()
 	if !e.live {
