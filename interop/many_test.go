@@ -244,12 +244,16 @@ func testManyAccounts(t *testing.T, proto transport.Proto, first int) {
 
 	// Goroutines: the stack and its accounts, all registered, once the
 	// callback queues have drained.
-	extraG := runtime.NumGoroutine() - baseG
-	for deadline := time.Now().Add(3 * time.Second); extraG > manyGoroutines && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-		extraG = runtime.NumGoroutine() - baseG
+	extraGoroutines := func(when string) int {
+		extra := runtime.NumGoroutine() - baseG
+		for deadline := time.Now().Add(3 * time.Second); extra > manyGoroutines && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+			extra = runtime.NumGoroutine() - baseG
+		}
+		assert.LessOrEqual(t, extra, manyGoroutines, "goroutines the stack with %d accounts added, %s", manyAccounts, when)
+		return extra
 	}
-	assert.LessOrEqual(t, extraG, manyGoroutines, "goroutines the stack with %d accounts added", manyAccounts)
+	extraG := extraGoroutines("all registered")
 	heap, inuse := heapInUse()
 	t.Logf("%d accounts over %s registered in %v; goroutines +%d; heap %0.1f MiB (+%0.1f MiB, %d B per account), in use %0.1f MiB",
 		manyAccounts, proto, setup.Round(time.Millisecond), extraG, float64(heap)/(1<<20),
@@ -306,7 +310,8 @@ func testManyAccounts(t *testing.T, proto transport.Proto, first int) {
 	}
 	require.Eventually(t, func() bool { return waitAll(3) }, (manyExpires+15)*time.Second, 100*time.Millisecond,
 		"not every account refreshed: %d of %d did", countAtLeast(regs, accounts, 3), manyAccounts)
-	t.Logf("every account refreshed (%v after the calls)", time.Since(refreshStart).Round(time.Millisecond))
+	t.Logf("every account refreshed (%v after the calls); goroutines +%d", time.Since(refreshStart).Round(time.Millisecond),
+		extraGoroutines("after the calls and the refresh"))
 	for _, a := range accounts {
 		assert.Zero(t, a.lapsed.Load(), "%s: the registration lapsed", a.user)
 		assert.Equal(t, sip.Registered, a.reg.State(), a.user)
