@@ -77,6 +77,7 @@ func main() {
 		fs.IntVar(&o.per, "per", 1, "Registerers per account")
 		fs.IntVar(&o.expires, "expires", 60, "registration lifetime asked for, s")
 		fs.IntVar(&o.rate, "rate", 500, "initial registrations per second")
+		fs.IntVar(&o.burst, "burst", 1, "registrations started at once, at the same average rate (1: evenly spread, so that the refreshes are too)")
 		fs.DurationVar(&o.window, "window", 60*time.Second, "CPU measurement window")
 		fs.BoolVar(&o.period, "period", false, "measure over one whole refresh period from the end of setup (every registration refreshes once in it; -window is ignored)")
 		fs.StringVar(&o.password, "password", "", "digest password of user \"load\" (empty: no credentials)")
@@ -113,6 +114,7 @@ type config struct {
 	regAuth   bool
 	regMode   string
 	regPeriod bool
+	regBurst  int
 	dir       string
 	jsonOut   string
 	micro     string
@@ -133,6 +135,7 @@ func drive(cmd string, args []string) error {
 	fs.IntVar(&c.regPer, "reg-per", 1, "Registerers per UserAgent")
 	fs.IntVar(&c.regExp, "reg-expires", 60, "registration lifetime, s (refresh after 90%)")
 	fs.IntVar(&c.regRate, "reg-rate", 500, "initial REGISTERs per second")
+	fs.IntVar(&c.regBurst, "reg-burst", 1, "registrations started at once, at the -reg-rate average (1: evenly spread, and so are the refreshes)")
 	fs.DurationVar(&c.regWin, "reg-window", 60*time.Second, "CPU measurement window of the register test (at least one refresh period)")
 	fs.BoolVar(&c.regAuth, "reg-auth", false, "the registrar challenges with digest (MD5, qop=auth): a client that reuses the nonce refreshes in one REGISTER")
 	fs.StringVar(&c.dir, "dir", "", "directory for sipp traces and logs (default: a new temporary one)")
@@ -512,6 +515,9 @@ func registerTest(c config) (Register, error) {
 		"-rate", strconv.Itoa(c.regRate), "-window", c.regWin.String(), "-mode", c.regMode}
 	if c.regPeriod {
 		args = append(args, "-period")
+	}
+	if c.regBurst > 1 {
+		args = append(args, "-burst", strconv.Itoa(c.regBurst))
 	}
 	if c.regAuth {
 		args = append(args, "-password", "load-pw")

@@ -49,6 +49,7 @@ type regOptions struct {
 	uas, per int
 	expires  int
 	rate     int // initial registrations per second
+	burst    int // registrations started at once (1: evenly spread)
 	window   time.Duration
 	period   bool // measure over one refresh period from the end of setup
 	password string
@@ -91,6 +92,7 @@ func listenCounting(sent *atomic.Int64) func(ctx context.Context, network, addre
 // registrations fresh.
 func runRegClient(o regOptions) error {
 	ctx := context.Background()
+	o.burst = max(o.burst, 1)
 	res := RegResult{Mode: o.mode, UAs: o.uas, PerUA: o.per, Expires: o.expires, Auth: o.password != ""}
 	user := ""
 	if o.password != "" {
@@ -156,8 +158,9 @@ func runRegClient(o regOptions) error {
 	var ok atomic.Int64
 	sem := make(chan struct{}, 256)
 	for i, r := range regs {
-		// Spread the registrations (and so their refreshes) evenly.
-		time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(o.rate))))
+		// Spread the registrations (and so their refreshes) evenly, or
+		// in bursts of o.burst.
+		time.Sleep(time.Until(start.Add(time.Duration(i/o.burst*o.burst) * time.Second / time.Duration(o.rate))))
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
