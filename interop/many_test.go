@@ -199,7 +199,11 @@ func testManyAccounts(t *testing.T, proto transport.Proto, first int) {
 			MediaFactory:          sip.NoMedia,
 			Delegate: sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {
 				invitesTotal.Add(1)
-				a.invites <- inv
+				select {
+				case a.invites <- inv:
+				default:
+					t.Errorf("%s: more calls than the test placed to it", a.user)
+				}
 				// Answer at once; the test checks who answered.
 				if err := inv.Accept(ctx, sip.AcceptOptions{}); err != nil {
 					t.Errorf("%s: accept: %v", a.user, err)
