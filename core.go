@@ -187,6 +187,7 @@ type mergeKey struct {
 	fromTag, callID string
 	cseq            uint32
 	method          string
+	account         *UserAgent
 }
 
 func mergeKeyOf(req *message.Request) mergeKey {
@@ -276,11 +277,13 @@ func (ua *UserAgent) onRequest(tx *transaction.Server, req *message.Request, src
 	// §8.2.2.2: merged requests (a fork coming back by another path).
 	if req.Header.ToTag() == "" && req.Method != "CANCEL" {
 		k := mergeKeyOf(req)
+		k.account = ua // a fork to two accounts of one Stack is no loop
 		if other := ua.merged[k]; other != nil && other != tx {
 			ua.reply(tx, 482, "", nil)
 			return
 		}
 		ua.merged[k] = tx
+		ua.mergedKeys[tx] = k
 	}
 	// §8.2.2.3: extensions the request requires.
 	if req.Method != "CANCEL" {

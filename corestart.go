@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/sipua/sip/internal/dialog"
@@ -41,6 +42,7 @@ func newCore(cfg coreConfig) *core {
 func (c *core) start(ctx context.Context) error {
 	c.outgoing = map[*transaction.Client]*outgoing{}
 	c.merged = map[mergeKey]*transaction.Server{}
+	c.mergedKeys = map[*transaction.Server]mergeKey{}
 	c.usages = map[dialog.ID]usage{}
 	c.claims = map[any]func(*transaction.Server, *message.Request) bool{}
 	c.accounts.init()
@@ -58,7 +60,7 @@ func (c *core) start(ctx context.Context) error {
 		})
 	to := c.cfg.transport
 	c.tp = transport.New(transport.Config{
-		OnMessage:       func(in transport.Incoming) { c.post(func() { c.receive(in) }) },
+		OnMessages:      c.receiveBatch,
 		OnUnreachable:   func(f transport.Flow, err error) { c.post(func() { c.failOnFlow(f, err) }) },
 		Logger:          c.log,
 		Tracer:          c.cfg.tracer,
@@ -72,6 +74,7 @@ func (c *core) start(ctx context.Context) error {
 		MaxConns:        to.MaxConns,
 		ReadTimeout:     to.ReadTimeout,
 		IdleTimeout:     to.IdleTimeout,
+		WriteQueue:      to.WriteQueue,
 	})
 	for _, l := range to.Listen {
 		proto, hostport, err := parseListen(l)
@@ -147,8 +150,12 @@ func (c *core) onUpstream(ev transport.StateEvent) {
 	switch ev.State {
 	case transport.Connected:
 		c.upNow = true
-		for _, ua := range c.accounts.list() {
-			ua.onConnected()
+		// On a new connection every account registers again: a Stack
+		// spreads them out, reregisterBatch accounts every
+		// reregisterSpacing, so that thousands of REGISTERs do not fill
+		// the connection's write queue or flood the registrar at once.
+		for i, ua := range c.accounts.list() {
+			ua.onConnected(time.Duration(i/reregisterBatch) * reregisterSpacing)
 		}
 		c.wasUp = true
 	case transport.Disconnected:
@@ -167,6 +174,13 @@ func (c *core) onUpstream(ev transport.StateEvent) {
 		}
 	}
 }
+
+// A Stack's accounts register again after a reconnect reregisterBatch at
+// a time, reregisterSpacing apart: 10 000 accounts in about 2 s.
+const (
+	reregisterBatch   = 500
+	reregisterSpacing = 100 * time.Millisecond
+)
 
 // failOnFlow fails with err the client transactions whose requests went
 // out on flow f: a connection that is gone (their responses cannot come
@@ -207,6 +221,19 @@ func (c *core) icmpGrace() time.Duration {
 		t1 = 500 * time.Millisecond
 	}
 	return 2 * t1
+}
+
+// receiveBatch takes the messages of one transport read onto the loop as
+// one event; the UDP answers they cause leave together (Transport.Batch).
+func (c *core) receiveBatch(ins []transport.Incoming) {
+	b := slices.Clone(ins)
+	c.post(func() {
+		c.tp.Batch(func() {
+			for _, in := range b {
+				c.receive(in)
+			}
+		})
+	})
 }
 
 // receive takes a message from the transport.
@@ -263,8 +290,13 @@ func (c *core) onRequest(tx *transaction.Server, req *message.Request, src any) 
 			return
 		}
 		code := 404
-		if req.Header.ToTag() != "" || req.Method == "CANCEL" {
+		switch {
+		case req.Header.ToTag() != "" || req.Method == "CANCEL":
 			code = 481
+		case req.Method == "OPTIONS" && req.URI.User == "":
+			// A probe of the Stack itself (a load balancer's health
+			// check, a keepalive): it is up.
+			code = 200
 		}
 		if err := c.layer.Respond(tx, c.newResponse(req, code, ""), time.Now()); err != nil {
 			c.log.Debug("sip: response not sent", "code", code, "err", err)
@@ -311,9 +343,11 @@ func (c *core) onTerminated(tx transaction.Transaction) {
 	case *transaction.Client:
 		delete(c.outgoing, t)
 	case *transaction.Server:
-		k := mergeKeyOf(t.Request())
-		if c.merged[k] == t {
-			delete(c.merged, k)
+		if k, ok := c.mergedKeys[t]; ok {
+			delete(c.mergedKeys, t)
+			if c.merged[k] == t {
+				delete(c.merged, k)
+			}
 		}
 	}
 }

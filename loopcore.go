@@ -53,7 +53,8 @@ type core struct {
 	dialogs     *dialog.Set
 	timers      timers
 	outgoing    map[*transaction.Client]*outgoing
-	merged      map[mergeKey]*transaction.Server
+	merged      map[mergeKey]*transaction.Server // by request and account
+	mergedKeys  map[*transaction.Server]mergeKey
 	listenAddrs []listenAddr
 	// usages are the dialogs' usages of every account, by dialog.
 	usages map[dialog.ID]usage

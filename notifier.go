@@ -66,7 +66,9 @@ type IncomingSubscription struct {
 	event     message.ValueParams
 	requested uint32
 	answered  atomic.Bool
-	st        stateBox[SubscriptionState]
+	// stopped: Stop answered the SUBSCRIBE before the application did.
+	stopped atomic.Bool
+	st      stateBox[SubscriptionState]
 
 	// Owned by the event loop.
 	d           *dialog.Dialog
@@ -115,6 +117,7 @@ func (ua *UserAgent) onSubscribe(tx *transaction.Server, req *message.Request, s
 	if flow, ok := src.(transport.Flow); ok {
 		s.Flow = flow
 	}
+	ua.unanswered[s] = struct{}{}
 	ua.cbq.push(func() {
 		f(s)
 		if !s.answered.Load() {
@@ -177,7 +180,7 @@ func (s *IncomingSubscription) Accept(ctx context.Context, opts AcceptSubscripti
 		return err
 	}
 	if !s.answered.CompareAndSwap(false, true) {
-		return fmt.Errorf("%w: already answered", ErrInvalidState)
+		return s.answeredErr()
 	}
 	var err error
 	if cerr := s.ua.call(ctx, func() { err = s.accept(opts) }); cerr != nil {
@@ -186,7 +189,17 @@ func (s *IncomingSubscription) Accept(ctx context.Context, opts AcceptSubscripti
 	return err
 }
 
+// answeredErr is Accept's and Reject's error on a SUBSCRIBE answered
+// already: ErrStopped when Stop answered it.
+func (s *IncomingSubscription) answeredErr() error {
+	if s.stopped.Load() {
+		return fmt.Errorf("%w: the SUBSCRIBE was answered 503 at Stop", ErrStopped)
+	}
+	return fmt.Errorf("%w: already answered", ErrInvalidState)
+}
+
 func (s *IncomingSubscription) accept(opts AcceptSubscriptionOptions) error {
+	delete(s.ua.unanswered, s)
 	granted := s.requested
 	if opts.Expires > 0 && opts.Expires < granted {
 		granted = opts.Expires
@@ -233,11 +246,12 @@ func (s *IncomingSubscription) Reject(ctx context.Context, code int, reason stri
 		return fmt.Errorf("%w: reject with %d", ErrBadOptions, code)
 	}
 	if !s.answered.CompareAndSwap(false, true) {
-		return fmt.Errorf("%w: already answered", ErrInvalidState)
+		return s.answeredErr()
 	}
 	resp := s.ua.newResponse(s.Request, code, reason)
 	var err error
 	if cerr := s.ua.call(ctx, func() {
+		delete(s.ua.unanswered, s)
 		err = s.ua.respond(s.tx, resp)
 		s.end()
 	}); cerr != nil {

@@ -148,3 +148,40 @@ func TestNotifierFetchAndErrors(t *testing.T) {
 	assert.Equal(t, SubscriptionTerminated, is.State())
 	clean(t, bob)
 }
+
+// TestStopAnswersUnansweredSubscribe: a SUBSCRIBE still in OnSubscribe
+// when the UserAgent stops gets 503, its subscription ends (listeners
+// told), and the application's late Accept gets ErrStopped.
+func TestStopAnswersUnansweredSubscribe(t *testing.T) {
+	arrived := make(chan *IncomingSubscription, 1)
+	release := make(chan struct{})
+	acceptErr := make(chan error, 1)
+	bob := startUA(t, "bob", UserAgentDelegate{OnSubscribe: func(s *IncomingSubscription) {
+		arrived <- s
+		<-release
+		acceptErr <- s.Accept(context.Background(), AcceptSubscriptionOptions{})
+	}})
+	peer := newSIPPeer(t)
+	subscribeFromPeer(peer, bob, "presence", "60")
+	var s *IncomingSubscription
+	select {
+	case s = <-arrived:
+	case <-time.After(2 * time.Second):
+		t.Fatal("no OnSubscribe")
+	}
+	ended := make(chan SubscriptionState, 1)
+	s.OnStateChange(func(st SubscriptionState) { ended <- st })
+	stopped := make(chan error, 1)
+	go func() { stopped <- bob.Stop(ctx5(t)) }()
+	assert.Equal(t, 503, peer.response("SUBSCRIBE", 2*time.Second).StatusCode)
+	close(release)
+	require.ErrorIs(t, <-acceptErr, ErrStopped)
+	require.NoError(t, <-stopped)
+	assert.Equal(t, SubscriptionTerminated, s.State())
+	select {
+	case st := <-ended:
+		assert.Equal(t, SubscriptionTerminated, st)
+	case <-time.After(2 * time.Second):
+		t.Fatal("state listener not told")
+	}
+}

@@ -24,7 +24,10 @@ type StackOptions struct {
 	// UserAgent of its own: one Server (or failover list) whose one
 	// connection (WS, WSS, TCP, TLS) or UDP socket carries every account,
 	// Listen addresses, TLS, keepalive, reconnect, limits of connections
-	// and messages, DialContext and DNS.
+	// (MaxConns), of messages (MessageLimits) and of the write queue
+	// (WriteQueue, default DefaultStackWriteQueue), DialContext and DNS.
+	// After a reconnect the accounts register again 500 at a time, 100 ms
+	// apart.
 	Transport TransportOptions
 	// Logger receives the Stack's logs (transport, transactions) and
 	// those of accounts that have no Logger of their own. Nil: silent.
@@ -71,6 +74,11 @@ type StackLimits struct {
 
 const defaultMaxAccounts = 100000
 
+// DefaultStackWriteQueue is a Stack's TransportOptions.WriteQueue
+// default: the messages that may wait on its one connection, which
+// carries every account's registrations and calls.
+const DefaultStackWriteQueue = 16384
+
 // ErrTooManyAccounts reports a Stack.NewUserAgent past
 // StackLimits.MaxAccounts.
 var ErrTooManyAccounts = errors.New("sip: too many accounts on the stack")
@@ -105,13 +113,16 @@ func (e *StackOptionError) Unwrap() error { return ErrBadOptions }
 // (UserAgentOptions.ContactName, a distinct random token by default) it
 // is, which is what a registrar that rewrites the Request-URI to the
 // registered Contact delivers, else whose InstanceID is the URI's gr
-// parameter (GRUU); an unknown one is answered 404 Not Found. In-dialog
+// parameter (GRUU); an unknown one is answered 404 Not Found (an OPTIONS
+// to the Stack's address without a user, a health check, 200 OK). In-dialog
 // requests and responses find their account through the shared dialogs
 // and transactions. A CANCEL goes where its INVITE went.
 //
 // The server connection is the Stack's: its keepalive and reconnect are
 // per connection, and after a reconnect every account renews its
 // registrations and moves its calls, as a UserAgent of its own does.
+// A Stack has one server (or one failover list): accounts that use
+// another server go on a Stack of their own.
 type Stack struct {
 	core *core
 	opts StackOptions
@@ -140,6 +151,9 @@ func NewStack(opts StackOptions) (*Stack, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	opts.Logger = log
+	if opts.Transport.WriteQueue == 0 {
+		opts.Transport.WriteQueue = DefaultStackWriteQueue
+	}
 	lim := Limits{MaxServerTransactions: opts.Limits.MaxServerTransactions, RetryAfter: opts.Limits.RetryAfter}.norm()
 	s := &Stack{
 		opts: opts,
@@ -208,6 +222,12 @@ func (s *Stack) Stop(ctx context.Context) error {
 		uas = append(uas, ua)
 	}
 	s.mu.Unlock()
+	// Stop may be called from an account's callback: the accounts' Stop
+	// calls run on workers, so they are told that this goroutine is
+	// inside Stop (they do not wait for the lane it runs on).
+	for _, ua := range uas {
+		defer ua.lanes.enterStop()()
+	}
 	work := make(chan *UserAgent)
 	var wg sync.WaitGroup
 	for range min(stopWorkers, len(uas)) {

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	sip "github.com/sipua/sip"
+	"github.com/sipua/sip/message"
 	"github.com/sipua/sip/siptest"
 	"github.com/sipua/sip/siptest/sipserver"
 )
@@ -97,6 +98,10 @@ func TestStackDispatch(t *testing.T) {
 		account(t, s, sip.UserAgentOptions{URI: "sip:alice@a.test", Delegate: messages("alice@a", got)})
 		account(t, s, sip.UserAgentOptions{URI: "sip:alice@b.test", Delegate: messages("alice@b", got)})
 		account(t, s, sip.UserAgentOptions{URI: "sip:bob@a.test", ContactName: "bobcontact", Delegate: messages("bob", got)})
+		account(t, s, sip.UserAgentOptions{URI: "sip:carol@a.test", InstanceID: "<urn:uuid:00000000-0000-1000-8000-00000000cafe>", Delegate: messages("carol", got)})
+		dave, err := s.NewUserAgent(sip.UserAgentOptions{URI: "sip:dave@a.test", ContactName: "bobcontact"})
+		require.NoError(t, err)
+		assert.ErrorIs(t, dave.Start(context.Background()), sip.ErrBadOptions, "the Contact user is bob's")
 		peer := peerUA(t, n, "peer", stackAddr, sip.UserAgentDelegate{})
 
 		for _, c := range []struct{ target, want string }{
@@ -104,16 +109,20 @@ func TestStackDispatch(t *testing.T) {
 			{"sip:alice@b.test", "alice@b:2"},
 			{"sip:alice@a.test", "alice@a:3"},
 			{"sip:bobcontact@" + stackAddr.String(), "bob:4"},
+			{"sip:tmp-gruu@a.test;gr=urn:uuid:00000000-0000-1000-8000-00000000cafe", "carol:5"},
 		} {
 			_, body, _ := cutLast(c.want)
 			require.NoError(t, sendMsg(peer, c.target, body), c.target)
 			assert.Equal(t, c.want, <-got, c.target)
 		}
-		err := sendMsg(peer, "sip:nobody@"+stackAddr.String(), "5")
+		err = sendMsg(peer, "sip:nobody@"+stackAddr.String(), "6")
 		var re *sip.ResponseError
 		require.True(t, errors.As(err, &re), "%v", err)
 		assert.Equal(t, 404, re.StatusCode)
 		assert.Empty(t, got)
+		resp, err := peer.Options(context.Background(), "sip:"+stackAddr.String(), sip.RequestOptions{})
+		require.NoError(t, err, "an OPTIONS probe of the stack itself")
+		assert.Equal(t, 200, resp.StatusCode)
 	})
 }
 
@@ -145,6 +154,22 @@ func TestStackOptionConflicts(t *testing.T) {
 	ua, err := s.NewUserAgent(sip.UserAgentOptions{URI: "sip:a@x.test"})
 	require.NoError(t, err)
 	assert.ErrorIs(t, ua.Start(context.Background()), sip.ErrInvalidState, "stack not started")
+
+	// StackLimits.MaxAccounts: a stopped account makes room.
+	small, err := sip.NewStack(sip.StackOptions{Limits: sip.StackLimits{MaxAccounts: 2}})
+	require.NoError(t, err)
+	first, err := small.NewUserAgent(sip.UserAgentOptions{URI: "sip:a@x.test"})
+	require.NoError(t, err)
+	_, err = small.NewUserAgent(sip.UserAgentOptions{URI: "sip:b@x.test"})
+	require.NoError(t, err)
+	_, err = small.NewUserAgent(sip.UserAgentOptions{URI: "sip:c@x.test"})
+	assert.ErrorIs(t, err, sip.ErrTooManyAccounts)
+	require.NoError(t, first.Stop(context.Background()))
+	_, err = small.NewUserAgent(sip.UserAgentOptions{URI: "sip:c@x.test"})
+	assert.NoError(t, err)
+	require.NoError(t, small.Stop(context.Background()))
+	_, err = small.NewUserAgent(sip.UserAgentOptions{URI: "sip:d@x.test"})
+	assert.ErrorIs(t, err, sip.ErrInvalidState, "stack stopped")
 	require.NoError(t, s.Stop(context.Background()))
 	<-s.Done()
 }
@@ -218,6 +243,9 @@ func TestStackThousandAccounts(t *testing.T) {
 		s := newSimStack(t, n, func(o *sip.StackOptions) { o.Transport.Server = "sip:" + stackRegAddr.String() })
 		synctest.Wait()
 		before := runtime.NumGoroutine()
+		var m0, m1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m0)
 		regs := make([]*sip.Registerer, accounts)
 		errc := make(chan error, accounts)
 		for i := range accounts {
@@ -231,9 +259,13 @@ func TestStackThousandAccounts(t *testing.T) {
 		for range accounts {
 			require.NoError(t, <-errc)
 		}
+		time.Sleep(time.Minute) // the transactions' lingering ends (Timer J, K)
 		synctest.Wait()
 		after := runtime.NumGoroutine()
-		t.Logf("goroutines: %d before the accounts, %d with %d accounts registered", before, after, accounts)
+		runtime.GC()
+		runtime.ReadMemStats(&m1)
+		t.Logf("goroutines: %d before the accounts, %d with %d accounts registered; heap in use +%d KiB (%d B per account and its binding in the in-process registrar; race detector on: %v)",
+			before, after, accounts, (int64(m1.HeapInuse)-int64(m0.HeapInuse))/1024, (int64(m1.HeapInuse)-int64(m0.HeapInuse))/accounts, raceEnabled)
 		assert.Less(t, after-before, 20, "goroutines grow with the accounts")
 		for _, i := range []int{0, 499, 999} {
 			assert.Len(t, srv.Bindings(fmt.Sprintf("u%d", i)), 1)
@@ -383,6 +415,10 @@ func TestStackCallbacks(t *testing.T) {
 			_ = r.Accept(context.Background())
 			stopped <- self.Stop(context.Background())
 		}}})
+		var quitter *sip.UserAgent
+		quitter = account(t, s, sip.UserAgentOptions{URI: "sip:quitter@sipua.test", Delegate: sip.UserAgentDelegate{OnMessage: func(r *sip.IncomingRequest) {
+			stopped <- quitter.Stop(context.Background()) // without answering
+		}}})
 		peer := peerUA(t, n, "peer", stackAddr, sip.UserAgentDelegate{})
 
 		slowDone := make(chan error, 1)
@@ -397,7 +433,111 @@ func TestStackCallbacks(t *testing.T) {
 		var re *sip.ResponseError
 		require.True(t, errors.As(err, &re), "%v", err)
 		assert.Equal(t, 404, re.StatusCode, "a stopped account is unknown")
+		// A request whose account stopped without answering it is
+		// answered by the stack, at once.
+		start := time.Now()
+		err = sendMsg(peer, "sip:quitter@sipua.test", "bye")
+		require.NoError(t, <-stopped)
+		require.True(t, errors.As(err, &re), "%v", err)
+		assert.Equal(t, 480, re.StatusCode)
+		assert.Less(t, time.Since(start), time.Second)
 		close(release)
 		require.NoError(t, <-slowDone)
+	})
+}
+
+// TestStackStopFromCallback: Stack.Stop called from an account's callback
+// returns, and ends every account.
+func TestStackStopFromCallback(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := siptest.NewNetwork(27)
+		defer n.Close()
+		s, err := sip.NewStack(sip.StackOptions{Transport: sip.TransportOptions{
+			Listen: []string{"udp://" + stackAddr.String()}, ListenPacket: n.PacketListener("stack"),
+		}})
+		require.NoError(t, err)
+		require.NoError(t, s.Start(context.Background()))
+		stopped := make(chan error, 1)
+		a := account(t, s, sip.UserAgentOptions{URI: "sip:a@sipua.test", Delegate: sip.UserAgentDelegate{OnMessage: func(r *sip.IncomingRequest) {
+			_ = r.Accept(context.Background())
+			stopped <- s.Stop(context.Background())
+		}}})
+		b := account(t, s, sip.UserAgentOptions{URI: "sip:b@sipua.test"})
+		peer := peerUA(t, n, "peer", stackAddr, sip.UserAgentDelegate{})
+		require.NoError(t, sendMsg(peer, "sip:a@sipua.test", "stop all"))
+		select {
+		case err := <-stopped:
+			require.NoError(t, err)
+		case <-time.After(time.Minute):
+			t.Fatal("Stack.Stop from a callback did not return")
+		}
+		<-s.Done()
+		assert.Equal(t, sip.Stopped, a.State())
+		assert.Equal(t, sip.Stopped, b.State())
+	})
+}
+
+// TestStackForkToTwoAccounts: a request forked by a proxy to two accounts
+// of one Stack (same Call-ID, From tag and CSeq, other branches) reaches
+// both; the same fork to one account again is a merged request (482).
+func TestStackForkToTwoAccounts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := siptest.NewNetwork(28)
+		defer n.Close()
+		s := newSimStack(t, n, nil)
+		got := make(chan string, 4)
+		account(t, s, sip.UserAgentOptions{URI: "sip:alice@sipua.test", Delegate: messages("alice", got)})
+		account(t, s, sip.UserAgentOptions{URI: "sip:bob@sipua.test", Delegate: messages("bob", got)})
+		raw, err := n.Listen("proxy", netip.MustParseAddrPort("192.0.2.30:5060"))
+		require.NoError(t, err)
+		send := func(user, branch string) int {
+			msg := "MESSAGE sip:" + user + "@sipua.test SIP/2.0\r\n" +
+				"Via: SIP/2.0/UDP 192.0.2.30:5060;branch=z9hG4bK" + branch + "\r\n" +
+				"Max-Forwards: 69\r\n" +
+				"From: <sip:peer@sipua.test>;tag=forked\r\n" +
+				"To: <sip:group@sipua.test>\r\n" +
+				"Call-ID: fork-1\r\n" +
+				"CSeq: 1 MESSAGE\r\n" +
+				"Content-Type: text/plain\r\n" +
+				"Content-Length: 2\r\n\r\nhi"
+			require.NoError(t, raw.Send(stackAddr, []byte(msg)))
+			p, err := raw.Recv(context.Background())
+			require.NoError(t, err)
+			resp, err := message.ParseResponse(p.Data)
+			require.NoError(t, err)
+			return resp.StatusCode
+		}
+		assert.Equal(t, 200, send("alice", "a1"))
+		assert.Equal(t, 200, send("bob", "b1"))
+		assert.Equal(t, 482, send("bob", "b2"), "the same request to bob by another path")
+		assert.ElementsMatch(t, []string{"alice:hi", "bob:hi"}, []string{<-got, <-got})
+	})
+}
+
+// TestStackStoppedAccountSendsNothing: an account stopped while its
+// request goes unanswered sends nothing more (its transaction is
+// abandoned, not left retransmitting on the shared layer), and the
+// request's caller gets ErrStopped.
+func TestStackStoppedAccountSendsNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := siptest.NewNetwork(29)
+		defer n.Close()
+		s := newSimStack(t, n, nil)
+		ua := account(t, s, sip.UserAgentOptions{URI: "sip:alice@sipua.test"})
+		other := account(t, s, sip.UserAgentOptions{URI: "sip:bob@sipua.test"})
+		deadAddr := netip.MustParseAddrPort("192.0.2.99:5060")
+		_, err := n.Listen("dead", deadAddr) // receives, never answers
+		require.NoError(t, err)
+		errc := make(chan error, 1)
+		go func() { errc <- sendMsg(ua, "sip:x@"+deadAddr.String(), "anyone?") }()
+		time.Sleep(2 * time.Second) // a few retransmissions
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		require.NoError(t, ua.Stop(ctx))
+		assert.ErrorIs(t, <-errc, sip.ErrStopped)
+		before := len(n.Flow())
+		time.Sleep(time.Minute)
+		assert.Empty(t, n.Flow()[before:], "sent after the account stopped")
+		assert.Equal(t, sip.Started, other.State())
 	})
 }

@@ -253,6 +253,12 @@ type TransportOptions struct {
 	// DNS, when set, answers the RFC 3263 look-ups (SRV, A/AAAA) instead
 	// of net.DefaultResolver.
 	DNS transport.DNS
+	// WriteQueue is how many messages may wait to be written on one
+	// connection before a send fails at once with transport.ErrQueueFull
+	// (see transport.Config.WriteQueue). Default 1024 for a UserAgent;
+	// a Stack's default is DefaultStackWriteQueue, as its connection
+	// carries every account's messages.
+	WriteQueue int
 }
 
 // ServerOption is one server of TransportOptions.Servers.
@@ -362,7 +368,10 @@ type UserAgent struct {
 	registerers map[*Registerer]struct{}
 	sessions    map[*Session]struct{}
 	invitations map[*transaction.Server]*Invitation
-	wasUp       bool
+	// unanswered are the incoming SUBSCRIBEs given to OnSubscribe and
+	// not answered yet (Stop answers them).
+	unanswered map[*IncomingSubscription]struct{}
+	wasUp      bool
 	// downReported: OnDisconnect was called for the current outage.
 	downReported bool
 	// lostFlow: the connection was up when the current Disconnected
@@ -603,6 +612,7 @@ func (ua *UserAgent) init() {
 	ua.registerers = map[*Registerer]struct{}{}
 	ua.sessions = map[*Session]struct{}{}
 	ua.invitations = map[*transaction.Server]*Invitation{}
+	ua.unanswered = map[*IncomingSubscription]struct{}{}
 	ua.auth = newAuthorizer(ua.opts)
 }
 
@@ -723,6 +733,14 @@ func (ua *UserAgent) shutdown() {
 				for _, tx := range left {
 					ua.layer.Abandon(tx)
 				}
+				// Requests to it still unanswered (a callback that
+				// stopped it without answering) are answered here, so
+				// that their transactions end.
+				ua.layer.Unanswered(func(tx *transaction.Server) {
+					if req := tx.Request(); req.Method != "ACK" && ua.accountFor(req) == ua {
+						ua.reply(tx, 480, "", nil)
+					}
+				})
 			}
 			ua.accounts.remove(ua)
 			ua.detached = true
@@ -770,6 +788,19 @@ func (ua *UserAgent) endUsages() {
 	for _, s := range subs {
 		s.terminate()
 	}
+	for s := range ua.unanswered {
+		// Still in OnSubscribe: the SUBSCRIBE gets 503 (RFC 3261
+		// §21.5.4: the service is going away), the subscription ends, and
+		// the application's late Accept or Reject gets ErrStopped.
+		delete(ua.unanswered, s)
+		s.stopped.Store(true)
+		if s.answered.CompareAndSwap(false, true) {
+			if err := ua.respond(s.tx, ua.newResponse(s.Request, 503, "")); err != nil {
+				ua.log.Debug("sip: 503 to an unanswered SUBSCRIBE at Stop not sent", "err", err)
+			}
+		}
+		s.end()
+	}
 	for _, s := range incoming {
 		for _, j := range s.queue {
 			if j.done != nil {
@@ -808,8 +839,9 @@ func (ua *UserAgent) Reconnect(ctx context.Context) error {
 	return nil
 }
 
-// onConnected follows the server connection coming up. Runs on the loop.
-func (ua *UserAgent) onConnected() {
+// onConnected follows the server connection coming up; a new
+// connection's re-registration starts after delay. Runs on the loop.
+func (ua *UserAgent) onConnected(delay time.Duration) {
 	ua.connected.Store(true)
 	ua.downReported = false
 	if d := ua.opts.Delegate.OnConnect; d != nil {
@@ -818,7 +850,11 @@ func (ua *UserAgent) onConnected() {
 	if ua.wasUp {
 		// A new flow: registrations are renewed on it, then the calls
 		// are moved to it.
-		ua.reregister(ua.onFlowRestored)
+		if delay > 0 {
+			ua.after(delay, func() { ua.reregister(ua.onFlowRestored) })
+		} else {
+			ua.reregister(ua.onFlowRestored)
+		}
 	}
 	ua.wasUp = true
 }
