@@ -165,16 +165,7 @@ func testManyAccounts(t *testing.T, proto transport.Proto, first int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	// The caller: a UserAgent of its own (its own stack), over UDP.
-	caller, err := sip.NewUserAgent(sip.UserAgentOptions{
-		URI:                   "sip:caller0@" + Domain,
-		AuthorizationPassword: "caller0-secret",
-		MediaFactory:          sip.NoMedia,
-		Transport:             sip.TransportOptions{Server: server(k, transport.UDP), KeepaliveInterval: -1},
-	})
-	require.NoError(t, err)
-	require.NoError(t, caller.Start(ctx))
-	defer func() { assert.NoError(t, caller.Stop(context.Background())) }()
+	caller := startManyCaller(t, ctx, k)
 
 	baseG := runtime.NumGoroutine()
 	baseHeap, _ := heapInUse()
@@ -189,62 +180,9 @@ func testManyAccounts(t *testing.T, proto transport.Proto, first int) {
 		defer cancel()
 		_ = st.Stop(ctx) // idempotent: the test stops it at its end
 	})
-	accounts := make([]*manyAccount, manyAccounts)
 	var invitesTotal atomic.Int32
-	for i := range accounts {
-		a := &manyAccount{user: manyUser(first + i), invites: make(chan *sip.Invitation, 4)}
-		ua, err := st.NewUserAgent(sip.UserAgentOptions{
-			URI:                   "sip:" + a.user + "@" + Domain,
-			AuthorizationPassword: a.user + "-secret",
-			MediaFactory:          sip.NoMedia,
-			Delegate: sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {
-				invitesTotal.Add(1)
-				select {
-				case a.invites <- inv:
-				default:
-					t.Errorf("%s: more calls than the test placed to it", a.user)
-				}
-				// Answer at once; the test checks who answered.
-				if err := inv.Accept(ctx, sip.AcceptOptions{}); err != nil {
-					t.Errorf("%s: accept: %v", a.user, err)
-				}
-			}},
-		})
-		require.NoError(t, err)
-		require.NoError(t, ua.Start(ctx))
-		a.ua = ua
-		a.reg, err = sip.NewRegisterer(ua, sip.RegistererOptions{Expires: manyExpires})
-		require.NoError(t, err)
-		accounts[i] = a
-	}
-
-	// Register all, 200 at a time.
-	start := time.Now()
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 200)
-	var regErrs atomic.Int32
-	for _, a := range accounts {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := a.reg.Register(ctx, sip.RegisterOptions{}); err != nil {
-				if regErrs.Add(1) <= 5 {
-					t.Errorf("%s: register: %v", a.user, err)
-				}
-				return
-			}
-			a.reg.OnStateChange(func(s sip.RegistererState) {
-				if s != sip.Registered {
-					a.lapsed.Add(1)
-				}
-			})
-		}()
-	}
-	wg.Wait()
-	setup := time.Since(start)
-	require.Zero(t, regErrs.Load(), "registrations failed")
+	accounts := newManyAccounts(t, ctx, st, first, manyAccounts, &invitesTotal)
+	setup := registerAll(t, ctx, accounts)
 
 	// Goroutines: the stack and its accounts, all registered, once the
 	// callback queues have drained.
@@ -265,6 +203,11 @@ func testManyAccounts(t *testing.T, proto transport.Proto, first int) {
 
 	aors, err := locationAoRs(ctx, k)
 	require.NoError(t, err)
+	if proto == transport.WS {
+		conns, err := kamailioTCPConns(ctx, k)
+		require.NoError(t, err)
+		assert.LessOrEqual(t, conns, 2, "TCP connections at Kamailio: the Stack's WebSocket and this RPC's HTTP one")
+	}
 	var shm struct {
 		Total    int64
 		RealUsed int64 `json:"real_used"`
@@ -281,21 +224,7 @@ func testManyAccounts(t *testing.T, proto transport.Proto, first int) {
 	// A call through Kamailio to every account, manyCallers at a time:
 	// the account called, and no other, answers.
 	callStart := time.Now()
-	var callErrs atomic.Int32
-	sem = make(chan struct{}, manyCallers)
-	for _, a := range accounts {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := callAccount(ctx, caller, a); err != nil && callErrs.Add(1) <= 5 {
-				t.Errorf("call to %s: %v", a.user, err)
-			}
-		}()
-	}
-	wg.Wait()
-	assert.Zero(t, callErrs.Load(), "calls that failed")
+	callAll(t, ctx, caller, accounts)
 	assert.Equal(t, int32(manyAccounts), invitesTotal.Load(), "OnInvite fired once per call, on the account called")
 	t.Logf("%d calls through Kamailio, each answered by the account called, in %v", manyAccounts, time.Since(callStart).Round(time.Millisecond))
 
@@ -345,6 +274,8 @@ func testManyAccounts(t *testing.T, proto transport.Proto, first int) {
 	require.NoError(t, callAccount(ctx, caller, accounts[1]), "a call to another account after one stopped")
 
 	// Unregister the others.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 200)
 	for _, a := range accounts[1:] {
 		sem <- struct{}{}
 		wg.Add(1)
@@ -415,6 +346,177 @@ func kamailioStat(ctx context.Context, k *Kamailio, name string) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("statistic %s: not in %q", name, out)
+}
+
+// newManyAccounts makes and starts n accounts on st (users many<first>
+// on), each with a Registerer (Expires manyExpires) and an OnInvite that
+// counts the call in invites, hands it to the account's invites channel
+// and accepts it.
+func newManyAccounts(t *testing.T, ctx context.Context, st *sip.Stack, first, n int, invites *atomic.Int32) []*manyAccount {
+	t.Helper()
+	accounts := make([]*manyAccount, n)
+	for i := range accounts {
+		a := &manyAccount{user: manyUser(first + i), invites: make(chan *sip.Invitation, 4)}
+		ua, err := st.NewUserAgent(sip.UserAgentOptions{
+			URI:                   "sip:" + a.user + "@" + Domain,
+			AuthorizationPassword: a.user + "-secret",
+			MediaFactory:          sip.NoMedia,
+			Delegate: sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) {
+				invites.Add(1)
+				select {
+				case a.invites <- inv:
+				default:
+					t.Errorf("%s: more calls than the test placed to it", a.user)
+				}
+				// Answer at once; the test checks who answered.
+				if err := inv.Accept(ctx, sip.AcceptOptions{}); err != nil {
+					t.Errorf("%s: accept: %v", a.user, err)
+				}
+			}},
+		})
+		require.NoError(t, err)
+		require.NoError(t, ua.Start(ctx))
+		a.ua = ua
+		a.reg, err = sip.NewRegisterer(ua, sip.RegistererOptions{Expires: manyExpires})
+		require.NoError(t, err)
+		accounts[i] = a
+	}
+	return accounts
+}
+
+// startManyCaller starts the UserAgent that calls the accounts: one of its
+// own (its own stack), user caller0, over UDP.
+func startManyCaller(t *testing.T, ctx context.Context, k *Kamailio) *sip.UserAgent {
+	t.Helper()
+	caller, err := sip.NewUserAgent(sip.UserAgentOptions{
+		URI:                   "sip:caller0@" + Domain,
+		AuthorizationPassword: "caller0-secret",
+		MediaFactory:          sip.NoMedia,
+		Transport:             sip.TransportOptions{Server: server(k, transport.UDP), KeepaliveInterval: -1},
+	})
+	require.NoError(t, err)
+	require.NoError(t, caller.Start(ctx))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		assert.NoError(t, caller.Stop(ctx))
+	})
+	return caller
+}
+
+// kamailioTCPConns returns the TCP connections Kamailio has open (RPC
+// core.tcp_info), WebSocket ones and the HTTP connection of the RPC
+// itself included.
+func kamailioTCPConns(ctx context.Context, k *Kamailio) (int, error) {
+	var info struct {
+		Opened int `json:"opened_connections"`
+	}
+	err := kamailioRPC(ctx, k, "core.tcp_info", nil, &info)
+	return info.Opened, err
+}
+
+// TestManyAccountsWSReconnect: 1000 accounts on one Stack share one
+// WebSocket connection to Kamailio; Kamailio restarts (its registrations
+// are lost, the connection drops); the Stack reconnects, and every
+// account registers again by itself on the new connection (Kamailio's
+// location table has all 1000 again) and takes a call routed to it.
+func TestManyAccountsWSReconnect(t *testing.T) {
+	k := StartKamailioWith(t, "kamailio/many.cfg", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	caller := startManyCaller(t, ctx, k)
+	st, err := sip.NewStack(sip.StackOptions{Transport: sip.TransportOptions{
+		Server:       server(k, transport.WS),
+		ReconnectMin: 100 * time.Millisecond, ReconnectMax: 500 * time.Millisecond,
+	}})
+	require.NoError(t, err)
+	require.NoError(t, st.Start(ctx))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		assert.NoError(t, st.Stop(ctx))
+	})
+	var invites atomic.Int32
+	accounts := newManyAccounts(t, ctx, st, manyAccounts, manyAccounts, &invites)
+	registerAll(t, ctx, accounts)
+	n, err := kamailioStat(ctx, k, "usrloc:location_contacts")
+	require.NoError(t, err)
+	require.Equal(t, manyAccounts, n, "bindings in Kamailio's location table")
+
+	k.Stop(t)
+	k.Start(t)
+	back := time.Now()
+	require.Eventually(t, func() bool {
+		n, err = kamailioStat(ctx, k, "usrloc:location_contacts")
+		return err == nil && n == manyAccounts
+	}, 20*time.Second, 100*time.Millisecond, "accounts registered again: %d of %d (%v)", n, manyAccounts, err)
+	again := time.Since(back)
+	conns, err := kamailioTCPConns(ctx, k)
+	require.NoError(t, err)
+	t.Logf("all %d accounts registered again %v after Kamailio was back; Kamailio's TCP connections: %d", manyAccounts, again.Round(time.Millisecond), conns)
+	assert.LessOrEqual(t, conns, 2, "TCP connections at Kamailio: the Stack's WebSocket and this RPC's HTTP one")
+
+	callStart := time.Now()
+	callAll(t, ctx, caller, accounts)
+	assert.Equal(t, int32(manyAccounts), invites.Load(), "OnInvite fired once per call, on the account called")
+	t.Logf("%d calls through Kamailio after the restart, each answered by the account called, in %v", manyAccounts, time.Since(callStart).Round(time.Millisecond))
+	noRouteSetViolations(t, k)
+}
+
+// callAll calls every account through Kamailio from caller, manyCallers
+// at a time (see callAccount), and fails the test for each call that
+// fails.
+func callAll(t *testing.T, ctx context.Context, caller *sip.UserAgent, accounts []*manyAccount) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var callErrs atomic.Int32
+	sem := make(chan struct{}, manyCallers)
+	for _, a := range accounts {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := callAccount(ctx, caller, a); err != nil && callErrs.Add(1) <= 5 {
+				t.Errorf("call to %s: %v", a.user, err)
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Zero(t, callErrs.Load(), "calls that failed")
+}
+
+// registerAll registers the accounts, 200 at a time, fails the test
+// unless all succeed, and returns how long it took. From then on each
+// account's lapsed counts its Registerer's changes away from Registered.
+func registerAll(t *testing.T, ctx context.Context, accounts []*manyAccount) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 200)
+	var regErrs atomic.Int32
+	for _, a := range accounts {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := a.reg.Register(ctx, sip.RegisterOptions{}); err != nil {
+				if regErrs.Add(1) <= 5 {
+					t.Errorf("%s: register: %v", a.user, err)
+				}
+				return
+			}
+			a.reg.OnStateChange(func(s sip.RegistererState) {
+				if s != sip.Registered {
+					a.lapsed.Add(1)
+				}
+			})
+		}()
+	}
+	wg.Wait()
+	require.Zero(t, regErrs.Load(), "registrations failed")
+	return time.Since(start)
 }
 
 // callAccount calls a through Kamailio from caller and hangs up; the call
