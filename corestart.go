@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/sipua/sip/internal/dialog"
@@ -59,7 +60,7 @@ func (c *core) start(ctx context.Context) error {
 		})
 	to := c.cfg.transport
 	c.tp = transport.New(transport.Config{
-		OnMessage:       func(in transport.Incoming) { c.post(func() { c.receive(in) }) },
+		OnMessages:      c.receiveBatch,
 		OnUnreachable:   func(f transport.Flow, err error) { c.post(func() { c.failOnFlow(f, err) }) },
 		Logger:          c.log,
 		Tracer:          c.cfg.tracer,
@@ -220,6 +221,19 @@ func (c *core) icmpGrace() time.Duration {
 		t1 = 500 * time.Millisecond
 	}
 	return 2 * t1
+}
+
+// receiveBatch takes the messages of one transport read onto the loop as
+// one event; the UDP answers they cause leave together (Transport.Batch).
+func (c *core) receiveBatch(ins []transport.Incoming) {
+	b := slices.Clone(ins)
+	c.post(func() {
+		c.tp.Batch(func() {
+			for _, in := range b {
+				c.receive(in)
+			}
+		})
+	})
 }
 
 // receive takes a message from the transport.

@@ -166,27 +166,29 @@ func parse(in []byte, lim Limits, stream bool) (Message, error) {
 		return nil, e
 	}
 
-	var msg Message
-	var h *Header
+	// The start line is parsed into a local value; the message and its
+	// header fields are allocated together once the fields are counted.
+	var (
+		rq     Request
+		rs     Response
+		isResp bool
+	)
 	// uriErr is a Request-URI that does not parse in an otherwise
 	// readable request line: the header section is parsed still, so that
 	// the request can be answered 400 (RFC 3261 §8.2).
 	var uriErr *ParseError
 	if strings.HasPrefix(first, "SIP/") || strings.HasPrefix(first, "sip/") {
-		r := &Response{}
-		if err := r.parseStatusLine(first); err != nil {
+		isResp = true
+		if err := rs.parseStatusLine(first); err != nil {
 			return nil, err
 		}
-		msg, h = r, &r.Header
 	} else {
-		r := &Request{}
-		if err := r.parseRequestLine(first); err != nil {
-			if r.Method == "" { // not only the Request-URI is bad
+		if err := rq.parseRequestLine(first); err != nil {
+			if rq.Method == "" { // not only the Request-URI is bad
 				return nil, err
 			}
 			uriErr = err
 		}
-		msg, h = r, &r.Header
 	}
 
 	// One pass over the header lines. Fields gather in a stack array and
@@ -218,7 +220,7 @@ func parse(in []byte, lim Limits, stream bool) (Message, error) {
 		}
 		if len(fields) == lim.MaxHeaders {
 			e := errorf(ErrTooLarge, "", "more than %d header fields", lim.MaxHeaders)
-			if r := salvageAfter(msg, in, lim); r != nil {
+			if r := salvageAfter(&rq, isResp, in, lim); r != nil {
 				e.Message = r
 			}
 			return nil, e
@@ -261,7 +263,7 @@ func parse(in []byte, lim Limits, stream bool) (Message, error) {
 		}
 		if total > lim.MaxLineLength {
 			e := errorf(ErrTooLarge, CanonicalName(name), "header field over %d bytes", lim.MaxLineLength)
-			if r := salvageAfter(msg, in, lim); r != nil {
+			if r := salvageAfter(&rq, isResp, in, lim); r != nil {
 				e.Message = r
 			}
 			return nil, e
@@ -280,7 +282,19 @@ func parse(in []byte, lim Limits, stream bool) (Message, error) {
 		}
 		p = next
 	}
-	h.fields = make([]Field, len(fields))
+	var msg Message
+	var h *Header
+	if isResp {
+		r, fs := withFields[Response](len(fields))
+		*r = rs
+		msg, h = r, &r.Header
+		h.fields = fs
+	} else {
+		r, fs := withFields[Request](len(fields))
+		*r = rq
+		msg, h = r, &r.Header
+		h.fields = fs
+	}
 	copy(h.fields, fields)
 	if uriErr != nil {
 		if validateCommon(h) == nil {
@@ -322,6 +336,88 @@ func parse(in []byte, lim Limits, stream bool) (Message, error) {
 		}
 	}
 	return msg, nil
+}
+
+// withFields returns a new message (a Request or a Response) and a slice
+// of n header fields allocated with it in one block, for the common
+// sizes. The slice's capacity is n: appending a field moves the fields
+// elsewhere, so copies of the Header never share new fields.
+func withFields[M any](n int) (*M, []Field) {
+	switch {
+	case n <= 2:
+		b := new(struct {
+			m M
+			f [2]Field
+		})
+		return &b.m, b.f[:n:n]
+	case n <= 4:
+		b := new(struct {
+			m M
+			f [4]Field
+		})
+		return &b.m, b.f[:n:n]
+	case n <= 6:
+		b := new(struct {
+			m M
+			f [6]Field
+		})
+		return &b.m, b.f[:n:n]
+	case n <= 8:
+		b := new(struct {
+			m M
+			f [8]Field
+		})
+		return &b.m, b.f[:n:n]
+	case n <= 10:
+		b := new(struct {
+			m M
+			f [10]Field
+		})
+		return &b.m, b.f[:n:n]
+	case n <= 12:
+		b := new(struct {
+			m M
+			f [12]Field
+		})
+		return &b.m, b.f[:n:n]
+	case n <= 14:
+		b := new(struct {
+			m M
+			f [14]Field
+		})
+		return &b.m, b.f[:n:n]
+	case n <= 16:
+		b := new(struct {
+			m M
+			f [16]Field
+		})
+		return &b.m, b.f[:n:n]
+	case n <= 20:
+		b := new(struct {
+			m M
+			f [20]Field
+		})
+		return &b.m, b.f[:n:n]
+	case n <= 24:
+		b := new(struct {
+			m M
+			f [24]Field
+		})
+		return &b.m, b.f[:n:n]
+	case n <= 28:
+		b := new(struct {
+			m M
+			f [28]Field
+		})
+		return &b.m, b.f[:n:n]
+	case n <= 32:
+		b := new(struct {
+			m M
+			f [32]Field
+		})
+		return &b.m, b.f[:n:n]
+	}
+	return new(M), make([]Field, n)
 }
 
 func truncate(s string) string {
@@ -422,9 +518,8 @@ func splitRequestLine(line string) (method, uri string, ok bool) {
 
 // salvageAfter is salvage for a message whose start line parsed: nil for
 // a response (a response over the limits is dropped, not answered).
-func salvageAfter(m Message, in []byte, lim Limits) *Request {
-	r, ok := m.(*Request)
-	if !ok {
+func salvageAfter(r *Request, isResp bool, in []byte, lim Limits) *Request {
+	if isResp {
 		return nil
 	}
 	return salvage(in, lim, &Request{Method: r.Method, URI: r.URI, Proto: r.Proto})

@@ -1,7 +1,10 @@
 package message
 
 import (
+	"net/netip"
+	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // Via is one Via header field value (RFC 3261 §20.42, RFC 3581).
@@ -210,28 +213,109 @@ func (h *Header) SetTopVia(v Via) {
 		h.PrependVia(v)
 		return
 	}
-	val := h.fields[i].Value
-	rest := ""
-	if strings.IndexByte(val, ',') >= 0 {
-		seen := false
-		splitList(val, func(s string) bool {
-			if !seen {
-				seen = true
-				return true
-			}
-			if rest != "" {
-				rest += ", "
-			}
-			rest += s
-			return true
-		})
+	rest := topViaRest(h.fields[i].Value)
+	b := make([]byte, 0, v.wireSize()+len(rest)+2)
+	b = v.AppendTo(b)
+	h.fields[i].Value = viaLine(b, rest)
+}
+
+// wireSize is an upper bound of the length of v's wire form.
+func (v Via) wireSize() int {
+	return len(v.Proto) + len("SIP/2.0") + len(v.Transport) + len(v.Host) + len(v.Params) + 12
+}
+
+// topViaRest returns the Via values after the first one of a line, joined
+// with ", ", or "".
+func topViaRest(val string) string {
+	if strings.IndexByte(val, ',') < 0 {
+		return ""
 	}
-	b := v.AppendTo(make([]byte, 0, 64+len(rest)))
+	rest := ""
+	seen := false
+	splitList(val, func(s string) bool {
+		if !seen {
+			seen = true
+			return true
+		}
+		if rest != "" {
+			rest += ", "
+		}
+		rest += s
+		return true
+	})
+	return rest
+}
+
+// viaLine appends rest (when there is one) to the new top value in b and
+// returns the line as a string that shares b's memory: b is not written
+// again.
+func viaLine(b []byte, rest string) string {
 	if rest != "" {
 		b = append(b, ", "...)
 		b = append(b, rest...)
 	}
-	h.fields[i].Value = string(b)
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// SetReceivedFrom notes in the top Via of a request where it came from,
+// as a server transport must (RFC 3261 §18.2.1, RFC 3581 §4): a received
+// parameter with src's address when the sent-by host is not that address,
+// and src's port as the value of an rport parameter without one. It
+// reports whether the Via changed; a message without a readable Via is
+// left alone. The new value is built in one allocation.
+func (h *Header) SetReceivedFrom(src netip.AddrPort) bool {
+	i := h.index(hVia, "")
+	if i < 0 {
+		return false
+	}
+	v, err := h.TopVia()
+	if err != nil {
+		return false
+	}
+	ip := src.Addr().Unmap()
+	recv := true
+	if a, err := netip.ParseAddr(v.Host); err == nil && a.Unmap() == ip {
+		recv = false
+	}
+	rport, has := v.RPort()
+	fill := has && rport == 0
+	if !recv && !fill {
+		return false
+	}
+	rest := topViaRest(h.fields[i].Value)
+	b := make([]byte, 0, v.wireSize()+len(rest)+len(";received=;rport=")+46+6)
+	pv := v
+	pv.Params = ""
+	b = pv.AppendTo(b)
+	doneRecv, doneRport := !recv, !fill
+	for n, val := range v.Params.All() {
+		b = append(b, ';')
+		switch {
+		case !doneRecv && equalFold(n, "received"):
+			b = append(b, "received="...)
+			b = ip.AppendTo(b)
+			doneRecv = true
+		case !doneRport && equalFold(n, "rport"):
+			b = append(b, "rport="...)
+			b = strconv.AppendUint(b, uint64(src.Port()), 10)
+			doneRport = true
+		default:
+			b = append(b, n...)
+			if val != "" {
+				b = append(b, '=')
+				b = append(b, val...)
+			}
+		}
+	}
+	if !doneRecv {
+		b = append(b, ";received="...)
+		b = ip.AppendTo(b)
+	}
+	h.fields[i].Value = viaLine(b, rest)
+	return true
 }
 
 // RemoveTopVia removes the first Via value, leaving the others of its line.

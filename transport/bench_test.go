@@ -2,6 +2,9 @@ package transport
 
 import (
 	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -9,10 +12,13 @@ import (
 // benchThroughput sends b.N requests from one Transport to another over
 // proto on loopback, with at most 256 in flight (a lost UDP datagram frees
 // its slot after a second), and reports messages per second.
-func benchThroughput(b *testing.B, proto Proto) {
+func benchThroughput(b *testing.B, proto Proto) { benchThroughputCfg(b, proto, UDPConfig{}) }
+
+func benchThroughputCfg(b *testing.B, proto Proto, udp UDPConfig) {
 	const window = 256
 	slots := make(chan struct{}, window)
 	srv := New(Config{
+		UDP:             udp,
 		ServerTLSConfig: serverTLS(b),
 		OnMessage: func(in Incoming) {
 			if in.Err == nil {
@@ -71,6 +77,30 @@ func benchThroughput(b *testing.B, proto Proto) {
 }
 
 func BenchmarkUDP(b *testing.B) { benchThroughput(b, UDP) }
-func BenchmarkTCP(b *testing.B) { benchThroughput(b, TCP) }
-func BenchmarkWS(b *testing.B)  { benchThroughput(b, WS) }
-func BenchmarkWSS(b *testing.B) { benchThroughput(b, WSS) }
+
+// BenchmarkUDPNoBatch is BenchmarkUDP with a receiver that reads one
+// datagram per system call (UDPConfig.BatchSize 1).
+func BenchmarkUDPNoBatch(b *testing.B) { benchThroughputCfg(b, UDP, UDPConfig{BatchSize: 1}) }
+func BenchmarkTCP(b *testing.B)        { benchThroughput(b, TCP) }
+func BenchmarkWS(b *testing.B)         { benchThroughput(b, WS) }
+func BenchmarkWSS(b *testing.B)        { benchThroughput(b, WSS) }
+
+// BenchmarkReceive is the work of a socket's reader per datagram, without
+// the socket: parse and prepare (Via received and rport) one INVITE.
+func BenchmarkReceive(b *testing.B) {
+	data, err := os.ReadFile(filepath.Join("..", "message", "testdata", "bench", "invite.sip"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	t := New(Config{})
+	f := Flow{Proto: UDP, Local: netip.MustParseAddrPort("192.0.2.1:5060"), Remote: netip.MustParseAddrPort("192.0.2.9:5062")}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		m, err := t.cfg.Limits.Parse(data)
+		in := t.incoming(data, m, err, f)
+		if in.Err != nil {
+			b.Fatal(in.Err)
+		}
+	}
+}

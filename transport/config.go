@@ -20,6 +20,13 @@ type Config struct {
 	// should hand the message to the caller's own loop and return: the
 	// connection reads nothing more until it does. Nil drops messages.
 	OnMessage func(Incoming)
+	// OnMessages, when set, is called instead of OnMessage with several
+	// messages at once: those of one batch read from a UDP socket (up to
+	// UDPConfig.BatchSize datagrams taken in one system call), or one
+	// message of a stream connection. It runs on the reader goroutine
+	// like OnMessage, so that a loop gets one event per batch. The slice
+	// is reused once OnMessages returns: keep a copy, not the slice.
+	OnMessages func([]Incoming)
 	// OnConn is called when a stream connection opens or closes, on that
 	// connection's reader goroutine (so a connection's ConnOpen comes
 	// before its messages and its ConnClosed after them). Nil: not
@@ -155,6 +162,16 @@ type UDPConfig struct {
 	// no DialContext, where TCP would leave the network UDP runs on: then
 	// never; negative: never switch.
 	MaxRequestSize int
+	// BatchSize is the most datagrams a socket's reader takes in one
+	// system call (recvmmsg on Linux), and the most responses a
+	// Transport.Batch writes in one (sendmmsg). Default 32. A
+	// reader starts with one slot of Limits.MaxMessageSize bytes and
+	// grows to BatchSize slots only while reads fill every slot, so an
+	// idle socket holds one buffer. 1 (or negative) reads and writes one
+	// datagram per system call (ReadFrom, WriteTo), as do systems and
+	// sockets (Config.ListenPacket other than *net.UDPConn) without
+	// batch calls.
+	BatchSize int
 }
 
 // WebSocketConfig configures the WebSocket server side.
@@ -177,6 +194,7 @@ const (
 	defaultUDPReadBuffer     = 4 << 20
 	defaultUDPWriteBuffer    = 1 << 20
 	defaultUDPMaxRequestSize = 1300
+	defaultUDPBatchSize      = 32
 )
 
 func durDefault(d, def time.Duration) time.Duration {
@@ -217,6 +235,7 @@ func (c Config) norm() Config {
 		c.UDP.MaxRequestSize = -1 // UDP on the caller's network, TCP on the OS's
 	}
 	c.UDP.MaxRequestSize = intDefault(c.UDP.MaxRequestSize, defaultUDPMaxRequestSize)
+	c.UDP.BatchSize = max(intDefault(c.UDP.BatchSize, defaultUDPBatchSize), 1)
 	if c.Limits.MaxMessageSize == 0 {
 		c.Limits.MaxMessageSize = message.DefaultMaxMessageSize
 	}

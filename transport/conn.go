@@ -52,6 +52,8 @@ type conn struct {
 	err    error         // why it closed; set before done is closed
 	pong   chan struct{} // a pong arrived (capacity 1)
 	wrote  chan struct{} // a message was written (capacity 1)
+
+	one [1]Incoming // what deliver hands over, owned by the reader
 }
 
 func (t *Transport) newConn(nc net.Conn, ws *websocket.Conn, proto Proto, inbound bool) *conn {
@@ -190,7 +192,7 @@ func (c *conn) readStream() error {
 				c.gotPong()
 			default:
 				m, perr := lim.ParseStream(unit)
-				t.deliver(unit, m, perr, c.f)
+				c.deliver(unit, m, perr)
 			}
 		}
 		if start == end {
@@ -223,6 +225,14 @@ func (c *conn) readStream() error {
 			return c.readError(err, end > start, !partialSince.IsZero())
 		}
 	}
+}
+
+// deliver hands a received unit (raw, parsed as m or failing with err)
+// to the Tracer and to OnMessage or OnMessages.
+func (c *conn) deliver(raw []byte, m message.Message, err error) {
+	c.one[0] = c.t.incoming(raw, m, err, c.f)
+	c.t.emit(c.one[:])
+	c.one[0] = Incoming{}
 }
 
 // readError maps a read error to the reason the connection ended:
@@ -319,7 +329,7 @@ func (c *conn) answerBeforeClose(b []byte, ferr error) {
 	case <-c.wrote:
 	default:
 	}
-	c.t.deliver(b[:n], nil, &e, c.f)
+	c.deliver(b[:n], nil, &e)
 	if c.t.linger <= 0 {
 		return
 	}
@@ -478,7 +488,7 @@ func (c *conn) readWS() error {
 			continue
 		}
 		m, perr := t.cfg.Limits.Parse(buf)
-		t.deliver(buf, m, perr, c.f)
+		c.deliver(buf, m, perr)
 	}
 }
 

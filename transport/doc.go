@@ -31,6 +31,14 @@
 // Resolve (ResolveNow answers numeric URIs at once) on a goroutine of its
 // own and tries again when it returns.
 //
+// UDP is read and written in batches where the system has the calls for
+// it (recvmmsg and sendmmsg on Linux, through golang.org/x/net): a
+// socket's reader takes up to UDPConfig.BatchSize datagrams per system
+// call and hands their messages to Config.OnMessages in one call, so that
+// a loop gets one event per batch; the responses that TrySendResponse
+// hands over while a Transport.Batch runs leave together when it ends. Elsewhere, and with BatchSize 1, every datagram takes one
+// ReadFrom or WriteTo. Stats counts the system calls and datagrams.
+//
 // Resolve turns a SIP or SIPS URI into an ordered list of Targets as a UA
 // does under RFC 3263: numeric addresses, host:port, SRV records when no
 // port is given, and A/AAAA records, with the transport taken from the

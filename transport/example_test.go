@@ -102,3 +102,73 @@ func ExampleTransport_Connect() {
 		_, _ = up.SendRequest(ctx, req)
 	}
 }
+
+// A server whose loop gets received requests in batches (OnMessages)
+// and answers each batch inside Transport.Batch, so that the responses
+// leave together (sendmmsg on Linux).
+func ExampleTransport_Batch() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	batches := make(chan []transport.Incoming, 16)
+	server := transport.New(transport.Config{OnMessages: func(ins []transport.Incoming) {
+		batches <- append([]transport.Incoming(nil), ins...) // the slice is reused: copy it
+	}})
+	defer server.Close()
+	addr, err := server.Listen(ctx, transport.UDP, "127.0.0.1:0")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() { // the server's loop
+		defer close(stopped)
+		for {
+			var ins []transport.Incoming
+			select {
+			case ins = <-batches:
+			case <-stop:
+				return
+			}
+			server.Batch(func() {
+				for _, in := range ins {
+					if req, ok := in.Msg.(*message.Request); ok {
+						if _, err := server.TrySendResponse(message.NewResponse(req, 200, "OK", ""), in.Flow, nil); err != nil {
+							fmt.Println(err)
+						}
+					}
+				}
+			})
+		}
+	}()
+
+	responses := make(chan transport.Incoming, 16)
+	client := transport.New(transport.Config{OnMessage: func(in transport.Incoming) { responses <- in }})
+	defer client.Close()
+	for range 3 {
+		from, _ := message.ParseAddress("<sip:alice@example.com>")
+		to, _ := message.ParseAddress("<sip:bob@example.com>")
+		req := message.NewRequest("OPTIONS", message.MustParseURI("sip:bob@example.com"), from, to)
+		if _, err := client.SendRequest(ctx, req, transport.Target{Proto: transport.UDP, Addr: addr}); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	for range 3 {
+		select {
+		case in := <-responses:
+			fmt.Println(in.Msg.(*message.Response).StatusCode)
+		case <-ctx.Done():
+			fmt.Println("timed out")
+			return
+		}
+	}
+	close(stop)
+	<-stopped
+	fmt.Println("responses written:", server.Stats().DatagramsWritten)
+	// Output:
+	// 200
+	// 200
+	// 200
+	// responses written: 3
+}

@@ -54,7 +54,8 @@ type SendOptions struct {
 	// OnFail, if set, is called with the error of a queued write that
 	// failed after TrySendRequest or TrySendResponse returned (the
 	// connection closed, the write timed out). It runs on the
-	// connection's writer goroutine and must not block.
+	// connection's writer goroutine and must not block; for a UDP
+	// response held by Transport.Batch, on a goroutine of its own.
 	OnFail func(error)
 }
 
@@ -206,22 +207,41 @@ func (t *Transport) TrySendRequest(req *message.Request, tg Target, opts SendOpt
 	f := l.flow()
 	host, port := t.sentBy(f)
 	setVia(&req.Header, f.Proto, host, port)
-	return f, t.writeNow(l, req, opts.OnFail)
+	return f, t.writeNow(l, req, opts.OnFail, false)
 }
 
-// writeNow serializes msg and writes it to a UDP socket, or queues it on
-// a stream connection.
-func (t *Transport) writeNow(l link, msg message.Message, onFail func(error)) error {
-	c, ok := l.(*conn)
-	if !ok {
-		return t.writeMsg(context.Background(), l, msg)
+// writeNow serializes msg and writes it to a UDP socket (or, with
+// holdable, holds it for the end of a Batch), or queues it on a stream
+// connection. Requests are not held: a UDP request that fails at once
+// (no route to an IPv6 target) must say so, so that the caller can try
+// the next target.
+func (t *Transport) writeNow(l link, msg message.Message, onFail func(error), holdable bool) error {
+	switch l := l.(type) {
+	case *conn:
+		bp := getBuf()
+		*bp = msg.AppendTo((*bp)[:0])
+		if t.cfg.Tracer != nil {
+			t.trace(trace.Sent, l.f, *bp, msg, nil)
+		}
+		return l.enqueue(bp, onFail)
+	case udpLink:
+		bp := getBuf()
+		b := msg.AppendTo((*bp)[:0])
+		*bp = b
+		if t.cfg.Tracer != nil {
+			t.trace(trace.Sent, l.flow(), b, msg, nil)
+		}
+		if holdable && len(b) <= maxUDPPayload && t.hold(held{s: l.s, to: l.to, bp: bp, onFail: onFail}) {
+			return nil
+		}
+		err := l.write(context.Background(), b)
+		if err != nil && t.cfg.Tracer != nil {
+			t.trace(trace.SendFailed, l.flow(), b, msg, err)
+		}
+		putBuf(bp)
+		return err
 	}
-	bp := getBuf()
-	*bp = msg.AppendTo((*bp)[:0])
-	if t.cfg.Tracer != nil {
-		t.trace(trace.Sent, c.f, *bp, msg, nil)
-	}
-	return c.enqueue(bp, onFail)
+	return t.writeMsg(context.Background(), l, msg)
 }
 
 // TrySendResponse is SendResponse without waiting on the network: on the
@@ -234,7 +254,7 @@ func (t *Transport) TrySendResponse(resp *message.Response, flow Flow, onFail fu
 		c := t.byID[flow.ID]
 		t.mu.Unlock()
 		if c != nil && !c.isClosed() {
-			return flow, t.writeNow(c, resp, onFail)
+			return flow, t.writeNow(c, resp, onFail, true)
 		}
 	}
 	tg, err := t.responseTarget(context.Background(), resp, flow, false)
@@ -245,7 +265,7 @@ func (t *Transport) TrySendResponse(resp *message.Response, flow Flow, onFail fu
 	if err != nil {
 		return Flow{}, err
 	}
-	return l.flow(), t.writeNow(l, resp, onFail)
+	return l.flow(), t.writeNow(l, resp, onFail, true)
 }
 
 // ResolveNow is Resolve for URIs that need no DNS look-up (a numeric

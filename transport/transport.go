@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 
@@ -44,6 +43,16 @@ type Transport struct {
 	listening map[Proto]netip.AddrPort // first listener of each transport
 	inbound   int                      // inbound connections, for MaxConns
 	srcIP     map[netip.Addr]netip.Addr
+
+	// Batch: while holds > 0, UDP datagrams of TrySend… wait in held.
+	bmu   sync.Mutex
+	holds int
+	held  []held
+
+	stats stats
+	// batchHook, set by tests before any socket opens, replaces the
+	// batch reader and writer of new sockets.
+	batchHook func(net.PacketConn) batchConn
 }
 
 type connKey struct {
@@ -648,23 +657,7 @@ func (t *Transport) ContactURI(user string, f Flow) message.URI {
 // fixVia adds received and fills rport in the top Via of a request that
 // came from src (RFC 3261 §18.2.1, RFC 3581 §4).
 func fixVia(req *message.Request, src netip.AddrPort) {
-	v, err := req.Header.TopVia()
-	if err != nil {
-		return
-	}
-	ip := src.Addr()
-	changed := false
-	if h, err := netip.ParseAddr(v.Host); err != nil || h.Unmap() != ip {
-		v.Params = v.Params.Set("received", ip.String())
-		changed = true
-	}
-	if p, ok := v.RPort(); ok && p == 0 {
-		v.Params = v.Params.Set("rport", strconv.Itoa(int(src.Port())))
-		changed = true
-	}
-	if changed {
-		req.Header.SetTopVia(v)
-	}
+	req.Header.SetReceivedFrom(src)
 }
 
 // trace reports one message to the Tracer.
@@ -683,9 +676,10 @@ func (t *Transport) trace(dir trace.Direction, f Flow, raw []byte, m message.Mes
 	})
 }
 
-// deliver hands a received unit (raw, parsed as m or failing with err) to
-// the Tracer and OnMessage.
-func (t *Transport) deliver(raw []byte, m message.Message, err error, f Flow) {
+// incoming prepares a received unit (raw, parsed as m or failing with
+// err) for the layer above: it fixes a request's Via, logs a parse error
+// and shows the unit to the Tracer.
+func (t *Transport) incoming(raw []byte, m message.Message, err error, f Flow) Incoming {
 	if m == nil && err != nil {
 		var pe *message.ParseError
 		if errors.As(err, &pe) {
@@ -701,8 +695,20 @@ func (t *Transport) deliver(raw []byte, m message.Message, err error, f Flow) {
 	if t.cfg.Tracer != nil {
 		t.trace(trace.Received, f, raw, m, err)
 	}
+	return Incoming{Msg: m, Err: err, Flow: f}
+}
+
+// emit hands received messages to OnMessages, or one by one to
+// OnMessage.
+func (t *Transport) emit(ins []Incoming) {
+	if t.cfg.OnMessages != nil {
+		t.cfg.OnMessages(ins)
+		return
+	}
 	if t.cfg.OnMessage != nil {
-		t.cfg.OnMessage(Incoming{Msg: m, Err: err, Flow: f})
+		for _, in := range ins {
+			t.cfg.OnMessage(in)
+		}
 	}
 }
 

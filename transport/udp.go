@@ -1,14 +1,14 @@
 package transport
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"time"
+	"sync"
+	"sync/atomic"
 )
 
 // maxUDPPayload is the largest UDP payload over IPv4.
@@ -18,6 +18,11 @@ type udpSock struct {
 	t     *Transport
 	pc    net.PacketConn // a *net.UDPConn unless Config.ListenPacket says otherwise
 	local netip.AddrPort
+	bc    batchConn // recvmmsg and sendmmsg on pc; nil where there are none
+
+	wmu          sync.Mutex  // held by a batch write, over bw
+	bw           batchWriter // scratch of the batch writes
+	noWriteBatch atomic.Bool // sendmmsg failed with ENOSYS
 }
 
 // addrPortConn is implemented by *net.UDPConn and by in-memory conns that
@@ -59,11 +64,9 @@ func (l udpLink) write(ctx context.Context, b []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	to := l.to
-	if l.s.local.Addr().Is6() && to.Addr().Is4() {
-		to = netip.AddrPortFrom(netip.AddrFrom16(to.Addr().As16()), to.Port())
-	}
-	if err := l.s.writeTo(b, to); err != nil {
+	l.s.t.stats.writeCalls.Add(1)
+	l.s.t.stats.written.Add(1)
+	if err := l.s.writeTo(b, l.s.sendAddr(l.to)); err != nil {
 		if errors.Is(err, net.ErrClosed) {
 			return fmt.Errorf("transport: send UDP to %v: %w", l.to, ErrClosed)
 		}
@@ -80,6 +83,7 @@ func (t *Transport) addUDP(pc net.PacketConn) (*udpSock, error) {
 		recvErrors(uc)
 	}
 	s := &udpSock{t: t, pc: pc, local: addrPortOf(pc.LocalAddr())}
+	s.bc = t.newBatchConn(pc, s.local)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -158,45 +162,6 @@ func familyOK(local, dst netip.Addr) bool {
 	}
 	// An IPv6 wildcard socket can usually reach both families.
 	return dst.Is6() || local.IsUnspecified()
-}
-
-func (s *udpSock) readLoop() {
-	t := s.t
-	buf := make([]byte, 65536)
-	for {
-		n, src, err := s.readFrom(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			// ICMP errors (connection refused) surface here on Linux:
-			// they are not fatal to the socket. The error queue says
-			// which destination they concern.
-			t.log.Debug("sip transport: UDP read error", "local", s.local, "err", err)
-			if uc, ok := s.pc.(*net.UDPConn); ok {
-				if dests := unreachable(uc); len(dests) > 0 {
-					s.reportUnreachable(dests)
-					continue
-				}
-			}
-			if t.isClosed() {
-				return
-			}
-			time.Sleep(time.Millisecond)
-			continue
-		}
-		b := buf[:n]
-		if len(bytes.Trim(b, "\r\n\x00 ")) == 0 {
-			continue // keepalive datagram (CRLF, NUL): nothing to deliver
-		}
-		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-		m, perr := t.cfg.Limits.Parse(b)
-		t.deliver(b, m, perr, Flow{Proto: UDP, Local: s.local, Remote: src})
-	}
 }
 
 // unreachableDest is a destination ICMP reported unreachable.

@@ -1,0 +1,409 @@
+package transport
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+
+	"github.com/sipua/sip/trace"
+)
+
+// This file holds the batched UDP I/O: a socket's reader takes up to
+// UDPConfig.BatchSize datagrams per system call (recvmmsg) and hands the
+// messages to OnMessages in one call; responses sent while a Batch runs
+// go out together (sendmmsg) when it ends.
+
+// batchConn is the part of ipv4.PacketConn and ipv6.PacketConn used here
+// (both take the same Message type).
+type batchConn interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+// Stats counts a Transport's UDP system calls and datagrams since New.
+type Stats struct {
+	// ReadCalls is the number of socket reads that returned datagrams
+	// (one recvmmsg or one ReadFrom each).
+	ReadCalls uint64
+	// DatagramsRead is the number of datagrams those reads returned.
+	DatagramsRead uint64
+	// Oversize is the number of datagrams over Limits.MaxMessageSize;
+	// they are delivered as an ErrTooLarge parse error, with only what
+	// was read of the header (so a UAS can answer 513).
+	Oversize uint64
+	// WriteCalls is the number of socket writes (one sendmmsg or one
+	// WriteTo each).
+	WriteCalls uint64
+	// DatagramsWritten is the number of datagrams handed to those
+	// writes.
+	DatagramsWritten uint64
+}
+
+// stats are the counters behind Stats.
+type stats struct {
+	readCalls, read, oversize, writeCalls, written atomic.Uint64
+}
+
+// Stats returns the counters of UDP reads and writes.
+func (t *Transport) Stats() Stats {
+	return Stats{
+		ReadCalls:        t.stats.readCalls.Load(),
+		DatagramsRead:    t.stats.read.Load(),
+		Oversize:         t.stats.oversize.Load(),
+		WriteCalls:       t.stats.writeCalls.Load(),
+		DatagramsWritten: t.stats.written.Load(),
+	}
+}
+
+// newBatchConn returns the batch reader and writer of a socket, or nil
+// where there is none: BatchSize 1, a socket that is not a *net.UDPConn,
+// a system other than Linux (where x/net would read one datagram per call
+// anyway).
+func (t *Transport) newBatchConn(pc net.PacketConn, local netip.AddrPort) batchConn {
+	if t.batchHook != nil {
+		return t.batchHook(pc)
+	}
+	uc, ok := pc.(*net.UDPConn)
+	if !ok || t.cfg.UDP.BatchSize <= 1 || runtime.GOOS != "linux" {
+		return nil
+	}
+	if local.Addr().Is4() {
+		return ipv4.NewPacketConn(uc)
+	}
+	return ipv6.NewPacketConn(uc)
+}
+
+// noBatch reports whether a batch call failed because the system or
+// sandbox does not offer it, so that plain reads and writes must do.
+func noBatch(err error) bool {
+	return errors.Is(err, syscall.ENOSYS) || errors.Is(err, errors.ErrUnsupported) ||
+		errors.Is(err, syscall.EOPNOTSUPP)
+}
+
+// udpReader is a socket's reader: slots of MaxMessageSize+1 bytes (one
+// more so that an oversize datagram shows), as many as the last reads
+// needed up to BatchSize.
+type udpReader struct {
+	s     *udpSock
+	bc    batchConn // nil: one ReadFrom per datagram
+	size  int
+	limit int
+	slots [][]byte
+	ms    []ipv4.Message
+	n     []int
+	src   []netip.AddrPort
+	in    []Incoming
+}
+
+func newUDPReader(s *udpSock) *udpReader {
+	t := s.t
+	r := &udpReader{s: s, bc: s.bc, limit: t.cfg.UDP.BatchSize}
+	r.size = min(t.maxMsg, 65535) + 1
+	r.grow(1)
+	return r
+}
+
+// grow adds slots up to n.
+func (r *udpReader) grow(n int) {
+	for len(r.slots) < n {
+		b := make([]byte, r.size)
+		r.slots = append(r.slots, b)
+		r.ms = append(r.ms, ipv4.Message{Buffers: [][]byte{b}})
+	}
+	r.n = append(r.n, make([]int, n-len(r.n))...)
+	r.src = append(r.src, make([]netip.AddrPort, n-len(r.src))...)
+}
+
+// read reads one batch into the slots: their lengths in r.n, their
+// sources in r.src.
+func (r *udpReader) read() (int, error) {
+	if r.bc != nil {
+		ms := r.ms[:len(r.slots)]
+		n, err := r.bc.ReadBatch(ms, 0)
+		if err != nil {
+			if noBatch(err) {
+				r.s.t.log.Debug("sip transport: no batch reads on this socket, reading one datagram at a time", "local", r.s.local, "err", err)
+				r.bc = nil
+				return r.read()
+			}
+			return 0, err
+		}
+		for i := range n {
+			r.n[i] = ms[i].N
+			r.src[i] = addrPortOf(ms[i].Addr)
+			ms[i].Addr = nil
+		}
+		if n == len(ms) && n < r.limit {
+			r.grow(min(2*n, r.limit))
+		}
+		return n, nil
+	}
+	n, src, err := r.s.readFrom(r.slots[0])
+	if err != nil {
+		return 0, err
+	}
+	r.n[0], r.src[0] = n, netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	return 1, nil
+}
+
+// deliver parses the n datagrams read and hands them over in one call.
+func (r *udpReader) deliver(n int) {
+	s, t := r.s, r.s.t
+	t.stats.readCalls.Add(1)
+	t.stats.read.Add(uint64(n))
+	r.in = r.in[:0]
+	for i := range n {
+		b := r.slots[i][:r.n[i]]
+		if len(bytes.Trim(b, "\r\n\x00 ")) == 0 {
+			continue // keepalive datagram (CRLF, NUL): nothing to deliver
+		}
+		f := Flow{Proto: UDP, Local: s.local, Remote: r.src[i]}
+		if len(b) > t.maxMsg {
+			// The datagram did not fit its slot or the limit: what was
+			// read parses as ErrTooLarge, with the header fields a 513
+			// needs when they came within the slot.
+			t.stats.oversize.Add(1)
+			t.log.Warn("sip transport: UDP datagram over the message size limit", "flow", f, "limit", t.maxMsg)
+		}
+		m, perr := t.cfg.Limits.Parse(b)
+		r.in = append(r.in, t.incoming(b, m, perr, f))
+	}
+	if len(r.in) > 0 {
+		t.emit(r.in)
+	}
+	clear(r.in)
+}
+
+// readLoop reads the socket until it closes.
+func (s *udpSock) readLoop() {
+	t := s.t
+	r := newUDPReader(s)
+	for {
+		n, err := r.read()
+		if err == nil {
+			r.deliver(n)
+			continue
+		}
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			continue
+		}
+		// ICMP errors (connection refused) surface here on Linux: they
+		// are not fatal to the socket. The error queue says which
+		// destination they concern.
+		t.log.Debug("sip transport: UDP read error", "local", s.local, "err", err)
+		if uc, ok := s.pc.(*net.UDPConn); ok {
+			if dests := unreachable(uc); len(dests) > 0 {
+				s.reportUnreachable(dests)
+				continue
+			}
+		}
+		if t.isClosed() {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// held is a datagram waiting for the end of a Batch.
+type held struct {
+	s      *udpSock
+	to     netip.AddrPort
+	bp     *[]byte
+	onFail func(error)
+}
+
+// Batch runs f and holds back the UDP responses that TrySendResponse
+// hands over meanwhile (on any goroutine), then writes them, several per
+// system call (sendmmsg) where the system has it. An event loop wraps the
+// handling of one batch of received messages (see Config.OnMessages) in
+// it, so that the answers leave together. Requests are never held: one
+// that fails at once tells TrySendRequest's caller to try its next
+// target. Batches may nest or overlap: the datagrams go when the last one
+// ends. A held response that fails to go is reported to its OnFail on a
+// goroutine of its own (f's goroutine may be the one that OnFail posts
+// to). f should not wait on anything that needs the held datagrams to
+// arrive.
+func (t *Transport) Batch(f func()) {
+	t.bmu.Lock()
+	t.holds++
+	t.bmu.Unlock()
+	defer t.release()
+	f()
+}
+
+// release ends one Batch; the last one writes what was held.
+func (t *Transport) release() {
+	t.bmu.Lock()
+	t.holds--
+	var out []held
+	if t.holds == 0 && len(t.held) > 0 {
+		out, t.held = t.held, nil
+	}
+	t.bmu.Unlock()
+	if len(out) == 0 {
+		return
+	}
+	for rest := out; len(rest) > 0; {
+		// Datagrams go per socket, in order; usually there is one.
+		j := 1
+		for j < len(rest) && rest[j].s == rest[0].s {
+			j++
+		}
+		rest[0].s.writeHeld(rest[:j])
+		rest = rest[j:]
+	}
+	clear(out)
+	t.bmu.Lock()
+	if t.held == nil {
+		t.held = out[:0] // reuse the array for the next Batch
+	}
+	t.bmu.Unlock()
+}
+
+// hold keeps a datagram for the end of the Batch under way; false when
+// none is.
+func (t *Transport) hold(h held) bool {
+	t.bmu.Lock()
+	defer t.bmu.Unlock()
+	if t.holds == 0 {
+		return false
+	}
+	t.held = append(t.held, h)
+	return true
+}
+
+// batchWriter is the scratch of a socket's batch writes, used under
+// udpSock.wmu.
+type batchWriter struct {
+	ms    []ipv4.Message
+	addrs []net.UDPAddr
+	ips   [][16]byte
+	bufs  [][1][]byte
+}
+
+// writeHeld writes held datagrams of s, in batches where it can, and
+// returns their buffers to the pool; failures go to OnFail.
+func (s *udpSock) writeHeld(hs []held) {
+	t := s.t
+	var failed []func()
+	fail := func(h held, err error) {
+		if errors.Is(err, net.ErrClosed) {
+			err = ErrClosed
+		}
+		err = fmt.Errorf("transport: send UDP to %v: %w", h.to, err)
+		if t.cfg.Tracer != nil {
+			t.trace(trace.SendFailed, Flow{Proto: UDP, Local: s.local, Remote: h.to}, *h.bp, nil, err)
+		}
+		if h.onFail != nil {
+			onFail := h.onFail
+			failed = append(failed, func() { onFail(err) })
+		}
+	}
+	s.wmu.Lock()
+	i := 0
+	for i < len(hs) {
+		if s.bc == nil || s.noWriteBatch.Load() || len(hs)-i == 1 {
+			h := hs[i]
+			t.stats.writeCalls.Add(1)
+			t.stats.written.Add(1)
+			if err := s.writeTo(*h.bp, s.sendAddr(h.to)); err != nil {
+				fail(h, err)
+			}
+			i++
+			continue
+		}
+		n := min(len(hs)-i, t.cfg.UDP.BatchSize)
+		ms := s.bw.prepare(hs[i:i+n], s)
+		sent, err := s.bc.WriteBatch(ms, 0)
+		t.stats.writeCalls.Add(1)
+		if sent > 0 {
+			t.stats.written.Add(uint64(sent))
+			i += sent
+		}
+		if err != nil {
+			if noBatch(err) {
+				t.log.Debug("sip transport: no batch writes on this socket, writing one datagram at a time", "local", s.local, "err", err)
+				s.noWriteBatch.Store(true)
+				continue
+			}
+			if sent == 0 {
+				// The first datagram of the batch failed: report it and
+				// go on with the rest.
+				fail(hs[i], err)
+				i++
+			}
+		}
+	}
+	s.bw.reset()
+	s.wmu.Unlock()
+	for _, h := range hs {
+		putBuf(h.bp)
+	}
+	if len(failed) > 0 {
+		// Not on t.wg: this may run while Close waits on it. The
+		// goroutine only calls OnFail, which must not block.
+		go func() {
+			for _, f := range failed {
+				f()
+			}
+		}()
+	}
+}
+
+// prepare fills the messages of one sendmmsg.
+func (w *batchWriter) prepare(hs []held, s *udpSock) []ipv4.Message {
+	n := len(hs)
+	if cap(w.ms) < n {
+		w.ms = make([]ipv4.Message, n)
+		w.addrs = make([]net.UDPAddr, n)
+		w.ips = make([][16]byte, n)
+		w.bufs = make([][1][]byte, n)
+	}
+	ms := w.ms[:n]
+	for i, h := range hs {
+		to := s.sendAddr(h.to)
+		a := &w.addrs[i]
+		if to.Addr().Is4() {
+			ip4 := to.Addr().As4()
+			copy(w.ips[i][:4], ip4[:])
+			a.IP = w.ips[i][:4]
+		} else {
+			w.ips[i] = to.Addr().As16()
+			a.IP = w.ips[i][:16]
+		}
+		a.Port = int(to.Port())
+		a.Zone = to.Addr().Zone()
+		w.bufs[i][0] = *h.bp
+		ms[i] = ipv4.Message{Buffers: w.bufs[i][:], Addr: a}
+	}
+	return ms
+}
+
+// reset drops the references to sent buffers.
+func (w *batchWriter) reset() {
+	for i := range w.ms {
+		w.ms[i] = ipv4.Message{}
+		w.bufs[i][0] = nil
+	}
+}
+
+// sendAddr maps an IPv4 destination for an IPv6 socket.
+func (s *udpSock) sendAddr(to netip.AddrPort) netip.AddrPort {
+	if s.local.Addr().Is6() && to.Addr().Is4() {
+		return netip.AddrPortFrom(netip.AddrFrom16(to.Addr().As16()), to.Port())
+	}
+	return to
+}
