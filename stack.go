@@ -122,7 +122,9 @@ func (e *StackOptionError) Unwrap() error { return ErrBadOptions }
 // per connection, and after a reconnect every account renews its
 // registrations and moves its calls, as a UserAgent of its own does.
 // A Stack has one server (or one failover list): accounts that use
-// another server go on a Stack of their own.
+// another server go on a Stack of their own. The accounts' registrations
+// are refreshed on a one-second grid (up to a second early), so that
+// refreshes falling due together cost the loop one wake-up.
 type Stack struct {
 	core *core
 	opts StackOptions
