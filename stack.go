@@ -367,13 +367,15 @@ func (s *Stack) forget(ua *UserAgent) {
 // accounts are the UserAgents of a core, indexed for dispatching.
 // Owned by the loop.
 type accounts struct {
-	all        []*UserAgent // in the order attached
+	all        []*UserAgent // no order (removal swaps the last in)
+	pos        map[*UserAgent]int
 	byUser     map[string][]*UserAgent
 	byContact  map[string]*UserAgent
 	byInstance map[string]*UserAgent
 }
 
 func (a *accounts) init() {
+	a.pos = map[*UserAgent]int{}
 	a.byUser = map[string][]*UserAgent{}
 	a.byContact = map[string]*UserAgent{}
 	a.byInstance = map[string]*UserAgent{}
@@ -384,6 +386,10 @@ func (a *accounts) add(ua *UserAgent) error {
 	if other := a.byContact[ua.contactName]; other != nil && other != ua {
 		return fmt.Errorf("%w: ContactName %q is another account's (%s)", ErrBadOptions, ua.contactName, other.aor)
 	}
+	if _, ok := a.pos[ua]; ok {
+		return nil
+	}
+	a.pos[ua] = len(a.all)
 	a.all = append(a.all, ua)
 	a.byUser[ua.aor.User] = append(a.byUser[ua.aor.User], ua)
 	a.byContact[ua.contactName] = ua
@@ -397,9 +403,16 @@ func (a *accounts) add(ua *UserAgent) error {
 
 // remove detaches ua.
 func (a *accounts) remove(ua *UserAgent) {
-	if i := slices.Index(a.all, ua); i >= 0 {
-		a.all = slices.Delete(a.all, i, i+1)
+	i, ok := a.pos[ua]
+	if !ok {
+		return
 	}
+	last := len(a.all) - 1
+	a.all[i] = a.all[last]
+	a.pos[a.all[i]] = i
+	a.all[last] = nil
+	a.all = a.all[:last]
+	delete(a.pos, ua)
 	if l := a.byUser[ua.aor.User]; len(l) > 0 {
 		if i := slices.Index(l, ua); i >= 0 {
 			l = slices.Delete(l, i, i+1)
@@ -418,7 +431,7 @@ func (a *accounts) remove(ua *UserAgent) {
 	}
 }
 
-// list returns the accounts, in the order attached.
+// list returns the accounts.
 func (a *accounts) list() []*UserAgent { return slices.Clone(a.all) }
 
 // instanceKey is an InstanceID as a GRUU's gr parameter carries it.
