@@ -76,7 +76,10 @@ import (
 )
 
 // UserAgentOptions configures a UserAgent. Only URI is required; every
-// other field has a documented default.
+// other field has a documented default. For an account on a Stack
+// (Stack.NewUserAgent), Transport, Tracer, Timers,
+// Limits.MaxServerTransactions and AcceptOnlyFromServer are the Stack's
+// (see Stack.NewUserAgent).
 type UserAgentOptions struct {
 	// URI is the address of record, e.g. "sip:alice@example.com".
 	// Required.
