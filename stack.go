@@ -15,6 +15,7 @@ import (
 	"github.com/sipua/sip/internal/dialog"
 	"github.com/sipua/sip/message"
 	"github.com/sipua/sip/trace"
+	"github.com/sipua/sip/transport"
 )
 
 // StackOptions configures a Stack: what its accounts share. Every field
@@ -325,10 +326,12 @@ func (s *Stack) attach(ctx context.Context, ua *UserAgent) error {
 	ua.init()
 	c := s.core
 	var err error
+	var up *transport.Upstream
 	cerr := c.call(ctx, func() {
 		if err = c.accounts.add(ua); err != nil {
 			return
 		}
+		up = c.up
 		ua.wasUp = c.wasUp
 		switch {
 		case c.up == nil:
@@ -343,6 +346,13 @@ func (s *Stack) attach(ctx context.Context, ua *UserAgent) error {
 	})
 	if cerr == nil && err == nil {
 		ua.setState(Started)
+		if up != nil {
+			// As a UserAgent of its own: Start returns once the server
+			// connection is up (at once, mostly), or with ctx's end.
+			if _, err := up.WaitConnected(ctx); err != nil {
+				return fmt.Errorf("%w: %w", ErrTransportClosed, err)
+			}
+		}
 		return nil
 	}
 	if err == nil {

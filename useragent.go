@@ -564,8 +564,8 @@ func (ua *UserAgent) afterAt(t time.Time, f func()) *timerEntry {
 //
 // A UserAgent on a Stack (Stack.NewUserAgent) only attaches to the
 // Stack, which must be started: no socket, connection or goroutine is
-// made for it. OnConnect is called at once when the Stack's server
-// connection is up.
+// made for it. It waits for the Stack's server connection as above, and
+// OnConnect is called at once when that connection is up.
 func (ua *UserAgent) Start(ctx context.Context) error {
 	ua.mu.Lock()
 	select {
