@@ -348,6 +348,12 @@ func (c *core) onTerminated(tx transaction.Transaction) {
 			if c.merged[k] == t {
 				delete(c.merged, k)
 			}
+			if len(c.mergedKeys) == 0 && len(c.merged) == 0 && c.mergedPeak >= mapShrinkPeak {
+				// A burst has drained: give its room back.
+				c.merged = map[mergeKey]*transaction.Server{}
+				c.mergedKeys = map[*transaction.Server]mergeKey{}
+				c.mergedPeak = 0
+			}
 		}
 	}
 }

@@ -55,6 +55,7 @@ type core struct {
 	outgoing    map[*transaction.Client]*outgoing
 	merged      map[mergeKey]*transaction.Server // by request and account
 	mergedKeys  map[*transaction.Server]mergeKey
+	mergedPeak  int // the most entries mergedKeys held since it was made
 	listenAddrs []listenAddr
 	// usages are the dialogs' usages of every account, by dialog.
 	usages map[dialog.ID]usage
