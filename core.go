@@ -25,6 +25,7 @@ type outgoing struct {
 	rebuild func(*message.Request) *message.Request
 	ended   bool
 	tx      *transaction.Client // the current client transaction
+	ua      *UserAgent          // the account that sent it (set by send)
 }
 
 func (o *outgoing) fail(err error) {
@@ -68,6 +69,7 @@ func (ua *UserAgent) send(o *outgoing) error {
 	}
 	ua.outgoing[tx] = o
 	o.tx = tx
+	o.ua = ua
 	return nil
 }
 
@@ -136,9 +138,6 @@ func (ua *UserAgent) request(ctx context.Context, req *message.Request, onProvis
 
 // onResponse receives the responses of client transactions.
 func (ua *UserAgent) onResponse(tx *transaction.Client, resp *message.Response) {
-	if tx == nil {
-		return // stray response: nothing of ours waits for it
-	}
 	o := ua.outgoing[tx]
 	if o == nil || o.ended {
 		return
@@ -174,42 +173,13 @@ func bumpCSeq(req *message.Request) {
 	req.Header.Set("CSeq", c.String())
 }
 
-func (ua *UserAgent) onFailed(tx transaction.Transaction, err error) {
-	c, ok := tx.(*transaction.Client)
-	if !ok {
-		ua.log.Debug("sip: server transaction failed", "method", tx.Request().Method, "err", err)
-		return
-	}
-	o := ua.outgoing[c]
-	if o == nil {
-		return
-	}
-	switch {
-	case errors.Is(err, transaction.ErrTimeout):
-		o.fail(fmt.Errorf("%w: %s to %v: %w", ErrTimeout, tx.Request().Method, c.Dest(), err))
-	default:
-		o.fail(fmt.Errorf("%w: %w", ErrTransportClosed, err))
-	}
-}
-
-func (ua *UserAgent) onTerminated(tx transaction.Transaction) {
-	ua.obsTransaction(tx, false)
-	switch t := tx.(type) {
-	case *transaction.Client:
-		delete(ua.outgoing, t)
-	case *transaction.Server:
-		k := mergeKeyOf(t.Request())
-		if ua.merged[k] == t {
-			delete(ua.merged, k)
-		}
-	}
-}
-
 // usage is what uses a dialog (RFC 5057): a subscription, a call. The core
 // hands it the in-dialog requests it receives, after the dialog checked
 // their CSeq.
 type usage interface {
 	onRequest(tx *transaction.Server, req *message.Request, d *dialog.Dialog)
+	// account is the UserAgent the usage belongs to.
+	account() *UserAgent
 }
 
 // mergeKey identifies a request for loop detection (RFC 3261 §8.2.2.2).
@@ -217,6 +187,7 @@ type mergeKey struct {
 	fromTag, callID string
 	cseq            uint32
 	method          string
+	account         *UserAgent
 }
 
 func mergeKeyOf(req *message.Request) mergeKey {
@@ -306,11 +277,13 @@ func (ua *UserAgent) onRequest(tx *transaction.Server, req *message.Request, src
 	// §8.2.2.2: merged requests (a fork coming back by another path).
 	if req.Header.ToTag() == "" && req.Method != "CANCEL" {
 		k := mergeKeyOf(req)
+		k.account = ua // a fork to two accounts of one Stack is no loop
 		if other := ua.merged[k]; other != nil && other != tx {
 			ua.reply(tx, 482, "", nil)
 			return
 		}
 		ua.merged[k] = tx
+		ua.mergedKeys[tx] = k
 	}
 	// §8.2.2.3: extensions the request requires.
 	if req.Method != "CANCEL" {

@@ -77,7 +77,7 @@ func (ua *UserAgent) onInvite(tx *transaction.Server, req *message.Request, src 
 		}
 		id := dialog.ID{CallID: r.CallID, LocalTag: r.ToTag, RemoteTag: r.FromTag}
 		old, _ := ua.usages[id].(*Session)
-		if old == nil || old.ended || (r.EarlyOnly && old.State() == SessionEstablished) {
+		if old == nil || old.ua != ua || old.ended || (r.EarlyOnly && old.State() == SessionEstablished) {
 			ua.reply(tx, 481, "", nil)
 			return
 		}

@@ -63,10 +63,10 @@ func (l Limits) retryAfter() string {
 }
 
 // overloadedResponse is the 503 with Retry-After of an overloaded
-// UserAgent.
-func (ua *UserAgent) overloadedResponse(req *message.Request) *message.Response {
-	resp := ua.newResponse(req, 503, "")
-	resp.Header.Add("Retry-After", ua.limits.retryAfter())
+// core.
+func (c *core) overloadedResponse(req *message.Request) *message.Response {
+	resp := c.newResponse(req, 503, "")
+	resp.Header.Add("Retry-After", c.cfg.limits.retryAfter())
 	return resp
 }
 
@@ -75,19 +75,19 @@ func (ua *UserAgent) overloadedResponse(req *message.Request) *message.Response 
 // AcceptOnlyFromServer is set, and answers 503 to new requests past
 // MaxServerTransactions. req is the request (possibly unparsable past its
 // headers) or nil for a response.
-func (ua *UserAgent) admit(req *message.Request, flow transport.Flow) bool {
+func (c *core) admit(req *message.Request, flow transport.Flow) bool {
 	if req == nil {
 		return true
 	}
-	if ua.opts.AcceptOnlyFromServer && !ua.fromServer(flow) && !ua.ours(req) {
-		ua.log.Debug("sip: request from outside the server flow dropped", "method", req.Method, "flow", flow)
+	if c.cfg.acceptOnlyFromServer && !c.fromServer(flow) && !c.ours(req) {
+		c.log.Debug("sip: request from outside the server flow dropped", "method", req.Method, "flow", flow)
 		return false
 	}
-	if max := ua.limits.MaxServerTransactions; max > 0 && req.Method != "ACK" {
-		if _, n := ua.layer.Len(); n >= max && !ua.layer.Matches(req) {
-			ua.log.Debug("sip: too many server transactions, answering 503", "method", req.Method, "max", max)
-			if err := ua.respondNow(nil, ua.overloadedResponse(req), flow); err != nil {
-				ua.log.Debug("sip: 503 not sent", "err", err)
+	if max := c.cfg.limits.MaxServerTransactions; max > 0 && req.Method != "ACK" {
+		if _, n := c.layer.Len(); n >= max && !c.layer.Matches(req) {
+			c.log.Debug("sip: too many server transactions, answering 503", "method", req.Method, "max", max)
+			if err := c.respondNow(nil, c.overloadedResponse(req), flow); err != nil {
+				c.log.Debug("sip: 503 not sent", "err", err)
 			}
 			return false
 		}
@@ -98,11 +98,11 @@ func (ua *UserAgent) admit(req *message.Request, flow transport.Flow) bool {
 // fromServer reports whether flow is the current connection to the
 // server: the same connection on a stream transport, the server's
 // address over UDP.
-func (ua *UserAgent) fromServer(flow transport.Flow) bool {
-	if ua.up == nil {
+func (c *core) fromServer(flow transport.Flow) bool {
+	if c.up == nil {
 		return false
 	}
-	f, ok := ua.up.Flow()
+	f, ok := c.up.Flow()
 	if !ok || f.Proto != flow.Proto {
 		return false
 	}
@@ -116,14 +116,14 @@ func (ua *UserAgent) fromServer(flow transport.Flow) bool {
 // has, which a scanner cannot guess: a dialog (an in-dialog request sent
 // straight to the Contact by a peer when the proxy did not record-route),
 // or a server transaction (a retransmission, a CANCEL).
-func (ua *UserAgent) ours(req *message.Request) bool {
-	if d, _ := ua.dialogs.MatchRequest(req); d != nil {
+func (c *core) ours(req *message.Request) bool {
+	if d, _ := c.dialogs.MatchRequest(req); d != nil {
 		return true
 	}
-	if req.Method == "CANCEL" && ua.layer.MatchCancel(req) != nil {
+	if req.Method == "CANCEL" && c.layer.MatchCancel(req) != nil {
 		return true
 	}
-	return ua.layer.Matches(req)
+	return c.layer.Matches(req)
 }
 
 // inviteOverCap reports whether a new incoming call would exceed

@@ -8,33 +8,40 @@ import (
 
 	"github.com/sipua/sip/internal/dialog"
 	"github.com/sipua/sip/internal/transaction"
+	"github.com/sipua/sip/message"
 	"github.com/sipua/sip/transport"
 )
 
-// core is the event loop of a UserAgent and the state it owns: the
-// transport, the transaction layer, the dialogs, the timers and the
-// requests under way. Everything in it is read and written on the loop
-// goroutine only (run), except the channels that feed the loop (post,
-// call) and what is set before the loop starts (log, tp, listenAddrs,
-// contactName). Its methods that carry messages (layerSend, routeSend,
-// respondNow, sendDirect in sendpath.go) never wait on the network: what
-// may wait runs on a background goroutine that posts its outcome back.
+// core is the event loop and the state it owns: the transport, the
+// transaction layer, the dialogs, the timers and the requests under way.
+// Everything in it is read and written on the loop goroutine only (run),
+// except the channels that feed the loop (post, call) and what is set
+// before the loop starts (log, cfg, tp, listenAddrs). Its methods that
+// carry messages (layerSend, routeSend, respondNow, sendDirect in
+// sendpath.go) never wait on the network: what may wait runs on a
+// background goroutine that posts its outcome back.
 //
-// The UserAgent embeds one core and adds the public face (options,
-// delegates, state listeners, callback lanes) and its usages (sessions,
-// registrations, subscriptions), which the loop owns too. Kept apart so
-// that one loop, transport and transaction layer can later serve several
-// UserAgents (accounts) sharing one stack.
+// One core serves one or more UserAgents (accounts): a UserAgent made
+// with NewUserAgent has a core of its own, those made with
+// Stack.NewUserAgent share their Stack's. The UserAgent points at its core
+// and adds the public face (options, delegates, state listeners, callback
+// lanes) and its usages (sessions, registrations, subscriptions), which
+// the loop owns too. Lookups by wire identity (client transactions,
+// dialogs and their usages, claims) are the core's, so that a response or
+// an in-dialog request finds its account; requests outside a dialog are
+// dispatched to an account by the core (stack.go).
 type core struct {
 	log *slog.Logger
+	cfg coreConfig
 
 	// The loop: events feeds it, quit ends it, loopDone closes when it
 	// has ended.
 	events   chan func()
 	quit     chan struct{}
 	loopDone chan struct{}
+	stopOnce sync.Once
 	// bg are the goroutines doing what the loop must not wait for
-	// (look-ups, dials); bgCtx ends when the UserAgent stops.
+	// (look-ups, dials); bgCtx ends when the core stops.
 	bg       sync.WaitGroup
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -44,12 +51,20 @@ type core struct {
 	up          *transport.Upstream
 	layer       *transaction.Layer
 	dialogs     *dialog.Set
-	auth        authorizer
 	timers      timers
 	outgoing    map[*transaction.Client]*outgoing
-	merged      map[mergeKey]*transaction.Server
+	merged      map[mergeKey]*transaction.Server // by request and account
+	mergedKeys  map[*transaction.Server]mergeKey
 	listenAddrs []listenAddr
-	contactName string
+	// usages are the dialogs' usages of every account, by dialog.
+	usages map[dialog.ID]usage
+	// claims may take a request with a To tag that matches no dialog
+	// yet (a NOTIFY before the 2xx to its SUBSCRIBE); true: taken.
+	claims map[any]func(tx *transaction.Server, req *message.Request) bool
+	// accounts are the UserAgents attached (see stack.go).
+	accounts accounts
+	// upNow: the server connection is up; wasUp: it has been up before.
+	upNow, wasUp bool
 }
 
 // post hands f to the event loop; it is dropped once the loop has ended.
@@ -128,13 +143,8 @@ func (c *core) run() {
 	}
 }
 
-// after runs f on the loop after d.
-func (c *core) after(d time.Duration, f func()) *timerEntry {
-	return c.timers.add(time.Now().Add(d), f)
-}
-
 // background runs f on a goroutine that Stop waits for; ctx ends when the
-// UserAgent stops.
+// core stops.
 func (c *core) background(f func(ctx context.Context)) {
 	c.bg.Go(func() { f(c.bgCtx) })
 }

@@ -487,3 +487,6 @@ func (s *IncomingSubscription) end() {
 	}
 	s.setState(SubscriptionTerminated)
 }
+
+// account is the UserAgent the IncomingSubscription belongs to.
+func (s *IncomingSubscription) account() *UserAgent { return s.ua }

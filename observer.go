@@ -2,9 +2,6 @@ package sip
 
 import (
 	"time"
-
-	"github.com/sipua/sip/internal/transaction"
-	"github.com/sipua/sip/transport"
 )
 
 // Observer receives the events a metrics package counts (see metrics/prom):
@@ -136,37 +133,6 @@ func (s *Session) obsReport(o *Observer, st SessionState) {
 		if o.CallEnded != nil {
 			o.CallEnded(ev)
 		}
-	}
-}
-
-// obsTransaction reports a transaction's end, or a retransmission.
-func (ua *UserAgent) obsTransaction(tx transaction.Transaction, retransmission bool) {
-	o := ua.opts.Observer
-	if o == nil {
-		return
-	}
-	f := o.TransactionEnded
-	if retransmission {
-		f = o.Retransmission
-	}
-	if f == nil {
-		return
-	}
-	_, client := tx.(*transaction.Client)
-	f(TransactionEvent{Method: tx.Request().Method, Client: client})
-}
-
-// obsUpstream reports the server connection's state.
-func (ua *UserAgent) obsUpstream(ev transport.StateEvent, reconnect bool) {
-	o := ua.opts.Observer
-	if o == nil || o.Connection == nil {
-		return
-	}
-	switch ev.State {
-	case transport.Connected:
-		o.Connection(ConnectionEvent{Server: ev.Server, Up: true, Reconnect: reconnect})
-	case transport.Disconnected:
-		o.Connection(ConnectionEvent{Server: ev.Server, Err: ev.Err})
 	}
 }
 

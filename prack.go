@@ -403,7 +403,7 @@ func (inv *Invitation) armRel(r *relProv) {
 	if at.After(r.giveUp) {
 		at = r.giveUp
 	}
-	r.timer = inv.ua.timers.add(at, func() {
+	r.timer = inv.ua.afterAt(at, func() {
 		if inv.x.rel != r || inv.ended {
 			return
 		}

@@ -112,7 +112,7 @@ func (ua *UserAgent) onFlowLost(err error) {
 		}
 		s.rec.interrupted = true
 		s.rec.deadline = time.Now().Add(ua.recoveryTimeout())
-		s.rec.timer = ua.timers.add(s.rec.deadline, func() {
+		s.rec.timer = ua.afterAt(s.rec.deadline, func() {
 			if s.rec.interrupted && !s.ended {
 				s.endLost(fmt.Errorf("%w: call not recovered within %v", ErrTimeout, ua.recoveryTimeout()), 0)
 			}

@@ -268,13 +268,6 @@ func (co *core) respondNow(tx transaction.Transaction, resp *message.Response, f
 	return err
 }
 
-// respondStateless answers a request that cannot enter a transaction.
-func (ua *UserAgent) respondStateless(req *message.Request, flow transport.Flow, code int, reason string) {
-	if err := ua.respondNow(nil, ua.newResponse(req, code, reason), flow); err != nil {
-		ua.log.Debug("sip: response not sent", "code", code, "err", err)
-	}
-}
-
 // sendDirect sends a request outside any transaction (an ACK to a 2xx).
 // Runs on the loop.
 func (co *core) sendDirect(req *message.Request) {

@@ -534,3 +534,6 @@ func (s *Session) sendBye(done func(error)) {
 		done(err)
 	}
 }
+
+// account is the UserAgent the Session belongs to.
+func (s *Session) account() *UserAgent { return s.ua }

@@ -665,12 +665,12 @@ func (s *Subscriber) terminate() {
 // NOTIFY is allowed. Runs on the loop.
 func (ua *UserAgent) hasSubscribers() bool {
 	for k := range ua.claims {
-		if _, ok := k.(*Subscriber); ok {
+		if s, ok := k.(*Subscriber); ok && s.ua == ua {
 			return true
 		}
 	}
 	for _, u := range ua.usages {
-		if _, ok := u.(*Subscriber); ok {
+		if s, ok := u.(*Subscriber); ok && s.ua == ua {
 			return true
 		}
 	}
@@ -747,3 +747,6 @@ func (n *Notification) answer(ctx context.Context, code int, reason string) erro
 	}
 	return err
 }
+
+// account is the UserAgent the Subscriber belongs to.
+func (s *Subscriber) account() *UserAgent { return s.ua }

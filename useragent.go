@@ -10,6 +10,12 @@
 // their work to it and wait for the result or for their context (an
 // error from the context wraps ErrCanceled and the context's error).
 //
+// Many accounts in one process share one loop: a Stack owns the sockets,
+// the server connection, the event loop and the transaction layer, and
+// the UserAgents made with Stack.NewUserAgent are accounts on it, each
+// with its own address, credentials, Contact, delegate and callback
+// lanes; goroutines and buffers then do not grow with the accounts.
+//
 // Application code never runs on the loop, nor while the package holds a
 // lock. Delegate callbacks, state listeners and the handler calls the
 // stack makes by itself (applying a remote answer, Close) run on callback
@@ -56,14 +62,12 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sipua/sip/digest"
-	"github.com/sipua/sip/internal/dialog"
 	"github.com/sipua/sip/internal/transaction"
 	"github.com/sipua/sip/media"
 	"github.com/sipua/sip/message"
@@ -249,6 +253,12 @@ type TransportOptions struct {
 	// DNS, when set, answers the RFC 3263 look-ups (SRV, A/AAAA) instead
 	// of net.DefaultResolver.
 	DNS transport.DNS
+	// WriteQueue is how many messages may wait to be written on one
+	// connection before a send fails at once with transport.ErrQueueFull
+	// (see transport.Config.WriteQueue). Default 1024 for a UserAgent;
+	// a Stack's default is DefaultStackWriteQueue, as its connection
+	// carries every account's messages.
+	WriteQueue int
 }
 
 // ServerOption is one server of TransportOptions.Servers.
@@ -322,13 +332,20 @@ const defaultUserAgentString = "sipua"
 
 // UserAgent is one SIP endpoint. Create it with NewUserAgent, then Start
 // it. All methods are safe for concurrent use.
+//
+// A UserAgent made with NewUserAgent has its own transport and event
+// loop; one made with Stack.NewUserAgent is an account on a Stack and
+// shares the Stack's (see Stack).
 type UserAgent struct {
-	// core is the event loop and what it owns (see core).
-	core
+	// core is the event loop and what it owns (see core): the
+	// UserAgent's own, or its Stack's.
+	*core
 
 	opts   UserAgentOptions
 	limits Limits
 	aor    message.URI
+	stack  *Stack // nil: a core of its own
+	log    *slog.Logger
 	cbq    callbackQueue // the UserAgent's own callback lane
 	lanes  lanes         // every callback lane of the UserAgent
 
@@ -337,32 +354,71 @@ type UserAgent struct {
 	listeners listeners[UserAgentState]
 	stopOnce  sync.Once
 	connected atomic.Bool
+	// phase: uaNew until Start, uaStarted, then uaStopped (for good).
+	phase atomic.Int32
+	// quit closes when the UserAgent stops (its core may go on serving
+	// other accounts).
+	quit chan struct{}
 	// recoveries are the goroutines moving calls to a new connection.
 	recoveries sync.WaitGroup
 
 	// Owned by the event loop, besides core: the UserAgent's usages.
+	contactName string
+	auth        authorizer
 	registerers map[*Registerer]struct{}
-	usages      map[dialog.ID]usage
 	sessions    map[*Session]struct{}
 	invitations map[*transaction.Server]*Invitation
-	// claims may take a request with a To tag that matches no dialog
-	// yet (a NOTIFY before the 2xx to its SUBSCRIBE); true: taken.
-	claims map[any]func(tx *transaction.Server, req *message.Request) bool
 	// unanswered are the incoming SUBSCRIBEs given to OnSubscribe and
 	// not answered yet (Stop answers them).
 	unanswered map[*IncomingSubscription]struct{}
 	wasUp      bool
 	// downReported: OnDisconnect was called for the current outage.
 	downReported bool
+	// lostFlow: the connection was up when the current Disconnected
+	// event came (between onDisconnected and afterDisconnected).
+	lostFlow bool
+	// detached: the UserAgent has left its core (Stop): what it left on
+	// the loop (timers, posted work, late responses) is dropped.
+	detached bool
 }
+
+const (
+	uaNew int32 = iota
+	uaStarted
+	uaStopped
+)
 
 type listenAddr struct {
 	proto transport.Proto
 	addr  netip.AddrPort
 }
 
-// NewUserAgent checks opts and returns a stopped UserAgent.
+// NewUserAgent checks opts and returns a stopped UserAgent with a
+// transport and event loop of its own.
 func NewUserAgent(opts UserAgentOptions) (*UserAgent, error) {
+	ua, err := newUserAgent(opts)
+	if err != nil {
+		return nil, err
+	}
+	if ua.opts.AcceptOnlyFromServer && ua.opts.Transport.Server == "" && len(ua.opts.Transport.Servers) == 0 {
+		return nil, fmt.Errorf("%w: AcceptOnlyFromServer needs Transport.Server or Servers", ErrBadOptions)
+	}
+	ua.core = newCore(coreConfig{
+		log:                  ua.log,
+		transport:            ua.opts.Transport,
+		timers:               ua.opts.Timers,
+		tracer:               ua.opts.Tracer,
+		observer:             ua.opts.Observer,
+		userAgentString:      ua.opts.UserAgentString,
+		acceptOnlyFromServer: ua.opts.AcceptOnlyFromServer,
+		limits:               ua.limits,
+	})
+	return ua, nil
+}
+
+// newUserAgent checks opts and fills in the defaults that do not depend
+// on the transport.
+func newUserAgent(opts UserAgentOptions) (*UserAgent, error) {
 	aor, err := message.ParseURI(opts.URI)
 	if err != nil {
 		return nil, fmt.Errorf("%w: URI: %w", ErrBadOptions, err)
@@ -380,14 +436,13 @@ func NewUserAgent(opts UserAgentOptions) (*UserAgent, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if opts.AcceptOnlyFromServer && opts.Transport.Server == "" && len(opts.Transport.Servers) == 0 {
-		return nil, fmt.Errorf("%w: AcceptOnlyFromServer needs Transport.Server or Servers", ErrBadOptions)
-	}
 	ua := &UserAgent{
-		opts:   opts,
-		limits: opts.Limits.norm(),
-		aor:    aor,
-		core:   core{log: log, contactName: opts.ContactName},
+		opts:        opts,
+		limits:      opts.Limits.norm(),
+		aor:         aor,
+		log:         log,
+		contactName: opts.ContactName,
+		quit:        make(chan struct{}),
 	}
 	if ua.contactName == "" {
 		ua.contactName = message.NewTag()
@@ -424,6 +479,75 @@ func (ua *UserAgent) setState(s UserAgentState) {
 	ua.listeners.notify(s, ua.cbq.push)
 }
 
+// post hands f to the event loop, to run unless the UserAgent has left
+// it by then.
+func (ua *UserAgent) post(f func()) {
+	ua.core.post(func() {
+		if !ua.detached {
+			f()
+		}
+	})
+}
+
+// call runs f on the event loop and waits for it, for ctx, or for the
+// UserAgent to stop. f does not run once the UserAgent has left the loop.
+func (ua *UserAgent) call(ctx context.Context, f func()) error {
+	if ua.phase.Load() == uaNew {
+		return ErrNotStarted
+	}
+	c := ua.core
+	done := make(chan struct{})
+	g := func() {
+		if ua.detached {
+			return
+		}
+		f()
+		close(done)
+	}
+	select {
+	case c.events <- g:
+	case <-ua.quit:
+		return ErrStopped
+	case <-c.quit:
+		return ErrStopped
+	case <-ctx.Done():
+		return canceled(ctx)
+	}
+	var err error
+	select {
+	case <-done:
+		return nil
+	case <-ua.quit:
+		err = ErrStopped
+	case <-c.quit:
+		err = ErrStopped
+	case <-ctx.Done():
+		err = canceled(ctx)
+	}
+	// f may have run although the stop or the context came first to
+	// this select: what it did counts.
+	select {
+	case <-done:
+		return nil
+	default:
+		return err
+	}
+}
+
+// after runs f on the loop after d, unless the UserAgent has left it.
+func (ua *UserAgent) after(d time.Duration, f func()) *timerEntry {
+	return ua.afterAt(time.Now().Add(d), f)
+}
+
+// afterAt runs f on the loop at t, unless the UserAgent has left it.
+func (ua *UserAgent) afterAt(t time.Time, f func()) *timerEntry {
+	return ua.timers.add(t, func() {
+		if !ua.detached {
+			f()
+		}
+	})
+}
+
 // Start starts the transport and the event loop. With a Server it waits
 // until the first connection is up or ctx ends; if ctx ends first, Start
 // returns an error wrapping ErrTransportClosed, ctx's error and the last
@@ -434,102 +558,62 @@ func (ua *UserAgent) setState(s UserAgentState) {
 // no outage to wait out: Start returns it at once and the UserAgent stops
 // trying. OnDisconnect reports the failure too, once per outage. A UserAgent starts
 // once; Start on a started or stopped one fails with ErrInvalidState.
+//
+// A UserAgent on a Stack (Stack.NewUserAgent) only attaches to the
+// Stack, which must be started: no socket, connection or goroutine is
+// made for it. OnConnect is called at once when the Stack's server
+// connection is up.
 func (ua *UserAgent) Start(ctx context.Context) error {
 	ua.mu.Lock()
-	if ua.state == Started || ua.events != nil {
+	select {
+	case <-ua.quit:
+		ua.mu.Unlock()
+		return fmt.Errorf("%w: stopped", ErrInvalidState)
+	default:
+	}
+	if ua.phase.Load() != uaNew {
 		ua.mu.Unlock()
 		return fmt.Errorf("%w: already started", ErrInvalidState)
 	}
-	ua.events = make(chan func(), 256)
-	ua.quit = make(chan struct{})
-	ua.loopDone = make(chan struct{})
 	ua.mu.Unlock()
-
-	ua.outgoing = map[*transaction.Client]*outgoing{}
-	ua.registerers = map[*Registerer]struct{}{}
-	ua.merged = map[mergeKey]*transaction.Server{}
-	ua.usages = map[dialog.ID]usage{}
-	ua.sessions = map[*Session]struct{}{}
-	ua.invitations = map[*transaction.Server]*Invitation{}
-	ua.claims = map[any]func(*transaction.Server, *message.Request) bool{}
-	ua.unanswered = map[*IncomingSubscription]struct{}{}
-	ua.dialogs = dialog.NewSet()
-	ua.bgCtx, ua.bgCancel = context.WithCancel(context.Background())
-	ua.auth = newAuthorizer(ua.opts)
-	ua.layer = transaction.NewLayer(transaction.Config{T1: ua.opts.Timers.T1, T2: ua.opts.Timers.T2, T4: ua.opts.Timers.T4},
-		transaction.Callbacks{
-			Send:       ua.layerSend,
-			Request:    ua.onRequest,
-			Response:   ua.onResponse,
-			Failed:     ua.onFailed,
-			Terminated: ua.onTerminated,
-			Retransmit: func(tx transaction.Transaction) { ua.obsTransaction(tx, true) },
-		})
-	to := ua.opts.Transport
-	ua.tp = transport.New(transport.Config{
-		OnMessages:      ua.receiveBatch,
-		OnUnreachable:   func(f transport.Flow, err error) { ua.post(func() { ua.failOnFlow(f, err) }) },
-		Logger:          ua.opts.Logger,
-		Tracer:          ua.opts.Tracer,
-		TLSConfig:       to.TLSConfig,
-		ServerTLSConfig: to.ServerTLSConfig,
-		Keepalive:       transport.Keepalive{Interval: to.KeepaliveInterval, Timeout: to.KeepaliveTimeout},
-		ListenPacket:    to.ListenPacket,
-		DialContext:     to.DialContext,
-		DNS:             to.DNS,
-		Limits:          to.MessageLimits,
-		MaxConns:        to.MaxConns,
-		ReadTimeout:     to.ReadTimeout,
-		IdleTimeout:     to.IdleTimeout,
-	})
+	if ua.stack != nil {
+		return ua.stack.attach(ctx, ua)
+	}
 	// Before the event loop runs, a failure leaves the UserAgent as if
 	// never started, so that Stop returns at once instead of waiting for
 	// a loop that does not exist.
-	notStarted := func(err error) error {
-		ua.tp.Close()
-		ua.mu.Lock()
-		ua.events = nil
-		ua.mu.Unlock()
+	if err := ua.core.start(ctx); err != nil {
 		return err
 	}
-	for _, l := range to.Listen {
-		proto, hostport, err := parseListen(l)
-		if err != nil {
-			return notStarted(err)
-		}
-		addr, err := ua.tp.Listen(ctx, proto, hostport)
-		if err != nil {
-			return notStarted(fmt.Errorf("%w: listen %s: %w", ErrTransportClosed, l, err))
-		}
-		ua.listenAddrs = append(ua.listenAddrs, listenAddr{proto, addr})
+	if !ua.phase.CompareAndSwap(uaNew, uaStarted) {
+		ua.core.stop()
+		return fmt.Errorf("%w: already started", ErrInvalidState)
 	}
-	servers := to.Servers
-	if len(servers) == 0 && to.Server != "" {
-		servers = []ServerOption{{Address: to.Server}}
-	}
-	go ua.run()
+	ua.init()
+	_ = ua.call(context.Background(), func() { ua.accounts.add(ua) })
 	ua.setState(Started)
-	if len(servers) == 0 {
+	up, err := ua.core.connect()
+	if err != nil {
+		ua.shutdown()
+		return err
+	}
+	if up == nil {
 		ua.connected.Store(true)
 		return nil
 	}
-	cfg := transport.UpstreamConfig{
-		Backoff: transport.Backoff{Min: to.ReconnectMin, Max: to.ReconnectMax, MaxAttempts: to.ReconnectAttempts},
-		OnState: func(ev transport.StateEvent) { ua.post(func() { ua.onUpstream(ev) }) },
-	}
-	for _, s := range servers {
-		cfg.Servers = append(cfg.Servers, transport.Server{Addr: s.Address, Priority: s.Priority, Weight: s.Weight})
-	}
-	up, err := ua.tp.Connect(cfg)
-	if err != nil {
-		ua.shutdown()
-		return fmt.Errorf("%w: %w", ErrBadOptions, err)
-	}
-	ua.call(context.Background(), func() { ua.up = up })
 	if _, err := up.WaitConnected(ctx); err != nil {
 		return fmt.Errorf("%w: %w", ErrTransportClosed, err)
 	}
 	return nil
+}
+
+// init makes the UserAgent's own maps, before it joins a loop.
+func (ua *UserAgent) init() {
+	ua.registerers = map[*Registerer]struct{}{}
+	ua.sessions = map[*Session]struct{}{}
+	ua.invitations = map[*transaction.Server]*Invitation{}
+	ua.unanswered = map[*IncomingSubscription]struct{}{}
+	ua.auth = newAuthorizer(ua.opts)
 }
 
 func parseListen(s string) (transport.Proto, string, error) {
@@ -557,21 +641,34 @@ func parseListen(s string) (transport.Proto, string, error) {
 // callback has returned; no goroutine is left. Stop may be called from a
 // callback: the lane it runs on is then not waited for. Stop is
 // idempotent.
+//
+// A UserAgent on a Stack ends only its own calls, subscriptions and
+// registrations and leaves the Stack; the Stack and its other accounts go
+// on undisturbed.
 func (ua *UserAgent) Stop(ctx context.Context) error {
 	// A callback may call Stop: its own lane is not waited for.
 	defer ua.lanes.enterStop()()
-	ua.mu.Lock()
-	started := ua.events != nil
-	ua.mu.Unlock()
-	if !started {
+	if ua.phase.Load() == uaNew {
+		// Never started: it stays so (calls fail with ErrNotStarted),
+		// and cannot start any more.
+		ua.mu.Lock()
+		select {
+		case <-ua.quit:
+		default:
+			close(ua.quit)
+		}
+		ua.mu.Unlock()
 		ua.stopOnce.Do(func() {})
+		if ua.stack != nil {
+			ua.stack.forget(ua)
+		}
 		return nil
 	}
 	var regs []*Registerer
 	var subs []*Subscriber
 	var incoming []*IncomingSubscription
 	var sessions []*Session
-	ua.call(ctx, func() {
+	_ = ua.call(ctx, func() {
 		for s := range ua.sessions {
 			sessions = append(sessions, s)
 		}
@@ -579,6 +676,9 @@ func (ua *UserAgent) Stop(ctx context.Context) error {
 			regs = append(regs, r)
 		}
 		for _, u := range ua.usages {
+			if u.account() != ua {
+				continue
+			}
 			switch s := u.(type) {
 			case *Subscriber:
 				subs = append(subs, s)
@@ -614,23 +714,47 @@ func (ua *UserAgent) Stop(ctx context.Context) error {
 
 func (ua *UserAgent) shutdown() {
 	ua.stopOnce.Do(func() {
-		ua.call(context.Background(), func() {
+		_ = ua.call(context.Background(), func() {
 			// Every call ends here: those Stop could not end gracefully
 			// in time end with EndStopped.
 			for s := range ua.sessions {
 				s.stopped()
 			}
 			ua.endUsages()
-			if ua.up != nil {
-				_ = ua.up.Close()
+			if ua.stack != nil {
+				// The loop goes on for the other accounts: what is left
+				// of this one's requests (unanswered by now) ends here.
+				var left []*transaction.Client
+				for tx, o := range ua.outgoing {
+					if o.ua == ua {
+						left = append(left, tx)
+					}
+				}
+				for _, tx := range left {
+					ua.layer.Abandon(tx)
+				}
+				// Requests to it still unanswered (a callback that
+				// stopped it without answering) are answered here, so
+				// that their transactions end.
+				ua.layer.Unanswered(func(tx *transaction.Server) {
+					if req := tx.Request(); req.Method != "ACK" && ua.accountFor(req) == ua {
+						ua.reply(tx, 480, "", nil)
+					}
+				})
 			}
+			ua.accounts.remove(ua)
+			ua.detached = true
 		})
+		ua.mu.Lock()
+		ua.phase.Store(uaStopped)
 		close(ua.quit)
-		<-ua.loopDone
+		ua.mu.Unlock()
+		if ua.stack == nil {
+			ua.core.stop()
+		} else {
+			ua.stack.forget(ua)
+		}
 		ua.recoveries.Wait()
-		ua.bgCancel()
-		_ = ua.tp.Close()
-		ua.bg.Wait()
 		ua.connected.Store(false)
 		ua.setState(Stopped)
 		ua.lanes.wait()
@@ -646,6 +770,9 @@ func (ua *UserAgent) endUsages() {
 	var subs []*Subscriber
 	var incoming []*IncomingSubscription
 	for _, u := range ua.usages {
+		if u.account() != ua {
+			continue
+		}
 		switch s := u.(type) {
 		case *Subscriber:
 			subs = append(subs, s)
@@ -654,7 +781,7 @@ func (ua *UserAgent) endUsages() {
 		}
 	}
 	for k := range ua.claims {
-		if s, ok := k.(*Subscriber); ok {
+		if s, ok := k.(*Subscriber); ok && s.ua == ua {
 			subs = append(subs, s) // its first SUBSCRIBE is unanswered
 		}
 	}
@@ -695,6 +822,8 @@ func (ua *UserAgent) endUsages() {
 // once, as SIP.js's reconnect(); registrations are renewed on the new
 // connection by themselves. It waits until the new connection is up or
 // ctx ends; the error then wraps the last connection attempt's error.
+// On a Stack, the connection is the Stack's: every account on it
+// reconnects and renews its registrations.
 func (ua *UserAgent) Reconnect(ctx context.Context) error {
 	var up *transport.Upstream
 	if err := ua.call(ctx, func() { up = ua.up }); err != nil {
@@ -710,125 +839,54 @@ func (ua *UserAgent) Reconnect(ctx context.Context) error {
 	return nil
 }
 
-// onUpstream follows the server connection.
-func (ua *UserAgent) onUpstream(ev transport.StateEvent) {
-	ua.obsUpstream(ev, ua.wasUp)
-	switch ev.State {
-	case transport.Connected:
-		ua.connected.Store(true)
-		ua.downReported = false
-		if d := ua.opts.Delegate.OnConnect; d != nil {
-			ua.cbq.push(d)
-		}
-		if ua.wasUp {
-			// A new flow: registrations are renewed on it, then the calls
-			// are moved to it.
+// onConnected follows the server connection coming up; a new
+// connection's re-registration starts after delay. Runs on the loop.
+func (ua *UserAgent) onConnected(delay time.Duration) {
+	ua.connected.Store(true)
+	ua.downReported = false
+	if d := ua.opts.Delegate.OnConnect; d != nil {
+		ua.cbq.push(d)
+	}
+	if ua.wasUp {
+		// A new flow: registrations are renewed on it, then the calls
+		// are moved to it.
+		if delay > 0 {
+			ua.after(delay, func() { ua.reregister(ua.onFlowRestored) })
+		} else {
 			ua.reregister(ua.onFlowRestored)
 		}
-		ua.wasUp = true
-	case transport.Disconnected:
-		was := ua.connected.Swap(false)
-		// An outage is reported once: when a connection is lost, or when
-		// the first attempts fail (the first connection, or the next one
-		// after Reconnect), and again when the Upstream gives up.
-		closed := errors.Is(ev.Err, transport.ErrClosed)
-		report := was || (!closed && !ua.downReported) || errors.Is(ev.Err, transport.ErrGaveUp)
-		if report {
-			ua.downReported = true
-			if d := ua.opts.Delegate.OnDisconnect; d != nil {
-				err := ev.Err
-				ua.cbq.push(func() { d(err) })
-			}
-		}
-		if was && ev.Flow.Proto.Stream() && !closed {
-			ua.failOnFlow(ev.Flow, fmt.Errorf("%w: connection to the server %v lost: %w", transport.ErrNoConnection, ev.Flow, ev.Err))
-		}
-		if (was && !closed) || errors.Is(ev.Err, transport.ErrGaveUp) {
-			ua.onFlowLost(ev.Err) // not when the UserAgent closes it (Stop)
+	}
+	ua.wasUp = true
+}
+
+// onDisconnected reports the loss of the server connection (or a failure
+// to connect). Runs on the loop.
+func (ua *UserAgent) onDisconnected(ev transport.StateEvent) {
+	was := ua.connected.Swap(false)
+	ua.lostFlow = was
+	// An outage is reported once: when a connection is lost, or when
+	// the first attempts fail (the first connection, or the next one
+	// after Reconnect), and again when the Upstream gives up.
+	closed := errors.Is(ev.Err, transport.ErrClosed)
+	report := was || (!closed && !ua.downReported) || errors.Is(ev.Err, transport.ErrGaveUp)
+	if report {
+		ua.downReported = true
+		if d := ua.opts.Delegate.OnDisconnect; d != nil {
+			err := ev.Err
+			ua.cbq.push(func() { d(err) })
 		}
 	}
 }
 
-// failOnFlow fails with err the client transactions whose requests went
-// out on flow f: a connection that is gone (their responses cannot come
-// back on another one), or a UDP peer that ICMP reports unreachable (RFC
-// 3261 §18.4). A UDP peer is given up only when it still refuses after
-// icmpGrace: one that is (re)starting gets the retransmissions. Runs on
-// the loop.
-func (ua *UserAgent) failOnFlow(f transport.Flow, err error) {
-	now := time.Now()
-	var lost []*transaction.Client
-	for tx := range ua.outgoing {
-		rt, ok := tx.Dest().(*route)
-		if !ok || rt.flow != f {
-			continue
-		}
-		if f.Proto == transport.UDP {
-			if rt.refusedSince.IsZero() {
-				rt.refusedSince = now
-			}
-			if now.Sub(rt.refusedSince) < ua.icmpGrace() {
-				continue
-			}
-		}
-		lost = append(lost, tx)
+// afterDisconnected starts moving the calls when the connection was lost
+// (not when the core closed it), after the transactions on it failed.
+// Runs on the loop.
+func (ua *UserAgent) afterDisconnected(ev transport.StateEvent) {
+	closed := errors.Is(ev.Err, transport.ErrClosed)
+	if (ua.lostFlow && !closed) || errors.Is(ev.Err, transport.ErrGaveUp) {
+		ua.onFlowLost(ev.Err)
 	}
-	for _, tx := range lost {
-		ua.layer.TransportError(tx, err, now)
-	}
-}
-
-// icmpGrace is how long a UDP destination may refuse (ICMP port
-// unreachable) before the requests to it fail: 2·T1, so that the refusal
-// of the third transmission (at 3·T1) fails them, with room for late
-// timers.
-func (ua *UserAgent) icmpGrace() time.Duration {
-	t1 := ua.opts.Timers.T1
-	if t1 <= 0 {
-		t1 = 500 * time.Millisecond
-	}
-	return 2 * t1
-}
-
-// receiveBatch takes the messages of one transport read onto the loop as
-// one event; the UDP answers they cause leave together (Transport.Batch).
-func (ua *UserAgent) receiveBatch(ins []transport.Incoming) {
-	b := slices.Clone(ins)
-	ua.post(func() {
-		ua.tp.Batch(func() {
-			for _, in := range b {
-				ua.receive(in)
-			}
-		})
-	})
-}
-
-// receive takes a message from the transport.
-func (ua *UserAgent) receive(in transport.Incoming) {
-	req, _ := in.Msg.(*message.Request)
-	var pe *message.ParseError
-	if in.Err != nil && errors.As(in.Err, &pe) {
-		req, _ = pe.Message.(*message.Request)
-	}
-	if !ua.admit(req, in.Flow) {
-		return
-	}
-	if in.Err != nil {
-		if pe != nil {
-			if req, ok := pe.Message.(*message.Request); ok && req.Method != "ACK" && req.Header.Has("Via") {
-				ua.respondStateless(req, in.Flow, pe.Status, "")
-			}
-		}
-		return
-	}
-	if err := in.Msg.Validate(); err != nil {
-		if req, ok := in.Msg.(*message.Request); ok && req.Method != "ACK" {
-			ua.respondStateless(req, in.Flow, message.StatusCode(err), "")
-		}
-		ua.log.Debug("sip: invalid message dropped", "err", err, "flow", in.Flow)
-		return
-	}
-	ua.layer.Receive(in.Msg, in.Flow, in.Flow.Proto.Stream(), time.Now())
+	ua.lostFlow = false
 }
 
 // newResponse builds a response with the UserAgent's Server header.

@@ -11,8 +11,12 @@
 // SIPUA_MEDIA_IP, SIPUA_CA). With -listen it also takes calls sent
 // straight to a local address (e.g. from a load balancer such as
 // Kamailio's dispatcher: see examples/cluster); with -metrics ADDR it
-// serves Prometheus metrics on http://ADDR/metrics (metrics/prom). Exit codes: 0 after SIGINT/SIGTERM, 1 other
-// failures, 2 wrong flags, 3 server unreachable, 4 authentication failed.
+// serves Prometheus metrics on http://ADDR/metrics (metrics/prom). With
+// -account user:password (repeatable) or -accounts FILE (one user:password
+// a line) it answers on several accounts from one process, sharing one
+// socket or connection (a sip.Stack). Exit codes: 0 after SIGINT/SIGTERM,
+// 1 other failures, 2 wrong flags, 3 server unreachable, 4 authentication
+// failed.
 package main
 
 import (
@@ -85,6 +89,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cli.ExitUsage
 	}
 	fmt.Fprintf(stdout, "bot: %s via %s, %s media\n", cfg.URI, cfg.Server, cfg.Media)
+	if len(cfg.Accounts) > 0 {
+		fmt.Fprintf(stdout, "bot: %d more accounts on the same stack\n", len(cfg.Accounts))
+	}
 	// Connecting and registering must succeed within -timeout.
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -129,6 +136,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (cfg bot
 	maxDur := fs.Duration("max-duration", botcore.DefaultMaxCallDuration, "longest call; the bot hangs up then")
 	noReg := fs.Bool("no-register", false, "do not register")
 	verbose := fs.Bool("v", false, "log the SIP stack's debug records to stderr")
+	var more accountFlags
+	fs.Var(&more, "account", "one more account, user:password (user or user@domain); repeatable: all share one socket/connection")
+	accountsFile := fs.String("accounts", "", "file of more accounts, one user:password a line (# comments)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: bot -server HOST[:PORT] -user NAME [-password PW] [flags]\n\n"+
 			"Answers calls, plays a prompt, prints DTMF digits, echoes the caller's audio.\n"+
@@ -144,6 +154,16 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (cfg bot
 	if fs.NArg() > 0 {
 		return botcore.Config{}, acct, "", fmt.Errorf("%w: unexpected arguments %q", cli.ErrUsage, fs.Args())
 	}
+	if *accountsFile != "" {
+		if err := more.readFile(*accountsFile); err != nil {
+			return botcore.Config{}, acct, "", err
+		}
+	}
+	if len(more) > 0 && acct.User == "" {
+		// The first account stands for -user and -password.
+		acct.User, acct.Password = more[0].user, more[0].password
+		more = more[1:]
+	}
 	if err := acct.Check(); err != nil {
 		return botcore.Config{}, acct, "", err
 	}
@@ -157,6 +177,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (cfg bot
 		NoRegister: *noReg, Media: botcore.MediaKind(acct.Media),
 		RTP: acct.RTPConfig(), WebRTC: acct.WebRTCConfig(),
 		MaxCalls: *maxCalls, MaxCallDuration: *maxDur,
+	}
+	for _, m := range more {
+		cfg.Accounts = append(cfg.Accounts, botcore.Account{URI: m.aor(acct), Password: m.password})
 	}
 	if *listen != "" {
 		cfg.Listen = strings.Split(*listen, ",")
@@ -200,4 +223,53 @@ func serveMetrics(addr string, cfg *botcore.Config) (stop func(), bound string, 
 		srv.Close()
 		<-done
 	}, l.Addr().String(), nil
+}
+
+// accountFlag is one account of -account or -accounts.
+type accountFlag struct{ user, password string }
+
+// aor returns the account's address of record: user@domain as given, or
+// the user in acct's domain.
+func (a accountFlag) aor(acct *cli.Account) string {
+	if strings.Contains(a.user, "@") {
+		return "sip:" + a.user
+	}
+	c := *acct
+	c.User = a.user
+	return c.AOR()
+}
+
+// accountFlags is the repeatable -account flag.
+type accountFlags []accountFlag
+
+func (f *accountFlags) String() string { return fmt.Sprint(len(*f), " accounts") }
+
+// Set takes "user:password" (the password may contain colons).
+func (f *accountFlags) Set(v string) error {
+	user, pw, _ := strings.Cut(v, ":")
+	user = strings.TrimPrefix(strings.TrimSpace(user), "sip:")
+	if user == "" || strings.ContainsAny(user, " \t;<>") {
+		return fmt.Errorf("account %q: want user:password", v)
+	}
+	*f = append(*f, accountFlag{user: user, password: pw})
+	return nil
+}
+
+// readFile adds the accounts of a file: one user:password a line; blank
+// lines and lines starting with # are skipped.
+func (f *accountFlags) readFile(name string) error {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return fmt.Errorf("%w: -accounts: %w", cli.ErrUsage, err)
+	}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if err := f.Set(line); err != nil {
+			return fmt.Errorf("%w: -accounts %s line %d: %w", cli.ErrUsage, name, i+1, err)
+		}
+	}
+	return nil
 }

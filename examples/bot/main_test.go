@@ -93,3 +93,40 @@ func TestRunsUntilSignal(t *testing.T) {
 	assert.Empty(t, srv.Bindings("bot"))
 	_ = os.Remove(prompt)
 }
+
+// TestSeveralAccountsFlags: -account and -accounts add accounts served
+// from the same process; all register, and all unregister at the end.
+func TestSeveralAccountsFlags(t *testing.T) {
+	srv, err := sipserver.New(sipserver.Options{
+		Users:  map[string]string{"bot": "b", "sales": "s:1", "support": "x", "hr": "h"},
+		Listen: []string{"udp://127.0.0.1:0"},
+	})
+	require.NoError(t, err)
+	require.NoError(t, srv.Start(context.Background()))
+	defer srv.Close()
+	file := filepath.Join(t.TempDir(), "accounts")
+	require.NoError(t, os.WriteFile(file, []byte("# more accounts\nsupport:x\n\nhr@sipua.test:h\n"), 0o600))
+	var out, errb syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"-server", srv.Addr("udp").String(), "-domain", "sipua.test", "-user", "bot", "-password", "b",
+			"-account", "sales:s:1", "-accounts", file, "-media-ip", "127.0.0.1"}, noEnv, &out, &errb)
+	}()
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "ready for calls") }, 10*time.Second, 10*time.Millisecond, errb.String())
+	for _, u := range []string{"bot", "sales", "support", "hr"} {
+		assert.Len(t, srv.Bindings(u), 1, u)
+	}
+	cancel()
+	assert.Equal(t, cli.ExitOK, <-done, errb.String())
+	for _, u := range []string{"bot", "sales", "support", "hr"} {
+		assert.Empty(t, srv.Bindings(u), u)
+	}
+
+	// Without -user, the first account stands for it; a wrong password
+	// of any account is an authentication failure.
+	code := run(context.Background(), []string{"-server", srv.Addr("udp").String(), "-domain", "sipua.test",
+		"-account", "bot:b", "-account", "sales:wrong", "-timeout", "5s"}, noEnv, &out, &errb)
+	assert.Equal(t, cli.ExitAuth, code, errb.String())
+	assert.Equal(t, cli.ExitUsage, run(context.Background(), []string{"-server", "x", "-accounts", "/no/such/file"}, noEnv, &out, &errb))
+}

@@ -378,6 +378,33 @@ func (l *Layer) run(tx Transaction, out []Action, now time.Time) {
 	}
 }
 
+// Unanswered calls f for each server transaction that has sent no final
+// response yet (Trying or Proceeding). f may respond.
+func (l *Layer) Unanswered(f func(*Server)) {
+	var list []*Server
+	for _, s := range l.servers {
+		if st := s.State(); st == Trying || st == Proceeding {
+			list = append(list, s)
+		}
+	}
+	for _, s := range list {
+		f(s)
+	}
+}
+
+// Abandon ends tx at once, without sending anything more or reporting a
+// failure: its owner is gone (a UserAgent that left a shared stack).
+// Terminated is called. Nothing happens if tx has ended.
+func (l *Layer) Abandon(tx Transaction) {
+	if tx == nil || !tx.slot().live {
+		return
+	}
+	l.remove(tx)
+	if l.cb.Terminated != nil {
+		l.cb.Terminated(tx)
+	}
+}
+
 func (l *Layer) remove(tx Transaction) {
 	e := tx.slot()
 	if !e.live {

@@ -279,3 +279,35 @@ func TestLayerManyTimers(t *testing.T) {
 	assert.Equal(t, n/2*10, sends, "unreliable ones retransmit 10 times before Timer F")
 	assert.Equal(t, t0.Add(32*time.Second+(n-1)*time.Millisecond), now)
 }
+
+// TestLayerAbandonAndUnanswered: Abandon ends a transaction at once
+// without sending or failing; Unanswered lists the server transactions
+// without a final response.
+func TestLayerAbandonAndUnanswered(t *testing.T) {
+	rec := &recorder{}
+	l := NewLayer(Config{}, rec.callbacks())
+	c, err := l.Request(newReq(t, "OPTIONS", "z9hG4bKa1"), "proxy", false, t0)
+	require.NoError(t, err)
+	rec.take()
+	l.Abandon(c)
+	assert.Equal(t, []string{"terminated OPTIONS"}, rec.take())
+	l.Abandon(c) // once only
+	l.Tick(t0.Add(time.Minute))
+	assert.Empty(t, rec.take(), "no retransmission, no failure after Abandon")
+
+	msg := newReq(t, "MESSAGE", "z9hG4bKm1")
+	opt := newReq(t, "OPTIONS", "z9hG4bKo1")
+	l.Receive(msg, "alice", false, t0)
+	l.Receive(opt, "alice", false, t0)
+	require.Len(t, rec.servers, 2)
+	require.NoError(t, l.Respond(rec.servers[1], respTo(opt, 200), t0))
+	rec.take()
+	var got []string
+	l.Unanswered(func(s *Server) {
+		got = append(got, s.Request().Method)
+		require.NoError(t, l.Respond(s, respTo(s.Request(), 480), t0))
+	})
+	assert.Equal(t, []string{"MESSAGE"}, got)
+	assert.Equal(t, []string{"send 480 to alice"}, rec.take())
+	l.Unanswered(func(s *Server) { t.Errorf("%s still unanswered", s.Request().Method) })
+}

@@ -16,6 +16,10 @@
 //	if err != nil { … }
 //	err = b.Run(ctx) // registers, answers calls, and on ctx's end hangs up and unregisters
 //
+// With Config.Accounts the bot answers on several accounts from one
+// process: they share one sip.Stack (one socket or server connection, one
+// event loop), each registered with its own credentials.
+//
 // A program that has a UserAgent of its own can hand incoming calls to
 // Bot.Handle instead, with Bot.MediaFactory as the UserAgent's
 // MediaFactory.
@@ -92,6 +96,11 @@ type Config struct {
 	// NoRegister keeps Run from registering (a bot reached through
 	// Listen, or registered by other means).
 	NoRegister bool
+	// Accounts are more accounts the bot answers on, besides URI. When
+	// there are any, Run serves them all on one sip.Stack: one socket or
+	// connection to Server, one event loop; each account registers with
+	// its own credentials, and its calls' events name it (Event.Account).
+	Accounts []Account
 
 	// Media selects the media handler. Empty: RTP.
 	Media MediaKind
@@ -136,6 +145,19 @@ type Config struct {
 	// collect them and return.
 	OnEvent func(Event)
 }
+
+// Account is one more account of Config.Accounts.
+type Account struct {
+	// URI is the account's address of record, e.g. "sip:sales@example.com".
+	URI string
+	// AuthorizationUsername (default: URI's user) and Password are its
+	// digest credentials.
+	AuthorizationUsername string
+	Password              string
+}
+
+// registerWorkers bounds the accounts registered or unregistered at once.
+const registerWorkers = 32
 
 // EventKind says what an Event reports.
 type EventKind int
@@ -186,6 +208,9 @@ type Event struct {
 	CallID string
 	// From is the caller's address.
 	From string
+	// Account is the address of record the call came to, when the bot
+	// serves several (Config.Accounts); empty otherwise.
+	Account string
 	// Digits are the digit or digits of EventDigit and EventDigits.
 	Digits string
 	// Reason is why a call ended (EventEnded).
@@ -207,6 +232,9 @@ func (e Event) String() string {
 	case EventUnregistered:
 		return "bot: stopped taking calls"
 	case EventIncoming:
+		if e.Account != "" {
+			return fmt.Sprintf("%sincoming from %s to %s (Call-ID %s)", who, e.From, e.Account, e.CallID)
+		}
 		return fmt.Sprintf("%sincoming from %s (Call-ID %s)", who, e.From, e.CallID)
 	case EventBusy:
 		return fmt.Sprintf("%sbusy: refused the call from %s with 486", who, e.From)
@@ -271,6 +299,11 @@ func New(cfg Config) (*Bot, error) {
 	if _, err := message.ParseURI(cfg.URI); err != nil {
 		return nil, fmt.Errorf("%w: URI %q: %w", ErrConfig, cfg.URI, err)
 	}
+	for _, a := range cfg.Accounts {
+		if _, err := message.ParseURI(a.URI); err != nil {
+			return nil, fmt.Errorf("%w: account URI %q: %w", ErrConfig, a.URI, err)
+		}
+	}
 	switch {
 	case cfg.MaxCalls < 0:
 		return nil, fmt.Errorf("%w: negative MaxCalls", ErrConfig)
@@ -329,6 +362,9 @@ func (b *Bot) Ready() <-chan struct{} { return b.ready }
 // sip.ErrTransportClosed, sip.ErrTimeout or sip.ErrCanceled when the
 // server cannot be reached before ctx ends.
 func (b *Bot) Run(ctx context.Context) error {
+	if len(b.cfg.Accounts) > 0 {
+		return b.runStack(ctx)
+	}
 	ua, err := sip.NewUserAgent(sip.UserAgentOptions{
 		URI:                   b.cfg.URI,
 		AuthorizationUsername: b.cfg.AuthorizationUsername,
@@ -384,6 +420,107 @@ func (b *Bot) Run(ctx context.Context) error {
 	}
 	b.emit(Event{Kind: EventUnregistered})
 	return nil
+}
+
+// runStack is Run for several accounts: one sip.Stack, a UserAgent on it
+// per account.
+func (b *Bot) runStack(ctx context.Context) error {
+	stack, err := sip.NewStack(sip.StackOptions{
+		Transport: sip.TransportOptions{
+			Server:    b.cfg.Server,
+			Listen:    b.cfg.Listen,
+			TLSConfig: b.cfg.TLSConfig,
+		},
+		UserAgentString: b.cfg.UserAgentString,
+		Logger:          b.cfg.Logger,
+		Tracer:          b.cfg.Tracer,
+		Observer:        b.cfg.Observer,
+	})
+	if err != nil {
+		return fmt.Errorf("botcore: %w", err)
+	}
+	defer b.events.wait()
+	// Stop also when Start fails (see Run): every account with it.
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = stack.Stop(stopCtx)
+	}()
+	if err := stack.Start(ctx); err != nil {
+		return fmt.Errorf("botcore: start: %w", err)
+	}
+	accounts := append([]Account{{URI: b.cfg.URI, AuthorizationUsername: b.cfg.AuthorizationUsername, Password: b.cfg.Password}}, b.cfg.Accounts...)
+	regs := make([]*sip.Registerer, len(accounts))
+	for i, a := range accounts {
+		ua, err := stack.NewUserAgent(sip.UserAgentOptions{
+			URI:                   a.URI,
+			AuthorizationUsername: a.AuthorizationUsername,
+			AuthorizationPassword: a.Password,
+			UserAgentString:       b.cfg.UserAgentString,
+			MediaFactory:          b.factory,
+			Delegate:              sip.UserAgentDelegate{OnInvite: func(inv *sip.Invitation) { b.handle(inv, a.URI) }},
+		})
+		if err != nil {
+			return fmt.Errorf("botcore: account %s: %w", a.URI, err)
+		}
+		if err := ua.Start(ctx); err != nil {
+			return fmt.Errorf("botcore: start %s: %w", a.URI, err)
+		}
+		if !b.cfg.NoRegister {
+			if regs[i], err = sip.NewRegisterer(ua, sip.RegistererOptions{}); err != nil {
+				return fmt.Errorf("botcore: %w", err)
+			}
+		}
+	}
+	if !b.cfg.NoRegister {
+		err := eachAccount(regs, func(i int, r *sip.Registerer) error {
+			if err := r.Register(ctx, sip.RegisterOptions{}); err != nil {
+				return fmt.Errorf("botcore: register %s: %w", accounts[i].URI, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	b.readyMu.Do(func() { close(b.ready) })
+	b.emit(Event{Kind: EventRegistered})
+	<-ctx.Done()
+
+	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b.Close(stopCtx)
+	if !b.cfg.NoRegister {
+		_ = eachAccount(regs, func(i int, r *sip.Registerer) error {
+			if err := r.Unregister(stopCtx, sip.UnregisterOptions{}); err != nil {
+				b.log.Warn("unregister failed", "account", accounts[i].URI, "err", err)
+			}
+			return nil
+		})
+	}
+	b.emit(Event{Kind: EventUnregistered})
+	return nil
+}
+
+// eachAccount runs f for every registerer, registerWorkers at a time, and
+// returns the first error.
+func eachAccount(regs []*sip.Registerer, f func(int, *sip.Registerer) error) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(regs))
+	work := make(chan int)
+	for range min(registerWorkers, len(regs)) {
+		wg.Go(func() {
+			for i := range work {
+				errs[i] = f(i, regs[i])
+			}
+		})
+	}
+	for i := range regs {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // Close refuses new calls (486), hangs up those in progress and waits
@@ -443,7 +580,10 @@ func (b *Bot) Calls() []CallStatus {
 // it on a goroutine of its own; it returns at once. It is the OnInvite
 // of Run's UserAgent; a UserAgent of the application's whose
 // MediaFactory is b.MediaFactory() may call it too.
-func (b *Bot) Handle(inv *sip.Invitation) {
+func (b *Bot) Handle(inv *sip.Invitation) { b.handle(inv, "") }
+
+// handle is Handle for a call to account ("" when the bot has one).
+func (b *Bot) handle(inv *sip.Invitation, account string) {
 	from := inv.Request.Header.Get("From")
 	if a, err := inv.Request.Header.From(); err == nil {
 		from = a.URI.String()
@@ -453,11 +593,11 @@ func (b *Bot) Handle(inv *sip.Invitation) {
 	if b.closing || len(b.calls) >= b.cfg.MaxCalls {
 		b.mu.Unlock()
 		_ = inv.Reject(context.Background(), 486, "")
-		b.emit(Event{Kind: EventBusy, CallID: callID, From: from})
+		b.emit(Event{Kind: EventBusy, CallID: callID, From: from, Account: account})
 		return
 	}
 	b.next++
-	c := &call{bot: b, n: b.next, inv: inv, from: from, callID: callID, started: time.Now()}
+	c := &call{bot: b, n: b.next, inv: inv, from: from, account: account, callID: callID, started: time.Now()}
 	b.calls[c.n] = c
 	b.wg.Add(1)
 	b.mu.Unlock()
@@ -482,6 +622,7 @@ type call struct {
 	n       int
 	inv     *sip.Invitation
 	from    string
+	account string
 	callID  string
 	started time.Time
 	src     *source
@@ -492,7 +633,7 @@ type call struct {
 }
 
 func (c *call) event(k EventKind) Event {
-	return Event{Kind: k, Call: c.n, CallID: c.callID, From: c.from}
+	return Event{Kind: k, Call: c.n, CallID: c.callID, From: c.from, Account: c.account}
 }
 
 func (c *call) status() CallStatus {

@@ -426,3 +426,35 @@ func TestBotMaxCallDuration(t *testing.T) {
 	assert.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
 	ev.wait(t, "the end", func(evs []Event) bool { return count(evs, EventEnded) == 1 })
 }
+
+// TestBotSeveralAccounts: the bot answers on three accounts from one
+// Stack: all register through one socket, and each call's events name the
+// account called.
+func TestBotSeveralAccounts(t *testing.T) {
+	srv := startServer(t)
+	server := srv.URI(transport.UDP).String()
+	_, ev := runBot(t, Config{
+		URI: srv.AOR("bot"), Server: server,
+		Accounts: []Account{{URI: srv.AOR("sales")}, {URI: srv.AOR("support")}},
+		RTP:      rtp.Config{IP: net.IPv4(127, 0, 0, 1)},
+	})
+	flow := srv.Bindings("bot")[0].Flow
+	for _, u := range []string{"sales", "support"} {
+		b := srv.Bindings(u)
+		require.Len(t, b, 1, u)
+		assert.Equal(t, flow, b[0].Flow, "one socket for every account")
+	}
+	ua := caller(t, server, "alice", rtp.NewFactory(rtp.Config{IP: net.IPv4(127, 0, 0, 1)}))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, u := range []string{"support", "sales"} {
+		call, err := sip.NewInviter(ua, srv.AOR(u), sip.InviterOptions{})
+		require.NoError(t, err)
+		require.NoError(t, call.Invite(ctx, sip.InviteOptions{}))
+		require.NoError(t, call.Bye(ctx))
+	}
+	ev.wait(t, "two calls ended", func(evs []Event) bool { return count(evs, EventEnded) == 2 })
+	lines := strings.Join(ev.strings(), "\n")
+	assert.Contains(t, lines, "call 1: incoming from sip:alice@sipua.test to "+srv.AOR("support"))
+	assert.Contains(t, lines, "call 2: incoming from sip:alice@sipua.test to "+srv.AOR("sales"))
+}

@@ -1,0 +1,384 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/sipua/sip/internal/dialog"
+	"github.com/sipua/sip/internal/transaction"
+	"github.com/sipua/sip/message"
+	"github.com/sipua/sip/trace"
+	"github.com/sipua/sip/transport"
+)
+
+// coreConfig is what a core takes from the options of its owner: a
+// UserAgent of its own (UserAgentOptions) or a Stack (StackOptions).
+type coreConfig struct {
+	log                  *slog.Logger
+	transport            TransportOptions
+	timers               Timers
+	tracer               trace.Tracer
+	observer             *Observer
+	userAgentString      string
+	acceptOnlyFromServer bool
+	limits               Limits // normalized
+	// shared: a Stack's core, whose requests outside a dialog are
+	// dispatched by Request-URI (404 when no account matches); a
+	// UserAgent's own core takes every request for its one account.
+	shared bool
+}
+
+// newCore returns a core that is not running yet.
+func newCore(cfg coreConfig) *core {
+	return &core{log: cfg.log, cfg: cfg, events: make(chan func(), 256), quit: make(chan struct{}), loopDone: make(chan struct{})}
+}
+
+// start opens the transport and its Listen addresses and starts the loop.
+// On failure nothing runs: the core can be dropped.
+func (c *core) start(ctx context.Context) error {
+	c.outgoing = map[*transaction.Client]*outgoing{}
+	c.merged = map[mergeKey]*transaction.Server{}
+	c.mergedKeys = map[*transaction.Server]mergeKey{}
+	c.usages = map[dialog.ID]usage{}
+	c.claims = map[any]func(*transaction.Server, *message.Request) bool{}
+	c.accounts.init()
+	c.dialogs = dialog.NewSet()
+	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
+	t := c.cfg.timers
+	c.layer = transaction.NewLayer(transaction.Config{T1: t.T1, T2: t.T2, T4: t.T4},
+		transaction.Callbacks{
+			Send:       c.layerSend,
+			Request:    c.onRequest,
+			Response:   c.onResponse,
+			Failed:     c.onFailed,
+			Terminated: c.onTerminated,
+			Retransmit: func(tx transaction.Transaction) { c.obsTransaction(tx, true) },
+		})
+	to := c.cfg.transport
+	c.tp = transport.New(transport.Config{
+		OnMessages:      c.receiveBatch,
+		OnUnreachable:   func(f transport.Flow, err error) { c.post(func() { c.failOnFlow(f, err) }) },
+		Logger:          c.log,
+		Tracer:          c.cfg.tracer,
+		TLSConfig:       to.TLSConfig,
+		ServerTLSConfig: to.ServerTLSConfig,
+		Keepalive:       transport.Keepalive{Interval: to.KeepaliveInterval, Timeout: to.KeepaliveTimeout},
+		ListenPacket:    to.ListenPacket,
+		DialContext:     to.DialContext,
+		DNS:             to.DNS,
+		Limits:          to.MessageLimits,
+		MaxConns:        to.MaxConns,
+		ReadTimeout:     to.ReadTimeout,
+		IdleTimeout:     to.IdleTimeout,
+		WriteQueue:      to.WriteQueue,
+	})
+	for _, l := range to.Listen {
+		proto, hostport, err := parseListen(l)
+		if err != nil {
+			c.bgCancel()
+			_ = c.tp.Close()
+			return err
+		}
+		addr, err := c.tp.Listen(ctx, proto, hostport)
+		if err != nil {
+			c.bgCancel()
+			_ = c.tp.Close()
+			return fmt.Errorf("%w: listen %s: %w", ErrTransportClosed, l, err)
+		}
+		c.listenAddrs = append(c.listenAddrs, listenAddr{proto, addr})
+	}
+	go c.run()
+	return nil
+}
+
+// servers returns the configured servers.
+func (c *core) servers() []ServerOption {
+	to := c.cfg.transport
+	if len(to.Servers) == 0 && to.Server != "" {
+		return []ServerOption{{Address: to.Server}}
+	}
+	return to.Servers
+}
+
+// connect starts the connection to the server, if one is configured
+// (nil otherwise). The loop must be running.
+func (c *core) connect() (*transport.Upstream, error) {
+	servers := c.servers()
+	if len(servers) == 0 {
+		return nil, nil
+	}
+	to := c.cfg.transport
+	cfg := transport.UpstreamConfig{
+		Backoff: transport.Backoff{Min: to.ReconnectMin, Max: to.ReconnectMax, MaxAttempts: to.ReconnectAttempts},
+		OnState: func(ev transport.StateEvent) { c.post(func() { c.onUpstream(ev) }) },
+	}
+	for _, s := range servers {
+		cfg.Servers = append(cfg.Servers, transport.Server{Addr: s.Address, Priority: s.Priority, Weight: s.Weight})
+	}
+	up, err := c.tp.Connect(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadOptions, err)
+	}
+	_ = c.call(context.Background(), func() { c.up = up })
+	return up, nil
+}
+
+// stop closes the server connection, ends the loop, closes the transport
+// and waits for the background goroutines. Idempotent.
+func (c *core) stop() {
+	c.stopOnce.Do(func() {
+		_ = c.call(context.Background(), func() {
+			if c.up != nil {
+				_ = c.up.Close()
+			}
+		})
+		close(c.quit)
+		<-c.loopDone
+		c.bgCancel()
+		_ = c.tp.Close()
+		c.bg.Wait()
+	})
+}
+
+// onUpstream follows the server connection for every account.
+func (c *core) onUpstream(ev transport.StateEvent) {
+	c.obsUpstream(ev, c.wasUp)
+	switch ev.State {
+	case transport.Connected:
+		c.upNow = true
+		// On a new connection every account registers again: a Stack
+		// spreads them out, reregisterBatch accounts every
+		// reregisterSpacing, so that thousands of REGISTERs do not fill
+		// the connection's write queue or flood the registrar at once.
+		for i, ua := range c.accounts.list() {
+			ua.onConnected(time.Duration(i/reregisterBatch) * reregisterSpacing)
+		}
+		c.wasUp = true
+	case transport.Disconnected:
+		was := c.upNow
+		c.upNow = false
+		accounts := c.accounts.list()
+		for _, ua := range accounts {
+			ua.onDisconnected(ev)
+		}
+		closed := errors.Is(ev.Err, transport.ErrClosed)
+		if was && ev.Flow.Proto.Stream() && !closed {
+			c.failOnFlow(ev.Flow, fmt.Errorf("%w: connection to the server %v lost: %w", transport.ErrNoConnection, ev.Flow, ev.Err))
+		}
+		for _, ua := range accounts {
+			ua.afterDisconnected(ev)
+		}
+	}
+}
+
+// A Stack's accounts register again after a reconnect reregisterBatch at
+// a time, reregisterSpacing apart: 10 000 accounts in about 2 s.
+const (
+	reregisterBatch   = 500
+	reregisterSpacing = 100 * time.Millisecond
+)
+
+// failOnFlow fails with err the client transactions whose requests went
+// out on flow f: a connection that is gone (their responses cannot come
+// back on another one), or a UDP peer that ICMP reports unreachable (RFC
+// 3261 §18.4). A UDP peer is given up only when it still refuses after
+// icmpGrace: one that is (re)starting gets the retransmissions. Runs on
+// the loop.
+func (c *core) failOnFlow(f transport.Flow, err error) {
+	now := time.Now()
+	var lost []*transaction.Client
+	for tx := range c.outgoing {
+		rt, ok := tx.Dest().(*route)
+		if !ok || rt.flow != f {
+			continue
+		}
+		if f.Proto == transport.UDP {
+			if rt.refusedSince.IsZero() {
+				rt.refusedSince = now
+			}
+			if now.Sub(rt.refusedSince) < c.icmpGrace() {
+				continue
+			}
+		}
+		lost = append(lost, tx)
+	}
+	for _, tx := range lost {
+		c.layer.TransportError(tx, err, now)
+	}
+}
+
+// icmpGrace is how long a UDP destination may refuse (ICMP port
+// unreachable) before the requests to it fail: 2·T1, so that the refusal
+// of the third transmission (at 3·T1) fails them, with room for late
+// timers.
+func (c *core) icmpGrace() time.Duration {
+	t1 := c.cfg.timers.T1
+	if t1 <= 0 {
+		t1 = 500 * time.Millisecond
+	}
+	return 2 * t1
+}
+
+// receiveBatch takes the messages of one transport read onto the loop as
+// one event; the UDP answers they cause leave together (Transport.Batch).
+func (c *core) receiveBatch(ins []transport.Incoming) {
+	b := slices.Clone(ins)
+	c.post(func() {
+		c.tp.Batch(func() {
+			for _, in := range b {
+				c.receive(in)
+			}
+		})
+	})
+}
+
+// receive takes a message from the transport.
+func (c *core) receive(in transport.Incoming) {
+	req, _ := in.Msg.(*message.Request)
+	var pe *message.ParseError
+	if in.Err != nil && errors.As(in.Err, &pe) {
+		req, _ = pe.Message.(*message.Request)
+	}
+	if !c.admit(req, in.Flow) {
+		return
+	}
+	if in.Err != nil {
+		if pe != nil {
+			if req, ok := pe.Message.(*message.Request); ok && req.Method != "ACK" && req.Header.Has("Via") {
+				c.respondStateless(req, in.Flow, pe.Status, "")
+			}
+		}
+		return
+	}
+	if err := in.Msg.Validate(); err != nil {
+		if req, ok := in.Msg.(*message.Request); ok && req.Method != "ACK" {
+			c.respondStateless(req, in.Flow, message.StatusCode(err), "")
+		}
+		c.log.Debug("sip: invalid message dropped", "err", err, "flow", in.Flow)
+		return
+	}
+	c.layer.Receive(in.Msg, in.Flow, in.Flow.Proto.Stream(), time.Now())
+}
+
+// newResponse builds a response with the core's Server header (that of
+// the UserAgent of a core of its own, the Stack's otherwise).
+func (c *core) newResponse(req *message.Request, code int, reason string) *message.Response {
+	resp := message.NewResponse(req, code, reason, "")
+	if c.cfg.userAgentString != "-" {
+		resp.Header.Add("Server", c.cfg.userAgentString)
+	}
+	return resp
+}
+
+// respondStateless answers a request that cannot enter a transaction.
+func (c *core) respondStateless(req *message.Request, flow transport.Flow, code int, reason string) {
+	if err := c.respondNow(nil, c.newResponse(req, code, reason), flow); err != nil {
+		c.log.Debug("sip: response not sent", "code", code, "err", err)
+	}
+}
+
+// onRequest takes a request from the transaction layer and hands it to
+// its account, or answers it when none matches.
+func (c *core) onRequest(tx *transaction.Server, req *message.Request, src any) {
+	ua := c.accountFor(req)
+	if ua == nil {
+		if tx == nil || req.Method == "ACK" {
+			return
+		}
+		code := 404
+		switch {
+		case req.Header.ToTag() != "" || req.Method == "CANCEL":
+			code = 481
+		case req.Method == "OPTIONS" && req.URI.User == "":
+			// A probe of the Stack itself (a load balancer's health
+			// check, a keepalive): it is up.
+			code = 200
+		}
+		if err := c.layer.Respond(tx, c.newResponse(req, code, ""), time.Now()); err != nil {
+			c.log.Debug("sip: response not sent", "code", code, "err", err)
+		}
+		return
+	}
+	ua.onRequest(tx, req, src)
+}
+
+// onResponse hands the responses of client transactions to the account
+// that sent the request.
+func (c *core) onResponse(tx *transaction.Client, resp *message.Response) {
+	if tx == nil {
+		return // stray response: nothing of ours waits for it
+	}
+	o := c.outgoing[tx]
+	if o == nil || o.ended || o.ua == nil || o.ua.detached {
+		return
+	}
+	o.ua.onResponse(tx, resp)
+}
+
+func (c *core) onFailed(tx transaction.Transaction, err error) {
+	cl, ok := tx.(*transaction.Client)
+	if !ok {
+		c.log.Debug("sip: server transaction failed", "method", tx.Request().Method, "err", err)
+		return
+	}
+	o := c.outgoing[cl]
+	if o == nil || o.ua == nil || o.ua.detached {
+		return
+	}
+	switch {
+	case errors.Is(err, transaction.ErrTimeout):
+		o.fail(fmt.Errorf("%w: %s to %v: %w", ErrTimeout, tx.Request().Method, cl.Dest(), err))
+	default:
+		o.fail(fmt.Errorf("%w: %w", ErrTransportClosed, err))
+	}
+}
+
+func (c *core) onTerminated(tx transaction.Transaction) {
+	c.obsTransaction(tx, false)
+	switch t := tx.(type) {
+	case *transaction.Client:
+		delete(c.outgoing, t)
+	case *transaction.Server:
+		if k, ok := c.mergedKeys[t]; ok {
+			delete(c.mergedKeys, t)
+			if c.merged[k] == t {
+				delete(c.merged, k)
+			}
+		}
+	}
+}
+
+// obsTransaction reports a transaction's end, or a retransmission.
+func (c *core) obsTransaction(tx transaction.Transaction, retransmission bool) {
+	o := c.cfg.observer
+	if o == nil {
+		return
+	}
+	f := o.TransactionEnded
+	if retransmission {
+		f = o.Retransmission
+	}
+	if f == nil {
+		return
+	}
+	_, client := tx.(*transaction.Client)
+	f(TransactionEvent{Method: tx.Request().Method, Client: client})
+}
+
+// obsUpstream reports the server connection's state.
+func (c *core) obsUpstream(ev transport.StateEvent, reconnect bool) {
+	o := c.cfg.observer
+	if o == nil || o.Connection == nil {
+		return
+	}
+	switch ev.State {
+	case transport.Connected:
+		o.Connection(ConnectionEvent{Server: ev.Server, Up: true, Reconnect: reconnect})
+	case transport.Disconnected:
+		o.Connection(ConnectionEvent{Server: ev.Server, Err: ev.Err})
+	}
+}
