@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -398,5 +399,40 @@ func TestBatchClose(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("OnFail not called")
 		}
+	}
+}
+
+// TestUDPBatchUnreachable: the ICMP port unreachable for a datagram sent
+// to a closed port reaches OnUnreachable from the batch reader as from
+// the plain one (Linux reports it on the socket).
+func TestUDPBatchUnreachable(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("ICMP errors are read from the socket on Linux only")
+	}
+	for _, batch := range []int{0, 1} {
+		t.Run(fmt.Sprint("BatchSize=", batch), func(t *testing.T) {
+			ctx := ctxT(t)
+			dead, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			require.NoError(t, err)
+			to := dead.LocalAddr().(*net.UDPAddr).AddrPort()
+			dead.Close()
+			got := make(chan error, 4)
+			cli := New(Config{UDP: UDPConfig{BatchSize: batch}, OnUnreachable: func(f Flow, err error) {
+				if f.Remote == to {
+					got <- err
+				}
+			}})
+			defer cli.Close()
+			_, err = cli.Listen(ctx, UDP, "127.0.0.1:0")
+			require.NoError(t, err)
+			_, err = cli.TrySendRequest(batchRequest(0), Target{Proto: UDP, Addr: to}, SendOptions{})
+			require.NoError(t, err)
+			select {
+			case err := <-got:
+				assert.ErrorIs(t, err, syscall.ECONNREFUSED)
+			case <-time.After(5 * time.Second):
+				t.Fatal("no OnUnreachable")
+			}
+		})
 	}
 }
