@@ -170,9 +170,10 @@ func (r *udpReader) deliver(n int) {
 		if len(b) > t.maxMsg {
 			// The datagram did not fit its slot or the limit: what was
 			// read parses as ErrTooLarge, with the header fields a 513
-			// needs when they came within the slot.
+			// needs when they came within the slot. Logged at debug
+			// level (a flood must not flood the log) and counted.
 			t.stats.oversize.Add(1)
-			t.log.Warn("sip transport: UDP datagram over the message size limit", "flow", f, "limit", t.maxMsg)
+			t.log.Debug("sip transport: UDP datagram over the message size limit", "flow", f, "limit", t.maxMsg)
 		}
 		m, perr := t.cfg.Limits.Parse(b)
 		r.in = append(r.in, t.incoming(b, m, perr, f))
