@@ -436,3 +436,41 @@ func TestUDPBatchUnreachable(t *testing.T) {
 		})
 	}
 }
+
+// TestUDPBatchShrink: a burst grows the reader's slots; once the socket
+// has been idle for a while the reader gives the extra ones back, and
+// the next burst still arrives whole.
+func TestUDPBatchShrink(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("batch reads on Linux only")
+	}
+	ctx := ctxT(t)
+	box := newBatchInbox()
+	srv := New(Config{OnMessages: box.onMessages})
+	srv.idleShrink = 50 * time.Millisecond
+	defer srv.Close()
+	addr, err := srv.Listen(ctx, UDP, "127.0.0.1:0")
+	require.NoError(t, err)
+	cli := New(Config{})
+	defer cli.Close()
+	local, err := cli.Listen(ctx, UDP, "127.0.0.1:0")
+	require.NoError(t, err)
+	sock := func() *udpSock {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		return srv.udp[0]
+	}()
+	assert.LessOrEqual(t, sock.slots.Load(), int32(1), "one slot (or none yet) before any traffic")
+
+	sendBatch(t, cli, local, addr, 200, 100)
+	checkBatch(t, box.wait(t, 200), 200)
+	assert.Greater(t, sock.slots.Load(), int32(1), "a burst grows the slots")
+	require.Eventually(t, func() bool { return sock.slots.Load() == 1 }, 5*time.Second, 10*time.Millisecond,
+		"idle: back to one slot")
+
+	box.mu.Lock()
+	box.msgs = nil
+	box.mu.Unlock()
+	sendBatch(t, cli, local, addr, 200, 100)
+	checkBatch(t, box.wait(t, 200), 200)
+}
