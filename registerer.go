@@ -386,12 +386,23 @@ func (r *Registerer) scheduleRefresh(lifetime time.Duration) {
 		margin = min
 	}
 	r.ua.timers.stop(r.refresh)
-	r.refresh = r.ua.after(lifetime-margin, func() {
+	at := time.Now().Add(lifetime - margin)
+	if r.ua.stack != nil && lifetime-margin >= 2*refreshGrid {
+		// The accounts of a Stack refresh on a grid, a little early, so
+		// that refreshes falling due near each other share one wake-up
+		// of the loop (10 000 accounts at Expires 60: one a second, not
+		// 185).
+		at = at.Truncate(refreshGrid)
+	}
+	r.refresh = r.ua.afterAt(at, func() {
 		if r.wanted {
 			r.send(r.expires, false, nil, false, func(error) {})
 		}
 	})
 }
+
+// refreshGrid is the grid of a Stack's registration refreshes.
+const refreshGrid = time.Second
 
 func (r *Registerer) onFailure(resp *message.Response, asked uint32) {
 	if asked == 0 {

@@ -15,6 +15,7 @@ import (
 	"github.com/sipua/sip/internal/dialog"
 	"github.com/sipua/sip/message"
 	"github.com/sipua/sip/trace"
+	"github.com/sipua/sip/transport"
 )
 
 // StackOptions configures a Stack: what its accounts share. Every field
@@ -122,7 +123,9 @@ func (e *StackOptionError) Unwrap() error { return ErrBadOptions }
 // per connection, and after a reconnect every account renews its
 // registrations and moves its calls, as a UserAgent of its own does.
 // A Stack has one server (or one failover list): accounts that use
-// another server go on a Stack of their own.
+// another server go on a Stack of their own. The accounts' registrations
+// are refreshed on a one-second grid (up to a second early), so that
+// refreshes falling due together cost the loop one wake-up.
 type Stack struct {
 	core *core
 	opts StackOptions
@@ -323,10 +326,12 @@ func (s *Stack) attach(ctx context.Context, ua *UserAgent) error {
 	ua.init()
 	c := s.core
 	var err error
+	var up *transport.Upstream
 	cerr := c.call(ctx, func() {
 		if err = c.accounts.add(ua); err != nil {
 			return
 		}
+		up = c.up
 		ua.wasUp = c.wasUp
 		switch {
 		case c.up == nil:
@@ -341,6 +346,13 @@ func (s *Stack) attach(ctx context.Context, ua *UserAgent) error {
 	})
 	if cerr == nil && err == nil {
 		ua.setState(Started)
+		if up != nil {
+			// As a UserAgent of its own: Start returns once the server
+			// connection is up (at once, mostly), or with ctx's end.
+			if _, err := up.WaitConnected(ctx); err != nil {
+				return fmt.Errorf("%w: %w", ErrTransportClosed, err)
+			}
+		}
 		return nil
 	}
 	if err == nil {
@@ -365,13 +377,15 @@ func (s *Stack) forget(ua *UserAgent) {
 // accounts are the UserAgents of a core, indexed for dispatching.
 // Owned by the loop.
 type accounts struct {
-	all        []*UserAgent // in the order attached
+	all        []*UserAgent // no order (removal swaps the last in)
+	pos        map[*UserAgent]int
 	byUser     map[string][]*UserAgent
 	byContact  map[string]*UserAgent
 	byInstance map[string]*UserAgent
 }
 
 func (a *accounts) init() {
+	a.pos = map[*UserAgent]int{}
 	a.byUser = map[string][]*UserAgent{}
 	a.byContact = map[string]*UserAgent{}
 	a.byInstance = map[string]*UserAgent{}
@@ -382,6 +396,10 @@ func (a *accounts) add(ua *UserAgent) error {
 	if other := a.byContact[ua.contactName]; other != nil && other != ua {
 		return fmt.Errorf("%w: ContactName %q is another account's (%s)", ErrBadOptions, ua.contactName, other.aor)
 	}
+	if _, ok := a.pos[ua]; ok {
+		return nil
+	}
+	a.pos[ua] = len(a.all)
 	a.all = append(a.all, ua)
 	a.byUser[ua.aor.User] = append(a.byUser[ua.aor.User], ua)
 	a.byContact[ua.contactName] = ua
@@ -395,9 +413,16 @@ func (a *accounts) add(ua *UserAgent) error {
 
 // remove detaches ua.
 func (a *accounts) remove(ua *UserAgent) {
-	if i := slices.Index(a.all, ua); i >= 0 {
-		a.all = slices.Delete(a.all, i, i+1)
+	i, ok := a.pos[ua]
+	if !ok {
+		return
 	}
+	last := len(a.all) - 1
+	a.all[i] = a.all[last]
+	a.pos[a.all[i]] = i
+	a.all[last] = nil
+	a.all = a.all[:last]
+	delete(a.pos, ua)
 	if l := a.byUser[ua.aor.User]; len(l) > 0 {
 		if i := slices.Index(l, ua); i >= 0 {
 			l = slices.Delete(l, i, i+1)
@@ -416,7 +441,7 @@ func (a *accounts) remove(ua *UserAgent) {
 	}
 }
 
-// list returns the accounts, in the order attached.
+// list returns the accounts.
 func (a *accounts) list() []*UserAgent { return slices.Clone(a.all) }
 
 // instanceKey is an InstanceID as a GRUU's gr parameter carries it.

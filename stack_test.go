@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -539,5 +540,37 @@ func TestStackStoppedAccountSendsNothing(t *testing.T) {
 		time.Sleep(time.Minute)
 		assert.Empty(t, n.Flow()[before:], "sent after the account stopped")
 		assert.Equal(t, sip.Started, other.State())
+	})
+}
+
+// TestStackRefreshesShareWakeups: the accounts of a Stack that registered
+// within the same second refresh at the same instant (one wake-up of the
+// loop), a little before their refresh was due.
+func TestStackRefreshesShareWakeups(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := siptest.NewNetwork(30)
+		defer n.Close()
+		stackRegistrar(t, n, nil)
+		s := newSimStack(t, n, func(o *sip.StackOptions) { o.Transport.Server = "sip:" + stackRegAddr.String() })
+		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 100*time.Millisecond)))
+		for i := range 3 {
+			ua := account(t, s, sip.UserAgentOptions{URI: fmt.Sprintf("sip:u%d@sipua.test", i)})
+			reg, err := sip.NewRegisterer(ua, sip.RegistererOptions{Expires: 60})
+			require.NoError(t, err)
+			require.NoError(t, reg.Register(context.Background(), sip.RegisterOptions{}))
+			time.Sleep(300 * time.Millisecond)
+		}
+		n.ClearTrace()
+		time.Sleep(time.Minute)
+		var at []time.Time
+		for _, e := range n.Trace() {
+			if e.Kind == siptest.EventSent && e.To == stackRegAddr && strings.HasPrefix(string(e.Data), "REGISTER ") {
+				at = append(at, e.At)
+			}
+		}
+		require.Len(t, at, 3, "one refresh per account")
+		assert.Equal(t, at[0], at[1])
+		assert.Equal(t, at[0], at[2])
+		assert.Zero(t, at[0].Sub(at[0].Truncate(time.Second)), "on the grid")
 	})
 }

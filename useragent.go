@@ -76,7 +76,10 @@ import (
 )
 
 // UserAgentOptions configures a UserAgent. Only URI is required; every
-// other field has a documented default.
+// other field has a documented default. For an account on a Stack
+// (Stack.NewUserAgent), Transport, Tracer, Timers,
+// Limits.MaxServerTransactions and AcceptOnlyFromServer are the Stack's
+// (see Stack.NewUserAgent).
 type UserAgentOptions struct {
 	// URI is the address of record, e.g. "sip:alice@example.com".
 	// Required.
@@ -561,8 +564,8 @@ func (ua *UserAgent) afterAt(t time.Time, f func()) *timerEntry {
 //
 // A UserAgent on a Stack (Stack.NewUserAgent) only attaches to the
 // Stack, which must be started: no socket, connection or goroutine is
-// made for it. OnConnect is called at once when the Stack's server
-// connection is up.
+// made for it. It waits for the Stack's server connection as above, and
+// OnConnect is called at once when that connection is up.
 func (ua *UserAgent) Start(ctx context.Context) error {
 	ua.mu.Lock()
 	select {

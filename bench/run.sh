@@ -2,7 +2,9 @@
 # Runs every sipua-vs-sipgo comparison and prints ONE table with both
 # stacks: the micro benchmarks of this package (parse, write, response,
 # transaction), then the sipp load harness (bench/load): the UAS call-rate
-# ladder, 10 000 idle calls, 10 000 refreshed registrations. Takes 10 to 15
+# ladder, 10 000 idle calls, 10 000 registrations kept fresh by one process
+# (all accounts on one sip.Stack, against a sipp registrar that challenges
+# with digest; CPU measured over one whole refresh period). Takes 10 to 15
 # minutes. Needs sipp (apt-get install sip-tester; interop/install.sh
 # installs it).
 #
@@ -12,7 +14,10 @@
 # RATES (ladder, default 250,500,1000,1500,2000,3000,4000,5000,6000), RUNS
 # (runs per ladder step and stack, default 3), DURATION (per step, default
 # 4s),
-# IDLE_CALLS (10000), REG_UAS (10000), REG_EXPIRES (60), LOAD_ARGS (more
+# IDLE_CALLS (10000), REG_UAS (10000), REG_EXPIRES (60; 600 makes the
+# register step last about 10 minutes), REG_MODE (stack; ua: a UserAgent and
+# socket per account, the way before the Stack, for comparison), REG_AUTH (1:
+# the registrar challenges with digest; 0: it does not), LOAD_ARGS (more
 # flags for `load all`), QUICK=1 (a smoke run: 1 benchmark run, one low
 # ladder step, 500 idle calls, 200 registrations; no results file).
 set -euo pipefail
@@ -27,10 +32,20 @@ DURATION="${DURATION:-4s}"
 IDLE_CALLS="${IDLE_CALLS:-10000}"
 REG_UAS="${REG_UAS:-10000}"
 REG_EXPIRES="${REG_EXPIRES:-60}"
+REG_MODE="${REG_MODE:-stack}"
+REG_AUTH="${REG_AUTH:-1}"
+reg=(-reg-mode "$REG_MODE" -reg-period)
+if [[ "$REG_AUTH" == 1 ]]; then
+	reg+=(-reg-auth)
+fi
 extra=()
 if [[ "${QUICK:-}" == 1 ]]; then
 	COUNT=1 RATES=200 RUNS=1 DURATION=2s IDLE_CALLS=500 REG_UAS=200
 	extra=(-idle-rate 250 -timer-wait 1s -reg-expires 3600 -reg-window 2s -reg-rate 200)
+	reg=(-reg-mode "$REG_MODE") # a 2 s window, not a refresh period
+	if [[ "$REG_AUTH" == 1 ]]; then
+		reg+=(-reg-auth)
+	fi
 fi
 
 work=$(mktemp -d)
@@ -49,7 +64,7 @@ done | tee "$work/micro.txt" | grep -E '^Benchmark' >&2
 echo "==> load: ladder $RATES x $RUNS runs of $DURATION, $IDLE_CALLS idle calls, $REG_UAS registrations" >&2
 "$work/load" all -micro "$work/micro.txt" -rates "$RATES" -runs "$RUNS" -duration "$DURATION" \
 	-idle-calls "$IDLE_CALLS" -reg-uas "$REG_UAS" -reg-expires "$REG_EXPIRES" -dir "$work/traces" \
-	-json "$work/results.json" "${extra[@]+"${extra[@]}"}" ${LOAD_ARGS:-} | tee "$work/table.md"
+	-json "$work/results.json" "${reg[@]}" "${extra[@]+"${extra[@]}"}" ${LOAD_ARGS:-} | tee "$work/table.md"
 
 if [[ "${QUICK:-}" != 1 ]]; then
 	mkdir -p results
@@ -60,7 +75,7 @@ if [[ "${QUICK:-}" != 1 ]]; then
 		echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -sr)"
 		echo "- $(go version)"
 		echo "- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other jobs share the machine: compare ratios)"
-		echo "- settings: COUNT=$COUNT RATES=$RATES RUNS=$RUNS DURATION=$DURATION IDLE_CALLS=$IDLE_CALLS REG_UAS=$REG_UAS REG_EXPIRES=$REG_EXPIRES"
+		echo "- settings: COUNT=$COUNT RATES=$RATES RUNS=$RUNS DURATION=$DURATION IDLE_CALLS=$IDLE_CALLS REG_UAS=$REG_UAS REG_EXPIRES=$REG_EXPIRES REG_MODE=$REG_MODE REG_AUTH=$REG_AUTH"
 		echo
 		cat "$work/table.md"
 		echo

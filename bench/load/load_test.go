@@ -20,7 +20,8 @@ func TestMain(m *testing.M) {
 }
 
 // TestSmoke runs one short, low-rate step of the call ladder against each
-// UAS, and a few registrations: every call and registration must succeed.
+// UAS, and a few registrations (one sip.Stack for all accounts, then a
+// UserAgent per account): every call and registration must succeed.
 // It asserts nothing about time or CPU (the machine may be busy); the
 // numbers come from run.sh.
 func TestSmoke(t *testing.T) {
@@ -37,11 +38,19 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s: %+v", stack, st.Sipp)
 		}
 	}
-	r, err := registerTest(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Client.Registered != 20 || r.Client.Failed != 0 || r.Sipp.Failed != 0 {
-		t.Errorf("register: %+v, registrar %+v", r.Client, r.Sipp)
+	// Registrations on one Stack, and with a UserAgent per account; with
+	// digest on the Stack.
+	for _, m := range []struct {
+		mode string
+		auth bool
+	}{{"stack", true}, {"ua", false}} {
+		c.regMode, c.regAuth = m.mode, m.auth
+		r, err := registerTest(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Client.Mode != m.mode || r.Client.Registered != 20 || r.Client.Failed != 0 || r.Sipp.Failed != 0 {
+			t.Errorf("register (%s): %+v, registrar %+v", m.mode, r.Client, r.Sipp)
+		}
 	}
 }

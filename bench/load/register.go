@@ -19,20 +19,40 @@ import (
 
 // RegResult is what the register client reports.
 type RegResult struct {
+	Mode            string // "stack": one sip.Stack for all accounts; "ua": a UserAgent (and socket) per account
 	UAs, PerUA      int
 	Registered      int     // registrations that succeeded at start
 	SetupSeconds    float64 // time to register them all
 	QuietSeconds    float64 // a window after setup in which no refresh falls due
 	QuietCPUMicros  int64   // CPU used in it: the cost of holding the registrations
-	WindowSeconds   float64 // the refresh window: every registration refreshes once in it
+	WindowSeconds   float64 // the refresh window
 	WindowCPUMicros int64   // CPU used in the window
 	WindowRegisters int64   // REGISTERs sent in the window (counted on the sockets)
-	Expires         int
-	Auth            bool // the registrar challenged with digest
-	Goroutines      int
-	HeapLive        uint64 // after GC, all registered
-	RSSKiB          int64
-	Failed          int64 // Registerer state changes to Unregistered during the run
+	// Period is set when the window is one whole refresh period that
+	// starts at the end of setup (regclient -period): every registration
+	// refreshes exactly once in it, and the quiet time is inside it, so
+	// the window's CPU is the steady-state cost.
+	Period     bool
+	Expires    int
+	Auth       bool // the registrar challenged with digest
+	Goroutines int
+	HeapLive   uint64 // HeapAlloc after GC, all registered
+	HeapInuse  uint64 // HeapInuse after GC
+	RSSKiB     int64
+	Failed     int64 // Registerer state changes to Unregistered during the run
+}
+
+// regOptions are the register client's settings (regclient's flags).
+type regOptions struct {
+	server   string // registrar host:port (UDP)
+	mode     string // "stack" or "ua"
+	uas, per int
+	expires  int
+	rate     int // initial registrations per second
+	burst    int // registrations started at once (1: evenly spread)
+	window   time.Duration
+	period   bool // measure over one refresh period from the end of setup
+	password string
 }
 
 // countingConn counts the REGISTER requests written to it.
@@ -48,43 +68,70 @@ func (c countingConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	return c.PacketConn.WriteTo(p, addr)
 }
 
-// runRegClient starts uas UserAgents with per Registerers each against
-// server (UDP), registers them at rate per second, then measures the
-// process's CPU in a quiet window (no refresh due) and over window while
-// they keep their registrations fresh.
-func runRegClient(server string, uas, per, expires, rate int, window time.Duration, password string) error {
+// listenCounting is a TransportOptions.ListenPacket that opens a UDP
+// socket with a 4 MiB receive buffer and counts the REGISTERs sent on it.
+func listenCounting(sent *atomic.Int64) func(ctx context.Context, network, address string) (net.PacketConn, error) {
+	return func(ctx context.Context, network, address string) (net.PacketConn, error) {
+		var lc net.ListenConfig
+		pc, err := lc.ListenPacket(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		if uc, ok := pc.(*net.UDPConn); ok {
+			_ = uc.SetReadBuffer(4 << 20) // the transport sets none on a wrapped conn
+		}
+		return countingConn{pc, sent}, nil
+	}
+}
+
+// runRegClient makes o.uas accounts with o.per Registerers each against
+// o.server (UDP), all on one sip.Stack (mode "stack") or each a UserAgent
+// with a socket of its own (mode "ua", as before the Stack), registers
+// them at o.rate per second, then measures the process's CPU in a quiet
+// window (no refresh due) and over a window while they keep their
+// registrations fresh.
+func runRegClient(o regOptions) error {
 	ctx := context.Background()
-	res := RegResult{UAs: uas, PerUA: per, Expires: expires, Auth: password != ""}
+	o.burst = max(o.burst, 1)
+	res := RegResult{Mode: o.mode, UAs: o.uas, PerUA: o.per, Expires: o.expires, Auth: o.password != ""}
 	user := ""
-	if password != "" {
+	if o.password != "" {
 		user = "load" // one account name for the sipp registrar's verifyauth
 	}
 	var failed, sent atomic.Int64
+	tr := sip.TransportOptions{
+		Server: "sip:" + o.server,
+		// No OPTIONS keepalive: the registrar scenario answers
+		// REGISTER only, and what is measured is the refreshes.
+		KeepaliveInterval: -1,
+		ListenPacket:      listenCounting(&sent),
+	}
+	newUA := func(opts sip.UserAgentOptions) (*sip.UserAgent, error) {
+		opts.Transport = tr
+		return sip.NewUserAgent(opts)
+	}
+	switch o.mode {
+	case "stack":
+		st, err := sip.NewStack(sip.StackOptions{Transport: tr})
+		if err != nil {
+			return err
+		}
+		if err := st.Start(ctx); err != nil {
+			return fmt.Errorf("start stack: %w", err)
+		}
+		newUA = st.NewUserAgent
+	case "ua":
+	default:
+		return fmt.Errorf("unknown mode %q (stack or ua)", o.mode)
+	}
 	var regs []*sip.Registerer
 	var agents []*sip.UserAgent
-	for i := 0; i < uas; i++ {
-		ua, err := sip.NewUserAgent(sip.UserAgentOptions{
+	for i := 0; i < o.uas; i++ {
+		ua, err := newUA(sip.UserAgentOptions{
 			URI:                   "sip:user" + strconv.Itoa(i) + "@127.0.0.1",
 			MediaFactory:          sip.NoMedia,
 			AuthorizationUsername: user,
-			AuthorizationPassword: password,
-			Transport: sip.TransportOptions{
-				Server: "sip:" + server,
-				// No OPTIONS keepalive: the registrar scenario answers
-				// REGISTER only, and what is measured is the refreshes.
-				KeepaliveInterval: -1,
-				ListenPacket: func(ctx context.Context, network, address string) (net.PacketConn, error) {
-					var lc net.ListenConfig
-					pc, err := lc.ListenPacket(ctx, network, address)
-					if err != nil {
-						return nil, err
-					}
-					if uc, ok := pc.(*net.UDPConn); ok {
-						_ = uc.SetReadBuffer(1 << 20) // the transport sets none on a wrapped conn
-					}
-					return countingConn{pc, &sent}, nil
-				},
-			},
+			AuthorizationPassword: o.password,
 		})
 		if err != nil {
 			return err
@@ -93,8 +140,8 @@ func runRegClient(server string, uas, per, expires, rate int, window time.Durati
 			return fmt.Errorf("start UA %d: %w", i, err)
 		}
 		agents = append(agents, ua)
-		for j := 0; j < per; j++ {
-			r, err := sip.NewRegisterer(ua, sip.RegistererOptions{Expires: uint32(expires)})
+		for j := 0; j < o.per; j++ {
+			r, err := sip.NewRegisterer(ua, sip.RegistererOptions{Expires: uint32(o.expires)})
 			if err != nil {
 				return err
 			}
@@ -111,8 +158,9 @@ func runRegClient(server string, uas, per, expires, rate int, window time.Durati
 	var ok atomic.Int64
 	sem := make(chan struct{}, 256)
 	for i, r := range regs {
-		// Spread the registrations (and so their refreshes) evenly.
-		time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))))
+		// Spread the registrations (and so their refreshes) evenly, or
+		// in bursts of o.burst.
+		time.Sleep(time.Until(start.Add(time.Duration(i/o.burst*o.burst) * time.Second / time.Duration(o.rate))))
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
@@ -133,8 +181,24 @@ func runRegClient(server string, uas, per, expires, rate int, window time.Durati
 	// (RegistererOptions.RefreshFraction) after the first registration,
 	// leaving at least 5 s (or half the lifetime): until then the process
 	// only holds its registrations.
-	left := max(0.1*float64(expires), min(5, float64(expires)/2))
-	firstRefresh := start.Add(time.Duration((float64(expires)-left)*float64(time.Second)) - time.Second)
+	left := max(0.1*float64(o.expires), min(5, float64(o.expires)/2))
+	period := time.Duration((float64(o.expires) - left) * float64(time.Second))
+	firstRefresh := start.Add(period - time.Second)
+	window := o.window
+	if o.period {
+		// Registration i, made at c_i in [start, now], refreshes at
+		// c_i + period: all of them in [now, now + period], once each
+		// (when setup took less than a period).
+		res.Period = true
+		window = period + 500*time.Millisecond
+	}
+	var s0 Stats
+	var n0 int64
+	var t0 time.Time
+	mark := func() { s0, n0, t0 = readStats(nil, false), sent.Load(), time.Now() }
+	if o.period {
+		mark()
+	}
 	if quiet := min(time.Until(firstRefresh), window); quiet >= 3*time.Second {
 		q0 := readStats(nil, false)
 		t := time.Now()
@@ -147,21 +211,22 @@ func runRegClient(server string, uas, per, expires, rate int, window time.Durati
 			_ = pprof.StartCPUProfile(f)
 		}
 	}
-	s0 := readStats(nil, false)
-	n0 := sent.Load()
-	t0 := time.Now()
-	time.Sleep(window)
+	if !o.period {
+		mark()
+	}
+	time.Sleep(time.Until(t0.Add(window)))
 	s1 := readStats(nil, false)
 	res.WindowRegisters = sent.Load() - n0
 	pprof.StopCPUProfile()
 	res.WindowSeconds = time.Since(t0).Seconds()
 	res.WindowCPUMicros = s1.CPUMicros - s0.CPUMicros
 	s2 := readStats(nil, true)
-	res.Goroutines, res.HeapLive, res.RSSKiB = s2.Goroutines, s2.HeapLive, s2.RSSKiB
+	res.Goroutines, res.HeapLive, res.HeapInuse, res.RSSKiB = s2.Goroutines, s2.HeapLive, s2.HeapInuse, s2.RSSKiB
 	res.Failed = failed.Load()
 	if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
 		return err
 	}
 	// Leave without unregistering: the registrar is stopped next.
+	runtime.KeepAlive(agents)
 	return nil
 }
