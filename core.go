@@ -284,6 +284,7 @@ func (ua *UserAgent) onRequest(tx *transaction.Server, req *message.Request, src
 		}
 		ua.merged[k] = tx
 		ua.mergedKeys[tx] = k
+		ua.mergedPeak = max(ua.mergedPeak, len(ua.mergedKeys))
 	}
 	// §8.2.2.3: extensions the request requires.
 	if req.Method != "CANCEL" {
