@@ -182,11 +182,6 @@ type usage interface {
 	account() *UserAgent
 }
 
-// mapShrinkPeak is the peak from which the merge-key maps, once empty,
-// are made anew: a Go map keeps the room it grew to, and the keys of 32 s
-// of transactions at 1000 calls/s are 32 000 entries.
-const mapShrinkPeak = 1024
-
 // mergeKey identifies a request for loop detection (RFC 3261 §8.2.2.2).
 type mergeKey struct {
 	fromTag, callID string

@@ -348,14 +348,30 @@ func (c *core) onTerminated(tx transaction.Transaction) {
 			if c.merged[k] == t {
 				delete(c.merged, k)
 			}
-			if len(c.mergedKeys) == 0 && len(c.merged) == 0 && c.mergedPeak >= mapShrinkPeak {
-				// A burst has drained: give its room back.
-				c.merged = map[mergeKey]*transaction.Server{}
-				c.mergedKeys = map[*transaction.Server]mergeKey{}
-				c.mergedPeak = 0
-			}
+			c.shrinkMerged()
 		}
 	}
+}
+
+// shrinkMerged makes the merged-request maps anew once they hold an
+// eighth of their peak: a map keeps the buckets of its largest size, so
+// after a burst of calls the heap would stay that of the burst. Each
+// rebuild copies at most an eighth of the entries the peak added, so the
+// cost per transaction stays constant.
+func (c *core) shrinkMerged() {
+	n := len(c.mergedKeys)
+	if c.mergedPeak < 256 || n > c.mergedPeak/8 {
+		return
+	}
+	merged := make(map[mergeKey]*transaction.Server, len(c.merged))
+	for k, v := range c.merged {
+		merged[k] = v
+	}
+	keys := make(map[*transaction.Server]mergeKey, n)
+	for k, v := range c.mergedKeys {
+		keys[k] = v
+	}
+	c.merged, c.mergedKeys, c.mergedPeak = merged, keys, n
 }
 
 // obsTransaction reports a transaction's end, or a retransmission.

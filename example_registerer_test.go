@@ -136,10 +136,12 @@ func ExampleInviter() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	states := make(chan sip.SessionState, 8)
-	call.OnStateChange(func(s sip.SessionState) { states <- s })
+	// The call's callbacks run one after the other, in order, on a
+	// goroutine of their own: Invite may return before they have.
+	events := make(chan string, 8)
+	call.OnStateChange(func(s sip.SessionState) { events <- fmt.Sprint("state: ", s) })
 	if err := call.Invite(ctx, sip.InviteOptions{
-		OnProgress: func(r *message.Response) { fmt.Println("progress:", r.StatusCode) },
+		OnProgress: func(r *message.Response) { events <- fmt.Sprint("progress: ", r.StatusCode) },
 	}); err != nil {
 		log.Fatal(err)
 	}
@@ -147,13 +149,13 @@ func ExampleInviter() {
 		log.Fatal(err)
 	}
 	<-call.Done()
-	for range 4 {
-		fmt.Println("state:", <-states)
+	for range 5 {
+		fmt.Println(<-events)
 	}
 	fmt.Println("ended by:", call.EndReason())
 	// Output:
-	// progress: 180
 	// state: Establishing
+	// progress: 180
 	// state: Established
 	// state: Terminating
 	// state: Terminated

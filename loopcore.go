@@ -47,15 +47,17 @@ type core struct {
 	bgCancel context.CancelFunc
 
 	// Owned by the loop.
-	tp          *transport.Transport
-	up          *transport.Upstream
-	layer       *transaction.Layer
-	dialogs     *dialog.Set
-	timers      timers
-	outgoing    map[*transaction.Client]*outgoing
-	merged      map[mergeKey]*transaction.Server // by request and account
-	mergedKeys  map[*transaction.Server]mergeKey
-	mergedPeak  int // the most entries mergedKeys held since it was made
+	tp         *transport.Transport
+	up         *transport.Upstream
+	layer      *transaction.Layer
+	dialogs    *dialog.Set
+	timers     timers
+	outgoing   map[*transaction.Client]*outgoing
+	merged     map[mergeKey]*transaction.Server // by request and account
+	mergedKeys map[*transaction.Server]mergeKey
+	// mergedPeak is the most entries merged has held since it was last
+	// made anew (a Go map keeps the buckets of its peak size).
+	mergedPeak  int
 	listenAddrs []listenAddr
 	// usages are the dialogs' usages of every account, by dialog.
 	usages map[dialog.ID]usage

@@ -92,8 +92,13 @@ func TestLossNetns(t *testing.T) {
 		ua:        func(k int) string { return fmt.Sprintf("127.0.0.1:%d", 6000+k) },
 		stats:     counter,
 		// Real time: a shorter T1 (loopback round trips are far below
-		// it) and calls of one second keep the run short.
-		timers: sip.Timers{T1: 100 * time.Millisecond, T2: time.Second, T4: time.Second},
+		// it) and calls of one second keep the run short. T2 caps the
+		// 2xx retransmission interval: with T1 100 ms and T2 1 s, a 2xx
+		// goes 9 times in its 64·T1 (6.4 s) and, at 20% loss each way,
+		// all 9 round trips (200 then ACK) fail for one call in 6700,
+		// one run in 67 with 100 calls (seen once). T2 400 ms makes it 17
+		// times: one call in 17 million.
+		timers: sip.Timers{T1: 100 * time.Millisecond, T2: 400 * time.Millisecond, T4: time.Second},
 		hold:   time.Second,
 	}
 	// Check that the rule is in force: a burst of datagrams loses about 20%.

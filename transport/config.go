@@ -79,7 +79,8 @@ type Config struct {
 	// WriteQueue is how many messages may wait in a stream connection's
 	// write queue (TrySendRequest, TrySendResponse); one more is refused
 	// with ErrQueueFull instead of waiting. Default 1024. The writer
-	// takes the waiting messages as one batch, so up to twice this many
+	// takes the waiting messages as one batch (on TCP and TLS written
+	// with one write per 64 KiB), so up to twice this many
 	// may be in the connection's hands at once (a batch being written and
 	// a full queue behind it). The queue takes memory only while messages
 	// wait.

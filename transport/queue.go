@@ -117,11 +117,60 @@ func (c *conn) writeLoop() {
 			if len(batch) == 0 {
 				break
 			}
-			for i, q := range batch {
-				c.writeQueued(q)
-				batch[i] = queued{}
+			for i := 0; i < len(batch); {
+				j := c.coalescable(batch[i:]) + i
+				if j-i == 1 {
+					c.writeQueued(batch[i])
+				} else {
+					c.writeCoalesced(batch[i:j])
+				}
+				clear(batch[i:j])
+				i = j
 			}
 		}
+	}
+}
+
+// coalesceMax bounds the bytes of queued messages written with one write.
+const coalesceMax = 64 << 10
+
+// coalescable returns how many messages at the head of qs go in one write:
+// on TCP and TLS, as many as fit coalesceMax (at least one); on WebSocket
+// one, since each message is a frame of its own.
+func (c *conn) coalescable(qs []queued) int {
+	if c.ws != nil {
+		return 1
+	}
+	n, size := 1, len(*qs[0].bp)
+	for n < len(qs) && size+len(*qs[n].bp) <= coalesceMax {
+		size += len(*qs[n].bp)
+		n++
+	}
+	return n
+}
+
+// writeCoalesced writes several queued messages of a byte stream with one
+// write (one system call, one TLS record when they fit) instead of one
+// each. A failure closes the connection, so it fails them all.
+func (c *conn) writeCoalesced(qs []queued) {
+	bp := getBuf()
+	b := (*bp)[:0]
+	for _, q := range qs {
+		b = append(b, *q.bp...)
+	}
+	*bp = b
+	err := c.write(context.Background(), b)
+	putBuf(bp)
+	for _, q := range qs {
+		if err != nil {
+			if c.t.cfg.Tracer != nil {
+				c.t.trace(trace.SendFailed, c.f, *q.bp, nil, err)
+			}
+			if q.onFail != nil {
+				q.onFail(err)
+			}
+		}
+		putBuf(q.bp)
 	}
 }
 

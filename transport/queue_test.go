@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -107,4 +108,56 @@ func TestResolveNow(t *testing.T) {
 	var pe *PendingError
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, "example.invalid", pe.Target.Host)
+}
+
+// gatedConn counts writes; the first one waits for gate.
+type gatedConn struct {
+	net.Conn
+	gate   chan struct{}
+	writes atomic.Int32
+}
+
+func (c *gatedConn) Write(b []byte) (int, error) {
+	if c.writes.Add(1) == 1 {
+		<-c.gate
+	}
+	return c.Conn.Write(b)
+}
+
+// TestQueueCoalesces: messages that wait in a TCP connection's write queue
+// while a write is under way go out together in one write, in order and
+// intact.
+func TestQueueCoalesces(t *testing.T) {
+	ctx := ctxT(t)
+	box := newBatchInbox()
+	srv := New(Config{OnMessages: box.onMessages})
+	defer srv.Close()
+	addr, err := srv.Listen(ctx, TCP, "127.0.0.1:0")
+	require.NoError(t, err)
+	gc := &gatedConn{gate: make(chan struct{})}
+	cli := New(Config{Keepalive: Keepalive{Interval: -1}, DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+		nc, err := (&net.Dialer{}).DialContext(ctx, network, a)
+		gc.Conn = nc
+		return gc, err
+	}})
+	defer cli.Close()
+	tg := Target{Proto: TCP, Addr: addr}
+	_, err = cli.Dial(ctx, tg)
+	require.NoError(t, err)
+	const n = 50
+	for i := range n {
+		_, err := cli.TrySendRequest(batchRequest(i), tg, SendOptions{})
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return gc.writes.Load() == 1 }, 5*time.Second, time.Millisecond, "the first write is under way")
+	close(gc.gate)
+	msgs := box.wait(t, n)
+	checkBatch(t, msgs, n)
+	for i, in := range msgs {
+		assert.Equal(t, strconv.Itoa(i), in.Msg.Headers().Get("X-N"), "in order")
+	}
+	// The first message went alone; the other 49 (about 190 KB) waited
+	// and went in writes of up to 64 KiB.
+	t.Logf("%d writes for %d messages", gc.writes.Load(), n)
+	assert.LessOrEqual(t, gc.writes.Load(), int32(6))
 }

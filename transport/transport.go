@@ -53,6 +53,8 @@ type Transport struct {
 	// batchHook, set by tests before any socket opens, replaces the
 	// batch reader and writer of new sockets.
 	batchHook func(net.PacketConn) batchConn
+	// idleShrink: see udpReader (tests shorten it).
+	idleShrink time.Duration
 }
 
 type connKey struct {
@@ -87,6 +89,7 @@ func New(cfg Config) *Transport {
 	}
 	t.wsHost = randomHost()
 	t.linger = lingerTimeout
+	t.idleShrink = idleShrink
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	return t
 }

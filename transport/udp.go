@@ -20,9 +20,10 @@ type udpSock struct {
 	local netip.AddrPort
 	bc    batchConn // recvmmsg and sendmmsg on pc; nil where there are none
 
-	wmu          sync.Mutex  // held by a batch write, over bw
-	bw           batchWriter // scratch of the batch writes
-	noWriteBatch atomic.Bool // sendmmsg failed with ENOSYS
+	wmu          sync.Mutex   // held by a batch write, over bw
+	bw           batchWriter  // scratch of the batch writes
+	noWriteBatch atomic.Bool  // sendmmsg failed with ENOSYS
+	slots        atomic.Int32 // the reader's slots, for tests
 }
 
 // addrPortConn is implemented by *net.UDPConn and by in-memory conns that

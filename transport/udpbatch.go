@@ -102,6 +102,45 @@ type udpReader struct {
 	n     []int
 	src   []netip.AddrPort
 	in    []Incoming
+	// While the reader holds more than one slot, a read deadline
+	// (renewed at most once per idleShrink) ends a read that waits
+	// longer than idleShrink to 2·idleShrink: the socket is idle and
+	// gives the extra slots back (up to BatchSize·MaxMessageSize, 2 MiB
+	// by default).
+	armedAt time.Time
+	armed   bool
+}
+
+// idleShrink is how long a socket must be idle, at least, before its
+// reader drops its extra slots.
+const idleShrink = time.Second
+
+// armIdle sets or renews the idle deadline of a reader with extra slots.
+func (r *udpReader) armIdle() {
+	if len(r.slots) <= 1 {
+		return
+	}
+	now := time.Now()
+	idle := r.s.t.idleShrink
+	if r.armed && now.Sub(r.armedAt) < idle {
+		return
+	}
+	if r.s.pc.SetReadDeadline(now.Add(2*idle)) == nil {
+		r.armed, r.armedAt = true, now
+	}
+}
+
+// shrink drops every slot but the first, after an idle deadline.
+func (r *udpReader) shrink() {
+	r.armed = false
+	_ = r.s.pc.SetReadDeadline(time.Time{})
+	for i := 1; i < len(r.slots); i++ {
+		r.slots[i] = nil
+		r.ms[i] = ipv4.Message{}
+	}
+	r.slots, r.ms = r.slots[:1], r.ms[:1]
+	r.n, r.src = r.n[:1], r.src[:1]
+	r.s.slots.Store(1)
 }
 
 func newUDPReader(s *udpSock) *udpReader {
@@ -121,12 +160,14 @@ func (r *udpReader) grow(n int) {
 	}
 	r.n = append(r.n, make([]int, n-len(r.n))...)
 	r.src = append(r.src, make([]netip.AddrPort, n-len(r.src))...)
+	r.s.slots.Store(int32(n))
 }
 
 // read reads one batch into the slots: their lengths in r.n, their
 // sources in r.src.
 func (r *udpReader) read() (int, error) {
 	if r.bc != nil {
+		r.armIdle()
 		ms := r.ms[:len(r.slots)]
 		n, err := r.bc.ReadBatch(ms, 0)
 		if err != nil {
@@ -170,9 +211,10 @@ func (r *udpReader) deliver(n int) {
 		if len(b) > t.maxMsg {
 			// The datagram did not fit its slot or the limit: what was
 			// read parses as ErrTooLarge, with the header fields a 513
-			// needs when they came within the slot.
+			// needs when they came within the slot. Logged at debug
+			// level (a flood must not flood the log) and counted.
 			t.stats.oversize.Add(1)
-			t.log.Warn("sip transport: UDP datagram over the message size limit", "flow", f, "limit", t.maxMsg)
+			t.log.Debug("sip transport: UDP datagram over the message size limit", "flow", f, "limit", t.maxMsg)
 		}
 		m, perr := t.cfg.Limits.Parse(b)
 		r.in = append(r.in, t.incoming(b, m, perr, f))
@@ -198,6 +240,9 @@ func (s *udpSock) readLoop() {
 		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
+			if r.armed {
+				r.shrink()
+			}
 			continue
 		}
 		// ICMP errors (connection refused) surface here on Linux: they

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -399,4 +400,77 @@ func TestBatchClose(t *testing.T) {
 			t.Fatal("OnFail not called")
 		}
 	}
+}
+
+// TestUDPBatchUnreachable: the ICMP port unreachable for a datagram sent
+// to a closed port reaches OnUnreachable from the batch reader as from
+// the plain one (Linux reports it on the socket).
+func TestUDPBatchUnreachable(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("ICMP errors are read from the socket on Linux only")
+	}
+	for _, batch := range []int{0, 1} {
+		t.Run(fmt.Sprint("BatchSize=", batch), func(t *testing.T) {
+			ctx := ctxT(t)
+			dead, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			require.NoError(t, err)
+			to := dead.LocalAddr().(*net.UDPAddr).AddrPort()
+			dead.Close()
+			got := make(chan error, 4)
+			cli := New(Config{UDP: UDPConfig{BatchSize: batch}, OnUnreachable: func(f Flow, err error) {
+				if f.Remote == to {
+					got <- err
+				}
+			}})
+			defer cli.Close()
+			_, err = cli.Listen(ctx, UDP, "127.0.0.1:0")
+			require.NoError(t, err)
+			_, err = cli.TrySendRequest(batchRequest(0), Target{Proto: UDP, Addr: to}, SendOptions{})
+			require.NoError(t, err)
+			select {
+			case err := <-got:
+				assert.ErrorIs(t, err, syscall.ECONNREFUSED)
+			case <-time.After(5 * time.Second):
+				t.Fatal("no OnUnreachable")
+			}
+		})
+	}
+}
+
+// TestUDPBatchShrink: a burst grows the reader's slots; once the socket
+// has been idle for a while the reader gives the extra ones back, and
+// the next burst still arrives whole.
+func TestUDPBatchShrink(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("batch reads on Linux only")
+	}
+	ctx := ctxT(t)
+	box := newBatchInbox()
+	srv := New(Config{OnMessages: box.onMessages})
+	srv.idleShrink = 50 * time.Millisecond
+	defer srv.Close()
+	addr, err := srv.Listen(ctx, UDP, "127.0.0.1:0")
+	require.NoError(t, err)
+	cli := New(Config{})
+	defer cli.Close()
+	local, err := cli.Listen(ctx, UDP, "127.0.0.1:0")
+	require.NoError(t, err)
+	sock := func() *udpSock {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		return srv.udp[0]
+	}()
+	assert.LessOrEqual(t, sock.slots.Load(), int32(1), "one slot (or none yet) before any traffic")
+
+	sendBatch(t, cli, local, addr, 200, 100)
+	checkBatch(t, box.wait(t, 200), 200)
+	assert.Greater(t, sock.slots.Load(), int32(1), "a burst grows the slots")
+	require.Eventually(t, func() bool { return sock.slots.Load() == 1 }, 5*time.Second, 10*time.Millisecond,
+		"idle: back to one slot")
+
+	box.mu.Lock()
+	box.msgs = nil
+	box.mu.Unlock()
+	sendBatch(t, cli, local, addr, 200, 100)
+	checkBatch(t, box.wait(t, 200), 200)
 }
