@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/sipua/sip/internal/dialog"
@@ -225,15 +224,50 @@ func (c *core) icmpGrace() time.Duration {
 
 // receiveBatch takes the messages of one transport read onto the loop as
 // one event; the UDP answers they cause leave together (Transport.Batch).
+// The transport reuses ins once this returns, so the messages are copied
+// into a batch event of the core's pool, which the loop gives back when
+// it has handled them: no allocation per read once the pool is warm.
 func (c *core) receiveBatch(ins []transport.Incoming) {
-	b := slices.Clone(ins)
-	c.post(func() {
-		c.tp.Batch(func() {
-			for _, in := range b {
-				c.receive(in)
-			}
-		})
-	})
+	be, _ := c.batches.Get().(*batchEvent)
+	if be == nil {
+		be = &batchEvent{c: c}
+		be.run = be.handle
+	}
+	be.ins = append(be.ins[:0], ins...)
+	c.post(be.run)
+}
+
+// batchEvent is one read batch on its way to the loop (receiveBatch);
+// run is handle, bound once so that posting it allocates nothing.
+type batchEvent struct {
+	c   *core
+	ins []transport.Incoming
+	run func()
+}
+
+// maxPooledBatch is the largest batch whose array goes back to the pool;
+// a larger one (a BatchSize above the default) is left to the collector.
+const maxPooledBatch = 64
+
+// handle runs on the loop: it hands the batch's messages to receive and
+// gives the event back to the pool, without references to the messages.
+func (be *batchEvent) handle() {
+	c := be.c
+	c.tp.Batch(be.receiveAll)
+	clear(be.ins)
+	if cap(be.ins) > maxPooledBatch {
+		be.ins = nil
+	} else {
+		be.ins = be.ins[:0]
+	}
+	c.batches.Put(be)
+}
+
+// receiveAll hands the batch's messages to the core, in order.
+func (be *batchEvent) receiveAll() {
+	for _, in := range be.ins {
+		be.c.receive(in)
+	}
 }
 
 // receive takes a message from the transport.

@@ -40,6 +40,9 @@ type core struct {
 	quit     chan struct{}
 	loopDone chan struct{}
 	stopOnce sync.Once
+	// batches are the batch events of receiveBatch: taken on a reader
+	// goroutine, given back by the loop once handled.
+	batches sync.Pool
 	// bg are the goroutines doing what the loop must not wait for
 	// (look-ups, dials); bgCtx ends when the core stops.
 	bg       sync.WaitGroup
