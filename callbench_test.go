@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sipua/sip/media"
+	"github.com/sipua/sip/transport"
 )
 
 // benchAnswer answers any offer with one fixed SDP and carries no media,
@@ -49,7 +50,7 @@ func benchUASCall(b *testing.B, listener bool) {
 	defer stopUA(ua)
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuMicros()
+	cpu0, st0 := cpuMicros(), ua.tp.Stats()
 	for i := range b.N {
 		call(i)
 	}
@@ -59,6 +60,14 @@ func benchUASCall(b *testing.B, listener bool) {
 	if cpu := cpuMicros() - cpu0; cpu > 0 {
 		b.ReportMetric(float64(cpu)/float64(b.N), "cpu-µs/op")
 	}
+	reportWrites(b, ua, st0)
+}
+
+// reportWrites reports the UserAgent's UDP socket writes (sendto or
+// sendmmsg) per call since st0.
+func reportWrites(b *testing.B, ua *UserAgent, st0 transport.Stats) {
+	st := ua.tp.Stats()
+	b.ReportMetric(float64(st.WriteCalls-st0.WriteCalls)/float64(b.N), "writes/op")
 }
 
 // BenchmarkUASCallParallel runs the calls of BenchmarkUASCall from
@@ -71,7 +80,7 @@ func BenchmarkUASCallParallel(b *testing.B) {
 	b.SetParallelism(8)
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuMicros()
+	cpu0, st0 := cpuMicros(), ua.tp.Stats()
 	b.RunParallel(func(pb *testing.PB) {
 		call, err := rawCaller(b, ua, true)
 		if err != nil {
@@ -86,6 +95,7 @@ func BenchmarkUASCallParallel(b *testing.B) {
 	if cpu := cpuMicros() - cpu0; cpu > 0 {
 		b.ReportMetric(float64(cpu)/float64(b.N), "cpu-µs/op")
 	}
+	reportWrites(b, ua, st0)
 }
 
 func stopUA(ua *UserAgent) {
