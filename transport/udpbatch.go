@@ -343,18 +343,13 @@ type batchWriter struct {
 // returns their buffers to the pool; failures go to OnFail.
 func (s *udpSock) writeHeld(hs []held) {
 	t := s.t
+	// failed are the OnFail calls to make. fail stays small enough to be
+	// inlined: when it was not, sharing failed with it and with the
+	// goroutine below moved failed to the heap on every call.
 	var failed []func()
 	fail := func(h held, err error) {
-		if errors.Is(err, net.ErrClosed) {
-			err = ErrClosed
-		}
-		err = fmt.Errorf("transport: send UDP to %v: %w", h.to, err)
-		if t.cfg.Tracer != nil {
-			t.trace(trace.SendFailed, Flow{Proto: UDP, Local: s.local, Remote: h.to}, *h.bp, nil, err)
-		}
-		if h.onFail != nil {
-			onFail := h.onFail
-			failed = append(failed, func() { onFail(err) })
+		if f := s.heldFailed(h, err); f != nil {
+			failed = append(failed, f)
 		}
 	}
 	s.wmu.Lock()
@@ -406,6 +401,24 @@ func (s *udpSock) writeHeld(hs []held) {
 			}
 		}()
 	}
+}
+
+// heldFailed reports a held datagram that failed to go: to the Tracer,
+// and in the call to its OnFail that it returns (nil without one).
+func (s *udpSock) heldFailed(h held, err error) func() {
+	t := s.t
+	if errors.Is(err, net.ErrClosed) {
+		err = ErrClosed
+	}
+	err = fmt.Errorf("transport: send UDP to %v: %w", h.to, err)
+	if t.cfg.Tracer != nil {
+		t.trace(trace.SendFailed, Flow{Proto: UDP, Local: s.local, Remote: h.to}, *h.bp, nil, err)
+	}
+	if h.onFail == nil {
+		return nil
+	}
+	onFail := h.onFail
+	return func() { onFail(err) }
 }
 
 // prepare fills the messages of one sendmmsg.
