@@ -295,7 +295,7 @@ func (c *core) receive(in transport.Incoming) {
 		c.log.Debug("sip: invalid message dropped", "err", err, "flow", in.Flow)
 		return
 	}
-	c.layer.Receive(in.Msg, in.Flow, in.Flow.Proto.Stream(), time.Now())
+	c.layer.Receive(in.Msg, c.boxedFlow(in.Flow), in.Flow.Proto.Stream(), time.Now())
 }
 
 // newResponse builds a response with the core's Server header (that of

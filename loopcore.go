@@ -71,6 +71,27 @@ type core struct {
 	accounts accounts
 	// upNow: the server connection is up; wasUp: it has been up before.
 	upNow, wasUp bool
+	// srcBoxes are the last flows received from, boxed for the
+	// transaction layer's src (see boxedFlow), by remote port.
+	srcBoxes [16]boxedFlow
+}
+
+// boxedFlow is a Flow and the same Flow in an interface.
+type boxedFlow struct {
+	flow transport.Flow
+	box  any
+}
+
+// boxedFlow returns f in an interface, as the transaction layer takes a
+// message's source. Boxing a Flow allocates, so the loop reuses the box
+// of the last message from the same flow: a box is never written, so
+// sharing it is safe, and a peer sends many messages from one socket.
+func (c *core) boxedFlow(f transport.Flow) any {
+	e := &c.srcBoxes[f.Remote.Port()%uint16(len(c.srcBoxes))]
+	if e.box == nil || e.flow != f {
+		e.flow, e.box = f, f
+	}
+	return e.box
 }
 
 // post hands f to the event loop; it is dropped once the loop has ended.
