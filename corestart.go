@@ -274,8 +274,10 @@ func (be *batchEvent) receiveAll() {
 func (c *core) receive(in transport.Incoming) {
 	req, _ := in.Msg.(*message.Request)
 	var pe *message.ParseError
-	if in.Err != nil && errors.As(in.Err, &pe) {
-		req, _ = pe.Message.(*message.Request)
+	if in.Err != nil {
+		if pe = parseError(in.Err); pe != nil {
+			req, _ = pe.Message.(*message.Request)
+		}
 	}
 	if !c.admit(req, in.Flow) {
 		return
@@ -296,6 +298,17 @@ func (c *core) receive(in transport.Incoming) {
 		return
 	}
 	c.layer.Receive(in.Msg, c.boxedFlow(in.Flow), in.Flow.Proto.Stream(), time.Now())
+}
+
+// parseError returns the *message.ParseError in err's chain, or nil. It
+// is a function of its own so that the variable errors.As fills moves to
+// the heap only for a message that failed to parse, not for every one.
+func parseError(err error) *message.ParseError {
+	var pe *message.ParseError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return nil
 }
 
 // newResponse builds a response with the core's Server header (that of
