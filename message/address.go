@@ -142,6 +142,15 @@ func (h *Header) address(id hid) (Address, error) {
 
 func (h *Header) addresses(id hid) ([]Address, error) {
 	var out []Address
+	if err := h.parseAddresses(id, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// parseAddresses parses every value of the fields id, appending them to
+// *out; with out nil it only checks them (Validate), allocating no slice.
+func (h *Header) parseAddresses(id hid, out *[]Address) error {
 	var err error
 	for i := range h.fields {
 		f := &h.fields[i]
@@ -153,17 +162,19 @@ func (h *Header) addresses(id hid) ([]Address, error) {
 			if err = a.parse(s, headerNames[id]); err != nil {
 				return false
 			}
-			out = append(out, a)
+			if out != nil {
+				*out = append(*out, a)
+			}
 			return true
 		})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if !ok {
-			return nil, addrError(headerNames[id], f.Value, "unbalanced quotes or brackets")
+			return addrError(headerNames[id], f.Value, "unbalanced quotes or brackets")
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // From returns the From address.

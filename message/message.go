@@ -189,7 +189,7 @@ func (r *Request) validate() *ParseError {
 	if _, _, err := r.Header.MaxForwards(); err != nil {
 		return asParseErr(err)
 	}
-	if _, err := r.Header.Contacts(); err != nil {
+	if err := r.Header.parseAddresses(hContact, nil); err != nil {
 		return asParseErr(err)
 	}
 	return nil
