@@ -232,8 +232,11 @@ func validateCommon(h *Header) *ParseError {
 			}
 		}
 	}
-	if _, err := h.Vias(); err != nil {
-		return asParseErr(err)
+	// Each Via value parses (as Vias would, without collecting them).
+	for v := range h.values(hVia, "") {
+		if _, err := ParseVia(v); err != nil {
+			return asParseErr(err)
+		}
 	}
 	if _, err := h.From(); err != nil {
 		return asParseErr(err)
