@@ -89,7 +89,11 @@ func (ua *UserAgent) byeDialog(d *dialog.Dialog) {
 	if err != nil {
 		return
 	}
-	_ = ua.send(&outgoing{req: bye, onResponse: func(*message.Response) {}})
+	// Nobody waits for this BYE (a second 2xx of a fork, or one that
+	// crossed our CANCEL): a failure to send it is only logged.
+	if err := ua.send(&outgoing{req: bye, onResponse: func(*message.Response) {}}); err != nil {
+		ua.log.Debug("sip: BYE of an unwanted dialog not sent", "err", err, "call-id", d.ID.CallID)
+	}
 }
 
 // request sends req and waits for its final response. A non-2xx final

@@ -201,7 +201,9 @@ func (r *Referral) Accept(ctx context.Context, opts InviterOptions) (*Inviter, e
 	target.Headers = ""
 	call, err := NewInviter(r.s.ua, target.String(), opts)
 	if err != nil {
-		_ = r.s.ua.call(ctx, func() { r.s.sendReferNotify(503, "Service Unavailable", true) })
+		if nerr := r.s.ua.call(ctx, func() { r.s.sendReferNotify(503, "Service Unavailable", true) }); nerr != nil {
+			r.s.ua.log.Debug("sip: final NOTIFY of a REFER not sent", "err", nerr)
+		}
 		return nil, err
 	}
 	call.onLoopProgress = func(resp *message.Response) { r.s.sendReferNotify(resp.StatusCode, resp.Reason, false) }
@@ -213,7 +215,9 @@ func (r *Referral) Accept(ctx context.Context, opts InviterOptions) (*Inviter, e
 			code, reason = re.StatusCode, re.Reason
 		}
 	}
-	_ = r.s.ua.call(context.Background(), func() { r.s.sendReferNotify(code, reason, true) })
+	if nerr := r.s.ua.call(context.Background(), func() { r.s.sendReferNotify(code, reason, true) }); nerr != nil {
+		r.s.ua.log.Debug("sip: final NOTIFY of a REFER not sent", "err", nerr)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -408,7 +408,11 @@ func (s *Session) armAck() {
 		if resend != nil && s.ist != nil {
 			// Through the INVITE server transaction, which passes 2xx
 			// retransmissions on in its Accepted state (RFC 6026).
-			_ = s.ua.respond(s.ist, resend)
+			if err := s.ua.respond(s.ist, resend); err != nil {
+				// The next tick sends it again; the ACK timeout ends
+				// the call if none gets through.
+				s.ua.log.Debug("sip: 2xx retransmission not sent", "err", err)
+			}
 		}
 		if timedOut {
 			s.ackWait = nil
