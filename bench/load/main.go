@@ -123,6 +123,7 @@ type config struct {
 	dir       string
 	jsonOut   string
 	micro     string
+	only      string // run the ladder for this stack only
 }
 
 func drive(cmd string, args []string) error {
@@ -149,6 +150,7 @@ func drive(cmd string, args []string) error {
 	fs.BoolVar(&c.regAuth, "reg-auth", false, "the registrar challenges with digest (MD5, qop=auth): a client that reuses the nonce refreshes in one REGISTER")
 	fs.StringVar(&c.dir, "dir", "", "directory for sipp traces and logs (default: a new temporary one)")
 	fs.StringVar(&c.jsonOut, "json", "", "also write the raw results as JSON to this file")
+	fs.StringVar(&c.only, "only", "", "run the call ladder for this stack only (sipua or sipgo), e.g. to compare two builds of one")
 	fs.StringVar(&c.micro, "micro", "", "output of the bench package's benchmarks (go test -bench . -benchmem -count N) to put in the table")
 	_ = fs.Parse(args)
 	for _, r := range strings.Split(*rates, ",") {
@@ -333,6 +335,11 @@ type Ladder struct {
 func ladder(c config) (*Ladder, error) {
 	l := &Ladder{CleanRate: map[string]int{}, Broke: map[string]int{}, CPUAt: map[string]Step{}}
 	failed := map[string]bool{}
+	for _, s := range stacks {
+		if c.only != "" && s != c.only {
+			failed[s] = true
+		}
+	}
 	rates := slices.Clone(c.rates)
 	for i := 0; i < len(rates); i++ {
 		rate := rates[i]
