@@ -94,7 +94,8 @@ func noBatch(err error) bool {
 // needed up to BatchSize.
 type udpReader struct {
 	s     *udpSock
-	bc    batchConn // nil: one ReadFrom per datagram
+	bc    batchConn   // nil: one ReadFrom per datagram
+	mm    *mmsgReader // recvmmsg of bc's socket, without x/net's *net.UDPAddr per datagram; nil: bc's ReadBatch
 	size  int
 	limit int
 	slots [][]byte
@@ -146,6 +147,9 @@ func (r *udpReader) shrink() {
 func newUDPReader(s *udpSock) *udpReader {
 	t := s.t
 	r := &udpReader{s: s, bc: s.bc, limit: t.cfg.UDP.BatchSize}
+	if uc, ok := s.pc.(*net.UDPConn); ok && r.bc != nil && t.batchHook == nil {
+		r.mm = newMmsgReader(uc)
+	}
 	r.size = min(t.maxMsg, 65535) + 1
 	r.grow(1)
 	return r
@@ -168,20 +172,28 @@ func (r *udpReader) grow(n int) {
 func (r *udpReader) read() (int, error) {
 	if r.bc != nil {
 		r.armIdle()
+		var n int
+		var err error
 		ms := r.ms[:len(r.slots)]
-		n, err := r.bc.ReadBatch(ms, 0)
+		if r.mm != nil {
+			n, err = r.mm.read(r.slots, r.n, r.src)
+		} else {
+			n, err = r.bc.ReadBatch(ms, 0)
+		}
 		if err != nil {
 			if noBatch(err) {
 				r.s.t.log.Debug("sip transport: no batch reads on this socket, reading one datagram at a time", "local", r.s.local, "err", err)
-				r.bc = nil
+				r.bc, r.mm = nil, nil
 				return r.read()
 			}
 			return 0, err
 		}
-		for i := range n {
-			r.n[i] = ms[i].N
-			r.src[i] = addrPortOf(ms[i].Addr)
-			ms[i].Addr = nil
+		if r.mm == nil {
+			for i := range n {
+				r.n[i] = ms[i].N
+				r.src[i] = addrPortOf(ms[i].Addr)
+				ms[i].Addr = nil
+			}
 		}
 		if n == len(ms) && n < r.limit {
 			r.grow(min(2*n, r.limit))

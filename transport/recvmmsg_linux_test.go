@@ -1,0 +1,95 @@
+//go:build linux
+
+package transport
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestMmsgReaderSources: the recvmmsg reader returns every datagram of a
+// burst with the sender's address, for IPv4, IPv6 and an IPv4 sender on
+// a dual-stack socket (unmapped, as the other readers give it), and a
+// read allocates nothing once its scratch has grown.
+func TestMmsgReaderSources(t *testing.T) {
+	for _, tc := range []struct{ name, listen, send string }{
+		{"IPv4", "127.0.0.1:0", "127.0.0.1:0"},
+		{"IPv6", "[::1]:0", "[::1]:0"},
+		{"IPv4 on dual stack", "[::]:0", "127.0.0.1:0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(tc.listen)))
+			if err != nil {
+				t.Skipf("no such socket here: %v", err)
+			}
+			defer srv.Close()
+			cli, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(tc.send)))
+			require.NoError(t, err)
+			defer cli.Close()
+			to := srv.LocalAddr().(*net.UDPAddr).AddrPort()
+			if to.Addr().IsUnspecified() {
+				to = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), to.Port())
+			}
+			from := cli.LocalAddr().(*net.UDPAddr).AddrPort()
+			m := newMmsgReader(srv)
+			require.NotNil(t, m)
+			const slots = 4
+			bufs := make([][]byte, slots)
+			for i := range bufs {
+				bufs[i] = make([]byte, 100)
+			}
+			n, src := make([]int, slots), make([]netip.AddrPort, slots)
+			require.NoError(t, srv.SetReadDeadline(time.Now().Add(5*time.Second)))
+
+			send := func(k int) {
+				for i := range k {
+					_, err := cli.WriteToUDPAddrPort([]byte{'a' + byte(i), 'b'}[:1+i%2], to)
+					require.NoError(t, err)
+				}
+			}
+			send(3)
+			got := 0
+			for got < 3 {
+				k, err := m.read(bufs[got:], n[got:], src[got:])
+				require.NoError(t, err)
+				got += k
+			}
+			for i := range got {
+				assert.Equal(t, from, src[i], "source of datagram %d", i)
+				assert.Equal(t, []byte{'a' + byte(i), 'b'}[:1+i%2], bufs[i][:n[i]], "datagram %d", i)
+			}
+
+			allocs := testing.AllocsPerRun(20, func() {
+				send(1)
+				if _, err := m.read(bufs, n, src); err != nil {
+					t.Fatal(err)
+				}
+			})
+			assert.Zero(t, allocs, "allocations per read")
+			assert.Equal(t, from, src[0])
+		})
+	}
+}
+
+// TestMmsgReaderClosedAndDeadline: the reader's errors are those the
+// read loop acts on: a timeout at the deadline, net.ErrClosed once the
+// socket is closed.
+func TestMmsgReaderClosedAndDeadline(t *testing.T) {
+	srv, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	m := newMmsgReader(srv)
+	bufs, n, src := [][]byte{make([]byte, 10)}, make([]int, 1), make([]netip.AddrPort, 1)
+	require.NoError(t, srv.SetReadDeadline(time.Now().Add(20*time.Millisecond)))
+	_, err = m.read(bufs, n, src)
+	var ne net.Error
+	require.ErrorAs(t, err, &ne)
+	assert.True(t, ne.Timeout())
+	require.NoError(t, srv.Close())
+	_, err = m.read(bufs, n, src)
+	assert.ErrorIs(t, err, net.ErrClosed)
+}
