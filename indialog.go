@@ -61,7 +61,7 @@ func (s *Session) sendInDialog(ctx context.Context, r dialogRequest) (*message.R
 			done <- result{nil, err}
 			return
 		}
-		req.Header.Add("Contact", s.ua.contactAddress().String())
+		req.Header.Add("Contact", s.ua.contactString())
 		if r.headers != nil {
 			r.headers(req)
 		}

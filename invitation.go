@@ -147,6 +147,20 @@ func (inv *Invitation) tagged(r *message.Response) {
 	}
 }
 
+// contactString is contactAddress().String(), on the loop. Without a
+// server connection the Contact depends only on what is fixed once the
+// loop runs (the first Listen address, the options), so it is formatted
+// once.
+func (ua *UserAgent) contactString() string {
+	if ua.up != nil || len(ua.listenAddrs) == 0 {
+		return ua.contactAddress().String()
+	}
+	if ua.contactStr == "" {
+		ua.contactStr = ua.contactAddress().String()
+	}
+	return ua.contactStr
+}
+
 func addExtra(h *message.Header, extra []string) {
 	for _, x := range extra {
 		n, v, _ := strings.Cut(x, ":")
@@ -190,7 +204,7 @@ func (inv *Invitation) Progress(ctx context.Context, opts ProgressOptions) error
 		}
 		resp := inv.ua.newResponseTag(inv.Request, code, opts.Reason, inv.toTag)
 		inv.tagged(resp)
-		resp.Header.Add("Contact", inv.ua.contactAddress().String())
+		resp.Header.Add("Contact", inv.ua.contactString())
 		addExtra(&resp.Header, opts.ExtraHeaders)
 		if early != nil {
 			inv.early = early
@@ -299,7 +313,7 @@ func (inv *Invitation) accept(ctx context.Context, opts AcceptOptions, fast bool
 		inv.answered = true
 		resp := inv.ua.newResponseTag(inv.Request, 200, "", inv.toTag)
 		inv.tagged(resp)
-		resp.Header.Add("Contact", inv.ua.contactAddress().String())
+		resp.Header.Add("Contact", inv.ua.contactString())
 		resp.Header.Add("Allow", inviteAllow)
 		for _, f := range inv.Request.Header.Fields() {
 			if message.CanonicalName(f.Name) == "Record-Route" {

@@ -159,7 +159,7 @@ func (s *Session) onReinvite(tx *transaction.Server, req *message.Request) {
 				return
 			}
 			resp := s.ua.newResponse(req, 200, "")
-			resp.Header.Add("Contact", s.ua.contactAddress().String())
+			resp.Header.Add("Contact", s.ua.contactString())
 			if desc != nil {
 				resp.Header.Add("Content-Type", desc.ContentType)
 				resp.Body = desc.Body

@@ -188,7 +188,7 @@ func (s *Session) onUpdate(tx *transaction.Server, req *message.Request, d *dial
 // replyUpdate sends the 200 to an UPDATE, with the answer if any.
 func (s *Session) replyUpdate(tx *transaction.Server, req *message.Request, d *dialog.Dialog, ans *media.Description) {
 	resp := s.ua.newResponse(req, 200, "")
-	resp.Header.Add("Contact", s.ua.contactAddress().String())
+	resp.Header.Add("Contact", s.ua.contactString())
 	if ans != nil {
 		resp.Header.Add("Content-Type", ans.ContentType)
 		resp.Body = ans.Body

@@ -367,6 +367,9 @@ type UserAgent struct {
 
 	// Owned by the event loop, besides core: the UserAgent's usages.
 	contactName string
+	// contactStr is the Contact value on the first Listen address,
+	// formatted once (see contactString).
+	contactStr  string
 	auth        authorizer
 	registerers map[*Registerer]struct{}
 	sessions    map[*Session]struct{}

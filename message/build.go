@@ -48,6 +48,9 @@ func NewRequest(method string, uri URI, from, to Address) *Request {
 	return r
 }
 
+// responseRoom is the room NewResponse leaves for more header fields.
+const responseRoom = 4
+
 // NewResponse builds a response to req as a UAS does (RFC 3261 §8.2.6):
 // Via lines, From, To, Call-ID and CSeq are copied, and for a status above
 // 100 a To tag is added when To has none. toTag is that tag; pass the
@@ -58,7 +61,6 @@ func NewResponse(req *Request, code int, reason, toTag string) *Response {
 	if reason == "" {
 		reason = StatusText(code)
 	}
-	r := &Response{StatusCode: code, Reason: reason}
 	n := 0
 	for i := range req.Header.fields {
 		switch req.Header.fields[i].id {
@@ -66,7 +68,12 @@ func NewResponse(req *Request, code int, reason, toTag string) *Response {
 			n++
 		}
 	}
-	r.Header.fields = make([]Field, 0, n+2)
+	// The response and its fields in one allocation, with room for the
+	// fields a UAS adds to a 2xx to an INVITE (Server, Contact, Allow,
+	// Content-Type) without moving them.
+	r, fields := withFields[Response](n + responseRoom)
+	r.StatusCode, r.Reason = code, reason
+	r.Header.fields = fields[:0]
 	for i := range req.Header.fields {
 		f := req.Header.fields[i]
 		switch f.id {
