@@ -135,13 +135,34 @@ func (d *Dialog) pack() {
 	}
 }
 
-func addrString(a message.Address) string {
-	a.Params = ""
-	return a.String()
+// packNew sets local, remote, target and routes from b, which holds them
+// end to end (ends are their ends), and keeps them with the dialog's
+// other strings in one allocation (see pack).
+func (d *Dialog) packNew(b []byte, ends [4]int) {
+	var sb strings.Builder
+	sb.Grow(len(d.ID.CallID) + len(d.ID.LocalTag) + len(d.ID.RemoteTag) + len(d.ackBranch) + len(b))
+	sb.Write(b)
+	for _, p := range [...]string{d.ID.CallID, d.ID.LocalTag, d.ID.RemoteTag, d.ackBranch} {
+		sb.WriteString(p)
+	}
+	all := sb.String()
+	d.local, d.remote, d.target, d.routes = all[:ends[0]], all[ends[0]:ends[1]], all[ends[1]:ends[2]], all[ends[2]:ends[3]]
+	off := ends[3]
+	for _, p := range [...]*string{&d.ID.CallID, &d.ID.LocalTag, &d.ID.RemoteTag, &d.ackBranch} {
+		l := len(*p)
+		*p = all[off : off+l]
+		off += l
+	}
 }
 
-func routeString(uris []message.URI) string {
-	var b []byte
+// appendAddr appends a as the dialog keeps it: without parameters.
+func appendAddr(b []byte, a message.Address) []byte {
+	a.Params = ""
+	return a.AppendTo(b)
+}
+
+// appendRoutes appends the Route header value of a route set.
+func appendRoutes(b []byte, uris []message.URI) []byte {
 	for i, u := range uris {
 		if i > 0 {
 			b = append(b, ", "...)
@@ -150,7 +171,27 @@ func routeString(uris []message.URI) string {
 		b = u.AppendTo(b)
 		b = append(b, '>')
 	}
-	return string(b)
+	return b
+}
+
+func routeString(uris []message.URI) string { return string(appendRoutes(nil, uris)) }
+
+// appendRecordRoutes appends the route set of a Record-Route list: in
+// its order for a UAS, reversed for a UAC.
+func appendRecordRoutes(b []byte, rr []message.Address, reverse bool) []byte {
+	for i := range rr {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		a := &rr[i]
+		if reverse {
+			a = &rr[len(rr)-1-i]
+		}
+		b = append(b, '<')
+		b = a.URI.AppendTo(b)
+		b = append(b, '>')
+	}
+	return b
 }
 
 func createError(format string, args ...any) error {
@@ -185,8 +226,6 @@ func NewUAC(req *message.Request, resp *message.Response) (*Dialog, error) {
 		UAC:      true,
 		Secure:   req.URI.Scheme == "sips",
 		LocalSeq: cseq.Seq,
-		local:    addrString(from),
-		remote:   addrString(to),
 	}
 	if resp.StatusCode >= 200 {
 		d.State = Confirmed
@@ -195,16 +234,26 @@ func NewUAC(req *message.Request, resp *message.Response) (*Dialog, error) {
 	if err != nil {
 		return nil, createError("%v", err)
 	}
-	d.routes = reversedRoutes(rr)
-	if err := d.setTarget(&resp.Header); err != nil {
+	target, err := targetOf(&resp.Header)
+	if err != nil {
 		// An early dialog may come from a 1xx without Contact; its target
 		// then stays the Request-URI until a later response sets it.
 		if d.State == Confirmed {
 			return nil, err
 		}
-		d.target = req.URI.String()
+		target = req.URI
 	}
-	d.pack()
+	var sb [512]byte
+	var ends [4]int
+	b := appendAddr(sb[:0], from)
+	ends[0] = len(b)
+	b = appendAddr(b, to)
+	ends[1] = len(b)
+	b = target.AppendTo(b)
+	ends[2] = len(b)
+	b = appendRecordRoutes(b, rr, true)
+	ends[3] = len(b)
+	d.packNew(b, ends)
 	return d, nil
 }
 
@@ -236,8 +285,6 @@ func NewUAS(req *message.Request, resp *message.Response) (*Dialog, error) {
 		Secure:       req.URI.Scheme == "sips",
 		RemoteSeq:    cseq.Seq,
 		RemoteSeqSet: true,
-		local:        addrString(to),
-		remote:       addrString(from),
 	}
 	if resp.StatusCode >= 200 {
 		d.State = Confirmed
@@ -246,38 +293,40 @@ func NewUAS(req *message.Request, resp *message.Response) (*Dialog, error) {
 	if err != nil {
 		return nil, createError("%v", err)
 	}
-	uris := make([]message.URI, len(rr))
-	for i, a := range rr {
-		uris[i] = a.URI
-	}
-	d.routes = routeString(uris)
-	if err := d.setTarget(&req.Header); err != nil {
+	target, err := targetOf(&req.Header)
+	if err != nil {
 		return nil, err
 	}
-	d.pack()
+	var sb [512]byte
+	var ends [4]int
+	b := appendAddr(sb[:0], to)
+	ends[0] = len(b)
+	b = appendAddr(b, from)
+	ends[1] = len(b)
+	b = target.AppendTo(b)
+	ends[2] = len(b)
+	b = appendRecordRoutes(b, rr, false)
+	ends[3] = len(b)
+	d.packNew(b, ends)
 	return d, nil
 }
 
-func (d *Dialog) setTarget(h *message.Header) error {
+// targetOf returns the remote target that h's single Contact gives.
+func targetOf(h *message.Header) (message.URI, error) {
 	contacts, err := h.Contacts()
 	if err != nil {
-		return createError("%v", err)
+		return message.URI{}, createError("%v", err)
 	}
 	if len(contacts) != 1 || contacts[0].Wildcard {
-		return createError("need exactly one Contact, have %d", len(contacts))
+		return message.URI{}, createError("need exactly one Contact, have %d", len(contacts))
 	}
-	d.target = contacts[0].URI.String()
-	return nil
+	return contacts[0].URI, nil
 }
 
 // reversedRoutes returns the UAC's route set: the Record-Route list
 // reversed.
 func reversedRoutes(rr []message.Address) string {
-	uris := make([]message.URI, len(rr))
-	for i, a := range rr {
-		uris[len(rr)-1-i] = a.URI
-	}
-	return routeString(uris)
+	return string(appendRecordRoutes(nil, rr, true))
 }
 
 // refreshTarget takes the single Contact of h as remote target.
