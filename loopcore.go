@@ -43,6 +43,9 @@ type core struct {
 	// batches are the batch events of receiveBatch: taken on a reader
 	// goroutine, given back by the loop once handled.
 	batches sync.Pool
+	// calls are the loopCalls of UserAgent.call that have run, for
+	// reuse.
+	calls sync.Pool
 	// bg are the goroutines doing what the loop must not wait for
 	// (look-ups, dials); bgCtx ends when the core stops.
 	bg       sync.WaitGroup

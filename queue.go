@@ -20,10 +20,16 @@ type callbackQueue struct {
 	mu      sync.Mutex
 	fs      []func()
 	running bool
+	// first holds the callbacks of a lane that has few waiting at once
+	// (most have one or two), so that a push allocates no array.
+	first [2]func()
 }
 
 func (q *callbackQueue) push(f func()) {
 	q.mu.Lock()
+	if q.fs == nil {
+		q.fs = q.first[:0]
+	}
 	q.fs = append(q.fs, f)
 	start := !q.running
 	q.running = true
@@ -43,7 +49,8 @@ func (q *callbackQueue) drain() {
 	for {
 		q.mu.Lock()
 		if len(q.fs) == 0 {
-			q.fs = nil // an idle lane holds no array
+			q.fs = nil            // an idle lane holds no array but first
+			q.first = [2]func(){} // nor callbacks moved out of it by a growth
 			q.running = false
 			// Under q.mu: a push that starts the lane again dispatches
 			// it after this end.

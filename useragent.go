@@ -502,26 +502,31 @@ func (ua *UserAgent) call(ctx context.Context, f func()) error {
 		return ErrNotStarted
 	}
 	c := ua.core
-	done := make(chan struct{})
-	g := func() {
-		if ua.detached {
-			return
-		}
-		f()
-		close(done)
+	lc, _ := c.calls.Get().(*loopCall)
+	if lc == nil {
+		lc = &loopCall{done: make(chan struct{}, 1)}
+		lc.run = lc.exec
 	}
+	lc.ua, lc.f = ua, f
 	select {
-	case c.events <- g:
+	case c.events <- lc.run:
 	case <-ua.quit:
+		lc.ua, lc.f = nil, nil
+		c.calls.Put(lc) // never posted
 		return ErrStopped
 	case <-c.quit:
+		lc.ua, lc.f = nil, nil
+		c.calls.Put(lc)
 		return ErrStopped
 	case <-ctx.Done():
+		lc.ua, lc.f = nil, nil
+		c.calls.Put(lc)
 		return canceled(ctx)
 	}
 	var err error
 	select {
-	case <-done:
+	case <-lc.done:
+		lc.release(c)
 		return nil
 	case <-ua.quit:
 		err = ErrStopped
@@ -533,11 +538,38 @@ func (ua *UserAgent) call(ctx context.Context, f func()) error {
 	// f may have run although the stop or the context came first to
 	// this select: what it did counts.
 	select {
-	case <-done:
+	case <-lc.done:
+		lc.release(c)
 		return nil
 	default:
+		// lc may still run: it is not reused.
 		return err
 	}
+}
+
+// loopCall is what UserAgent.call posts to the loop: f, and a channel
+// that tells it ran. Once the caller has seen it run it is reused (see
+// core.calls), so that a call allocates neither a closure nor a channel.
+type loopCall struct {
+	ua   *UserAgent
+	f    func()
+	done chan struct{} // buffered: exec's send never waits
+	run  func()        // lc.exec, made once
+}
+
+// exec runs on the loop; it touches lc no more after its send.
+func (lc *loopCall) exec() {
+	if lc.ua.detached {
+		return
+	}
+	lc.f()
+	lc.done <- struct{}{}
+}
+
+// release gives lc back for reuse once its caller has received from done.
+func (lc *loopCall) release(c *core) {
+	lc.ua, lc.f = nil, nil
+	c.calls.Put(lc)
 }
 
 // after runs f on the loop after d, unless the UserAgent has left it.
