@@ -191,17 +191,18 @@ func (c *conn) writeQueued(q queued) {
 // (opened if need be, which does not wait on the network) or an open
 // stream connection. Otherwise it returns a *PendingError.
 func (t *Transport) linkNow(target Target) (link, error) {
+	if target.Proto == UDP {
+		l, err := t.udpLinkNow(target)
+		if err != nil {
+			return nil, err
+		}
+		return l, nil
+	}
 	if !target.Addr.IsValid() {
 		return nil, fmt.Errorf("transport: send to %v: invalid address: %w", target, ErrUnsupported)
 	}
 	target.Addr = netip.AddrPortFrom(target.Addr.Addr().Unmap(), target.Addr.Port())
 	switch target.Proto {
-	case UDP:
-		s, err := t.udpFor(context.Background(), target)
-		if err != nil {
-			return nil, err
-		}
-		return udpLink{s: s, to: target.Addr}, nil
 	case TCP, TLS, WS, WSS:
 		t.mu.Lock()
 		defer t.mu.Unlock()
@@ -221,6 +222,20 @@ func (t *Transport) linkNow(target Target) (link, error) {
 		return nil, &PendingError{Target: target}
 	}
 	return nil, fmt.Errorf("transport: send over %q: %w", target.Proto, ErrUnsupported)
+}
+
+// udpLinkNow is linkNow for a UDP target, without boxing the link in an
+// interface (that allocates, for every message sent).
+func (t *Transport) udpLinkNow(target Target) (udpLink, error) {
+	if !target.Addr.IsValid() {
+		return udpLink{}, fmt.Errorf("transport: send to %v: invalid address: %w", target, ErrUnsupported)
+	}
+	target.Addr = netip.AddrPortFrom(target.Addr.Addr().Unmap(), target.Addr.Port())
+	s, err := t.udpFor(context.Background(), target)
+	if err != nil {
+		return udpLink{}, err
+	}
+	return udpLink{s: s, to: target.Addr}, nil
 }
 
 // Dial opens the connection to target (or joins a dial to it already
@@ -249,6 +264,16 @@ func (t *Transport) TrySendRequest(req *message.Request, tg Target, opts SendOpt
 			tg.Proto = TCP
 		}
 	}
+	if tg.Proto == UDP {
+		l, err := t.udpLinkNow(tg)
+		if err != nil {
+			return Flow{}, err
+		}
+		f := l.flow()
+		host, port := t.sentBy(f)
+		setVia(&req.Header, f.Proto, host, port)
+		return f, t.writeUDP(l, req, opts.OnFail, false)
+	}
 	l, err := t.linkNow(tg)
 	if err != nil {
 		return Flow{}, err
@@ -274,23 +299,28 @@ func (t *Transport) writeNow(l link, msg message.Message, onFail func(error), ho
 		}
 		return l.enqueue(bp, onFail)
 	case udpLink:
-		bp := getBuf()
-		b := msg.AppendTo((*bp)[:0])
-		*bp = b
-		if t.cfg.Tracer != nil {
-			t.trace(trace.Sent, l.flow(), b, msg, nil)
-		}
-		if holdable && len(b) <= maxUDPPayload && t.hold(held{s: l.s, to: l.to, bp: bp, onFail: onFail}) {
-			return nil
-		}
-		err := l.write(context.Background(), b)
-		if err != nil && t.cfg.Tracer != nil {
-			t.trace(trace.SendFailed, l.flow(), b, msg, err)
-		}
-		putBuf(bp)
-		return err
+		return t.writeUDP(l, msg, onFail, holdable)
 	}
 	return t.writeMsg(context.Background(), l, msg)
+}
+
+// writeUDP is writeNow over UDP.
+func (t *Transport) writeUDP(l udpLink, msg message.Message, onFail func(error), holdable bool) error {
+	bp := getBuf()
+	b := msg.AppendTo((*bp)[:0])
+	*bp = b
+	if t.cfg.Tracer != nil {
+		t.trace(trace.Sent, l.flow(), b, msg, nil)
+	}
+	if holdable && len(b) <= maxUDPPayload && t.hold(held{s: l.s, to: l.to, bp: bp, onFail: onFail}) {
+		return nil
+	}
+	err := l.write(context.Background(), b)
+	if err != nil && t.cfg.Tracer != nil {
+		t.trace(trace.SendFailed, l.flow(), b, msg, err)
+	}
+	putBuf(bp)
+	return err
 }
 
 // TrySendResponse is SendResponse without waiting on the network: on the
@@ -309,6 +339,13 @@ func (t *Transport) TrySendResponse(resp *message.Response, flow Flow, onFail fu
 	tg, err := t.responseTarget(context.Background(), resp, flow, false)
 	if err != nil {
 		return Flow{}, err
+	}
+	if tg.Proto == UDP {
+		l, err := t.udpLinkNow(tg)
+		if err != nil {
+			return Flow{}, err
+		}
+		return l.flow(), t.writeUDP(l, resp, onFail, true)
 	}
 	l, err := t.linkNow(tg)
 	if err != nil {
