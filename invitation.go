@@ -91,12 +91,19 @@ func (ua *UserAgent) onInvite(tx *transaction.Server, req *message.Request, src 
 	if ua.tooSmall(tx, req, ua.opts.SessionTimers) {
 		return // 422: the session interval asked for is too small
 	}
-	s, err := newSession(ua, true, media.Options{})
-	if err != nil {
+	// The Invitation and its Session in one allocation: they live as
+	// long as each other (the Session's owner is the Invitation).
+	both := new(struct {
+		inv Invitation
+		s   Session
+	})
+	s := &both.s
+	if err := s.init(ua, true, media.Options{}); err != nil {
 		ua.reply(tx, 500, "", nil)
 		return
 	}
-	inv := &Invitation{Session: s, Request: req, toTag: message.NewTag(), Replaces: replaced}
+	inv := &both.inv
+	*inv = Invitation{Session: s, Request: req, toTag: message.NewTag(), Replaces: replaced}
 	s.owner = inv
 	if flow, ok := src.(transport.Flow); ok {
 		inv.Flow = flow

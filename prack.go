@@ -102,7 +102,7 @@ func (s *Session) noteLocal(ct string, body []byte) {
 	if len(body) == 0 {
 		return
 	}
-	s.oa.lastLocal = &media.Description{ContentType: ct, Body: body}
+	s.oa.lastLocal = media.Description{ContentType: ct, Body: body}
 }
 
 // ----- UAC -----

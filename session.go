@@ -170,19 +170,29 @@ type Session struct {
 }
 
 func newSession(ua *UserAgent, incoming bool, mopts media.Options) (*Session, error) {
-	s := &Session{ua: ua, incoming: incoming, mopts: mopts, done: make(chan struct{})}
+	s := new(Session)
+	if err := s.init(ua, incoming, mopts); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// init sets up a new Session in place (an Invitation allocates its
+// Session with it).
+func (s *Session) init(ua *UserAgent, incoming bool, mopts media.Options) error {
+	*s = Session{ua: ua, incoming: incoming, mopts: mopts, done: make(chan struct{})}
 	s.cbq.set = &ua.lanes
 	if f := ua.opts.MediaFactory; f != nil {
 		h, err := f(media.SessionInfo{Incoming: incoming})
 		if err != nil {
-			return nil, fmt.Errorf("sip: media handler: %w", err)
+			return fmt.Errorf("sip: media handler: %w", err)
 		}
 		s.handler = h
 		if fn, ok := h.(media.FailureNotifier); ok {
 			fn.OnFailure(s.handlerFailed)
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // State returns the current state.

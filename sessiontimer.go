@@ -271,7 +271,7 @@ func (s *Session) timerRefresh() {
 	s.refreshHeaders(req)
 	if method == "INVITE" {
 		req.Header.Add("Allow", inviteAllow)
-		if l := s.oa.lastLocal; l != nil && s.handler != nil {
+		if l := s.oa.lastLocal; len(l.Body) > 0 && s.handler != nil {
 			req.Header.Add("Content-Type", l.ContentType)
 			req.Body = l.Body
 		}
