@@ -304,6 +304,10 @@ func (t *timers) add(at time.Time, f func()) *timerEntry {
 	return e
 }
 
+// push adds an entry its owner keeps (and may push again once it has
+// fired or been stopped).
+func (t *timers) push(e *timerEntry) { heap.Push(t, e) }
+
 func (t *timers) stop(e *timerEntry) {
 	if e != nil && e.index >= 0 {
 		heap.Remove(t, e.index)

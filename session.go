@@ -150,7 +150,11 @@ type Session struct {
 	invite   *message.Request
 	ist      *transaction.Server // UAS: the INVITE server transaction
 	ackWait  *dialog.AckWait
-	ackTimer *timerEntry
+	ackTimer *timerEntry // &ackEntry while armed once
+	// ackEntry is the timer of ackWait, ackTick (s.onAckTick, made once)
+	// its function: re-arming it allocates nothing.
+	ackEntry timerEntry
+	ackTick  func()
 	// byeAfterAck is a BYE asked for before our 2xx was acknowledged.
 	byeAfterAck func()
 	// oa is the call's offer/answer state.
@@ -410,33 +414,43 @@ func (s *Session) armAck() {
 	if s.ackWait == nil {
 		return
 	}
-	s.ackTimer = s.ua.timers.add(s.ackWait.Deadline(), func() {
-		if s.ackWait == nil {
-			return
+	if s.ackTick == nil {
+		s.ackTick = s.onAckTick
+	}
+	s.ua.timers.stop(s.ackTimer) // the entry cannot be in the heap twice
+	s.ackEntry = timerEntry{at: s.ackWait.Deadline(), f: s.ackTick}
+	s.ackTimer = &s.ackEntry
+	s.ua.timers.push(s.ackTimer)
+}
+
+// onAckTick is the ackWait timer: the 2xx again, or the end of the call
+// when no ACK came.
+func (s *Session) onAckTick() {
+	if s.ackWait == nil {
+		return
+	}
+	resend, timedOut := s.ackWait.Tick(time.Now())
+	if resend != nil && s.ist != nil {
+		// Through the INVITE server transaction, which passes 2xx
+		// retransmissions on in its Accepted state (RFC 6026).
+		if err := s.ua.respond(s.ist, resend); err != nil {
+			// The next tick sends it again; the ACK timeout ends
+			// the call if none gets through.
+			s.ua.log.Debug("sip: 2xx retransmission not sent", "err", err)
 		}
-		resend, timedOut := s.ackWait.Tick(time.Now())
-		if resend != nil && s.ist != nil {
-			// Through the INVITE server transaction, which passes 2xx
-			// retransmissions on in its Accepted state (RFC 6026).
-			if err := s.ua.respond(s.ist, resend); err != nil {
-				// The next tick sends it again; the ACK timeout ends
-				// the call if none gets through.
-				s.ua.log.Debug("sip: 2xx retransmission not sent", "err", err)
-			}
+	}
+	if timedOut {
+		s.ackWait = nil
+		if bye := s.byeAfterAck; bye != nil {
+			s.byeAfterAck = nil
+			bye()
+		} else {
+			s.sendBye(nil)
 		}
-		if timedOut {
-			s.ackWait = nil
-			if bye := s.byeAfterAck; bye != nil {
-				s.byeAfterAck = nil
-				bye()
-			} else {
-				s.sendBye(nil)
-			}
-			s.terminate(EndReason{Cause: EndNoAck})
-			return
-		}
-		s.armAck()
-	})
+		s.terminate(EndReason{Cause: EndNoAck})
+		return
+	}
+	s.armAck()
 }
 
 // Bye hangs up an established call and waits for the answer to the BYE
