@@ -308,54 +308,69 @@ func (inv *Invitation) accept(ctx context.Context, opts AcceptOptions, fast bool
 		}
 		desc = d
 	}
-	if cerr := inv.ua.call(ctx, func() {
-		if inv.answered || inv.ended {
-			err = fmt.Errorf("%w: already answered", ErrInvalidState)
-			return
-		}
-		if fast && (inv.x.rel != nil || inv.oa.initialDone || inv.oa.cur == oaReliableOut || inv.early != nil) {
-			again = true
-			return
-		}
-		inv.answered = true
-		resp := inv.ua.newResponseTag(inv.Request, 200, "", inv.toTag)
-		inv.tagged(resp)
-		resp.Header.Add("Contact", inv.ua.contactString())
-		resp.Header.Add("Allow", inviteAllow)
-		for _, f := range inv.Request.Header.Fields() {
-			if message.CanonicalName(f.Name) == "Record-Route" {
-				resp.Header.Add("Record-Route", f.Value)
-			}
-		}
-		addExtra(&resp.Header, opts.ExtraHeaders)
-		if desc.Body != nil {
-			resp.Header.Add("Content-Type", desc.ContentType)
-			resp.Body = desc.Body
-		}
-		inv.accept2xx(resp, opts)
-		d, derr := dialog.NewUAS(inv.Request, resp)
-		if derr != nil {
-			err = derr
-			inv.ua.reply(inv.ist, 400, "", nil)
-			inv.terminate(EndReason{Cause: EndRejected, StatusCode: 400, Err: derr})
-			return
-		}
-		if err = inv.ua.respond(inv.ist, resp); err != nil {
-			inv.terminate(EndReason{Cause: EndTransport, Err: err})
-			return
-		}
-		delete(inv.ua.invitations, inv.ist)
-		inv.ua.dialogs.Add(d)
-		inv.confirm(d)
-		inv.waitAck(resp)
-		if old := inv.Replaces; old != nil && !old.ended && old.d != nil {
-			old.sendBye(nil)
-			old.terminate(EndReason{Cause: EndReplaced})
-		}
-	}); cerr != nil {
+	a := &acceptOnLoop{inv: inv, opts: opts, desc: desc, fast: fast}
+	if cerr := inv.ua.callRunner(ctx, a); cerr != nil {
 		return false, cerr
 	}
-	return again, err
+	return a.again, a.err
+}
+
+// acceptOnLoop is the part of Accept that runs on the loop, with its
+// inputs and results: one allocation (see loopRunner).
+type acceptOnLoop struct {
+	inv   *Invitation
+	opts  AcceptOptions
+	desc  media.Description
+	fast  bool
+	again bool
+	err   error
+}
+
+func (a *acceptOnLoop) runOnLoop() {
+	inv := a.inv
+	if inv.answered || inv.ended {
+		a.err = fmt.Errorf("%w: already answered", ErrInvalidState)
+		return
+	}
+	if a.fast && (inv.x.rel != nil || inv.oa.initialDone || inv.oa.cur == oaReliableOut || inv.early != nil) {
+		a.again = true
+		return
+	}
+	inv.answered = true
+	resp := inv.ua.newResponseTag(inv.Request, 200, "", inv.toTag)
+	inv.tagged(resp)
+	resp.Header.Add("Contact", inv.ua.contactString())
+	resp.Header.Add("Allow", inviteAllow)
+	for _, f := range inv.Request.Header.Fields() {
+		if message.CanonicalName(f.Name) == "Record-Route" {
+			resp.Header.Add("Record-Route", f.Value)
+		}
+	}
+	addExtra(&resp.Header, a.opts.ExtraHeaders)
+	if a.desc.Body != nil {
+		resp.Header.Add("Content-Type", a.desc.ContentType)
+		resp.Body = a.desc.Body
+	}
+	inv.accept2xx(resp, a.opts)
+	d, derr := dialog.NewUAS(inv.Request, resp)
+	if derr != nil {
+		a.err = derr
+		inv.ua.reply(inv.ist, 400, "", nil)
+		inv.terminate(EndReason{Cause: EndRejected, StatusCode: 400, Err: derr})
+		return
+	}
+	if a.err = inv.ua.respond(inv.ist, resp); a.err != nil {
+		inv.terminate(EndReason{Cause: EndTransport, Err: a.err})
+		return
+	}
+	delete(inv.ua.invitations, inv.ist)
+	inv.ua.dialogs.Add(d)
+	inv.confirm(d)
+	inv.waitAck(resp)
+	if old := inv.Replaces; old != nil && !old.ended && old.d != nil {
+		old.sendBye(nil)
+		old.terminate(EndReason{Cause: EndReplaced})
+	}
 }
 
 // answer applies the INVITE's offer, if any, and returns the local

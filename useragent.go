@@ -498,6 +498,22 @@ func (ua *UserAgent) post(f func()) {
 // call runs f on the event loop and waits for it, for ctx, or for the
 // UserAgent to stop. f does not run once the UserAgent has left the loop.
 func (ua *UserAgent) call(ctx context.Context, f func()) error {
+	return ua.callOn(ctx, f, nil)
+}
+
+// loopRunner is what callRunner runs on the loop: a struct holding the
+// inputs and results of the work costs one allocation where a closure
+// writing to its caller's variables costs one for the closure and one
+// for each variable.
+type loopRunner interface{ runOnLoop() }
+
+// callRunner is call with r.runOnLoop for f.
+func (ua *UserAgent) callRunner(ctx context.Context, r loopRunner) error {
+	return ua.callOn(ctx, nil, r)
+}
+
+// callOn is call of f, or of r when f is nil.
+func (ua *UserAgent) callOn(ctx context.Context, f func(), r loopRunner) error {
 	if ua.phase.Load() == uaNew {
 		return ErrNotStarted
 	}
@@ -507,20 +523,17 @@ func (ua *UserAgent) call(ctx context.Context, f func()) error {
 		lc = &loopCall{done: make(chan struct{}, 1)}
 		lc.run = lc.exec
 	}
-	lc.ua, lc.f = ua, f
+	lc.ua, lc.f, lc.r = ua, f, r
 	select {
 	case c.events <- lc.run:
 	case <-ua.quit:
-		lc.ua, lc.f = nil, nil
-		c.calls.Put(lc) // never posted
+		lc.release(c) // never posted
 		return ErrStopped
 	case <-c.quit:
-		lc.ua, lc.f = nil, nil
-		c.calls.Put(lc)
+		lc.release(c)
 		return ErrStopped
 	case <-ctx.Done():
-		lc.ua, lc.f = nil, nil
-		c.calls.Put(lc)
+		lc.release(c)
 		return canceled(ctx)
 	}
 	var err error
@@ -553,6 +566,7 @@ func (ua *UserAgent) call(ctx context.Context, f func()) error {
 type loopCall struct {
 	ua   *UserAgent
 	f    func()
+	r    loopRunner    // when f is nil
 	done chan struct{} // buffered: exec's send never waits
 	run  func()        // lc.exec, made once
 }
@@ -562,13 +576,18 @@ func (lc *loopCall) exec() {
 	if lc.ua.detached {
 		return
 	}
-	lc.f()
+	if lc.f != nil {
+		lc.f()
+	} else {
+		lc.r.runOnLoop()
+	}
 	lc.done <- struct{}{}
 }
 
-// release gives lc back for reuse once its caller has received from done.
+// release gives lc back for reuse: never posted, or its caller has
+// received from done.
 func (lc *loopCall) release(c *core) {
-	lc.ua, lc.f = nil, nil
+	lc.ua, lc.f, lc.r = nil, nil, nil
 	c.calls.Put(lc)
 }
 
