@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/sipua/sip/internal/dialog"
 	"github.com/sipua/sip/internal/transaction"
@@ -199,6 +200,21 @@ func mergeKeyOf(req *message.Request) mergeKey {
 	return mergeKey{fromTag: req.Header.FromTag(), callID: req.Header.CallID(), cseq: c.Seq, method: c.Method}
 }
 
+// own returns k with strings of its own, in one allocation: a key taken
+// from a request points into the request's buffer, and the merged map
+// keeps it as long as the transaction lingers (64·T1 after the final
+// response), which would keep the whole request alive.
+func (k mergeKey) own() mergeKey {
+	b := make([]byte, 0, len(k.fromTag)+len(k.callID)+len(k.method))
+	b = append(b, k.fromTag...)
+	b = append(b, k.callID...)
+	b = append(b, k.method...)
+	s := unsafe.String(unsafe.SliceData(b), len(b))
+	n, m := len(k.fromTag), len(k.fromTag)+len(k.callID)
+	k.fromTag, k.callID, k.method = s[:n], s[n:m], s[m:]
+	return k
+}
+
 // supported lists the extensions the UserAgent supports (Require check).
 var supportedExtensions = []string{"outbound", "path", "100rel", "timer"}
 
@@ -249,7 +265,13 @@ func (ua *UserAgent) respond(tx *transaction.Server, resp *message.Response) err
 }
 
 func (ua *UserAgent) reply(tx *transaction.Server, code int, reason string, edit func(*message.Response)) {
-	resp := ua.newResponse(tx.Request(), code, reason)
+	req := tx.Request()
+	if req == nil {
+		// The transaction has sent its final response already.
+		ua.log.Debug("sip: response to a request already answered", "method", tx.Method(), "code", code)
+		return
+	}
+	resp := ua.newResponse(req, code, reason)
 	if edit != nil {
 		edit(resp)
 	}
@@ -286,6 +308,7 @@ func (ua *UserAgent) onRequest(tx *transaction.Server, req *message.Request, src
 			ua.reply(tx, 482, "", nil)
 			return
 		}
+		k = k.own()
 		ua.merged[k] = tx
 		ua.mergedKeys[tx] = k
 		ua.mergedPeak = max(ua.mergedPeak, len(ua.mergedKeys))

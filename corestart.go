@@ -369,7 +369,7 @@ func (c *core) onResponse(tx *transaction.Client, resp *message.Response) {
 func (c *core) onFailed(tx transaction.Transaction, err error) {
 	cl, ok := tx.(*transaction.Client)
 	if !ok {
-		c.log.Debug("sip: server transaction failed", "method", tx.Request().Method, "err", err)
+		c.log.Debug("sip: server transaction failed", "method", tx.Method(), "err", err)
 		return
 	}
 	o := c.outgoing[cl]
@@ -378,7 +378,7 @@ func (c *core) onFailed(tx transaction.Transaction, err error) {
 	}
 	switch {
 	case errors.Is(err, transaction.ErrTimeout):
-		o.fail(fmt.Errorf("%w: %s to %v: %w", ErrTimeout, tx.Request().Method, cl.Dest(), err))
+		o.fail(fmt.Errorf("%w: %s to %v: %w", ErrTimeout, tx.Method(), cl.Dest(), err))
 	default:
 		o.fail(fmt.Errorf("%w: %w", ErrTransportClosed, err))
 	}
@@ -435,7 +435,7 @@ func (c *core) obsTransaction(tx transaction.Transaction, retransmission bool) {
 		return
 	}
 	_, client := tx.(*transaction.Client)
-	f(TransactionEvent{Method: tx.Request().Method, Client: client})
+	f(TransactionEvent{Method: tx.Method(), Client: client})
 }
 
 // obsUpstream reports the server connection's state.

@@ -794,7 +794,7 @@ func (ua *UserAgent) shutdown() {
 				// stopped it without answering) are answered here, so
 				// that their transactions end.
 				ua.layer.Unanswered(func(tx *transaction.Server) {
-					if req := tx.Request(); req.Method != "ACK" && ua.accountFor(req) == ua {
+					if req := tx.Request(); req != nil && req.Method != "ACK" && ua.accountFor(req) == ua {
 						ua.reply(tx, 480, "", nil)
 					}
 				})

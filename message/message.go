@@ -154,6 +154,55 @@ func (r *Response) Clone() *Response {
 	return &c
 }
 
+// Detached returns a copy of r that shares no memory with other messages.
+// A response made by NewResponse points into its request's buffer (the
+// Via, From, To, Call-ID and CSeq values are the request's), and a parsed
+// message into the bytes it was read from: keeping such a response keeps
+// all of that alive. Detached copies the reason, the header names and
+// values and the body into one new buffer.
+func (r *Response) Detached() *Response {
+	n := len(r.Reason) + len(r.Proto) + len(r.Body)
+	for i := range r.Header.fields {
+		f := &r.Header.fields[i]
+		if !f.constName() {
+			n += len(f.Name)
+		}
+		n += len(f.Value)
+	}
+	buf := make([]byte, 0, n)
+	str := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		start := len(buf)
+		buf = append(buf, s...)
+		return unsafe.String(unsafe.SliceData(buf[start:]), len(s))
+	}
+	name := func(f Field) string {
+		if f.constName() {
+			return headerNames[f.id]
+		}
+		return str(f.Name)
+	}
+	c := &Response{StatusCode: r.StatusCode, Reason: str(r.Reason), Proto: str(r.Proto)}
+	c.Header.fields = make([]Field, len(r.Header.fields))
+	for i, f := range r.Header.fields {
+		c.Header.fields[i] = Field{Name: name(f), Value: str(f.Value), id: f.id}
+	}
+	if r.Body != nil {
+		start := len(buf)
+		buf = append(buf, r.Body...)
+		c.Body = buf[start:len(buf):len(buf)]
+	}
+	return c
+}
+
+// constName reports whether f's name is spelled as its constant long
+// name, which a copy can use instead of copying the name.
+func (f *Field) constName() bool {
+	return f.id != hOther && f.Name == headerNames[f.id]
+}
+
 // Validate checks a received request the way a UAS core must before acting
 // on it, and returns a *ParseError whose Status is the response to send:
 // 505 for a version other than SIP/2.0; 400 for a missing Via, From, To,

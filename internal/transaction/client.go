@@ -59,6 +59,9 @@ func (c *Client) setReliable(reliable bool, now time.Time) {
 // Request returns the transaction's request.
 func (c *Client) Request() *message.Request { return c.req }
 
+// Method returns the method of the request.
+func (c *Client) Method() string { return c.req.Method }
+
 // State returns the current state.
 func (c *Client) State() State { return c.state }
 

@@ -7,14 +7,18 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/sipua/sip/message"
 )
 
 // Transaction is a *Client or a *Server.
 type Transaction interface {
-	// Request returns the request of the transaction.
+	// Request returns the request of the transaction (a server
+	// transaction's is nil once its final response has gone out).
 	Request() *message.Request
+	// Method returns the method of the transaction's request.
+	Method() string
 	// State returns its state.
 	State() State
 	// Deadline returns when its next timer fires, or the zero time.
@@ -271,6 +275,7 @@ func (l *Layer) Receive(msg message.Message, src any, reliable bool, now time.Ti
 			return
 		}
 		s, out := NewServer(m, reliable, l.cfg, now, buf)
+		key = key.own()
 		s.e = entry{dest: src, tx: s, index: -1, skey: key, live: true}
 		l.servers[key] = s
 		l.peakServers = max(l.peakServers, len(l.servers))
@@ -302,6 +307,24 @@ func (l *Layer) MatchCancel(cancel *message.Request) *Server {
 		return nil
 	}
 	return s
+}
+
+// own returns k with strings of its own: the branch and host of a key
+// taken from a request point into the request's buffer, and a key in the
+// Layer's map lives as long as the transaction (up to 64·T1 after its
+// final response), which would keep the whole request alive. One
+// allocation holds both.
+func (k serverKey) own() serverKey {
+	k.method = methodName(k.method)
+	if k.legacy != "" {
+		return k // built by concatenation: its own already
+	}
+	b := make([]byte, 0, len(k.branch)+len(k.host))
+	b = append(b, k.branch...)
+	b = append(b, k.host...)
+	s := unsafe.String(unsafe.SliceData(b), len(b))
+	k.branch, k.host = s[:len(k.branch)], s[len(k.branch):]
+	return k
 }
 
 func (l *Layer) serverKey(req *message.Request) (serverKey, bool) {

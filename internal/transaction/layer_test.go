@@ -44,10 +44,10 @@ func (r *recorder) callbacks() Callbacks {
 			if errors.Is(err, ErrTimeout) {
 				kind = "timeout"
 			}
-			r.log = append(r.log, fmt.Sprintf("failed %s %s", tx.Request().Method, kind))
+			r.log = append(r.log, fmt.Sprintf("failed %s %s", tx.Method(), kind))
 		},
 		Terminated: func(tx Transaction) {
-			r.log = append(r.log, "terminated "+tx.Request().Method)
+			r.log = append(r.log, "terminated "+tx.Method())
 		},
 	}
 }

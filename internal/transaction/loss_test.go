@@ -159,13 +159,15 @@ func runLossy(t *testing.T, method string, count int) {
 					require.NoError(t, nd.layer.Respond(tx, message.NewResponse(req, 200, "", "tag"), now))
 				}
 			},
+			// A server transaction that has answered keeps no request:
+			// find its outcome by the transaction.
 			Failed: func(tx Transaction, err error) {
-				v, _ := tx.Request().Header.TopVia()
-				servers[v.Branch()].failAt = time.Now()
+				if o := serverOf(servers, tx); o != nil {
+					o.failAt = time.Now()
+				}
 			},
 			Terminated: func(tx Transaction) {
-				v, _ := tx.Request().Header.TopVia()
-				if o := servers[v.Branch()]; o != nil {
+				if o := serverOf(servers, tx); o != nil {
 					o.state = tx.State()
 				}
 			},
@@ -277,4 +279,14 @@ func runLossy(t *testing.T, method string, count int) {
 		method, completed, timedOut, proceeding, serverTimeouts, st)
 	assert.Equal(t, count, completed+timedOut+proceeding)
 	assert.Greater(t, completed, count*99/100, "at 30% loss nearly every transaction completes")
+}
+
+// serverOf returns the outcome of server transaction tx, or nil.
+func serverOf(servers map[string]*serverOutcome, tx Transaction) *serverOutcome {
+	for _, o := range servers {
+		if Transaction(o.tx) == tx {
+			return o
+		}
+	}
+	return nil
 }

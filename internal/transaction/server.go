@@ -2,6 +2,7 @@ package transaction
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sipua/sip/message"
@@ -10,7 +11,8 @@ import (
 // Server is an INVITE or non-INVITE server transaction (RFC 3261 §17.2,
 // RFC 6026 §7.1). It is not safe for concurrent use.
 type Server struct {
-	req      *message.Request
+	req      *message.Request  // nil once a final response has gone out
+	method   string            // req's method, kept after req
 	last     *message.Response // the last response sent
 	cfg      Config
 	invite   bool
@@ -28,7 +30,7 @@ type Server struct {
 // NewServer creates the server transaction for a new request and passes
 // the request up. reliable tells whether it came over a reliable transport.
 func NewServer(req *message.Request, reliable bool, cfg Config, now time.Time, out []Action) (*Server, []Action) {
-	s := &Server{req: req, cfg: cfg.norm(), invite: req.Method == "INVITE", reliable: reliable, e: entry{index: -1}}
+	s := &Server{req: req, method: methodName(req.Method), cfg: cfg.norm(), invite: req.Method == "INVITE", reliable: reliable, e: entry{index: -1}}
 	if s.invite {
 		s.state = Proceeding
 		s.trying.set(now, s.cfg.TryingDelay)
@@ -38,8 +40,51 @@ func NewServer(req *message.Request, reliable bool, cfg Config, now time.Time, o
 	return s, append(out, Action{Kind: PassUp, Msg: req})
 }
 
-// Request returns the request that created the transaction.
+// Request returns the request that created the transaction, or nil once
+// the transaction has sent its final response: a transaction that lingers
+// (Timers J, L, I, up to 64·T1) to absorb retransmissions keeps neither
+// the request nor memory it shares, so that a finished call holds little.
 func (s *Server) Request() *message.Request { return s.req }
+
+// Method returns the method of the transaction's request.
+func (s *Server) Method() string { return s.method }
+
+// methodName returns m as a string of its own: the methods the library
+// knows as constants, any other as a copy, so that it shares no memory
+// with the message it was read from.
+func methodName(m string) string {
+	switch m {
+	case "INVITE":
+		return "INVITE"
+	case "ACK":
+		return "ACK"
+	case "BYE":
+		return "BYE"
+	case "CANCEL":
+		return "CANCEL"
+	case "OPTIONS":
+		return "OPTIONS"
+	case "REGISTER":
+		return "REGISTER"
+	case "MESSAGE":
+		return "MESSAGE"
+	case "INFO":
+		return "INFO"
+	case "UPDATE":
+		return "UPDATE"
+	case "PRACK":
+		return "PRACK"
+	case "SUBSCRIBE":
+		return "SUBSCRIBE"
+	case "NOTIFY":
+		return "NOTIFY"
+	case "REFER":
+		return "REFER"
+	case "PUBLISH":
+		return "PUBLISH"
+	}
+	return strings.Clone(m)
+}
 
 // State returns the current state.
 func (s *Server) State() State { return s.state }
@@ -61,6 +106,8 @@ func (s *Server) Deadline() time.Time {
 
 func (s *Server) terminate(out []Action) []Action {
 	s.state = Terminated
+	s.req = nil
+	s.last = nil
 	s.trying.stop()
 	s.retrans.stop()
 	s.timeout.stop()
@@ -78,6 +125,7 @@ func (s *Server) Receive(req *message.Request, now time.Time, out []Action) []Ac
 		switch s.state {
 		case Completed:
 			s.state = Confirmed
+			s.last = nil // Confirmed absorbs retransmissions
 			s.retrans.stop()
 			s.timeout.stop()
 			if s.reliable {
@@ -127,6 +175,11 @@ func (s *Server) Respond(resp *message.Response, now time.Time, out []Action) ([
 		s.state = Proceeding
 		return out, nil
 	}
+	// The final response: from here on the transaction only absorbs
+	// retransmissions (and for INVITE takes the ACK), which needs neither
+	// the request nor a response that shares its memory (a response built
+	// from a request points into the request's buffer).
+	s.req = nil
 	if s.invite {
 		if code < 300 {
 			// In Accepted a retransmitted INVITE is absorbed and the TU
@@ -139,6 +192,7 @@ func (s *Server) Respond(resp *message.Response, now time.Time, out []Action) ([
 		}
 		s.state = Completed
 		if !s.reliable {
+			s.last = resp.Detached()
 			s.retrans.set(now, s.cfg.T1) // Timer G
 		}
 		s.timeout.set(now, 64*s.cfg.T1) // Timer H
@@ -148,6 +202,7 @@ func (s *Server) Respond(resp *message.Response, now time.Time, out []Action) ([
 	if s.reliable {
 		return s.terminate(out), nil
 	}
+	s.last = resp.Detached()
 	s.linger.set(now, 64*s.cfg.T1) // Timer J
 	return out, nil
 }
