@@ -21,8 +21,8 @@ type callbackQueue struct {
 	fs      []func()
 	running bool
 	// first holds the callbacks of a lane that has few waiting at once
-	// (most have one or two), so that a push allocates no array.
-	first [2]func()
+	// (most have at most four), so that a push allocates no array.
+	first [4]func()
 }
 
 func (q *callbackQueue) push(f func()) {
@@ -50,7 +50,7 @@ func (q *callbackQueue) drain() {
 		q.mu.Lock()
 		if len(q.fs) == 0 {
 			q.fs = nil            // an idle lane holds no array but first
-			q.first = [2]func(){} // nor callbacks moved out of it by a growth
+			q.first = [4]func(){} // nor callbacks moved out of it by a growth
 			q.running = false
 			// Under q.mu: a push that starts the lane again dispatches
 			// it after this end.
@@ -61,6 +61,9 @@ func (q *callbackQueue) drain() {
 		f := q.fs[0]
 		q.fs[0] = nil
 		q.fs = q.fs[1:]
+		if len(q.fs) == 0 {
+			q.fs = q.first[:0] // the next pushes fill first from its start
+		}
 		q.mu.Unlock()
 		f()
 	}
