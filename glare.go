@@ -61,7 +61,7 @@ func (s *Session) retryGlare(ctx context.Context, retries int, attempt func() er
 		case <-ctx.Done():
 			t.Stop()
 			return canceled(ctx)
-		case <-s.done:
+		case <-s.doneChan():
 			t.Stop()
 			return err
 		case <-s.ua.quit:

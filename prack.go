@@ -326,7 +326,7 @@ func (s *Session) waitReliable(ctx context.Context, sdpOnly bool) error {
 		}
 		select {
 		case <-ch:
-		case <-s.done:
+		case <-s.doneChan():
 			return fmt.Errorf("%w: the call ended", ErrInvalidState)
 		case <-ctx.Done():
 			return canceled(ctx)

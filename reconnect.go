@@ -196,7 +196,7 @@ func (s *Session) recover() {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-		case <-s.done:
+		case <-s.doneChan():
 			t.Stop()
 		case <-s.ua.quit:
 			t.Stop()
@@ -214,7 +214,7 @@ func (s *Session) recover() {
 
 func (s *Session) isDone() bool {
 	select {
-	case <-s.done:
+	case <-s.doneChan():
 		return true
 	default:
 		return false

@@ -138,6 +138,8 @@ type Session struct {
 	reason EndReason
 	id     dialog.ID
 
+	// done closes when the session ends. Made on first use (doneChan,
+	// under mu): most calls end with no one waiting on it.
 	done chan struct{}
 
 	owner any           // the *Inviter or *Invitation embedding the session
@@ -184,7 +186,7 @@ func newSession(ua *UserAgent, incoming bool, mopts media.Options) (*Session, er
 // init sets up a new Session in place (an Invitation allocates its
 // Session with it).
 func (s *Session) init(ua *UserAgent, incoming bool, mopts media.Options) error {
-	*s = Session{ua: ua, incoming: incoming, mopts: mopts, done: make(chan struct{})}
+	*s = Session{ua: ua, incoming: incoming, mopts: mopts}
 	s.cbq.set = &ua.lanes
 	if f := ua.opts.MediaFactory; f != nil {
 		h, err := f(media.SessionInfo{Incoming: incoming})
@@ -227,7 +229,25 @@ func (s *Session) DialogID() (callID, localTag, remoteTag string) {
 func (s *Session) MediaHandler() media.Handler { return s.handler }
 
 // Done is closed when the session has terminated.
-func (s *Session) Done() <-chan struct{} { return s.done }
+func (s *Session) Done() <-chan struct{} { return s.doneChan() }
+
+// doneChan returns the channel that closes when the session ends.
+func (s *Session) doneChan() chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done == nil {
+		s.done = make(chan struct{})
+	}
+	return s.done
+}
+
+// closedDone is the done channel of a session that ended before anyone
+// asked for it: closed once here, never written again.
+var closedDone = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 func (s *Session) setState(st SessionState) {
 	s.st.set(st, SessionTerminated, &s.cbq)
@@ -265,7 +285,13 @@ func (s *Session) terminate(r EndReason) {
 		})
 	}
 	s.setState(SessionTerminated)
-	close(s.done)
+	s.mu.Lock()
+	if s.done == nil {
+		s.done = closedDone
+	} else {
+		close(s.done)
+	}
+	s.mu.Unlock()
 }
 
 // mediaContext bounds one call of the media handler.
@@ -506,7 +532,7 @@ func (s *Session) Dispose(ctx context.Context) error {
 		err = s.Bye(ctx)
 	}
 	select {
-	case <-s.done:
+	case <-s.doneChan():
 	case <-ctx.Done():
 		if err == nil {
 			err = canceled(ctx)
