@@ -5,6 +5,8 @@ package transport
 import (
 	"net"
 	"net/netip"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -92,4 +94,42 @@ func TestMmsgReaderClosedAndDeadline(t *testing.T) {
 	require.NoError(t, srv.Close())
 	_, err = m.read(bufs, n, src)
 	assert.ErrorIs(t, err, net.ErrClosed)
+}
+
+// enosysConn is a RawConn whose reads fail as on a system without
+// recvmmsg.
+type enosysConn struct{ syscall.RawConn }
+
+func (enosysConn) Read(func(uintptr) bool) error {
+	return os.NewSyscallError("recvmmsg", syscall.ENOSYS)
+}
+
+// TestMmsgReaderFallback: when recvmmsg fails with ENOSYS the socket's
+// reader drops the batch path and reads the same datagram with ReadFrom.
+func TestMmsgReaderFallback(t *testing.T) {
+	tp := New(Config{})
+	defer tp.Close()
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer pc.Close()
+	s := &udpSock{t: tp, pc: pc, local: pc.LocalAddr().(*net.UDPAddr).AddrPort()}
+	s.bc = tp.newBatchConn(pc, s.local)
+	require.NotNil(t, s.bc)
+	r := newUDPReader(s)
+	require.NotNil(t, r.mm, "the recvmmsg reader")
+	r.mm.rc = enosysConn{}
+
+	cli, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer cli.Close()
+	_, err = cli.WriteToUDPAddrPort([]byte("hello"), s.local)
+	require.NoError(t, err)
+	require.NoError(t, pc.SetReadDeadline(time.Now().Add(5*time.Second)))
+	n, err := r.read()
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	assert.Nil(t, r.mm, "no more recvmmsg")
+	assert.Nil(t, r.bc)
+	assert.Equal(t, "hello", string(r.slots[0][:r.n[0]]))
+	assert.Equal(t, cli.LocalAddr().(*net.UDPAddr).AddrPort(), r.src[0])
 }
