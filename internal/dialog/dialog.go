@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unsafe"
 
 	"github.com/sipua/sip/message"
 )
@@ -135,13 +136,66 @@ func (d *Dialog) pack() {
 	}
 }
 
-func addrString(a message.Address) string {
-	a.Params = ""
-	return a.String()
+// newParts holds the strings of a dialog being created, written one after
+// the other into one scratch buffer, until packNew lays them out with the
+// dialog's other strings: creating a dialog then costs the Dialog and its
+// one string allocation, not one allocation per string.
+type newParts struct {
+	b    []byte
+	ends [4]int // local, remote, target, routes
 }
 
-func routeString(uris []message.URI) string {
-	var b []byte
+const (
+	partLocal = iota
+	partRemote
+	partTarget
+	partRoutes
+)
+
+// end closes part i: it is what was written since the part before it.
+func (p *newParts) end(i int) { p.ends[i] = len(p.b) }
+
+// packNew takes the dialog's local, remote, target and routes from p and
+// packs them with its other strings (see pack), in one allocation.
+func (d *Dialog) packNew(p *newParts) {
+	start := func(i int) int {
+		if i == 0 {
+			return 0
+		}
+		return p.ends[i-1]
+	}
+	n := len(d.ID.CallID) + len(d.ID.LocalTag) + len(d.ID.RemoteTag) + p.ends[partRoutes] + len(d.ackBranch)
+	b := make([]byte, 0, n)
+	b = append(b, d.ID.CallID...)
+	b = append(b, d.ID.LocalTag...)
+	b = append(b, d.ID.RemoteTag...)
+	b = append(b, p.b[:p.ends[partRoutes]]...)
+	b = append(b, d.ackBranch...)
+	all := unsafe.String(unsafe.SliceData(b), len(b))
+	off := 0
+	take := func(l int) string {
+		s := all[off : off+l]
+		off += l
+		return s
+	}
+	d.ID.CallID = take(len(d.ID.CallID))
+	d.ID.LocalTag = take(len(d.ID.LocalTag))
+	d.ID.RemoteTag = take(len(d.ID.RemoteTag))
+	d.local = take(p.ends[partLocal] - start(partLocal))
+	d.remote = take(p.ends[partRemote] - start(partRemote))
+	d.target = take(p.ends[partTarget] - start(partTarget))
+	d.routes = take(p.ends[partRoutes] - start(partRoutes))
+	d.ackBranch = take(len(d.ackBranch))
+}
+
+// appendAddr appends a without its parameters (the tag).
+func appendAddr(b []byte, a message.Address) []byte {
+	a.Params = ""
+	return a.AppendTo(b)
+}
+
+// appendRoutes appends uris as a Route header value.
+func appendRoutes(b []byte, uris []message.URI) []byte {
 	for i, u := range uris {
 		if i > 0 {
 			b = append(b, ", "...)
@@ -150,7 +204,11 @@ func routeString(uris []message.URI) string {
 		b = u.AppendTo(b)
 		b = append(b, '>')
 	}
-	return string(b)
+	return b
+}
+
+func routeString(uris []message.URI) string {
+	return string(appendRoutes(nil, uris))
 }
 
 func createError(format string, args ...any) error {
@@ -185,8 +243,6 @@ func NewUAC(req *message.Request, resp *message.Response) (*Dialog, error) {
 		UAC:      true,
 		Secure:   req.URI.Scheme == "sips",
 		LocalSeq: cseq.Seq,
-		local:    addrString(from),
-		remote:   addrString(to),
 	}
 	if resp.StatusCode >= 200 {
 		d.State = Confirmed
@@ -195,16 +251,29 @@ func NewUAC(req *message.Request, resp *message.Response) (*Dialog, error) {
 	if err != nil {
 		return nil, createError("%v", err)
 	}
-	d.routes = reversedRoutes(rr)
-	if err := d.setTarget(&resp.Header); err != nil {
+	p := newParts{b: make([]byte, 0, 256)}
+	p.b = appendAddr(p.b, from)
+	p.end(partLocal)
+	p.b = appendAddr(p.b, to)
+	p.end(partRemote)
+	contact, err := theContact(&resp.Header)
+	if err != nil {
 		// An early dialog may come from a 1xx without Contact; its target
 		// then stays the Request-URI until a later response sets it.
 		if d.State == Confirmed {
 			return nil, err
 		}
-		d.target = req.URI.String()
+		contact = req.URI
 	}
-	d.pack()
+	p.b = contact.AppendTo(p.b)
+	p.end(partTarget)
+	uris := make([]message.URI, len(rr))
+	for i, a := range rr {
+		uris[len(rr)-1-i] = a.URI
+	}
+	p.b = appendRoutes(p.b, uris)
+	p.end(partRoutes)
+	d.packNew(&p)
 	return d, nil
 }
 
@@ -236,8 +305,6 @@ func NewUAS(req *message.Request, resp *message.Response) (*Dialog, error) {
 		Secure:       req.URI.Scheme == "sips",
 		RemoteSeq:    cseq.Seq,
 		RemoteSeqSet: true,
-		local:        addrString(to),
-		remote:       addrString(from),
 	}
 	if resp.StatusCode >= 200 {
 		d.State = Confirmed
@@ -246,28 +313,40 @@ func NewUAS(req *message.Request, resp *message.Response) (*Dialog, error) {
 	if err != nil {
 		return nil, createError("%v", err)
 	}
-	uris := make([]message.URI, len(rr))
-	for i, a := range rr {
-		uris[i] = a.URI
-	}
-	d.routes = routeString(uris)
-	if err := d.setTarget(&req.Header); err != nil {
+	contact, err := theContact(&req.Header)
+	if err != nil {
 		return nil, err
 	}
-	d.pack()
+	p := newParts{b: make([]byte, 0, 256)}
+	p.b = appendAddr(p.b, to)
+	p.end(partLocal)
+	p.b = appendAddr(p.b, from)
+	p.end(partRemote)
+	p.b = contact.AppendTo(p.b)
+	p.end(partTarget)
+	for i, a := range rr {
+		if i > 0 {
+			p.b = append(p.b, ", "...)
+		}
+		p.b = append(p.b, '<')
+		p.b = a.URI.AppendTo(p.b)
+		p.b = append(p.b, '>')
+	}
+	p.end(partRoutes)
+	d.packNew(&p)
 	return d, nil
 }
 
-func (d *Dialog) setTarget(h *message.Header) error {
+// theContact returns the URI of the single Contact of h.
+func theContact(h *message.Header) (message.URI, error) {
 	contacts, err := h.Contacts()
 	if err != nil {
-		return createError("%v", err)
+		return message.URI{}, createError("%v", err)
 	}
 	if len(contacts) != 1 || contacts[0].Wildcard {
-		return createError("need exactly one Contact, have %d", len(contacts))
+		return message.URI{}, createError("need exactly one Contact, have %d", len(contacts))
 	}
-	d.target = contacts[0].URI.String()
-	return nil
+	return contacts[0].URI, nil
 }
 
 // reversedRoutes returns the UAC's route set: the Record-Route list
