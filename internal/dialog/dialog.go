@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unsafe"
 
 	"github.com/sipua/sip/message"
 )
@@ -136,66 +135,13 @@ func (d *Dialog) pack() {
 	}
 }
 
-// newParts holds the strings of a dialog being created, written one after
-// the other into one scratch buffer, until packNew lays them out with the
-// dialog's other strings: creating a dialog then costs the Dialog and its
-// one string allocation, not one allocation per string.
-type newParts struct {
-	b    []byte
-	ends [4]int // local, remote, target, routes
-}
-
-const (
-	partLocal = iota
-	partRemote
-	partTarget
-	partRoutes
-)
-
-// end closes part i: it is what was written since the part before it.
-func (p *newParts) end(i int) { p.ends[i] = len(p.b) }
-
-// packNew takes the dialog's local, remote, target and routes from p and
-// packs them with its other strings (see pack), in one allocation.
-func (d *Dialog) packNew(p *newParts) {
-	start := func(i int) int {
-		if i == 0 {
-			return 0
-		}
-		return p.ends[i-1]
-	}
-	n := len(d.ID.CallID) + len(d.ID.LocalTag) + len(d.ID.RemoteTag) + p.ends[partRoutes] + len(d.ackBranch)
-	b := make([]byte, 0, n)
-	b = append(b, d.ID.CallID...)
-	b = append(b, d.ID.LocalTag...)
-	b = append(b, d.ID.RemoteTag...)
-	b = append(b, p.b[:p.ends[partRoutes]]...)
-	b = append(b, d.ackBranch...)
-	all := unsafe.String(unsafe.SliceData(b), len(b))
-	off := 0
-	take := func(l int) string {
-		s := all[off : off+l]
-		off += l
-		return s
-	}
-	d.ID.CallID = take(len(d.ID.CallID))
-	d.ID.LocalTag = take(len(d.ID.LocalTag))
-	d.ID.RemoteTag = take(len(d.ID.RemoteTag))
-	d.local = take(p.ends[partLocal] - start(partLocal))
-	d.remote = take(p.ends[partRemote] - start(partRemote))
-	d.target = take(p.ends[partTarget] - start(partTarget))
-	d.routes = take(p.ends[partRoutes] - start(partRoutes))
-	d.ackBranch = take(len(d.ackBranch))
-}
-
-// appendAddr appends a without its parameters (the tag).
-func appendAddr(b []byte, a message.Address) []byte {
+func addrString(a message.Address) string {
 	a.Params = ""
-	return a.AppendTo(b)
+	return a.String()
 }
 
-// appendRoutes appends uris as a Route header value.
-func appendRoutes(b []byte, uris []message.URI) []byte {
+func routeString(uris []message.URI) string {
+	var b []byte
 	for i, u := range uris {
 		if i > 0 {
 			b = append(b, ", "...)
@@ -204,11 +150,7 @@ func appendRoutes(b []byte, uris []message.URI) []byte {
 		b = u.AppendTo(b)
 		b = append(b, '>')
 	}
-	return b
-}
-
-func routeString(uris []message.URI) string {
-	return string(appendRoutes(nil, uris))
+	return string(b)
 }
 
 func createError(format string, args ...any) error {
@@ -243,6 +185,8 @@ func NewUAC(req *message.Request, resp *message.Response) (*Dialog, error) {
 		UAC:      true,
 		Secure:   req.URI.Scheme == "sips",
 		LocalSeq: cseq.Seq,
+		local:    addrString(from),
+		remote:   addrString(to),
 	}
 	if resp.StatusCode >= 200 {
 		d.State = Confirmed
@@ -251,29 +195,16 @@ func NewUAC(req *message.Request, resp *message.Response) (*Dialog, error) {
 	if err != nil {
 		return nil, createError("%v", err)
 	}
-	p := newParts{b: make([]byte, 0, 256)}
-	p.b = appendAddr(p.b, from)
-	p.end(partLocal)
-	p.b = appendAddr(p.b, to)
-	p.end(partRemote)
-	contact, err := theContact(&resp.Header)
-	if err != nil {
+	d.routes = reversedRoutes(rr)
+	if err := d.setTarget(&resp.Header); err != nil {
 		// An early dialog may come from a 1xx without Contact; its target
 		// then stays the Request-URI until a later response sets it.
 		if d.State == Confirmed {
 			return nil, err
 		}
-		contact = req.URI
+		d.target = req.URI.String()
 	}
-	p.b = contact.AppendTo(p.b)
-	p.end(partTarget)
-	uris := make([]message.URI, len(rr))
-	for i, a := range rr {
-		uris[len(rr)-1-i] = a.URI
-	}
-	p.b = appendRoutes(p.b, uris)
-	p.end(partRoutes)
-	d.packNew(&p)
+	d.pack()
 	return d, nil
 }
 
@@ -305,6 +236,8 @@ func NewUAS(req *message.Request, resp *message.Response) (*Dialog, error) {
 		Secure:       req.URI.Scheme == "sips",
 		RemoteSeq:    cseq.Seq,
 		RemoteSeqSet: true,
+		local:        addrString(to),
+		remote:       addrString(from),
 	}
 	if resp.StatusCode >= 200 {
 		d.State = Confirmed
@@ -313,40 +246,28 @@ func NewUAS(req *message.Request, resp *message.Response) (*Dialog, error) {
 	if err != nil {
 		return nil, createError("%v", err)
 	}
-	contact, err := theContact(&req.Header)
-	if err != nil {
+	uris := make([]message.URI, len(rr))
+	for i, a := range rr {
+		uris[i] = a.URI
+	}
+	d.routes = routeString(uris)
+	if err := d.setTarget(&req.Header); err != nil {
 		return nil, err
 	}
-	p := newParts{b: make([]byte, 0, 256)}
-	p.b = appendAddr(p.b, to)
-	p.end(partLocal)
-	p.b = appendAddr(p.b, from)
-	p.end(partRemote)
-	p.b = contact.AppendTo(p.b)
-	p.end(partTarget)
-	for i, a := range rr {
-		if i > 0 {
-			p.b = append(p.b, ", "...)
-		}
-		p.b = append(p.b, '<')
-		p.b = a.URI.AppendTo(p.b)
-		p.b = append(p.b, '>')
-	}
-	p.end(partRoutes)
-	d.packNew(&p)
+	d.pack()
 	return d, nil
 }
 
-// theContact returns the URI of the single Contact of h.
-func theContact(h *message.Header) (message.URI, error) {
+func (d *Dialog) setTarget(h *message.Header) error {
 	contacts, err := h.Contacts()
 	if err != nil {
-		return message.URI{}, createError("%v", err)
+		return createError("%v", err)
 	}
 	if len(contacts) != 1 || contacts[0].Wildcard {
-		return message.URI{}, createError("need exactly one Contact, have %d", len(contacts))
+		return createError("need exactly one Contact, have %d", len(contacts))
 	}
-	return contacts[0].URI, nil
+	d.target = contacts[0].URI.String()
+	return nil
 }
 
 // reversedRoutes returns the UAC's route set: the Record-Route list
