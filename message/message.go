@@ -184,8 +184,9 @@ func (r *Response) Detached() *Response {
 		}
 		return str(f.Name)
 	}
-	c := &Response{StatusCode: r.StatusCode, Reason: str(r.Reason), Proto: str(r.Proto)}
-	c.Header.fields = make([]Field, len(r.Header.fields))
+	c, fields := withFields[Response](len(r.Header.fields))
+	c.StatusCode, c.Reason, c.Proto = r.StatusCode, str(r.Reason), str(r.Proto)
+	c.Header.fields = fields
 	for i, f := range r.Header.fields {
 		c.Header.fields[i] = Field{Name: name(f), Value: str(f.Value), id: f.id}
 	}

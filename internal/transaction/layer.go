@@ -275,7 +275,7 @@ func (l *Layer) Receive(msg message.Message, src any, reliable bool, now time.Ti
 			return
 		}
 		s, out := NewServer(m, reliable, l.cfg, now, buf)
-		key = key.own()
+		key = key.own(s.keyRoom[:])
 		s.e = entry{dest: src, tx: s, index: -1, skey: key, live: true}
 		l.servers[key] = s
 		l.peakServers = max(l.peakServers, len(l.servers))
@@ -312,14 +312,18 @@ func (l *Layer) MatchCancel(cancel *message.Request) *Server {
 // own returns k with strings of its own: the branch and host of a key
 // taken from a request point into the request's buffer, and a key in the
 // Layer's map lives as long as the transaction (up to 64·T1 after its
-// final response), which would keep the whole request alive. One
-// allocation holds both.
-func (k serverKey) own() serverKey {
+// final response), which would keep the whole request alive.
+// room, when large enough, holds the copy (the transaction's own array:
+// no allocation for the usual branch and host).
+func (k serverKey) own(room []byte) serverKey {
 	k.method = methodName(k.method)
 	if k.legacy != "" {
 		return k // built by concatenation: its own already
 	}
-	b := make([]byte, 0, len(k.branch)+len(k.host))
+	b := room[:0]
+	if n := len(k.branch) + len(k.host); n > cap(b) {
+		b = make([]byte, 0, n)
+	}
 	b = append(b, k.branch...)
 	b = append(b, k.host...)
 	s := unsafe.String(unsafe.SliceData(b), len(b))

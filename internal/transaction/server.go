@@ -25,6 +25,9 @@ type Server struct {
 	linger  timer // I, J or L
 
 	e entry
+	// keyRoom holds the strings of the transaction's key in the Layer's
+	// map when they fit (serverKey.own).
+	keyRoom [64]byte
 }
 
 // NewServer creates the server transaction for a new request and passes
