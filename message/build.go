@@ -48,8 +48,9 @@ func NewRequest(method string, uri URI, from, to Address) *Request {
 	return r
 }
 
-// responseRoom is the room NewResponse leaves for more header fields.
-const responseRoom = 4
+// inviteResponseRoom is the room NewResponse leaves for more header
+// fields in a response to an INVITE (other than 100).
+const inviteResponseRoom = 4
 
 // NewResponse builds a response to req as a UAS does (RFC 3261 §8.2.6):
 // Via lines, From, To, Call-ID and CSeq are copied, and for a status above
@@ -69,9 +70,13 @@ func NewResponse(req *Request, code int, reason, toTag string) *Response {
 		}
 	}
 	// The response and its fields in one allocation, with room for the
-	// fields a UAS adds to a 2xx to an INVITE (Server, Contact, Allow,
+	// fields a UAS adds (Server; to an INVITE, Contact, Allow and
 	// Content-Type) without moving them.
-	r, fields := withFields[Response](n + responseRoom)
+	room := 2
+	if code > 100 && req.Method == "INVITE" {
+		room = inviteResponseRoom
+	}
+	r, fields := withFields[Response](n + room)
 	r.StatusCode, r.Reason = code, reason
 	r.Header.fields = fields[:0]
 	for i := range req.Header.fields {
