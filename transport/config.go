@@ -114,7 +114,9 @@ type Config struct {
 	// ServerTLSConfig is the configuration of TLS and WSS listeners; it
 	// must have a certificate. Listen fails for TLS and WSS without it.
 	ServerTLSConfig *tls.Config
-	// DNS resolves host names and SRV records. Nil: net.DefaultResolver.
+	// DNS resolves host names and SRV records. Nil: the system's
+	// resolver (as net.DefaultResolver), whose queries end as soon as
+	// their context does (see newResolver).
 	DNS DNS
 
 	// Keepalive configures keepalives on outbound stream connections.
@@ -241,7 +243,7 @@ func (c Config) norm() Config {
 		c.Limits.MaxMessageSize = message.DefaultMaxMessageSize
 	}
 	if c.DNS == nil {
-		c.DNS = net.DefaultResolver
+		c.DNS = newResolver("")
 	}
 	if c.DialContext == nil {
 		d := &net.Dialer{}

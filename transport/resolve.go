@@ -23,6 +23,60 @@ type DNS interface {
 	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
+// newResolver returns the resolver a Transport uses by default: the
+// system's, as net.DefaultResolver, except that a query's connection to
+// the name server closes as soon as the look-up's context ends. Go's own
+// resolver otherwise reads the answer until its per-query timeout
+// (resolv.conf's, 5 s by default) whatever the context says, so that
+// stopping a UserAgent while a name server does not answer waited that
+// long, and an abandoned address look-up went on in the background.
+// server, when not empty, replaces the name server's address (tests).
+func newResolver(server string) *net.Resolver {
+	var d net.Dialer
+	return &net.Resolver{
+		Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
+			if server != "" {
+				address = server
+			}
+			c, err := d.DialContext(ctx, network, address)
+			if err != nil {
+				return nil, err
+			}
+			stop := context.AfterFunc(ctx, func() { c.Close() })
+			// The resolver tells UDP from TCP by the PacketConn methods.
+			if uc, ok := c.(*net.UDPConn); ok {
+				return &dnsPacketConn{UDPConn: uc, stop: stop}, nil
+			}
+			return &dnsConn{Conn: c, stop: stop}, nil
+		},
+	}
+}
+
+// dnsConn is a TCP connection to a name server that the end of its
+// query's context closes; Close drops that hook.
+type dnsConn struct {
+	net.Conn
+	stop func() bool
+}
+
+// Close closes the connection and forgets the context's hook.
+func (c *dnsConn) Close() error {
+	c.stop()
+	return c.Conn.Close()
+}
+
+// dnsPacketConn is dnsConn for UDP.
+type dnsPacketConn struct {
+	*net.UDPConn
+	stop func() bool
+}
+
+// Close closes the connection and forgets the context's hook.
+func (c *dnsPacketConn) Close() error {
+	c.stop()
+	return c.UDPConn.Close()
+}
+
 // Resolve returns the targets for sending a request to the SIP or SIPS
 // URI u, in the order to try them, following RFC 3263 as far as a UA
 // needs it (NAPTR is not used):

@@ -1,9 +1,13 @@
 package transport
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"testing"
+	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/sipua/sip/message"
 	"github.com/stretchr/testify/assert"
@@ -157,4 +161,82 @@ func TestContactURI(t *testing.T) {
 	// An unspecified local address is replaced by the routing source.
 	any := Flow{Proto: UDP, Local: netip.MustParseAddrPort("0.0.0.0:5062"), Remote: netip.MustParseAddrPort("127.0.0.1:5060")}
 	assert.Equal(t, "sip:bob@127.0.0.1:5062", tr.ContactURI("bob", any).String())
+}
+
+// TestResolverEndsWithItsContext: the default resolver's queries end when
+// their context does, although the name server never answers and the
+// resolver's own timeout is 5 s; and it still resolves through a name
+// server that answers.
+func TestResolverEndsWithItsContext(t *testing.T) {
+	answering := dnsServer(t, netip.MustParseAddr("127.0.0.7"))
+	ips, err := newResolver(answering).LookupNetIP(context.Background(), "ip4", "ok.sipua.example.")
+	require.NoError(t, err)
+	assert.Equal(t, []netip.Addr{netip.MustParseAddr("127.0.0.7")}, ips)
+
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer silent.Close()
+	r := newResolver(silent.LocalAddr().String())
+	for _, lookup := range []func(ctx context.Context) error{
+		func(ctx context.Context) error {
+			_, _, err := r.LookupSRV(ctx, "sip", "udp", "stuck.sipua.example")
+			return err
+		},
+		func(ctx context.Context) error {
+			_, err := r.LookupNetIP(ctx, "ip", "stuck.sipua.example")
+			return err
+		},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- lookup(ctx) }()
+		time.Sleep(100 * time.Millisecond)
+		t0 := time.Now()
+		cancel()
+		select {
+		case err := <-done:
+			require.Error(t, err)
+			assert.Less(t, time.Since(t0), time.Second)
+		case <-time.After(3 * time.Second):
+			t.Fatal("the look-up did not end with its context")
+		}
+	}
+}
+
+// dnsServer answers every A query on a UDP socket of 127.0.0.1 with a, for
+// the test's lifetime, and returns its address.
+func dnsServer(t *testing.T, a netip.Addr) string {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			var p dnsmessage.Parser
+			h, err := p.Start(buf[:n])
+			if err != nil {
+				continue
+			}
+			q, err := p.Question()
+			if err != nil {
+				continue
+			}
+			b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true})
+			_ = b.StartQuestions()
+			_ = b.Question(q)
+			_ = b.StartAnswers()
+			if q.Type == dnsmessage.TypeA {
+				_ = b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}, dnsmessage.AResource{A: a.As4()})
+			}
+			out, err := b.Finish()
+			if err == nil {
+				_, _ = pc.WriteTo(out, from)
+			}
+		}
+	}()
+	return pc.LocalAddr().String()
 }
