@@ -621,11 +621,12 @@ func (r *Response) parseStatusLine(line string) *ParseError {
 
 var crlfcrlf = []byte("\r\n\r\n")
 
-// headerEnd returns the index just after the empty line ending the header
-// section of b, or -1. Bare LF line ends are accepted: the first line end
-// (LF or CRLF) right after another one ends the section, so a prefix of a
-// stream finds the same end as the whole stream.
-func headerEnd(b []byte) int {
+// HeaderEnd returns the index just after the empty line ending the header
+// section that starts b, or -1 when b holds no whole header section. Bare LF
+// line ends are accepted: the first line end (LF or CRLF) right after
+// another one ends the section, so a prefix of a stream finds the same end
+// as the whole stream. It is the end [Limits.Frame] uses.
+func HeaderEnd(b []byte) int {
 	for i := 0; ; {
 		j := bytes.IndexByte(b[i:], '\n')
 		if j < 0 {

@@ -64,7 +64,7 @@ func (l Limits) Frame(b []byte) (n int, k Keepalive, err error) {
 		}
 		return 0, NoKeepalive, ErrIncomplete
 	}
-	he := headerEnd(b)
+	he := HeaderEnd(b)
 	if he < 0 {
 		if len(b) > lim.MaxMessageSize {
 			e := errorf(ErrTooLarge, "", "no end of header section in %d bytes", len(b))

@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -319,7 +318,7 @@ func (c *conn) answerBeforeClose(b []byte, ferr error) {
 	if !errors.As(ferr, &pe) || !answerable(ferr) {
 		return
 	}
-	req, n := unframable(c.t.cfg.Limits, b)
+	req, n := unframable(c.t.cfg.Limits, c.t.maxMsg, b)
 	if req == nil {
 		return
 	}
@@ -358,13 +357,14 @@ func answerable(ferr error) bool {
 
 // unframable returns the request whose whole header section starts b, a
 // stream that cannot be framed, and the length of that section; nil when
-// there is none (or it is an ACK, which is never answered).
-func unframable(lim message.Limits, b []byte) (*message.Request, int) {
-	he := bytes.Index(b, crlfcrlf)
-	if he < 0 {
+// there is none within maxLen bytes (a stream read in pieces may never hold
+// more), or it is an ACK, which is never answered.
+func unframable(lim message.Limits, maxLen int, b []byte) (*message.Request, int) {
+	he := message.HeaderEnd(b)
+	if he < 0 || he > maxLen {
 		return nil, 0
 	}
-	m, perr := lim.Parse(b[:he+4])
+	m, perr := lim.Parse(b[:he])
 	var hp *message.ParseError
 	if errors.As(perr, &hp) {
 		m = hp.Message
@@ -373,7 +373,7 @@ func unframable(lim message.Limits, b []byte) (*message.Request, int) {
 	if !ok || req.Method == "ACK" {
 		return nil, 0
 	}
-	return req, he + 4
+	return req, he
 }
 
 // keepalive pings the peer every Interval and closes the connection
