@@ -418,6 +418,11 @@ func (r result) String() string {
 
 // runCase sends one corpus message on a new wire and observes the result.
 func runCase(t *testing.T, h *hostileUA, c *corpusCase, proto transport.Proto, want outcome) result {
+	// The UserAgent's ReadTimeout for a connection's first message runs
+	// from its accept, so the time to a close is taken from the dial: from
+	// the send, a dial slowed by load would make a close in time look
+	// early.
+	start := time.Now()
 	w, err := dialWire(t, h, proto)
 	if err != nil {
 		t.Errorf("%s on %s: %v", c.name, proto, err)
@@ -430,7 +435,6 @@ func runCase(t *testing.T, h *hostileUA, c *corpusCase, proto transport.Proto, w
 	if c.generate != nil {
 		data = c.generate(proto)
 	}
-	start := time.Now()
 	w.send(t, fill(data, w, branch, callID))
 	// A probe after the message on the same wire (unless the message
 	// leaves the stream waiting or closed): answered in order, it shows

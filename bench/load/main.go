@@ -40,7 +40,7 @@ func main() {
 	switch cmd {
 	case "uas":
 		fs := flag.NewFlagSet("uas", flag.ExitOnError)
-		stack := fs.String("stack", "sipua", "sipua or sipgo")
+		stack := fs.String("stack", "sipua", "sipua, sipgo or floor (no SIP stack: see floor.go)")
 		addr := fs.String("addr", "127.0.0.1:5060", "UDP address to listen on")
 		cpuprofile := fs.String("cpuprofile", os.Getenv("SIPLOAD_CPUPROFILE"), "write a CPU profile of the UAS here (env SIPLOAD_CPUPROFILE)")
 		memprofile := fs.String("memprofile", os.Getenv("SIPLOAD_MEMPROFILE"), "write a heap profile at exit here (env SIPLOAD_MEMPROFILE)")
@@ -66,6 +66,8 @@ func main() {
 			err = runSipuaUAS(*addr, c)
 		case "sipgo":
 			err = runSipgoUAS(*addr, c)
+		case "floor":
+			err = runFloorUAS(*addr, c)
 		default:
 			err = fmt.Errorf("unknown stack %q", *stack)
 		}
@@ -84,7 +86,7 @@ func main() {
 		fs.StringVar(&o.password, "password", "", "digest password of user \"load\" (empty: no credentials)")
 		_ = fs.Parse(args)
 		err = runRegClient(o)
-	case "calls", "idle", "register", "all":
+	case "calls", "idle", "register", "all", "floor":
 		err = drive(cmd, args)
 	default:
 		usage()
@@ -96,7 +98,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: load calls|idle|register|all [flags]  (see -h of each)")
+	fmt.Fprintln(os.Stderr, "usage: load calls|idle|register|all|floor [flags]  (see -h of each; floor: the CPU per call of a Go UDP responder with no SIP stack, at each of -rates)")
 	os.Exit(2)
 }
 
@@ -177,6 +179,18 @@ func drive(cmd string, args []string) error {
 		if rep.Micro, err = readMicro(c.micro); err != nil {
 			return err
 		}
+	}
+	if cmd == "floor" {
+		// The Go floor (floor.go) at each of -rates, once: not a stack
+		// under test, no report.
+		for _, rate := range c.rates {
+			st, err := callStep(c, "floor", rate, 0)
+			if err != nil {
+				return err
+			}
+			logStep(st)
+		}
+		return nil
 	}
 	if cmd == "calls" || cmd == "all" {
 		if rep.Ladder, err = ladder(c); err != nil {
