@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strings"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/sipua/sip/internal/dialog"
 	"github.com/sipua/sip/internal/transaction"
@@ -187,32 +187,35 @@ type usage interface {
 	account() *UserAgent
 }
 
-// mergeKey identifies a request for loop detection (RFC 3261 §8.2.2.2).
+// mergeKey identifies a request for loop detection (RFC 3261 §8.2.2.2):
+// a 128-bit keyed digest of its From tag, Call-ID and CSeq, and the
+// account it went to. The merged map keeps a key as long as the
+// transaction lingers (up to 64·T1 after its final response, so 32 s of
+// calls at the rate a server takes them): a digest is 16 bytes with no
+// pointer for the collector to follow, where the strings took an
+// allocation of their own and a map slot four times the size. Two
+// different requests share a digest with probability 2^-128; the seeds are
+// random per core, so a peer cannot make them collide on purpose.
 type mergeKey struct {
+	sum     [2]uint64
+	account *UserAgent
+}
+
+// mergeFields are what a mergeKey digests.
+type mergeFields struct {
 	fromTag, callID string
 	cseq            uint32
 	method          string
-	account         *UserAgent
 }
 
-func mergeKeyOf(req *message.Request) mergeKey {
-	c, _ := req.Header.CSeq()
-	return mergeKey{fromTag: req.Header.FromTag(), callID: req.Header.CallID(), cseq: c.Seq, method: c.Method}
-}
-
-// own returns k with strings of its own, in one allocation: a key taken
-// from a request points into the request's buffer, and the merged map
-// keeps it as long as the transaction lingers (64·T1 after the final
-// response), which would keep the whole request alive.
-func (k mergeKey) own() mergeKey {
-	b := make([]byte, 0, len(k.fromTag)+len(k.callID)+len(k.method))
-	b = append(b, k.fromTag...)
-	b = append(b, k.callID...)
-	b = append(b, k.method...)
-	s := unsafe.String(unsafe.SliceData(b), len(b))
-	n, m := len(k.fromTag), len(k.fromTag)+len(k.callID)
-	k.fromTag, k.callID, k.method = s[:n], s[n:m], s[m:]
-	return k
+// mergeKeyOf returns the mergeKey of req sent to account.
+func (c *core) mergeKeyOf(req *message.Request, account *UserAgent) mergeKey {
+	cs, _ := req.Header.CSeq()
+	f := mergeFields{fromTag: req.Header.FromTag(), callID: req.Header.CallID(), cseq: cs.Seq, method: cs.Method}
+	return mergeKey{
+		sum:     [2]uint64{maphash.Comparable(c.mergeSeeds[0], f), maphash.Comparable(c.mergeSeeds[1], f)},
+		account: account,
+	}
 }
 
 // supported lists the extensions the UserAgent supports (Require check).
@@ -302,13 +305,12 @@ func (ua *UserAgent) onRequest(tx *transaction.Server, req *message.Request, src
 	}
 	// §8.2.2.2: merged requests (a fork coming back by another path).
 	if req.Header.ToTag() == "" && req.Method != "CANCEL" {
-		k := mergeKeyOf(req)
-		k.account = ua // a fork to two accounts of one Stack is no loop
+		// A fork to two accounts of one Stack is no loop.
+		k := ua.mergeKeyOf(req, ua)
 		if other := ua.merged[k]; other != nil && other != tx {
 			ua.reply(tx, 482, "", nil)
 			return
 		}
-		k = k.own()
 		ua.merged[k] = tx
 		ua.mergedKeys[tx] = k
 		ua.mergedPeak = max(ua.mergedPeak, len(ua.mergedKeys))

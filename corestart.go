@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"hash/maphash"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,6 +43,7 @@ func (c *core) start(ctx context.Context) error {
 	c.outgoing = map[*transaction.Client]*outgoing{}
 	c.merged = map[mergeKey]*transaction.Server{}
 	c.mergedKeys = map[*transaction.Server]mergeKey{}
+	c.mergeSeeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
 	c.usages = map[dialog.ID]usage{}
 	c.claims = map[any]func(*transaction.Server, *message.Request) bool{}
 	c.accounts.init()

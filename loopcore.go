@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"hash/maphash"
 	"log/slog"
 	"sync"
 	"time"
@@ -61,6 +62,8 @@ type core struct {
 	outgoing   map[*transaction.Client]*outgoing
 	merged     map[mergeKey]*transaction.Server // by request and account
 	mergedKeys map[*transaction.Server]mergeKey
+	// mergeSeeds key the digests of mergeKey.
+	mergeSeeds [2]maphash.Seed
 	// mergedPeak is the most entries merged has held since it was last
 	// made anew (a Go map keeps the buckets of its peak size).
 	mergedPeak  int

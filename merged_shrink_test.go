@@ -1,7 +1,6 @@
 package sip
 
 import (
-	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -17,7 +16,7 @@ func TestMergedMapsShrink(t *testing.T) {
 	txs := make([]*transaction.Server, 2000)
 	for i := range txs {
 		txs[i] = new(transaction.Server)
-		k := mergeKey{callID: strconv.Itoa(i)}
+		k := mergeKey{sum: [2]uint64{uint64(i)}}
 		c.merged[k], c.mergedKeys[txs[i]] = txs[i], k
 		c.mergedPeak = max(c.mergedPeak, len(c.mergedKeys))
 	}

@@ -24,7 +24,9 @@ func runFloorUAS(addr string, c *counters) error {
 	if err != nil {
 		return err
 	}
-	if os.Getenv("FLOOR_BATCH") != "" {
+	if h, _ := strconv.Atoi(os.Getenv("FLOOR_HOPS")); h > 0 {
+		go floorHops(conn, c, h)
+	} else if os.Getenv("FLOOR_BATCH") != "" {
 		go floorBatch(conn, c)
 	} else {
 		go floorPlain(conn, c)
@@ -138,4 +140,44 @@ func floorAnswer(out, msg []byte, c *counters) []byte {
 	}
 	out = append(out, "Contact: <sip:uas@127.0.0.1>\r\nContent-Length: 0\r\n\r\n"...)
 	return out
+}
+
+// floorHops is floorPlain with each datagram handed through hops
+// goroutines by channel before it is answered (FLOOR_HOPS=n): the cost of
+// a goroutine hand-over per message on this machine.
+func floorHops(conn *net.UDPConn, c *counters, hops int) {
+	type dgram struct {
+		b    []byte
+		from netip.AddrPort
+	}
+	first := make(chan dgram, 256)
+	in := first
+	for range hops - 1 {
+		out := make(chan dgram, 256)
+		go func(in <-chan dgram, out chan<- dgram) {
+			for d := range in {
+				out <- d
+			}
+			close(out)
+		}(in, out)
+		in = out
+	}
+	go func(in <-chan dgram) {
+		out := make([]byte, 0, 2048)
+		for d := range in {
+			out = floorAnswer(out[:0], d.b, c)
+			if len(out) > 0 {
+				_, _ = conn.WriteToUDPAddrPort(out, d.from)
+			}
+		}
+	}(in)
+	for {
+		buf := make([]byte, 2048)
+		n, from, err := conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			close(first)
+			return
+		}
+		first <- dgram{buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port())}
+	}
 }
