@@ -17,11 +17,12 @@ type Client struct {
 	reliable bool
 	state    State
 
-	retrans timer // A (INVITE) or E (non-INVITE)
-	timeout timer // B or F
-	linger  timer // D, K or M
+	retrans timer    // A (INVITE) or E (non-INVITE)
+	timeout timer    // B or F
+	linger  deadline // D, K or M
 
-	e entry
+	e   entry
+	key clientKey // in the Layer's map
 }
 
 // NewClient starts a client transaction for req, which must carry its Via

@@ -34,9 +34,7 @@ type entry struct {
 	dest  any
 	tx    Transaction
 	at    time.Time // the transaction's deadline when last scheduled
-	index int       // position in the deadline heap, -1 when absent
-	ckey  clientKey
-	skey  serverKey
+	index int32     // position in the deadline heap, -1 when absent
 	live  bool
 }
 
@@ -62,13 +60,20 @@ type clientKey struct {
 	branch, method string
 }
 
+// serverKey is what matches a request to a server transaction (RFC 3261
+// §17.2.3): the top Via's branch and sent-by, and the method. A request
+// of RFC 2543 (no branch with the magic cookie) is keyed by a branch made
+// of the fields that identify it then, starting with a NUL, which no
+// branch token holds, and no host.
 type serverKey struct {
 	branch string
 	host   string
 	port   int
 	method string
-	legacy string // RFC 2543 requests: no branch with the magic cookie
 }
+
+// legacyMark starts the branch of an RFC 2543 request's key.
+const legacyMark = "\x00"
 
 // Callbacks connect a Layer to the transport below and the transaction
 // user above. They are called synchronously from the Layer's methods, on
@@ -188,11 +193,12 @@ func (l *Layer) Request(req *message.Request, dest any, reliable bool, now time.
 	}
 	var buf [4]Action
 	c, _ := NewClient(req, reliable, l.cfg, now, buf[:0])
-	c.e = entry{dest: dest, tx: c, index: -1, ckey: key}
+	c.e = entry{dest: dest, tx: c, index: -1}
+	c.key = key
 	if err := l.cb.Send(c, req, dest); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTransport, err)
 	}
-	c.e = entry{dest: dest, tx: c, index: -1, ckey: key, live: true}
+	c.e = entry{dest: dest, tx: c, index: -1, live: true}
 	l.clients[key] = c
 	l.peakClients = max(l.peakClients, len(l.clients))
 	l.reschedule(c)
@@ -274,9 +280,10 @@ func (l *Layer) Receive(msg message.Message, src any, reliable bool, now time.Ti
 			}
 			return
 		}
-		s, out := NewServer(m, reliable, l.cfg, now, buf)
+		s, out := newServer(m, reliable, &l.cfg, now, buf)
 		key = key.own(s.keyRoom[:])
-		s.e = entry{dest: src, tx: s, index: -1, skey: key, live: true}
+		s.e = entry{dest: src, tx: s, index: -1, live: true}
+		s.key = key
 		l.servers[key] = s
 		l.peakServers = max(l.peakServers, len(l.servers))
 		l.run(s, out, now)
@@ -317,7 +324,7 @@ func (l *Layer) MatchCancel(cancel *message.Request) *Server {
 // no allocation for the usual branch and host).
 func (k serverKey) own(room []byte) serverKey {
 	k.method = methodName(k.method)
-	if k.legacy != "" {
+	if strings.HasPrefix(k.branch, legacyMark) {
 		return k // built by concatenation: its own already
 	}
 	b := room[:0]
@@ -352,9 +359,9 @@ func (l *Layer) serverKey(req *message.Request) (serverKey, bool) {
 		return serverKey{}, false
 	}
 	uri := req.URI.String()
-	legacy := uri + "\x00" + req.Header.FromTag() + "\x00" + req.Header.CallID() + "\x00" +
+	legacy := legacyMark + uri + "\x00" + req.Header.FromTag() + "\x00" + req.Header.CallID() + "\x00" +
 		strconv.FormatUint(uint64(cseq.Seq), 10) + "\x00" + via.String()
-	return serverKey{method: method, legacy: legacy}, true
+	return serverKey{method: method, branch: legacy}, true
 }
 
 // Tick fires every timer due at now.
@@ -452,15 +459,15 @@ func (l *Layer) remove(tx Transaction) {
 	e.live = false
 	switch t := tx.(type) {
 	case *Client:
-		if l.clients[e.ckey] == t {
-			delete(l.clients, e.ckey)
+		if l.clients[t.key] == t {
+			delete(l.clients, t.key)
 			if len(l.clients) == 0 && l.peakClients >= shrinkAfter {
 				l.clients, l.peakClients = make(map[clientKey]*Client), 0
 			}
 		}
 	case *Server:
-		if l.servers[e.skey] == t {
-			delete(l.servers, e.skey)
+		if l.servers[t.key] == t {
+			delete(l.servers, t.key)
 			if len(l.servers) == 0 && l.peakServers >= shrinkAfter {
 				l.servers, l.peakServers = make(map[serverKey]*Server), 0
 			}
@@ -473,7 +480,7 @@ func (l *Layer) remove(tx Transaction) {
 
 // unschedule takes e out of the deadline heap.
 func (l *Layer) unschedule(e *entry) {
-	heap.Remove(&l.timers, e.index)
+	heap.Remove(&l.timers, int(e.index))
 	if len(l.timers) == 0 && cap(l.timers) >= shrinkAfter {
 		l.timers = nil
 	}
@@ -494,7 +501,7 @@ func (l *Layer) reschedule(tx Transaction) {
 	case e.index >= 0:
 		if !at.Equal(e.at) {
 			e.at = at
-			heap.Fix(&l.timers, e.index)
+			heap.Fix(&l.timers, int(e.index))
 		}
 	default:
 		e.at = at
@@ -511,12 +518,12 @@ func (d deadlines) Len() int           { return len(d) }
 func (d deadlines) Less(i, j int) bool { return d[i].at.Before(d[j].at) }
 func (d deadlines) Swap(i, j int) {
 	d[i], d[j] = d[j], d[i]
-	d[i].index = i
-	d[j].index = j
+	d[i].index = int32(i)
+	d[j].index = int32(j)
 }
 func (d *deadlines) Push(x any) {
 	e := x.(*entry)
-	e.index = len(*d)
+	e.index = int32(len(*d))
 	*d = append(*d, e)
 }
 func (d *deadlines) Pop() any {

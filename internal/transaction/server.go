@@ -12,19 +12,19 @@ import (
 // RFC 6026 §7.1). It is not safe for concurrent use.
 type Server struct {
 	req      *message.Request  // nil once a final response has gone out
-	method   string            // req's method, kept after req
 	last     *message.Response // the last response sent
-	cfg      Config
+	cfg      *Config           // normalized; the Layer's, shared
 	invite   bool
 	reliable bool
 	state    State
 
-	trying  timer // 100 Trying if the TU is silent (INVITE)
-	retrans timer // G
-	timeout timer // H
-	linger  timer // I, J or L
+	trying  deadline // 100 Trying if the TU is silent (INVITE)
+	retrans timer    // G
+	timeout deadline // H
+	linger  deadline // I, J or L
 
-	e entry
+	e   entry
+	key serverKey // in the Layer's map; its method is the request's
 	// keyRoom holds the strings of the transaction's key in the Layer's
 	// map when they fit (serverKey.own).
 	keyRoom [64]byte
@@ -33,7 +33,15 @@ type Server struct {
 // NewServer creates the server transaction for a new request and passes
 // the request up. reliable tells whether it came over a reliable transport.
 func NewServer(req *message.Request, reliable bool, cfg Config, now time.Time, out []Action) (*Server, []Action) {
-	s := &Server{req: req, method: methodName(req.Method), cfg: cfg.norm(), invite: req.Method == "INVITE", reliable: reliable, e: entry{index: -1}}
+	cfg = cfg.norm()
+	return newServer(req, reliable, &cfg, now, out)
+}
+
+// newServer is NewServer with a normalized Config that outlives the
+// transaction (the Layer's): a Server lingers up to 64·T1 after its call,
+// so what it holds is counted per call a server takes in 32 s.
+func newServer(req *message.Request, reliable bool, cfg *Config, now time.Time, out []Action) (*Server, []Action) {
+	s := &Server{req: req, key: serverKey{method: methodName(req.Method)}, cfg: cfg, invite: req.Method == "INVITE", reliable: reliable, e: entry{index: -1}}
 	if s.invite {
 		s.state = Proceeding
 		s.trying.set(now, s.cfg.TryingDelay)
@@ -50,7 +58,7 @@ func NewServer(req *message.Request, reliable bool, cfg Config, now time.Time, o
 func (s *Server) Request() *message.Request { return s.req }
 
 // Method returns the method of the transaction's request.
-func (s *Server) Method() string { return s.method }
+func (s *Server) Method() string { return s.key.method }
 
 // methodName returns m as a string of its own: the methods the library
 // knows as constants, any other as a copy, so that it shares no memory
@@ -217,7 +225,7 @@ func (s *Server) Tick(now time.Time, out []Action) []Action {
 	}
 	if s.timeout.due(now) {
 		// Timer H: the ACK never came.
-		out = append(out, Action{Kind: Fail, Err: fmt.Errorf("%w: no ACK after %v", ErrTimeout, s.timeout.interval)})
+		out = append(out, Action{Kind: Fail, Err: fmt.Errorf("%w: no ACK after %v", ErrTimeout, 64*s.cfg.T1)})
 		return s.terminate(out)
 	}
 	if s.linger.due(now) {

@@ -125,7 +125,15 @@ type Action struct {
 	Err  error
 }
 
-// timer is one deadline of a machine; the zero time means not running.
+// deadline is one timer of a machine; the zero time means not running.
+type deadline struct{ at time.Time }
+
+func (t *deadline) set(now time.Time, d time.Duration) { t.at = now.Add(d) }
+func (t *deadline) stop()                              { t.at = time.Time{} }
+func (t *deadline) due(now time.Time) bool             { return !t.at.IsZero() && !now.Before(t.at) }
+
+// timer is a deadline that keeps its interval, for a timer that doubles
+// or is named in an error; the zero time means not running.
 type timer struct {
 	at       time.Time
 	interval time.Duration
