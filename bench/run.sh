@@ -24,6 +24,14 @@
 # the registrar challenges with digest; 0: it does not), LOAD_ARGS (more
 # flags for `load all`), QUICK=1 (a smoke run: 1 benchmark run, one low
 # ladder step, 500 idle calls, 200 registrations; no results file).
+# STEADY_RATES (default 4000,6000,8000; empty: skip) and STEADY_DURATION
+# (45s): the call ladder once more with steps longer than 64*T1 (32 s), so
+# that each step reaches the steady state of a server that has run a while:
+# transactions and their timers expire as fast as new calls make them, and
+# the heap is that of 32 s of calls. The short steps above never see one
+# transaction end. FLOOR=0 skips the Go floor: `load floor` (a Go UDP
+# responder with no SIP stack, plain and with recvmmsg/sendmmsg) at
+# CPU_RATE, the CPU per call under which no Go UAS on this machine goes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -74,6 +82,29 @@ echo "==> load: ladder $RATES then +$STEP until sipua breaks, x $RUNS runs of $D
 	-two-sipp-from "$TWO_SIPP_FROM" -cpu-rate "$CPU_RATE" -runs "$RUNS" -duration "$DURATION" \
 	-idle-calls "$IDLE_CALLS" -reg-uas "$REG_UAS" -reg-expires "$REG_EXPIRES" -dir "$work/traces" \
 	-json "$work/results.json" "${reg[@]}" "${extra[@]+"${extra[@]}"}" ${LOAD_ARGS:-} | tee "$work/table.md"
+
+if [[ "${QUICK:-}" != 1 && -n "${STEADY_RATES-4000,6000,8000}" ]]; then
+	echo "==> steady state: ${STEADY_RATES-4000,6000,8000} for ${STEADY_DURATION:-45s} each" >&2
+	{
+		echo
+		echo "## Steady state: each step ${STEADY_DURATION:-45s} (longer than 64*T1), one run per stack"
+		echo
+		"$work/load" calls -rates "${STEADY_RATES-4000,6000,8000}" -step 0 -runs 1 -duration "${STEADY_DURATION:-45s}" \
+			-two-sipp-from "$TWO_SIPP_FROM" -cpu-rate 0 -dir "$work/steady"
+	} | tee -a "$work/table.md"
+fi
+if [[ "${QUICK:-}" != 1 && "${FLOOR:-1}" == 1 && "$CPU_RATE" -gt 0 ]]; then
+	echo "==> Go floor at $CPU_RATE calls/s" >&2
+	{
+		echo
+		echo "## Go floor at $CPU_RATE calls/s: no SIP stack (load floor)"
+		echo
+		echo '```'
+		"$work/load" floor -rates "$CPU_RATE" -duration "$DURATION" -two-sipp-from "$TWO_SIPP_FROM" -dir "$work/floor" 2>&1 | grep '^calls floor' | sed 's/^/plain: /'
+		FLOOR_BATCH=1 "$work/load" floor -rates "$CPU_RATE" -duration "$DURATION" -two-sipp-from "$TWO_SIPP_FROM" -dir "$work/floor" 2>&1 | grep '^calls floor' | sed 's/^/recvmmsg\/sendmmsg: /'
+		echo '```'
+	} | tee -a "$work/table.md"
+fi
 
 if [[ "${QUICK:-}" != 1 ]]; then
 	mkdir -p results
