@@ -110,7 +110,7 @@ type Layer struct {
 	cfg     Config
 	cb      Callbacks
 	clients map[clientKey]*Client
-	servers map[serverKey]*Server
+	servers serverTable
 	timers  deadlines
 	// free holds action buffers for reuse: a buffer on the stack would
 	// escape (the actions go through interface methods), and callbacks
@@ -151,12 +151,12 @@ func NewLayer(cfg Config, cb Callbacks) *Layer {
 		cfg:     cfg.norm(),
 		cb:      cb,
 		clients: make(map[clientKey]*Client),
-		servers: make(map[serverKey]*Server),
+		servers: newServerTable(),
 	}
 }
 
 // Len returns the number of client and server transactions alive.
-func (l *Layer) Len() (clients, servers int) { return len(l.clients), len(l.servers) }
+func (l *Layer) Len() (clients, servers int) { return len(l.clients), l.servers.n }
 
 // NextDeadline returns when Tick must next be called; ok is false when no
 // timer runs.
@@ -270,7 +270,7 @@ func (l *Layer) Receive(msg message.Message, src any, reliable bool, now time.Ti
 		if !ok {
 			return
 		}
-		if s, found := l.servers[key]; found {
+		if s := l.servers.get(key); s != nil {
 			l.run(s, s.Receive(m, now, buf), now)
 			return
 		}
@@ -284,8 +284,8 @@ func (l *Layer) Receive(msg message.Message, src any, reliable bool, now time.Ti
 		key = key.own(s.keyRoom[:])
 		s.e = entry{dest: src, tx: s, index: -1, live: true}
 		s.key = key
-		l.servers[key] = s
-		l.peakServers = max(l.peakServers, len(l.servers))
+		l.servers.add(s)
+		l.peakServers = max(l.peakServers, l.servers.n)
 		l.run(s, out, now)
 	}
 }
@@ -297,8 +297,7 @@ func (l *Layer) Matches(req *message.Request) bool {
 	if !ok {
 		return false
 	}
-	_, found := l.servers[key]
-	return found
+	return l.servers.get(key) != nil
 }
 
 // MatchCancel returns the INVITE server transaction that a CANCEL
@@ -309,7 +308,7 @@ func (l *Layer) MatchCancel(cancel *message.Request) *Server {
 		return nil
 	}
 	key.method = "INVITE"
-	s := l.servers[key]
+	s := l.servers.get(key)
 	if s == nil || !s.invite {
 		return nil
 	}
@@ -428,11 +427,11 @@ func (l *Layer) run(tx Transaction, out []Action, now time.Time) {
 // response yet (Trying or Proceeding). f may respond.
 func (l *Layer) Unanswered(f func(*Server)) {
 	var list []*Server
-	for _, s := range l.servers {
+	l.servers.each(func(s *Server) {
 		if st := s.State(); st == Trying || st == Proceeding {
 			list = append(list, s)
 		}
-	}
+	})
 	for _, s := range list {
 		f(s)
 	}
@@ -466,11 +465,8 @@ func (l *Layer) remove(tx Transaction) {
 			}
 		}
 	case *Server:
-		if l.servers[t.key] == t {
-			delete(l.servers, t.key)
-			if len(l.servers) == 0 && l.peakServers >= shrinkAfter {
-				l.servers, l.peakServers = make(map[serverKey]*Server), 0
-			}
+		if l.servers.remove(t) && l.servers.n == 0 && l.peakServers >= shrinkAfter {
+			l.servers, l.peakServers = newServerTable(), 0
 		}
 	}
 	if e.index >= 0 {

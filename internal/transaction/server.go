@@ -1,6 +1,7 @@
 package transaction
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"time"
@@ -11,20 +12,26 @@ import (
 // Server is an INVITE or non-INVITE server transaction (RFC 3261 §17.2,
 // RFC 6026 §7.1). It is not safe for concurrent use.
 type Server struct {
-	req      *message.Request  // nil once a final response has gone out
-	last     *message.Response // the last response sent
-	cfg      *Config           // normalized; the Layer's, shared
+	req  *message.Request  // nil once a final response has gone out
+	last *message.Response // the last response sent
+	// wire is the final response of a non-INVITE transaction that lingers
+	// (Timer J), as sent, in place of last: bytes with no pointer in them,
+	// parsed again only when a retransmitted request asks for it.
+	wire     []byte
+	cfg      *Config // normalized; the Layer's, shared
 	invite   bool
 	reliable bool
 	state    State
 
-	trying  deadline // 100 Trying if the TU is silent (INVITE)
-	retrans timer    // G
-	timeout deadline // H
-	linger  deadline // I, J or L
+	retrans timer // G
+	// phase is the state's one timer besides G: 100 Trying if the TU is
+	// silent (Proceeding, INVITE), H (Completed, INVITE), I (Confirmed),
+	// J (Completed, non-INVITE) or L (Accepted).
+	phase deadline
 
-	e   entry
-	key serverKey // in the Layer's map; its method is the request's
+	e    entry
+	key  serverKey // in the Layer's table; its method is the request's
+	next *Server   // the next server whose key has the same hash
 	// keyRoom holds the strings of the transaction's key in the Layer's
 	// map when they fit (serverKey.own).
 	keyRoom [64]byte
@@ -44,7 +51,7 @@ func newServer(req *message.Request, reliable bool, cfg *Config, now time.Time, 
 	s := &Server{req: req, key: serverKey{method: methodName(req.Method)}, cfg: cfg, invite: req.Method == "INVITE", reliable: reliable, e: entry{index: -1}}
 	if s.invite {
 		s.state = Proceeding
-		s.trying.set(now, s.cfg.TryingDelay)
+		s.phase.set(now, s.cfg.TryingDelay)
 	} else {
 		s.state = Trying
 	}
@@ -108,21 +115,38 @@ func (s *Server) Reliable() bool { return s.reliable }
 
 // LastResponse returns the last response sent, or nil; nil as well once
 // a 2xx to INVITE went out (Accepted keeps none).
-func (s *Server) LastResponse() *message.Response { return s.last }
+func (s *Server) LastResponse() *message.Response {
+	if s.last == nil && s.wire != nil {
+		return s.resent()
+	}
+	return s.last
+}
+
+// unlimited parses a response this transaction wrote itself.
+var unlimited = message.Limits{MaxMessageSize: -1, MaxHeaders: -1, MaxLineLength: -1, MaxBodySize: -1}
+
+// resent returns the final response kept in wire, parsed again, or nil.
+func (s *Server) resent() *message.Response {
+	m, err := unlimited.Parse(s.wire)
+	if err != nil {
+		return nil
+	}
+	r, _ := m.(*message.Response)
+	return r
+}
 
 // Deadline returns when Tick must next be called, or the zero time.
 func (s *Server) Deadline() time.Time {
-	return earliest(s.trying.at, s.retrans.at, s.timeout.at, s.linger.at)
+	return earliest(s.retrans.at, s.phase.at)
 }
 
 func (s *Server) terminate(out []Action) []Action {
 	s.state = Terminated
 	s.req = nil
 	s.last = nil
-	s.trying.stop()
+	s.wire = nil
 	s.retrans.stop()
-	s.timeout.stop()
-	s.linger.stop()
+	s.phase.stop()
 	return append(out, Action{Kind: Terminate})
 }
 
@@ -138,11 +162,11 @@ func (s *Server) Receive(req *message.Request, now time.Time, out []Action) []Ac
 			s.state = Confirmed
 			s.last = nil // Confirmed absorbs retransmissions
 			s.retrans.stop()
-			s.timeout.stop()
+			s.phase.stop()
 			if s.reliable {
 				return s.terminate(out)
 			}
-			s.linger.set(now, s.cfg.T4) // Timer I
+			s.phase.set(now, s.cfg.T4) // Timer I
 		case Accepted:
 			// RFC 6026: the ACK to a 2xx goes to the TU.
 			return append(out, Action{Kind: PassUp, Msg: req})
@@ -154,6 +178,11 @@ func (s *Server) Receive(req *message.Request, now time.Time, out []Action) []Ac
 	case Proceeding, Completed:
 		if s.last != nil {
 			return append(out, Action{Kind: Send, Msg: s.last})
+		}
+		if s.wire != nil {
+			if r := s.resent(); r != nil {
+				return append(out, Action{Kind: Send, Msg: r})
+			}
 		}
 	}
 	// Trying (non-INVITE, no response yet), Confirmed, Accepted:
@@ -179,7 +208,7 @@ func (s *Server) Respond(resp *message.Response, now time.Time, out []Action) ([
 	default:
 		return out, fmt.Errorf("%w: %d in state %v", ErrTerminated, code, s.state)
 	}
-	s.trying.stop()
+	s.phase.stop() // the 100 Trying timer
 	s.last = resp
 	out = append(out, Action{Kind: Send, Msg: resp})
 	if code < 200 {
@@ -198,7 +227,7 @@ func (s *Server) Respond(resp *message.Response, now time.Time, out []Action) ([
 			// kept for the 64*T1 of Timer L.
 			s.last = nil
 			s.state = Accepted
-			s.linger.set(now, 64*s.cfg.T1) // Timer L
+			s.phase.set(now, 64*s.cfg.T1) // Timer L
 			return out, nil
 		}
 		s.state = Completed
@@ -206,15 +235,17 @@ func (s *Server) Respond(resp *message.Response, now time.Time, out []Action) ([
 			s.last = resp.Detached()
 			s.retrans.set(now, s.cfg.T1) // Timer G
 		}
-		s.timeout.set(now, 64*s.cfg.T1) // Timer H
+		s.phase.set(now, 64*s.cfg.T1) // Timer H
 		return out, nil
 	}
 	s.state = Completed
 	if s.reliable {
 		return s.terminate(out), nil
 	}
-	s.last = resp.Detached()
-	s.linger.set(now, 64*s.cfg.T1) // Timer J
+	var room [1024]byte
+	s.wire = bytes.Clone(resp.AppendTo(room[:0]))
+	s.last = nil
+	s.phase.set(now, 64*s.cfg.T1) // Timer J
 	return out, nil
 }
 
@@ -223,19 +254,22 @@ func (s *Server) Tick(now time.Time, out []Action) []Action {
 	if s.state == Terminated {
 		return out
 	}
-	if s.timeout.due(now) {
-		// Timer H: the ACK never came.
-		out = append(out, Action{Kind: Fail, Err: fmt.Errorf("%w: no ACK after %v", ErrTimeout, 64*s.cfg.T1)})
-		return s.terminate(out)
-	}
-	if s.linger.due(now) {
-		return s.terminate(out)
-	}
-	if s.trying.due(now) {
-		s.trying.stop()
-		if s.last == nil && s.state == Proceeding {
-			s.last = message.NewResponse(s.req, 100, "", "")
-			out = append(out, Action{Kind: Send, Msg: s.last})
+	if s.phase.due(now) {
+		switch {
+		case s.state == Proceeding:
+			// The TU has been silent for TryingDelay.
+			s.phase.stop()
+			if s.last == nil {
+				s.last = message.NewResponse(s.req, 100, "", "")
+				out = append(out, Action{Kind: Send, Msg: s.last})
+			}
+		case s.state == Completed && s.invite:
+			// Timer H: the ACK never came.
+			out = append(out, Action{Kind: Fail, Err: fmt.Errorf("%w: no ACK after %v", ErrTimeout, 64*s.cfg.T1)})
+			return s.terminate(out)
+		default:
+			// Timer I, J or L: done absorbing retransmissions.
+			return s.terminate(out)
 		}
 	}
 	if s.retrans.due(now) {
