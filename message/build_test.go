@@ -107,3 +107,22 @@ func TestStatusText(t *testing.T) {
 	assert.Equal(t, "Provisional", StatusText(189))
 	assert.Equal(t, "Status 42", StatusText(42))
 }
+
+// TestTokenNeverHoldsCSeq: a random token that spells "CSeq" is drawn
+// again (SIPp aborts a call whose To tag holds it).
+func TestTokenNeverHoldsCSeq(t *testing.T) {
+	pos := func(c byte) byte { return byte(strings.IndexByte(idAlphabet, c)) }
+	b := []byte{0, pos('C'), pos('S'), pos('e'), pos('q'), 1}
+	if tokenFrom(b) {
+		t.Fatalf("token %q accepted", b)
+	}
+	b = []byte{0, pos('C'), pos('s'), pos('e'), pos('q'), 1}
+	if !tokenFrom(b) {
+		t.Fatalf("token %q refused", b)
+	}
+	for range 1000 {
+		if tag := NewTag(); strings.Contains(tag, "CSeq") || len(tag) != 12 {
+			t.Fatalf("tag %q", tag)
+		}
+	}
+}
