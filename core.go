@@ -189,33 +189,30 @@ type usage interface {
 
 // mergeKey identifies a request for loop detection (RFC 3261 §8.2.2.2):
 // a 128-bit keyed digest of its From tag, Call-ID and CSeq, and the
-// account it went to. The merged map keeps a key as long as the
-// transaction lingers (up to 64·T1 after its final response, so 32 s of
-// calls at the rate a server takes them): a digest is 16 bytes with no
-// pointer for the collector to follow, where the strings took an
-// allocation of their own and a map slot four times the size. Two
-// different requests share a digest with probability 2^-128; the seeds are
-// random per core, so a peer cannot make them collide on purpose.
-type mergeKey struct {
-	sum     [2]uint64
-	account *UserAgent
-}
+// account it went to (by its Contact name, unique in a core). The merged
+// map keeps a key as long as the transaction lingers (up to 64·T1 after
+// its final response, so 32 s of calls at the rate a server takes them),
+// and the transaction holds its own key (Server.TUKey) for the removal: a
+// digest is 16 bytes with no pointer for the collector to follow, where
+// the strings took an allocation of their own and a map slot four times
+// the size. Two different requests share a digest with probability
+// 2^-128; the seeds are random per core, so a peer cannot make them
+// collide on purpose. The zero key is no request's.
+type mergeKey = [2]uint64
 
 // mergeFields are what a mergeKey digests.
 type mergeFields struct {
 	fromTag, callID string
 	cseq            uint32
 	method          string
+	account         string
 }
 
 // mergeKeyOf returns the mergeKey of req sent to account.
 func (c *core) mergeKeyOf(req *message.Request, account *UserAgent) mergeKey {
 	cs, _ := req.Header.CSeq()
-	f := mergeFields{fromTag: req.Header.FromTag(), callID: req.Header.CallID(), cseq: cs.Seq, method: cs.Method}
-	return mergeKey{
-		sum:     [2]uint64{maphash.Comparable(c.mergeSeeds[0], f), maphash.Comparable(c.mergeSeeds[1], f)},
-		account: account,
-	}
+	f := mergeFields{fromTag: req.Header.FromTag(), callID: req.Header.CallID(), cseq: cs.Seq, method: cs.Method, account: account.contactName}
+	return mergeKey{maphash.Comparable(c.mergeSeeds[0], f), maphash.Comparable(c.mergeSeeds[1], f)}
 }
 
 // supported lists the extensions the UserAgent supports (Require check).
@@ -312,8 +309,8 @@ func (ua *UserAgent) onRequest(tx *transaction.Server, req *message.Request, src
 			return
 		}
 		ua.merged[k] = tx
-		ua.mergedKeys[tx] = k
-		ua.mergedPeak = max(ua.mergedPeak, len(ua.mergedKeys))
+		tx.SetTUKey(k)
+		ua.mergedPeak = max(ua.mergedPeak, len(ua.merged))
 	}
 	// §8.2.2.3: extensions the request requires (most requires none:
 	// reading the values costs allocations).

@@ -42,7 +42,6 @@ func newCore(cfg coreConfig) *core {
 func (c *core) start(ctx context.Context) error {
 	c.outgoing = map[*transaction.Client]*outgoing{}
 	c.merged = map[mergeKey]*transaction.Server{}
-	c.mergedKeys = map[*transaction.Server]mergeKey{}
 	c.mergeSeeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
 	c.usages = map[dialog.ID]usage{}
 	c.claims = map[any]func(*transaction.Server, *message.Request) bool{}
@@ -392,8 +391,7 @@ func (c *core) onTerminated(tx transaction.Transaction) {
 	case *transaction.Client:
 		delete(c.outgoing, t)
 	case *transaction.Server:
-		if k, ok := c.mergedKeys[t]; ok {
-			delete(c.mergedKeys, t)
+		if k := t.TUKey(); k != (mergeKey{}) {
 			if c.merged[k] == t {
 				delete(c.merged, k)
 			}
@@ -402,25 +400,21 @@ func (c *core) onTerminated(tx transaction.Transaction) {
 	}
 }
 
-// shrinkMerged makes the merged-request maps anew once they hold an
+// shrinkMerged makes the merged-request map anew once it holds an
 // eighth of their peak: a map keeps the buckets of its largest size, so
 // after a burst of calls the heap would stay that of the burst. Each
 // rebuild copies at most an eighth of the entries the peak added, so the
 // cost per transaction stays constant.
 func (c *core) shrinkMerged() {
-	n := len(c.mergedKeys)
+	n := len(c.merged)
 	if c.mergedPeak < 256 || n > c.mergedPeak/8 {
 		return
 	}
-	merged := make(map[mergeKey]*transaction.Server, len(c.merged))
+	merged := make(map[mergeKey]*transaction.Server, n)
 	for k, v := range c.merged {
 		merged[k] = v
 	}
-	keys := make(map[*transaction.Server]mergeKey, n)
-	for k, v := range c.mergedKeys {
-		keys[k] = v
-	}
-	c.merged, c.mergedKeys, c.mergedPeak = merged, keys, n
+	c.merged, c.mergedPeak = merged, n
 }
 
 // obsTransaction reports a transaction's end, or a retransmission.

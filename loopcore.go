@@ -54,14 +54,13 @@ type core struct {
 	bgCancel context.CancelFunc
 
 	// Owned by the loop.
-	tp         *transport.Transport
-	up         *transport.Upstream
-	layer      *transaction.Layer
-	dialogs    *dialog.Set
-	timers     timers
-	outgoing   map[*transaction.Client]*outgoing
-	merged     map[mergeKey]*transaction.Server // by request and account
-	mergedKeys map[*transaction.Server]mergeKey
+	tp       *transport.Transport
+	up       *transport.Upstream
+	layer    *transaction.Layer
+	dialogs  *dialog.Set
+	timers   timers
+	outgoing map[*transaction.Client]*outgoing
+	merged   map[mergeKey]*transaction.Server // by request and account
 	// mergeSeeds key the digests of mergeKey.
 	mergeSeeds [2]maphash.Seed
 	// mergedPeak is the most entries merged has held since it was last

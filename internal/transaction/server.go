@@ -29,9 +29,10 @@ type Server struct {
 	// J (Completed, non-INVITE) or L (Accepted).
 	phase deadline
 
-	e    entry
-	key  serverKey // in the Layer's table; its method is the request's
-	next *Server   // the next server whose key has the same hash
+	e     entry
+	key   serverKey // in the Layer's table; its method is the request's
+	next  *Server   // the next server whose key has the same hash
+	tuKey [2]uint64 // the transaction user's (SetTUKey)
 	// keyRoom holds the strings of the transaction's key in the Layer's
 	// map when they fit (serverKey.own).
 	keyRoom [64]byte
@@ -103,6 +104,14 @@ func methodName(m string) string {
 	}
 	return strings.Clone(m)
 }
+
+// SetTUKey stores a key of the transaction user's own with the
+// transaction (the core's merged-request key), so that the user needs no
+// map from transactions to keys; the transaction never reads it.
+func (s *Server) SetTUKey(k [2]uint64) { s.tuKey = k }
+
+// TUKey returns the key given to SetTUKey, or zero.
+func (s *Server) TUKey() [2]uint64 { return s.tuKey }
 
 // State returns the current state.
 func (s *Server) State() State { return s.state }
