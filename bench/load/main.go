@@ -656,8 +656,14 @@ func (rep report) print(w io.Writer) {
 			}
 			return "not within the ladder"
 		}
+		brokeRatio := "-" // a stack that never broke has no breaking point
+		if l.Broke["sipua"] > 0 {
+			brokeRatio = ratio(float64(l.Broke["sipua"]), float64(l.Broke["sipgo"]))
+		}
 		fmt.Fprintf(w, "| UAS breaking point (first step with no clean run: failed calls, retransmissions or sipp short of the rate) | %s | %s | %s | |\n",
-			broke("sipua"), broke("sipgo"), ratio(float64(l.Broke["sipua"]), float64(l.Broke["sipgo"])))
+			broke("sipua"), broke("sipgo"), brokeRatio)
+		fmt.Fprintf(w, "| sipua's clean calls/s against sipgo's breaking point | %d | %s | %s | ≥2× |\n",
+			a, broke("sipgo"), ratio(float64(a), float64(l.Broke["sipgo"])))
 		if l.CPURate > 0 {
 			ca, cg := l.CPUAt["sipua"], l.CPUAt["sipgo"]
 			note := func(st Step) string {
