@@ -38,6 +38,20 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s: %+v", stack, st.Sipp)
 		}
 	}
+	// The Go floor (floor.go), each variant: sipp's calls all succeed
+	// against its canned answers.
+	for _, env := range [][2]string{{"FLOOR_BATCH", ""}, {"FLOOR_BATCH", "1"}, {"FLOOR_HOPS", "2"}} {
+		t.Run("floor "+env[0]+"="+env[1], func(t *testing.T) {
+			t.Setenv(env[0], env[1])
+			st, err := callStep(c, "floor", 50, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Sipp.Calls != 50 || st.Sipp.Successful != 50 || st.Sipp.Failed != 0 {
+				t.Errorf("floor: %+v", st.Sipp)
+			}
+		})
+	}
 	// Registrations on one Stack, and with a UserAgent per account; with
 	// digest on the Stack.
 	for _, m := range []struct {
