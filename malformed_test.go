@@ -435,7 +435,8 @@ func runCase(t *testing.T, h *hostileUA, c *corpusCase, proto transport.Proto, w
 	if c.generate != nil {
 		data = c.generate(proto)
 	}
-	w.send(t, fill(data, w, branch, callID))
+	msg := fill(data, w, branch, callID)
+	w.send(t, msg)
 	// A probe after the message on the same wire (unless the message
 	// leaves the stream waiting or closed): answered in order, it shows
 	// that the message was handled and the wire still works.
@@ -443,6 +444,16 @@ func runCase(t *testing.T, h *hostileUA, c *corpusCase, proto transport.Proto, w
 	probed := !want.wait && !want.close && !want.any
 	if probed {
 		w.send(t, probe(w, probeBranch, probeCallID))
+	}
+	// Over UDP the message and the probe are sent again every T1 until
+	// answered, as a UDP client does (RFC 3261 §17.1.2.2): a datagram
+	// lost on a loaded machine is not the UserAgent's outcome. A copy is
+	// a retransmission to the UserAgent: answered again or absorbed.
+	var resend <-chan time.Time
+	if proto == transport.UDP {
+		tk := time.NewTicker(500 * time.Millisecond)
+		defer tk.Stop()
+		resend = tk.C
 	}
 	var res result
 	deadline := time.After(10 * time.Second)
@@ -467,6 +478,7 @@ func runCase(t *testing.T, h *hostileUA, c *corpusCase, proto transport.Proto, w
 		}
 		return res.closed && len(res.codes) >= needAnswer
 	}
+	answered := false // the message got its final answer
 	take := func(r *message.Response) {
 		b := branchOf(r)
 		switch {
@@ -476,6 +488,7 @@ func runCase(t *testing.T, h *hostileUA, c *corpusCase, proto transport.Proto, w
 		case b == branch || r.Header.CallID() == callID:
 			if r.StatusCode >= 200 && len(res.codes) == 0 { // not the retransmissions
 				res.codes = append(res.codes, r.StatusCode)
+				answered = true
 			}
 		default:
 			t.Errorf("%s on %s: unexpected response %d %s", c.name, proto, r.StatusCode, r.Header.CallID())
@@ -495,6 +508,13 @@ loop:
 			}
 			if !done() {
 				break loop
+			}
+		case <-resend:
+			if !answered {
+				w.send(t, msg)
+			}
+			if probed && !probeOK {
+				w.send(t, probe(w, probeBranch, probeCallID))
 			}
 		case <-deadline:
 			break loop
