@@ -410,10 +410,12 @@ type result struct {
 	codes  []int // answers to the message
 	closed bool  // the UserAgent closed the connection
 	after  time.Duration
+	probe  string // what came of the probe after the message, for a failure's text
+	sends  int    // times the message was sent (UDP: again until answered)
 }
 
 func (r result) String() string {
-	return fmt.Sprintf("answers %v, closed %v after %v", r.codes, r.closed, r.after.Round(100*time.Millisecond))
+	return fmt.Sprintf("answers %v, closed %v after %v, probe %s, sent %d times", r.codes, r.closed, r.after.Round(100*time.Millisecond), r.probe, r.sends)
 }
 
 // runCase sends one corpus message on a new wire and observes the result.
@@ -435,8 +437,10 @@ func runCase(t *testing.T, h *hostileUA, c *corpusCase, proto transport.Proto, w
 	if c.generate != nil {
 		data = c.generate(proto)
 	}
+	var res result
 	msg := fill(data, w, branch, callID)
 	w.send(t, msg)
+	res.sends++
 	// A probe after the message on the same wire (unless the message
 	// leaves the stream waiting or closed): answered in order, it shows
 	// that the message was handled and the wire still works.
@@ -455,7 +459,6 @@ func runCase(t *testing.T, h *hostileUA, c *corpusCase, proto transport.Proto, w
 		defer tk.Stop()
 		resend = tk.C
 	}
-	var res result
 	deadline := time.After(10 * time.Second)
 	if want.wait || want.close {
 		deadline = time.After(hostileReadTimeout + 10*time.Second)
@@ -512,6 +515,7 @@ loop:
 		case <-resend:
 			if !answered {
 				w.send(t, msg)
+				res.sends++
 			}
 			if probed && !probeOK {
 				w.send(t, probe(w, probeBranch, probeCallID))
@@ -519,6 +523,14 @@ loop:
 		case <-deadline:
 			break loop
 		}
+	}
+	switch {
+	case !probed:
+		res.probe = "not sent"
+	case probeOK:
+		res.probe = "answered"
+	default:
+		res.probe = "not answered"
 	}
 	return res
 }
