@@ -192,7 +192,9 @@ type usage interface {
 // account it went to (by its Contact name, unique in a core). The merged
 // map keeps a key as long as the transaction lingers (up to 64·T1 after
 // its final response, so 32 s of calls at the rate a server takes them),
-// and the transaction holds its own key (Server.TUKey) for the removal: a
+// and the transaction holds its own key (Server.TUKey, or the Layer's
+// record of it once retired) for the removal; the map holds no pointer to
+// the transaction, which the Layer lets go when it retires it. A
 // digest is 16 bytes with no pointer for the collector to follow, where
 // the strings took an allocation of their own and a map slot four times
 // the size. Two different requests share a digest with probability
@@ -304,11 +306,11 @@ func (ua *UserAgent) onRequest(tx *transaction.Server, req *message.Request, src
 	if req.Header.ToTag() == "" && req.Method != "CANCEL" {
 		// A fork to two accounts of one Stack is no loop.
 		k := ua.mergeKeyOf(req, ua)
-		if other := ua.merged[k]; other != nil && other != tx {
+		if _, dup := ua.merged[k]; dup {
 			ua.reply(tx, 482, "", nil)
 			return
 		}
-		ua.merged[k] = tx
+		ua.merged[k] = struct{}{}
 		tx.SetTUKey(k)
 		ua.mergedPeak = max(ua.mergedPeak, len(ua.merged))
 	}

@@ -41,7 +41,7 @@ func newCore(cfg coreConfig) *core {
 // On failure nothing runs: the core can be dropped.
 func (c *core) start(ctx context.Context) error {
 	c.outgoing = map[*transaction.Client]*outgoing{}
-	c.merged = map[mergeKey]*transaction.Server{}
+	c.merged = map[mergeKey]struct{}{}
 	c.mergeSeeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
 	c.usages = map[dialog.ID]usage{}
 	c.claims = map[any]func(*transaction.Server, *message.Request) bool{}
@@ -56,6 +56,7 @@ func (c *core) start(ctx context.Context) error {
 			Response:   c.onResponse,
 			Failed:     c.onFailed,
 			Terminated: c.onTerminated,
+			Expired:    c.onExpired,
 			Retransmit: func(tx transaction.Transaction) { c.obsTransaction(tx, true) },
 		})
 	to := c.cfg.transport
@@ -391,13 +392,28 @@ func (c *core) onTerminated(tx transaction.Transaction) {
 	case *transaction.Client:
 		delete(c.outgoing, t)
 	case *transaction.Server:
-		if k := t.TUKey(); k != (mergeKey{}) {
-			if c.merged[k] == t {
-				delete(c.merged, k)
-			}
-			c.shrinkMerged()
-		}
+		c.forgetMerged(t.TUKey())
 	}
+}
+
+// onExpired is onTerminated for a server transaction the Layer had
+// retired (it only absorbed retransmissions, and kept no *Server).
+func (c *core) onExpired(method string, tuKey [2]uint64) {
+	if o := c.cfg.observer; o != nil && o.TransactionEnded != nil {
+		o.TransactionEnded(TransactionEvent{Method: method})
+	}
+	c.forgetMerged(tuKey)
+}
+
+// forgetMerged drops the merged-request key k of a transaction that
+// ended. Only the transaction that put a key in the map holds it: a
+// request with a key in the map gets 482 and no key.
+func (c *core) forgetMerged(k mergeKey) {
+	if k == (mergeKey{}) {
+		return
+	}
+	delete(c.merged, k)
+	c.shrinkMerged()
 }
 
 // shrinkMerged makes the merged-request map anew once it holds an
@@ -410,7 +426,7 @@ func (c *core) shrinkMerged() {
 	if c.mergedPeak < 256 || n > c.mergedPeak/8 {
 		return
 	}
-	merged := make(map[mergeKey]*transaction.Server, n)
+	merged := make(map[mergeKey]struct{}, n)
 	for k, v := range c.merged {
 		merged[k] = v
 	}

@@ -127,14 +127,17 @@ func (ua *UserAgent) onInvite(tx *transaction.Server, req *message.Request, src 
 // onCancel ends a ringing call the caller canceled (RFC 3261 §9.2).
 // Runs on the loop.
 func (ua *UserAgent) onCancel(tx *transaction.Server, req *message.Request) {
-	ist := ua.layer.MatchCancel(req)
-	if ist == nil {
+	ist, found := ua.layer.MatchCancel(req)
+	if !found {
 		ua.reply(tx, 481, "", nil)
 		return
 	}
 	// The CANCEL matched a transaction: 200, whatever happens to the
 	// INVITE. Once a final response went out, it changes nothing.
 	ua.reply(tx, 200, "", nil)
+	if ist == nil {
+		return // answered with a 2xx long ago: the Layer retired it
+	}
 	inv := ua.invitations[ist]
 	if inv == nil || inv.answered || inv.ended {
 		return

@@ -120,8 +120,10 @@ func (c *core) ours(req *message.Request) bool {
 	if d, _ := c.dialogs.MatchRequest(req); d != nil {
 		return true
 	}
-	if req.Method == "CANCEL" && c.layer.MatchCancel(req) != nil {
-		return true
+	if req.Method == "CANCEL" {
+		if _, found := c.layer.MatchCancel(req); found {
+			return true
+		}
 	}
 	return c.layer.Matches(req)
 }

@@ -60,7 +60,7 @@ type core struct {
 	dialogs  *dialog.Set
 	timers   timers
 	outgoing map[*transaction.Client]*outgoing
-	merged   map[mergeKey]*transaction.Server // by request and account
+	merged   map[mergeKey]struct{} // by request and account
 	// mergeSeeds key the digests of mergeKey.
 	mergeSeeds [2]maphash.Seed
 	// mergedPeak is the most entries merged has held since it was last

@@ -2,6 +2,7 @@ package transaction
 
 import (
 	"container/heap"
+	"hash/maphash"
 	"errors"
 	"fmt"
 	"strconv"
@@ -87,8 +88,9 @@ type Callbacks struct {
 	Send func(tx Transaction, msg message.Message, dest any) error
 	// Request delivers a request: one that created the server
 	// transaction tx, an ACK for a 2xx that reached an INVITE server
-	// transaction in the Accepted state (tx set), or an ACK that matched
-	// no transaction (tx nil): both ACKs belong to the dialog layer.
+	// transaction in the Accepted state (tx set, or nil once the Layer
+	// retired it), or an ACK that matched no transaction (tx nil): both
+	// ACKs belong to the dialog layer.
 	Request func(tx *Server, req *message.Request, src any)
 	// Response delivers a response of client transaction tx, or one that
 	// matched no transaction (tx nil), which RFC 3261 §18.1.2 passes to
@@ -97,8 +99,18 @@ type Callbacks struct {
 	// Failed reports that tx failed with an error wrapping ErrTimeout or
 	// ErrTransport.
 	Failed func(tx Transaction, err error)
-	// Terminated, if set, reports that tx has ended.
+	// Terminated, if set, reports that tx has ended. A server
+	// transaction that the Layer retired (see Expired) is not reported
+	// here.
 	Terminated func(tx Transaction)
+	// Expired, if set, reports the end of a retired server transaction:
+	// one whose final response had gone out and that then only absorbed
+	// retransmissions for 64·T1 (Timer J of a non-INVITE over an
+	// unreliable transport, Timer L of an INVITE answered with a 2xx).
+	// The Layer let go of its *Server when it entered that state and
+	// kept a compact record, so what is left of it is its method and the
+	// key given to Server.SetTUKey.
+	Expired func(method string, tuKey [2]uint64)
 	// Retransmit, if set, reports that a timer of tx sent its request or
 	// response again.
 	Retransmit func(tx Transaction)
@@ -111,7 +123,9 @@ type Layer struct {
 	cb      Callbacks
 	clients map[clientKey]*Client
 	servers serverTable
-	timers  deadlines
+	// lingering holds the retired server transactions (linger.go).
+	lingering lingerStore
+	timers    deadlines
 	// free holds action buffers for reuse: a buffer on the stack would
 	// escape (the actions go through interface methods), and callbacks
 	// may re-enter the Layer, so each call takes its own.
@@ -151,20 +165,24 @@ func NewLayer(cfg Config, cb Callbacks) *Layer {
 		cfg:     cfg.norm(),
 		cb:      cb,
 		clients: make(map[clientKey]*Client),
-		servers: newServerTable(),
+		servers: newServerTable(maphash.MakeSeed()),
 	}
 }
 
 // Len returns the number of client and server transactions alive.
-func (l *Layer) Len() (clients, servers int) { return len(l.clients), l.servers.n }
+// A retired server transaction counts until it expires.
+func (l *Layer) Len() (clients, servers int) {
+	return len(l.clients), l.servers.n + l.lingering.len()
+}
 
 // NextDeadline returns when Tick must next be called; ok is false when no
 // timer runs.
 func (l *Layer) NextDeadline() (t time.Time, ok bool) {
-	if len(l.timers) == 0 {
-		return time.Time{}, false
+	t, ok = l.lingering.next()
+	if len(l.timers) > 0 && (!ok || l.timers[0].at.Before(t)) {
+		return l.timers[0].at, true
 	}
-	return l.timers[0].at, true
+	return t, ok
 }
 
 // ErrBadRequest reports a request that cannot start a client transaction.
@@ -270,8 +288,13 @@ func (l *Layer) Receive(msg message.Message, src any, reliable bool, now time.Ti
 		if !ok {
 			return
 		}
-		if s := l.servers.get(key); s != nil {
+		h := l.servers.hash(key)
+		if s := l.servers.getHashed(key, h); s != nil {
 			l.run(s, s.Receive(m, now, buf), now)
+			return
+		}
+		if r := l.lingering.get(key, h); r != nil {
+			l.absorb(r, m, src)
 			return
 		}
 		if m.Method == "ACK" {
@@ -284,35 +307,84 @@ func (l *Layer) Receive(msg message.Message, src any, reliable bool, now time.Ti
 		key = key.own(s.keyRoom[:])
 		s.e = entry{dest: src, tx: s, index: -1, live: true}
 		s.key = key
-		l.servers.add(s)
+		l.servers.addHashed(s, h)
 		l.peakServers = max(l.peakServers, l.servers.n)
 		l.run(s, out, now)
 	}
 }
 
+// absorb handles a request that matched retired transaction r: a
+// retransmission of a non-INVITE request gets the final response again,
+// sent to where the retransmission came from; an ACK to an INVITE's 2xx
+// goes up; anything else is absorbed.
+func (l *Layer) absorb(r *retired, req *message.Request, src any) {
+	switch {
+	case req.Method == "ACK":
+		if r.invite && l.cb.Request != nil {
+			l.cb.Request(nil, req, src)
+		}
+	case !r.invite:
+		m, err := unlimited.Parse(l.lingering.response(r))
+		if err != nil {
+			return
+		}
+		if err := l.cb.Send(nil, m, src); err != nil {
+			// Nothing to fail: the transaction has answered. The
+			// peer sends its request again.
+			return
+		}
+	}
+}
+
+// retire lets s go and keeps a record of it instead (linger.go) if it only
+// absorbs retransmissions until Timer J or L, and reports whether it did.
+func (l *Layer) retire(s *Server) bool {
+	var resp []byte
+	switch {
+	case s.state == Accepted:
+	case s.state == Completed && !s.invite && s.wire != nil:
+		resp = s.wire
+	default:
+		return false
+	}
+	if s.retrans.at != (time.Time{}) || s.phase.at.IsZero() || !fits(s.key, resp) {
+		return false
+	}
+	l.lingering.add(s.key, l.servers.hash(s.key), s.phase.at, s.tuKey, s.invite, resp)
+	l.remove(s)
+	return true
+}
+
 // Matches reports whether req belongs to a server transaction alive in
-// the Layer (a retransmission, or an ACK to a non-2xx final response).
+// the Layer (a retransmission, or an ACK to a non-2xx final response),
+// retired ones included.
 func (l *Layer) Matches(req *message.Request) bool {
 	key, ok := l.serverKey(req)
 	if !ok {
 		return false
 	}
-	return l.servers.get(key) != nil
+	h := l.servers.hash(key)
+	return l.servers.getHashed(key, h) != nil || l.lingering.get(key, h) != nil
 }
 
 // MatchCancel returns the INVITE server transaction that a CANCEL
-// targets (RFC 3261 §9.2), or nil.
-func (l *Layer) MatchCancel(cancel *message.Request) *Server {
+// targets (RFC 3261 §9.2). found reports whether there is one; s is nil
+// when it has sent a 2xx and the Layer retired it (there is nothing left
+// to cancel, but the CANCEL matched and gets a 200).
+func (l *Layer) MatchCancel(cancel *message.Request) (s *Server, found bool) {
 	key, ok := l.serverKey(cancel)
 	if !ok {
-		return nil
+		return nil, false
 	}
 	key.method = "INVITE"
-	s := l.servers.get(key)
-	if s == nil || !s.invite {
-		return nil
+	h := l.servers.hash(key)
+	if s := l.servers.getHashed(key, h); s != nil && s.invite {
+		return s, true
 	}
-	return s
+	if r := l.lingering.get(key, h); r != nil && r.invite {
+		return nil, true
+	}
+	return nil, false
 }
 
 // own returns k with strings of its own: the branch and host of a key
@@ -365,6 +437,7 @@ func (l *Layer) serverKey(req *message.Request) (serverKey, bool) {
 
 // Tick fires every timer due at now.
 func (l *Layer) Tick(now time.Time) {
+	l.lingering.expire(now, l.cb.Expired)
 	for len(l.timers) > 0 {
 		e := l.timers[0]
 		if e.at.After(now) {
@@ -419,6 +492,9 @@ func (l *Layer) run(tx Transaction, out []Action, now time.Time) {
 		}
 	}
 	if tx.slot().live {
+		if s, ok := tx.(*Server); ok && l.retire(s) {
+			return
+		}
 		l.reschedule(tx)
 	}
 }
@@ -466,7 +542,10 @@ func (l *Layer) remove(tx Transaction) {
 		}
 	case *Server:
 		if l.servers.remove(t) && l.servers.n == 0 && l.peakServers >= shrinkAfter {
-			l.servers, l.peakServers = newServerTable(), 0
+			// The seed stays: retired records are indexed by it.
+			t := newServerTable(l.servers.seed)
+			t.hashOf = l.servers.hashOf
+			l.servers, l.peakServers = t, 0
 		}
 	}
 	if e.index >= 0 {

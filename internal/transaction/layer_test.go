@@ -49,6 +49,9 @@ func (r *recorder) callbacks() Callbacks {
 		Terminated: func(tx Transaction) {
 			r.log = append(r.log, "terminated "+tx.Method())
 		},
+		Expired: func(method string, _ [2]uint64) {
+			r.log = append(r.log, "expired "+method)
+		},
 	}
 }
 
@@ -157,8 +160,12 @@ func TestLayerServerFlow(t *testing.T) {
 	cancel := NewCancel(inv)
 	l.Receive(cancel, "alice", false, t0.Add(300*time.Millisecond))
 	assert.Equal(t, []string{"request CANCEL tx=true from alice"}, rec.take())
-	assert.Same(t, s, l.MatchCancel(cancel))
-	assert.Nil(t, l.MatchCancel(NewCancel(newReq(t, "INVITE", "z9hG4bKnone"))))
+	got, found := l.MatchCancel(cancel)
+	assert.True(t, found)
+	assert.Same(t, s, got)
+	got, found = l.MatchCancel(NewCancel(newReq(t, "INVITE", "z9hG4bKnone")))
+	assert.False(t, found)
+	assert.Nil(t, got)
 	ct := rec.servers[1]
 	require.NoError(t, l.Respond(ct, respTo(cancel, 200), t0.Add(300*time.Millisecond)))
 	require.NoError(t, l.Respond(s, respTo(inv, 487), t0.Add(300*time.Millisecond)))
@@ -176,7 +183,9 @@ func TestLayerServerFlow(t *testing.T) {
 
 	assert.ErrorIs(t, l.Respond(ct, respTo(cancel, 500), t0), ErrTerminated)
 	l.Tick(t0.Add(time.Minute))
-	assert.ElementsMatch(t, []string{"terminated INVITE", "terminated CANCEL"}, rec.take())
+	// The CANCEL's transaction was retired when its 200 went out: its
+	// end comes as an expiry.
+	assert.ElementsMatch(t, []string{"terminated INVITE", "expired CANCEL"}, rec.take())
 }
 
 func TestLayerAcceptedAckGoesUp(t *testing.T) {
@@ -191,9 +200,24 @@ func TestLayerAcceptedAckGoesUp(t *testing.T) {
 	inv := newReq(t, "INVITE", "z9hG4bKs2")
 	l.Receive(inv, "alice", true, t0)
 	assert.Equal(t, []string{"request INVITE tx=true from alice", "send 200 to alice"}, rec.take())
+	s := rec.servers[0]
+	assert.Equal(t, Accepted, s.State())
+	// In Accepted the Layer retired the transaction: the ACK goes up
+	// without it.
 	ack := newReq(t, "ACK", "z9hG4bKs2")
 	l.Receive(ack, "alice", true, t0.Add(time.Second))
-	assert.Equal(t, []string{"request ACK tx=true from alice"}, rec.take())
+	assert.Equal(t, []string{"request ACK tx=false from alice"}, rec.take())
+	// The TU still sends its 2xx again through the *Server it holds.
+	require.NoError(t, l.Respond(s, respTo(inv, 200), t0.Add(time.Second)))
+	assert.Equal(t, []string{"send 200 to alice"}, rec.take())
+	// A retransmitted INVITE is absorbed; a CANCEL finds the transaction
+	// but nothing to cancel.
+	l.Receive(inv, "alice", true, t0.Add(time.Second))
+	assert.Empty(t, rec.take())
+	got, found := l.MatchCancel(NewCancel(inv))
+	assert.True(t, found)
+	assert.Nil(t, got)
+	assert.True(t, l.Matches(inv))
 }
 
 func TestLayerRFC2543Matching(t *testing.T) {
@@ -296,13 +320,16 @@ func TestLayerGivesBackBurstRoom(t *testing.T) {
 	}
 	_, servers := l.Len()
 	assert.Equal(t, n, servers)
-	assert.Equal(t, n, l.peakServers)
+	assert.Equal(t, n, l.lingering.len(), "all retired")
+	assert.Nil(t, l.timers, "the heap's array was given back")
+	assert.Zero(t, l.peakServers, "the map was made anew")
 	// Timer J (64*T1) ends them all.
 	l.Tick(t0.Add(time.Minute))
 	_, servers = l.Len()
 	assert.Zero(t, servers)
-	assert.Zero(t, l.peakServers, "the map was made anew")
-	assert.Nil(t, l.timers, "the heap's array was given back")
+	assert.Nil(t, l.lingering.recs, "the ring was given back")
+	assert.Nil(t, l.lingering.index, "the index was given back")
+	assert.Nil(t, l.lingering.chunks, "the chunks were given back")
 	// And the Layer goes on working.
 	l.Receive(newReq(t, "OPTIONS", "z9hG4bKafter"), "alice", false, t0.Add(time.Minute))
 	_, servers = l.Len()

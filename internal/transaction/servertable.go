@@ -16,8 +16,8 @@ type serverTable struct {
 	hashOf func(serverKey) uint64
 }
 
-func newServerTable() serverTable {
-	return serverTable{seed: maphash.MakeSeed(), m: map[uint64]*Server{}}
+func newServerTable(seed maphash.Seed) serverTable {
+	return serverTable{seed: seed, m: map[uint64]*Server{}}
 }
 
 func (t *serverTable) hash(k serverKey) uint64 {
@@ -28,8 +28,11 @@ func (t *serverTable) hash(k serverKey) uint64 {
 }
 
 // get returns the server with key k, or nil.
-func (t *serverTable) get(k serverKey) *Server {
-	for s := t.m[t.hash(k)]; s != nil; s = s.next {
+func (t *serverTable) get(k serverKey) *Server { return t.getHashed(k, t.hash(k)) }
+
+// getHashed is get of a key whose hash is h.
+func (t *serverTable) getHashed(k serverKey, h uint64) *Server {
+	for s := t.m[h]; s != nil; s = s.next {
 		if s.key == k {
 			return s
 		}
@@ -38,8 +41,10 @@ func (t *serverTable) get(k serverKey) *Server {
 }
 
 // add puts s in the table under s.key, which no server in it has.
-func (t *serverTable) add(s *Server) {
-	h := t.hash(s.key)
+func (t *serverTable) add(s *Server) { t.addHashed(s, t.hash(s.key)) }
+
+// addHashed is add of a server whose key's hash is h.
+func (t *serverTable) addHashed(s *Server, h uint64) {
 	s.next = t.m[h]
 	t.m[h] = s
 	t.n++

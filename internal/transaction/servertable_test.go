@@ -1,6 +1,7 @@
 package transaction
 
 import (
+	"hash/maphash"
 	"strconv"
 	"testing"
 
@@ -15,7 +16,7 @@ func TestServerTableCollisions(t *testing.T) {
 		func(k serverKey) uint64 { return uint64(len(k.branch) % 3) }, // some do
 		nil, // the keyed hash
 	} {
-		tb := newServerTable()
+		tb := newServerTable(maphash.MakeSeed())
 		tb.hashOf = hash
 		var all []*Server
 		for i := range 50 {

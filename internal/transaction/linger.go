@@ -1,0 +1,252 @@
+package transaction
+
+import (
+	"math"
+	"time"
+	"unsafe"
+)
+
+// A server transaction spends most of its life after its call: 64·T1
+// (32 s) in Completed (non-INVITE, Timer J) or Accepted (INVITE, Timer
+// L), where all it does is absorb retransmissions of its request, answer
+// them with its final response (non-INVITE), and pass ACKs up (INVITE).
+// A server taking thousands of calls a second holds hundreds of
+// thousands of them. As *Server objects, each with its key, response and
+// source, the garbage collector marks every one of them on every cycle,
+// which was the largest single cost of a busy UAS at steady state.
+//
+// The Layer therefore retires such a transaction: it lets the *Server go
+// (its owner may still hold it, to send a 2xx again through it) and
+// keeps a record with no pointer in it, in a ring ordered by deadline
+// (every retired transaction waits the same 64·T1, so the ring is a FIFO
+// queue and its timers cost nothing), with the bytes of its key and
+// response in large byte chunks, and an index from the key's hash to the
+// record. None of it holds a pointer the collector would follow.
+
+// lingerChunk is the size of the chunks that hold the bytes of retired
+// transactions. A transaction whose bytes do not fit in one is not
+// retired.
+const lingerChunk = 64 << 10
+
+// retired is the record of a retired server transaction.
+type retired struct {
+	at    int64 // deadline: nanoseconds since lingerStore.epoch
+	hash  uint64
+	tuKey [2]uint64
+	chunk uint32 // the absolute number of the chunk holding its bytes
+	off   uint32 // where in the chunk: branch, host, method, response
+	port  int32
+	nb    uint16 // branch length
+	nh    uint16 // host length
+	nr    uint32 // response length (non-INVITE)
+	nm    uint8  // method length
+	// invite: an INVITE transaction in Accepted (ACKs go up, requests
+	// are absorbed); else a non-INVITE in Completed (requests get the
+	// response again).
+	invite bool
+}
+
+// lingerStore holds the retired server transactions of a Layer.
+type lingerStore struct {
+	epoch time.Time
+	recs  []retired // a ring; its length is zero or a power of two
+	head  uint64    // the sequence number of the oldest record
+	tail  uint64    // the sequence number of the next record
+	index map[uint64]uint64
+	peak  int // the most entries index held since it was made
+
+	chunks [][]byte // chunks[i] is chunk number first+i
+	first  uint32
+	used   int    // bytes used in the last chunk
+	spare  []byte // a chunk freed, for the next one needed
+	minted uint32 // chunks made or reused so far: the next chunk's number
+}
+
+// minRing is the smallest ring, and the size below which it never shrinks.
+const minRing = 256
+
+// len returns the number of records held.
+func (ls *lingerStore) len() int { return int(ls.tail - ls.head) }
+
+// fits reports whether a transaction with this key and response can be
+// retired.
+func fits(k serverKey, resp []byte) bool {
+	n := len(k.branch) + len(k.host) + len(k.method) + len(resp)
+	return n <= lingerChunk && len(k.branch) <= math.MaxUint16 && len(k.host) <= math.MaxUint16 &&
+		len(k.method) <= math.MaxUint8 && k.port >= math.MinInt32 && k.port <= math.MaxInt32
+}
+
+// room returns n bytes of chunk space and where they are.
+func (ls *lingerStore) room(n int) (b []byte, chunk, off uint32) {
+	if len(ls.chunks) == 0 || ls.used+n > lingerChunk {
+		c := ls.spare
+		ls.spare = nil
+		if c == nil {
+			c = make([]byte, lingerChunk)
+		}
+		if len(ls.chunks) == 0 {
+			ls.first = ls.minted
+		}
+		ls.chunks = append(ls.chunks, c)
+		ls.minted++
+		ls.used = 0
+	}
+	chunk = ls.first + uint32(len(ls.chunks)) - 1
+	off = uint32(ls.used)
+	ls.used += n
+	return ls.chunks[len(ls.chunks)-1][off : off+uint32(n) : off+uint32(n)], chunk, off
+}
+
+// add retires a transaction with key k (whose hash is h), deadline at,
+// transaction-user key tu and, for a non-INVITE transaction, final
+// response resp. fits(k, resp) must hold.
+func (ls *lingerStore) add(k serverKey, h uint64, at time.Time, tu [2]uint64, invite bool, resp []byte) {
+	if ls.index == nil {
+		ls.index = make(map[uint64]uint64)
+		ls.epoch = at
+	}
+	if ls.len() == len(ls.recs) {
+		ls.resize(max(2*len(ls.recs), minRing))
+	}
+	n := len(k.branch) + len(k.host) + len(k.method) + len(resp)
+	b, chunk, off := ls.room(n)
+	b = append(b[:0], k.branch...)
+	b = append(b, k.host...)
+	b = append(b, k.method...)
+	_ = append(b, resp...)
+	seq := ls.tail
+	ls.tail++
+	ls.recs[seq&uint64(len(ls.recs)-1)] = retired{
+		at: int64(at.Sub(ls.epoch)), hash: h, tuKey: tu, chunk: chunk, off: off, port: int32(k.port),
+		nb: uint16(len(k.branch)), nh: uint16(len(k.host)), nm: uint8(len(k.method)), nr: uint32(len(resp)), invite: invite,
+	}
+	// A second record under one hash (a hash collision of two keys, or
+	// one key retired twice) hides the first: the later one answers.
+	ls.index[h] = seq
+	ls.peak = max(ls.peak, len(ls.index))
+}
+
+// resize moves the ring to one of n slots (a power of two that holds it).
+func (ls *lingerStore) resize(n int) {
+	recs := make([]retired, n)
+	for s := ls.head; s != ls.tail; s++ {
+		recs[s&uint64(n-1)] = ls.recs[s&uint64(len(ls.recs)-1)]
+	}
+	ls.recs = recs
+}
+
+// bytes returns the bytes of r: branch, host, method, response.
+func (ls *lingerStore) bytes(r *retired) []byte {
+	c := ls.chunks[r.chunk-ls.first]
+	n := uint32(r.nb) + uint32(r.nh) + uint32(r.nm) + r.nr
+	return c[r.off : r.off+n : r.off+n]
+}
+
+// get returns the record of the transaction with key k (hash h), or nil.
+func (ls *lingerStore) get(k serverKey, h uint64) *retired {
+	seq, ok := ls.index[h]
+	if !ok {
+		return nil
+	}
+	r := &ls.recs[seq&uint64(len(ls.recs)-1)]
+	b := ls.bytes(r)
+	nb, nh, nm := int(r.nb), int(r.nh), int(r.nm)
+	if int(r.port) != k.port || string(b[:nb]) != k.branch || string(b[nb:nb+nh]) != k.host ||
+		string(b[nb+nh:nb+nh+nm]) != k.method {
+		return nil
+	}
+	return r
+}
+
+// method returns the method of r, as a string of its own.
+func (ls *lingerStore) method(r *retired) string {
+	b := ls.bytes(r)
+	m := b[int(r.nb)+int(r.nh) : int(r.nb)+int(r.nh)+int(r.nm)]
+	return methodName(unsafe.String(unsafe.SliceData(m), len(m)))
+}
+
+// response returns the final response bytes of r (nil for an INVITE).
+func (ls *lingerStore) response(r *retired) []byte {
+	b := ls.bytes(r)
+	return b[int(r.nb)+int(r.nh)+int(r.nm):]
+}
+
+// next returns the earliest deadline; ok is false when the store is
+// empty.
+func (ls *lingerStore) next() (time.Time, bool) {
+	if ls.len() == 0 {
+		return time.Time{}, false
+	}
+	return ls.epoch.Add(time.Duration(ls.recs[ls.head&uint64(len(ls.recs)-1)].at)), true
+}
+
+// expire drops the records whose deadline is at or before now, oldest
+// first, calling f with each one's method and transaction-user key
+// first. f must not add records.
+func (ls *lingerStore) expire(now time.Time, f func(method string, tu [2]uint64)) {
+	if ls.len() == 0 {
+		return
+	}
+	t := int64(now.Sub(ls.epoch))
+	mask := uint64(len(ls.recs) - 1)
+	for ls.head != ls.tail {
+		r := &ls.recs[ls.head&mask]
+		if r.at > t {
+			break
+		}
+		if seq, ok := ls.index[r.hash]; ok && seq == ls.head {
+			delete(ls.index, r.hash)
+		}
+		method, tu := ls.method(r), r.tuKey
+		ls.head++
+		ls.release()
+		if f != nil {
+			f(method, tu)
+		}
+	}
+	ls.shrink()
+}
+
+// release frees the chunks no record uses any more.
+func (ls *lingerStore) release() {
+	if ls.head == ls.tail {
+		return // shrink lets all go
+	}
+	first := ls.recs[ls.head&uint64(len(ls.recs)-1)].chunk
+	for ls.first < first {
+		ls.dropChunk()
+	}
+}
+
+func (ls *lingerStore) dropChunk() {
+	ls.spare = ls.chunks[0]
+	ls.chunks[0] = nil
+	ls.chunks = ls.chunks[1:]
+	ls.first++
+}
+
+// shrink gives back the room of a burst: the ring when it is an eighth
+// full, the index when it holds an eighth of its peak (a Go map keeps
+// the room it grew to).
+func (ls *lingerStore) shrink() {
+	if ls.len() == 0 {
+		*ls = lingerStore{head: ls.head, tail: ls.tail, minted: ls.minted}
+		return
+	}
+	if n := len(ls.recs); n > minRing && ls.len() < n/8 {
+		for n > minRing && ls.len() < n/8 {
+			n /= 4
+		}
+		ls.resize(max(n, minRing))
+	}
+	if n := len(ls.index); ls.peak >= shrinkAfter && n <= ls.peak/8 {
+		index := make(map[uint64]uint64, n)
+		for k, v := range ls.index {
+			index[k] = v
+		}
+		ls.index, ls.peak = index, n
+	}
+	if cap(ls.chunks) > 64 && len(ls.chunks) < cap(ls.chunks)/4 {
+		ls.chunks = append([][]byte(nil), ls.chunks...)
+	}
+}
