@@ -2,9 +2,9 @@ package transaction
 
 import (
 	"container/heap"
-	"hash/maphash"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strconv"
 	"strings"
 	"time"
