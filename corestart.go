@@ -34,12 +34,17 @@ type coreConfig struct {
 
 // newCore returns a core that is not running yet.
 func newCore(cfg coreConfig) *core {
-	return &core{log: cfg.log, cfg: cfg, events: make(chan func(), 256), quit: make(chan struct{}), loopDone: make(chan struct{})}
+	return &core{log: cfg.log, cfg: cfg, events: make(chan func(), 256), quit: make(chan struct{}), loopDone: make(chan struct{}), wake: make(chan struct{}, 1)}
 }
 
 // start opens the transport and its Listen addresses and starts the loop.
 // On failure nothing runs: the core can be dropped.
 func (c *core) start(ctx context.Context) error {
+	// The loop's state is made here, while the Listen sockets already
+	// deliver: own keeps their readers from doing loop work in place
+	// (tryOwn) before it is whole; they queue it for the loop instead.
+	c.own.Lock()
+	defer c.own.Unlock()
 	c.outgoing = map[*transaction.Client]*outgoing{}
 	c.merged = map[mergeKey]struct{}{}
 	c.mergeSeeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
@@ -230,6 +235,16 @@ func (c *core) icmpGrace() time.Duration {
 // into a batch event of the core's pool, which the loop gives back when
 // it has handled them: no allocation per read once the pool is warm.
 func (c *core) receiveBatch(ins []transport.Incoming) {
+	if c.tryOwn() {
+		// The loop is idle: handle the batch here, on the reader.
+		c.tp.Batch(func() {
+			for _, in := range ins {
+				c.receive(in)
+			}
+		})
+		c.release()
+		return
+	}
 	be, _ := c.batches.Get().(*batchEvent)
 	if be == nil {
 		be = &batchEvent{c: c}

@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sipua/sip/internal/dialog"
@@ -15,9 +16,16 @@ import (
 
 // core is the event loop and the state it owns: the transport, the
 // transaction layer, the dialogs, the timers and the requests under way.
-// Everything in it is read and written on the loop goroutine only (run),
-// except the channels that feed the loop (post, call) and what is set
-// before the loop starts (log, cfg, tp, listenAddrs). Its methods that
+// Everything in it is read and written only by the holder of own, except
+// the channels that feed the loop (post, call), the counters beside own
+// and what is set before the loop starts (log, cfg, tp, listenAddrs).
+// The loop goroutine (run) takes own for each turn; a goroutine that
+// brings the loop work (a transport reader with a batch of messages, an
+// application goroutine in an exported method) takes own and does the
+// work itself when the loop is idle and nothing is queued before it
+// (tryOwn), saving two goroutine switches; otherwise it queues the work.
+// Either way the work is loop code: it never waits on the network, on
+// the application or on the loop. Its methods that
 // carry messages (layerSend, routeSend, respondNow, sendDirect in
 // sendpath.go) never wait on the network: what may wait runs on a
 // background goroutine that posts its outcome back.
@@ -40,6 +48,20 @@ type core struct {
 	events   chan func()
 	quit     chan struct{}
 	loopDone chan struct{}
+	// own is held by whoever runs loop code: the loop goroutine or a
+	// goroutine doing the loop's work in its place (tryOwn).
+	own sync.Mutex
+	// queued counts the events sent to events and not yet run: work is
+	// done in place only when none is, so that it never overtakes work
+	// queued before it.
+	queued atomic.Int64
+	// wake tells the loop goroutine that work done in place has set a
+	// timer earlier than the one it waits for.
+	wake chan struct{}
+	// armed is when the loop goroutine's timer fires; ended is set when
+	// the loop has ended. Both under own.
+	armed time.Time
+	ended bool
 	stopOnce sync.Once
 	// batches are the batch events of receiveBatch: taken on a reader
 	// goroutine, given back by the loop once handled.
@@ -101,10 +123,47 @@ func (c *core) boxedFlow(f transport.Flow) any {
 
 // post hands f to the event loop; it is dropped once the loop has ended.
 func (c *core) post(f func()) {
+	c.queued.Add(1)
 	select {
 	case c.events <- f:
 	case <-c.quit:
+		c.queued.Add(-1)
 	}
+}
+
+// tryOwn takes own if the loop is idle, has not ended and has nothing
+// queued: the caller may then run loop code in place, and must call
+// release after it. It reports whether it took own.
+func (c *core) tryOwn() bool {
+	if c.queued.Load() != 0 || !c.own.TryLock() {
+		return false
+	}
+	if c.ended || c.queued.Load() != 0 {
+		c.own.Unlock()
+		return false
+	}
+	return true
+}
+
+// release gives own back after work done in place, waking the loop
+// goroutine if the work set a timer earlier than the one it waits for.
+func (c *core) release() {
+	if next, ok := c.nextDeadline(); ok && next.Before(c.armed) {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+	c.own.Unlock()
+}
+
+// nextDeadline returns the earliest timer of the loop. Under own.
+func (c *core) nextDeadline() (time.Time, bool) {
+	next, ok := c.layer.NextDeadline()
+	if t, ok2 := c.timers.next(); ok2 && (!ok || t.Before(next)) {
+		next, ok = t, true
+	}
+	return next, ok
 }
 
 // call runs f on the event loop and waits for it, or for ctx.
@@ -113,11 +172,14 @@ func (c *core) call(ctx context.Context, f func()) error {
 		return ErrNotStarted
 	}
 	done := make(chan struct{})
+	c.queued.Add(1)
 	select {
 	case c.events <- func() { f(); close(done) }:
 	case <-c.quit:
+		c.queued.Add(-1)
 		return ErrStopped
 	case <-ctx.Done():
+		c.queued.Add(-1)
 		return canceled(ctx)
 	}
 	var err error
@@ -148,28 +210,41 @@ func (c *core) run() {
 	// a timer that fires early (its deadline went away or moved later)
 	// costs one empty pass, while resetting it after every event costs a
 	// runtime timer update and often a netpoller wake-up.
-	armed := time.Now().Add(time.Hour)
+	c.own.Lock()
+	c.armed = time.Now().Add(time.Hour)
+	c.own.Unlock()
 	for {
-		next, ok := c.layer.NextDeadline()
-		if t, ok2 := c.timers.next(); ok2 && (!ok || t.Before(next)) {
-			next, ok = t, true
+		c.own.Lock()
+		next, ok := c.nextDeadline()
+		var reset time.Duration
+		if ok && next.Before(c.armed) {
+			reset = max(time.Until(next), 1)
+			c.armed = next
 		}
-		if ok && next.Before(armed) {
-			tm.Reset(time.Until(next))
-			armed = next
+		c.own.Unlock()
+		if reset > 0 {
+			tm.Reset(reset)
 		}
 		select {
 		case f := <-c.events:
+			c.own.Lock()
 			c.runEvents(f)
+			c.own.Unlock()
+		case <-c.wake:
 		case <-tm.C:
-			armed = time.Now().Add(time.Hour)
+			c.own.Lock()
+			c.armed = time.Now().Add(time.Hour)
 			tm.Reset(time.Hour)
 			now := time.Now()
 			c.layer.Tick(now)
 			for _, e := range c.timers.due(now) {
 				e.f()
 			}
+			c.own.Unlock()
 		case <-c.quit:
+			c.own.Lock()
+			c.ended = true
+			c.own.Unlock()
 			return
 		}
 	}
@@ -188,10 +263,12 @@ func (c *core) runEvents(f func()) {
 	n := min(len(c.events), maxEventRun)
 	c.tp.Batch(func() {
 		f()
+		c.queued.Add(-1)
 		for range n {
 			select {
 			case g := <-c.events:
 				g()
+				c.queued.Add(-1)
 			default:
 				return
 			}

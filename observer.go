@@ -10,11 +10,14 @@ import (
 // state. Set it in UserAgentOptions.Observer; every field may be nil. A nil
 // Observer (the default) costs one pointer comparison per event.
 //
-// The functions run on the UserAgent's event loop (Registration also on
-// the goroutine of a Registerer method), not on the callback goroutine,
-// and may run concurrently with each other: they must return quickly (update a counter), must not block
-// and must not call the UserAgent's blocking methods. They are never called
-// with a lock held.
+// The functions run as part of the UserAgent's event loop (Registration
+// also on the goroutine of a Registerer method), not on a callback lane:
+// on the loop's goroutine, or on the goroutine that does the loop's work
+// in its place when the loop is idle (a transport reader, a goroutine in
+// an exported method). They may run concurrently with each other: they
+// must return quickly (update a counter), must not block and must not
+// call the UserAgent's blocking methods, as the loop waits for them.
+// They are never called with a lock held that they could take.
 type Observer struct {
 	// CallStarted reports a call entering SessionEstablishing: our INVITE
 	// is sent, or an INVITE arrived.

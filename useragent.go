@@ -518,21 +518,50 @@ func (ua *UserAgent) callOn(ctx context.Context, f func(), r loopRunner) error {
 		return ErrNotStarted
 	}
 	c := ua.core
+	if c.tryOwn() {
+		// The loop is idle: do the work here.
+		var err error
+		select {
+		case <-ua.quit:
+			err = ErrStopped
+		default:
+			switch {
+			case ua.detached:
+				err = ErrStopped
+			case ctx.Err() != nil:
+				err = canceled(ctx)
+			default:
+				c.tp.Batch(func() {
+					if f != nil {
+						f()
+					} else {
+						r.runOnLoop()
+					}
+				})
+			}
+		}
+		c.release()
+		return err
+	}
 	lc, _ := c.calls.Get().(*loopCall)
 	if lc == nil {
 		lc = &loopCall{done: make(chan struct{}, 1)}
 		lc.run = lc.exec
 	}
 	lc.ua, lc.f, lc.r = ua, f, r
+	c.queued.Add(1)
 	select {
 	case c.events <- lc.run:
 	case <-ua.quit:
+		c.queued.Add(-1)
 		lc.release(c) // never posted
 		return ErrStopped
 	case <-c.quit:
+		c.queued.Add(-1)
 		lc.release(c)
 		return ErrStopped
 	case <-ctx.Done():
+		c.queued.Add(-1)
 		lc.release(c)
 		return canceled(ctx)
 	}
