@@ -60,8 +60,8 @@ type core struct {
 	wake chan struct{}
 	// armed is when the loop goroutine's timer fires; ended is set when
 	// the loop has ended. Both under own.
-	armed time.Time
-	ended bool
+	armed    time.Time
+	ended    bool
 	stopOnce sync.Once
 	// batches are the batch events of receiveBatch: taken on a reader
 	// goroutine, given back by the loop once handled.
