@@ -60,8 +60,10 @@ type core struct {
 	wake chan struct{}
 	// armed is when the loop goroutine's timer fires; ended is set when
 	// the loop has ended. Both under own.
-	armed    time.Time
-	ended    bool
+	armed time.Time
+	ended bool
+	// inPlace counts the work done in place (tests).
+	inPlace  atomic.Int64
 	stopOnce sync.Once
 	// batches are the batch events of receiveBatch: taken on a reader
 	// goroutine, given back by the loop once handled.
@@ -142,6 +144,7 @@ func (c *core) tryOwn() bool {
 		c.own.Unlock()
 		return false
 	}
+	c.inPlace.Add(1)
 	return true
 }
 
