@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +31,9 @@ func TestInPlaceWorkArmsLoopTimer(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, ua.Start(context.Background()))
 	defer stopUA(ua)
+	var once sync.Once
+	release := func() { once.Do(func() { close(hold) }) }
+	defer release() // before Stop, which waits for OnInvite
 
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(t, err)
@@ -57,7 +61,7 @@ func TestInPlaceWorkArmsLoopTimer(t *testing.T) {
 	// that the loop is idle when Accept comes.
 	time.Sleep(100 * time.Millisecond)
 	before = ua.core.inPlace.Load()
-	close(hold)
+	release()
 	n, _, err = c.ReadFromUDP(buf)
 	require.NoError(t, err)
 	ok := assert.True(t, strings.HasPrefix(string(buf[:n]), "SIP/2.0 200 "), "got %q", buf[:n])
