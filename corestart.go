@@ -34,7 +34,7 @@ type coreConfig struct {
 
 // newCore returns a core that is not running yet.
 func newCore(cfg coreConfig) *core {
-	return &core{log: cfg.log, cfg: cfg, events: make(chan func(), 256), quit: make(chan struct{}), loopDone: make(chan struct{}), wake: make(chan struct{}, 1)}
+	return &core{log: cfg.log, cfg: cfg, quit: make(chan struct{}), loopDone: make(chan struct{}), wake: make(chan struct{}, 1)}
 }
 
 // start opens the transport and its Listen addresses and starts the loop.
@@ -243,6 +243,7 @@ func (c *core) receiveBatch(ins []transport.Incoming) {
 			}
 		})
 		c.release()
+		c.kick()
 		return
 	}
 	be, _ := c.batches.Get().(*batchEvent)
@@ -251,8 +252,22 @@ func (c *core) receiveBatch(ins []transport.Incoming) {
 		be.run = be.handle
 	}
 	be.ins = append(be.ins[:0], ins...)
-	c.post(be.run)
+	if c.queued.Load() >= maxQueuedBatches {
+		// The loop is far behind: help it, rather than queue without
+		// bound (the socket's buffer then holds what comes next).
+		c.own.Lock()
+		for !c.ended && c.runQueued(maxEventRun) {
+		}
+		c.own.Unlock()
+	}
+	if c.enqueue(be.run) {
+		c.kick()
+	}
 }
+
+// maxQueuedBatches is how much work may be queued for the loop before a
+// reader stops queueing more and helps run it.
+const maxQueuedBatches = 256
 
 // batchEvent is one read batch on its way to the loop (receiveBatch);
 // run is handle, bound once so that posting it allocates nothing.

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sipua/sip/internal/transaction"
 	"github.com/sipua/sip/message"
 )
 
@@ -34,25 +35,21 @@ func TestStringOfUnknownValues(t *testing.T) {
 // returns an error that wraps ErrCanceled and the context's error.
 func TestContextErrorsWrapErrCanceled(t *testing.T) {
 	ua := startUA(t, "alice", UserAgentDelegate{})
-	// Hold the loop and fill its queue, so that the calls below can
-	// neither be served nor queued before their contexts end.
+	// Hold the loop, so that the calls below are not served before
+	// their contexts end.
 	started, release := make(chan struct{}), make(chan struct{})
-	ua.events <- func() { close(started); <-release }
+	ua.post(func() { close(started); <-release })
 	<-started
 	defer close(release)
-	for full := false; !full; {
-		select {
-		case ua.events <- func() {}:
-		default:
-			full = true
-		}
-	}
 
 	req, err := message.ParseRequest([]byte("MESSAGE sip:alice@127.0.0.1 SIP/2.0\r\n" +
 		"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-ctx\r\nFrom: <sip:b@127.0.0.1>;tag=1\r\n" +
 		"To: <sip:alice@127.0.0.1>\r\nCall-ID: ctx\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"))
 	require.NoError(t, err)
-	ir := &IncomingRequest{Request: req, ua: ua}
+	// A transaction of its own: the Respond queued below runs once the
+	// loop is let go, after the test has its answer.
+	tx, _ := transaction.NewServer(req, false, transaction.Config{}, time.Now(), nil)
+	ir := &IncomingRequest{Request: req, ua: ua, tx: tx}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()

@@ -87,3 +87,52 @@ func TestInPlaceWorkArmsLoopTimer(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, strings.HasPrefix(string(buf[:n]), "SIP/2.0 200 "), "BYE answered: %q", buf[:n])
 }
+
+// TestLoopQueueNoLostWork: goroutines that queue work for the loop at
+// once (blocking calls, which may do it in place, and posts, which never
+// do) from many goroutines: every piece runs, each call returns, and the
+// count is exact. A piece of work queued while another goroutine held
+// the loop and then left without seeing it would wait for ever here (the
+// UserAgent has no timer to wake the loop).
+func TestLoopQueueNoLostWork(t *testing.T) {
+	ua := startUA(t, "alice", UserAgentDelegate{})
+	const goroutines, each = 8, 500
+	var n int // loop-owned
+	var wg sync.WaitGroup
+	posted := make(chan struct{}, goroutines*each)
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range each {
+				if (g+i)%3 == 0 {
+					ua.post(func() { n++; posted <- struct{}{} })
+					continue
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				err := ua.callOn(ctx, func() { n++ }, nil)
+				cancel()
+				if !assert.NoError(t, err) {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var want int
+	for g := range goroutines {
+		for i := range each {
+			if (g+i)%3 == 0 {
+				want++
+			}
+		}
+	}
+	for range want {
+		select {
+		case <-posted:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a posted piece of work never ran")
+		}
+	}
+	var got int
+	require.NoError(t, ua.callOn(context.Background(), func() { got = n }, nil))
+	assert.Equal(t, goroutines*each, got)
+}

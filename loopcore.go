@@ -43,20 +43,20 @@ type core struct {
 	log *slog.Logger
 	cfg coreConfig
 
-	// The loop: events feeds it, quit ends it, loopDone closes when it
-	// has ended.
-	events   chan func()
+	// The loop: work queues what it is to do, quit ends it, loopDone
+	// closes when it has ended.
+	work     loopQueue
 	quit     chan struct{}
 	loopDone chan struct{}
 	// own is held by whoever runs loop code: the loop goroutine or a
 	// goroutine doing the loop's work in its place (tryOwn).
 	own sync.Mutex
-	// queued counts the events sent to events and not yet run: work is
-	// done in place only when none is, so that it never overtakes work
-	// queued before it.
+	// queued counts the work queued and not yet run: work is done in
+	// place only when none is, so that it never overtakes work queued
+	// before it.
 	queued atomic.Int64
-	// wake tells the loop goroutine that work done in place has set a
-	// timer earlier than the one it waits for.
+	// wake tells the loop goroutine that there is queued work nobody
+	// runs, or a timer earlier than the one it waits for.
 	wake chan struct{}
 	// armed is when the loop goroutine's timer fires; ended is set when
 	// the loop has ended. Both under own.
@@ -123,19 +123,136 @@ func (c *core) boxedFlow(f transport.Flow) any {
 	return e.box
 }
 
-// post hands f to the event loop; it is dropped once the loop has ended.
-func (c *core) post(f func()) {
-	c.queued.Add(1)
-	select {
-	case c.events <- f:
-	case <-c.quit:
-		c.queued.Add(-1)
+// loopQueue is the loop's queue of work: a ring that grows as needed.
+// Nothing waits to queue: a reader that finds the loop far behind helps
+// it instead (receiveBatch).
+type loopQueue struct {
+	mu     sync.Mutex
+	buf    []func() // its length is zero or a power of two
+	head   int
+	n      int
+	closed bool // the loop has ended: nothing more is queued
+}
+
+// push queues f; false once the loop has ended.
+func (q *loopQueue) push(f func()) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return false
 	}
+	if q.n == len(q.buf) {
+		buf := make([]func(), max(2*len(q.buf), 64))
+		for i := range q.n {
+			buf[i] = q.buf[(q.head+i)&(len(q.buf)-1)]
+		}
+		q.buf, q.head = buf, 0
+	}
+	q.buf[(q.head+q.n)&(len(q.buf)-1)] = f
+	q.n++
+	return true
+}
+
+// pop takes the oldest work, or nil.
+func (q *loopQueue) pop() func() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.n == 0 {
+		return nil
+	}
+	f := q.buf[q.head]
+	q.buf[q.head] = nil
+	q.head = (q.head + 1) & (len(q.buf) - 1)
+	q.n--
+	return f
+}
+
+// close drops what is queued and refuses more; it returns how much it
+// dropped.
+func (q *loopQueue) close() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := q.n
+	q.closed, q.buf, q.head, q.n = true, nil, 0, 0
+	return n
+}
+
+// enqueue queues f for the loop, after the work queued before it; false
+// once the loop has ended.
+func (c *core) enqueue(f func()) bool {
+	c.queued.Add(1)
+	if !c.work.push(f) {
+		c.queued.Add(-1)
+		return false
+	}
+	return true
+}
+
+// post hands f to the event loop: the loop goroutine runs it, or a
+// goroutine doing the loop's work in place when it gets to it. It is
+// dropped once the loop has ended. The caller may hold locks of its own:
+// post never runs loop code itself.
+func (c *core) post(f func()) {
+	if c.enqueue(f) {
+		c.signal()
+	}
+}
+
+// signal wakes the loop goroutine, if it is not awake already.
+func (c *core) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// maxInPlace is the most queued work a goroutine runs in place in one
+// go (kick) before it leaves the rest to the loop goroutine: a reader
+// must get back to its socket.
+const maxInPlace = 64
+
+// kick runs queued work here while the loop is free: called by the
+// goroutines that may do the loop's work in place (a transport reader,
+// one in an exported method; not one that may hold a lock of its own),
+// after they queued work, or after work in place (someone may have queued
+// work while they held own, and gave up on taking it).
+func (c *core) kick() {
+	for c.queued.Load() != 0 && c.own.TryLock() {
+		if c.ended {
+			c.own.Unlock()
+			return
+		}
+		c.inPlace.Add(1)
+		more := c.runQueued(maxInPlace)
+		c.release()
+		if more {
+			c.signal() // the loop goroutine takes the rest
+			return
+		}
+	}
+}
+
+// runQueued runs up to limit queued works in one Transport.Batch (so
+// that the UDP answers they cause leave together) and reports whether
+// work is left. Under own.
+func (c *core) runQueued(limit int) (more bool) {
+	c.tp.Batch(func() {
+		for range limit {
+			f := c.work.pop()
+			if f == nil {
+				return
+			}
+			c.queued.Add(-1)
+			f()
+		}
+		more = c.queued.Load() != 0
+	})
+	return more
 }
 
 // tryOwn takes own if the loop is idle, has not ended and has nothing
 // queued: the caller may then run loop code in place, and must call
-// release after it. It reports whether it took own.
+// release and then kick after it. It reports whether it took own.
 func (c *core) tryOwn() bool {
 	if c.queued.Load() != 0 || !c.own.TryLock() {
 		return false
@@ -152,10 +269,7 @@ func (c *core) tryOwn() bool {
 // goroutine if the work set a timer earlier than the one it waits for.
 func (c *core) release() {
 	if next, ok := c.nextDeadline(); ok && next.Before(c.armed) {
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
+		c.signal()
 	}
 	c.own.Unlock()
 }
@@ -171,20 +285,22 @@ func (c *core) nextDeadline() (time.Time, bool) {
 
 // call runs f on the event loop and waits for it, or for ctx.
 func (c *core) call(ctx context.Context, f func()) error {
-	if c.events == nil {
+	if c.wake == nil {
 		return ErrNotStarted
 	}
-	done := make(chan struct{})
-	c.queued.Add(1)
 	select {
-	case c.events <- func() { f(); close(done) }:
 	case <-c.quit:
-		c.queued.Add(-1)
 		return ErrStopped
-	case <-ctx.Done():
-		c.queued.Add(-1)
+	default:
+	}
+	if ctx.Err() != nil {
 		return canceled(ctx)
 	}
+	done := make(chan struct{})
+	if !c.enqueue(func() { f(); close(done) }) {
+		return ErrStopped
+	}
+	c.kick()
 	var err error
 	select {
 	case <-done:
@@ -228,12 +344,20 @@ func (c *core) run() {
 		if reset > 0 {
 			tm.Reset(reset)
 		}
+		if c.queued.Load() != 0 {
+			// Queued by someone who found own taken just now.
+			c.signal()
+		}
 		select {
-		case f := <-c.events:
-			c.own.Lock()
-			c.runEvents(f)
-			c.own.Unlock()
 		case <-c.wake:
+			c.own.Lock()
+			c.runQueued(maxEventRun)
+			c.own.Unlock()
+			if c.queued.Load() != 0 {
+				// Left over, or queued by someone who found own
+				// taken: another turn, after a look at the timers.
+				c.signal()
+			}
 		case <-tm.C:
 			c.own.Lock()
 			c.armed = time.Now().Add(time.Hour)
@@ -243,41 +367,24 @@ func (c *core) run() {
 			for _, e := range c.timers.due(now) {
 				e.f()
 			}
+			c.runQueued(maxEventRun)
 			c.own.Unlock()
+			if c.queued.Load() != 0 {
+				c.signal()
+			}
 		case <-c.quit:
 			c.own.Lock()
 			c.ended = true
+			c.queued.Add(-int64(c.work.close()))
 			c.own.Unlock()
 			return
 		}
 	}
 }
 
-// maxEventRun is the most queued events runEvents takes after the first.
-const maxEventRun = 16
-
-// runEvents runs f, then the events already queued behind it (at most
-// maxEventRun), inside one Transport.Batch: the UDP responses they send
-// (a 200 from Accept's event, another call's 200 to its BYE) leave
-// together, several per system call. An event never waits on the network
-// (see core), and only the events queued when f arrived are taken, so a
-// lone response leaves as soon as its event returns.
-func (c *core) runEvents(f func()) {
-	n := min(len(c.events), maxEventRun)
-	c.tp.Batch(func() {
-		f()
-		c.queued.Add(-1)
-		for range n {
-			select {
-			case g := <-c.events:
-				g()
-				c.queued.Add(-1)
-			default:
-				return
-			}
-		}
-	})
-}
+// maxEventRun is the most queued work the loop goroutine runs in one
+// turn, between looks at its timers.
+const maxEventRun = 64
 
 // background runs f on a goroutine that Stop waits for; ctx ends when the
 // core stops.

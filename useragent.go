@@ -541,6 +541,7 @@ func (ua *UserAgent) callOn(ctx context.Context, f func(), r loopRunner) error {
 			}
 		}
 		c.release()
+		c.kick()
 		return err
 	}
 	lc, _ := c.calls.Get().(*loopCall)
@@ -549,22 +550,24 @@ func (ua *UserAgent) callOn(ctx context.Context, f func(), r loopRunner) error {
 		lc.run = lc.exec
 	}
 	lc.ua, lc.f, lc.r = ua, f, r
-	c.queued.Add(1)
 	select {
-	case c.events <- lc.run:
 	case <-ua.quit:
-		c.queued.Add(-1)
-		lc.release(c) // never posted
+		lc.release(c) // never queued
 		return ErrStopped
 	case <-c.quit:
-		c.queued.Add(-1)
 		lc.release(c)
 		return ErrStopped
-	case <-ctx.Done():
-		c.queued.Add(-1)
+	default:
+	}
+	if ctx.Err() != nil {
 		lc.release(c)
 		return canceled(ctx)
 	}
+	if !c.enqueue(lc.run) {
+		lc.release(c)
+		return ErrStopped
+	}
+	c.kick()
 	var err error
 	select {
 	case <-lc.done:
