@@ -327,7 +327,7 @@ func TestLayerGivesBackBurstRoom(t *testing.T) {
 	l.Tick(t0.Add(time.Minute))
 	_, servers = l.Len()
 	assert.Zero(t, servers)
-	assert.Nil(t, l.lingering.recs, "the ring was given back")
+	assert.Nil(t, l.lingering.blocks, "the records' blocks were given back")
 	assert.Nil(t, l.lingering.index, "the index was given back")
 	assert.Nil(t, l.lingering.chunks, "the chunks were given back")
 	// And the Layer goes on working.

@@ -17,9 +17,9 @@ import (
 //
 // The Layer therefore retires such a transaction: it lets the *Server go
 // (its owner may still hold it, to send a 2xx again through it) and
-// keeps a record with no pointer in it, in a ring ordered by deadline
-// (every retired transaction waits the same 64·T1, so the ring is a FIFO
-// queue and its timers cost nothing), with the bytes of its key and
+// keeps a record with no pointer in it, in a queue ordered by deadline
+// (every retired transaction waits the same 64·T1, so the queue is a FIFO
+// and its timers cost nothing), with the bytes of its key and
 // response in large byte chunks, and an index from the key's hash to the
 // record. None of it holds a pointer the collector would follow.
 
@@ -49,7 +49,13 @@ type retired struct {
 // lingerStore holds the retired server transactions of a Layer.
 type lingerStore struct {
 	epoch time.Time
-	recs  []retired // a ring; its length is zero or a power of two
+	// blocks hold the records, recBlock each: blocks[i] those numbered
+	// from (firstBlock+i)*recBlock. A block is given back once its last
+	// record has expired, so the store grows and shrinks without copying
+	// (a ring resized at half a million records would stall the loop).
+	blocks     [][]retired
+	firstBlock uint64
+	spareBlock []retired
 	head  uint64    // the sequence number of the oldest record
 	tail  uint64    // the sequence number of the next record
 	index map[uint64]uint64
@@ -62,8 +68,13 @@ type lingerStore struct {
 	minted uint32 // chunks made or reused so far: the next chunk's number
 }
 
-// minRing is the smallest ring, and the size below which it never shrinks.
-const minRing = 256
+// recBlock is the number of records in a block (64 KiB).
+const recBlock = 1024
+
+// rec returns the record numbered seq, which the store holds.
+func (ls *lingerStore) rec(seq uint64) *retired {
+	return &ls.blocks[seq/recBlock-ls.firstBlock][seq%recBlock]
+}
 
 // len returns the number of records held.
 func (ls *lingerStore) len() int { return int(ls.tail - ls.head) }
@@ -105,8 +116,16 @@ func (ls *lingerStore) add(k serverKey, h uint64, at time.Time, tu [2]uint64, in
 		ls.index = make(map[uint64]uint64)
 		ls.epoch = at
 	}
-	if ls.len() == len(ls.recs) {
-		ls.resize(max(2*len(ls.recs), minRing))
+	if len(ls.blocks) == 0 || ls.tail%recBlock == 0 {
+		b := ls.spareBlock
+		ls.spareBlock = nil
+		if b == nil {
+			b = make([]retired, recBlock)
+		}
+		if len(ls.blocks) == 0 {
+			ls.firstBlock = ls.tail / recBlock
+		}
+		ls.blocks = append(ls.blocks, b)
 	}
 	n := len(k.branch) + len(k.host) + len(k.method) + len(resp)
 	b, chunk, off := ls.room(n)
@@ -116,7 +135,7 @@ func (ls *lingerStore) add(k serverKey, h uint64, at time.Time, tu [2]uint64, in
 	_ = append(b, resp...)
 	seq := ls.tail
 	ls.tail++
-	ls.recs[seq&uint64(len(ls.recs)-1)] = retired{
+	*ls.rec(seq) = retired{
 		at: int64(at.Sub(ls.epoch)), hash: h, tuKey: tu, chunk: chunk, off: off, port: int32(k.port),
 		nb: uint16(len(k.branch)), nh: uint16(len(k.host)), nm: uint8(len(k.method)), nr: uint32(len(resp)), invite: invite,
 	}
@@ -124,15 +143,6 @@ func (ls *lingerStore) add(k serverKey, h uint64, at time.Time, tu [2]uint64, in
 	// one key retired twice) hides the first: the later one answers.
 	ls.index[h] = seq
 	ls.peak = max(ls.peak, len(ls.index))
-}
-
-// resize moves the ring to one of n slots (a power of two that holds it).
-func (ls *lingerStore) resize(n int) {
-	recs := make([]retired, n)
-	for s := ls.head; s != ls.tail; s++ {
-		recs[s&uint64(n-1)] = ls.recs[s&uint64(len(ls.recs)-1)]
-	}
-	ls.recs = recs
 }
 
 // bytes returns the bytes of r: branch, host, method, response.
@@ -148,7 +158,7 @@ func (ls *lingerStore) get(k serverKey, h uint64) *retired {
 	if !ok {
 		return nil
 	}
-	r := &ls.recs[seq&uint64(len(ls.recs)-1)]
+	r := ls.rec(seq)
 	b := ls.bytes(r)
 	nb, nh, nm := int(r.nb), int(r.nh), int(r.nm)
 	if int(r.port) != k.port || string(b[:nb]) != k.branch || string(b[nb:nb+nh]) != k.host ||
@@ -177,7 +187,7 @@ func (ls *lingerStore) next() (time.Time, bool) {
 	if ls.len() == 0 {
 		return time.Time{}, false
 	}
-	return ls.epoch.Add(time.Duration(ls.recs[ls.head&uint64(len(ls.recs)-1)].at)), true
+	return ls.epoch.Add(time.Duration(ls.rec(ls.head).at)), true
 }
 
 // expire drops the records whose deadline is at or before now, oldest
@@ -188,9 +198,8 @@ func (ls *lingerStore) expire(now time.Time, f func(method string, tu [2]uint64)
 		return
 	}
 	t := int64(now.Sub(ls.epoch))
-	mask := uint64(len(ls.recs) - 1)
 	for ls.head != ls.tail {
-		r := &ls.recs[ls.head&mask]
+		r := ls.rec(ls.head)
 		if r.at > t {
 			break
 		}
@@ -212,7 +221,14 @@ func (ls *lingerStore) release() {
 	if ls.head == ls.tail {
 		return // shrink lets all go
 	}
-	first := ls.recs[ls.head&uint64(len(ls.recs)-1)].chunk
+	if ls.head%recBlock == 0 {
+		// The oldest block is spent.
+		ls.spareBlock = ls.blocks[0]
+		ls.blocks[0] = nil
+		ls.blocks = ls.blocks[1:]
+		ls.firstBlock++
+	}
+	first := ls.rec(ls.head).chunk
 	for ls.first < first {
 		ls.dropChunk()
 	}
@@ -225,19 +241,13 @@ func (ls *lingerStore) dropChunk() {
 	ls.first++
 }
 
-// shrink gives back the room of a burst: the ring when it is an eighth
-// full, the index when it holds an eighth of its peak (a Go map keeps
+// shrink gives back the room of a burst: all of it when the store is
+// empty, the index when it holds an eighth of its peak (a Go map keeps
 // the room it grew to).
 func (ls *lingerStore) shrink() {
 	if ls.len() == 0 {
 		*ls = lingerStore{head: ls.head, tail: ls.tail, minted: ls.minted}
 		return
-	}
-	if n := len(ls.recs); n > minRing && ls.len() < n/8 {
-		for n > minRing && ls.len() < n/8 {
-			n /= 4
-		}
-		ls.resize(max(n, minRing))
 	}
 	if n := len(ls.index); ls.peak >= shrinkAfter && n <= ls.peak/8 {
 		index := make(map[uint64]uint64, n)
@@ -248,5 +258,8 @@ func (ls *lingerStore) shrink() {
 	}
 	if cap(ls.chunks) > 64 && len(ls.chunks) < cap(ls.chunks)/4 {
 		ls.chunks = append([][]byte(nil), ls.chunks...)
+	}
+	if cap(ls.blocks) > 64 && len(ls.blocks) < cap(ls.blocks)/4 {
+		ls.blocks = append([][]retired(nil), ls.blocks...)
 	}
 }

@@ -180,7 +180,7 @@ func TestLingerStoreModel(t *testing.T) {
 			assert.Equal(t, r.k.method, ls.method(got))
 		}
 		if len(live) > 0 {
-			first := ls.recs[ls.head&uint64(len(ls.recs)-1)].chunk
+			first := ls.rec(ls.head).chunk
 			assert.Equal(t, ls.first, first, "no chunk before the oldest record's")
 		}
 	}
@@ -210,10 +210,10 @@ func TestLingerStoreModel(t *testing.T) {
 		live = live[i:]
 		check()
 		if len(live) == 0 {
-			assert.Nil(t, ls.recs, "round %d: an empty store holds nothing", round)
+			assert.Nil(t, ls.blocks, "round %d: an empty store holds nothing", round)
 			assert.Nil(t, ls.chunks)
 		} else {
-			assert.LessOrEqual(t, len(ls.recs), max(minRing, 8*len(live)), "the ring shrinks")
+			assert.LessOrEqual(t, len(ls.blocks), len(live)/recBlock+2, "spent blocks are given back")
 		}
 	}
 }
