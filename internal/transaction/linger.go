@@ -56,10 +56,10 @@ type lingerStore struct {
 	blocks     [][]retired
 	firstBlock uint64
 	spareBlock []retired
-	head  uint64    // the sequence number of the oldest record
-	tail  uint64    // the sequence number of the next record
-	index map[uint64]uint64
-	peak  int // the most entries index held since it was made
+	head       uint64 // the sequence number of the oldest record
+	tail       uint64 // the sequence number of the next record
+	index      map[uint64]uint64
+	peak       int // the most entries index held since it was made
 
 	chunks [][]byte // chunks[i] is chunk number first+i
 	first  uint32
