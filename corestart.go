@@ -258,7 +258,7 @@ func (c *core) receiveBatch(ins []transport.Incoming) {
 		c.own.Lock()
 		for !c.ended && c.runQueued(maxEventRun) {
 		}
-		c.own.Unlock()
+		c.release()
 	}
 	if c.enqueue(be.run) {
 		c.kick()

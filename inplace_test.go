@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -135,4 +136,39 @@ func TestLoopQueueNoLostWork(t *testing.T) {
 	var got int
 	require.NoError(t, ua.callOn(context.Background(), func() { got = n }, nil))
 	assert.Equal(t, goroutines*each, got)
+}
+
+// TestReaderHelpsLoopFarBehind: a reader that finds maxQueuedBatches
+// pieces of work queued does not queue more: it waits to take the loop
+// and runs the queue itself (the socket's buffer holds what comes next).
+func TestReaderHelpsLoopFarBehind(t *testing.T) {
+	ua := startUA(t, "alice", UserAgentDelegate{})
+	c := ua.core
+	started, release := make(chan struct{}), make(chan struct{})
+	c.post(func() { close(started); <-release })
+	<-started
+	var batches atomic.Int64
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for range maxQueuedBatches + 10 {
+			c.receiveBatch(nil)
+			batches.Add(1)
+		}
+	}()
+	require.Eventually(t, func() bool { return batches.Load() >= maxQueuedBatches }, 5*time.Second, time.Millisecond)
+	time.Sleep(50 * time.Millisecond)
+	assert.LessOrEqual(t, c.queued.Load(), int64(maxQueuedBatches), "the reader stopped queueing")
+	select {
+	case <-finished:
+		t.Fatal("the reader queued past the limit while the loop was held")
+	default:
+	}
+	close(release)
+	select {
+	case <-finished:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the reader did not get going again")
+	}
+	require.Eventually(t, func() bool { return c.queued.Load() == 0 }, 5*time.Second, time.Millisecond)
 }
