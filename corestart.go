@@ -235,8 +235,14 @@ func (c *core) icmpGrace() time.Duration {
 // into a batch event of the core's pool, which the loop gives back when
 // it has handled them: no allocation per read once the pool is warm.
 func (c *core) receiveBatch(ins []transport.Incoming) {
-	if c.tryOwn() {
-		// The loop is idle: handle the batch here, on the reader.
+	// A read that took more than one message found the socket with a
+	// backlog: the reader then leaves the loop's work to the loop
+	// goroutine and goes back to its socket, so that reading (and
+	// parsing) and handling overlap on two cores. Otherwise it does the
+	// work in place when the loop is free: no goroutine switch.
+	busy := len(ins) > 1
+	if !busy && c.tryOwn() {
+		// The loop is idle: handle the message here, on the reader.
 		c.tp.Batch(func() {
 			for _, in := range ins {
 				c.receive(in)
@@ -261,7 +267,11 @@ func (c *core) receiveBatch(ins []transport.Incoming) {
 		c.release()
 	}
 	if c.enqueue(be.run) {
-		c.kick()
+		if busy {
+			c.signal()
+		} else {
+			c.kick()
+		}
 	}
 }
 
