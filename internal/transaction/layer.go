@@ -293,9 +293,13 @@ func (l *Layer) Receive(msg message.Message, src any, reliable bool, now time.Ti
 			l.run(s, s.Receive(m, now, buf), now)
 			return
 		}
-		if r := l.lingering.get(key, h); r != nil {
-			l.absorb(r, m, src)
-			return
+		// An ACK that matches a retired INVITE goes up without a
+		// transaction, as one that matches nothing does: no look-up.
+		if m.Method != "ACK" {
+			if r := l.lingering.get(key, h); r != nil {
+				l.absorb(r, m, src)
+				return
+			}
 		}
 		if m.Method == "ACK" {
 			if l.cb.Request != nil {
@@ -313,16 +317,12 @@ func (l *Layer) Receive(msg message.Message, src any, reliable bool, now time.Ti
 	}
 }
 
-// absorb handles a request that matched retired transaction r: a
-// retransmission of a non-INVITE request gets the final response again,
-// sent to where the retransmission came from; an ACK to an INVITE's 2xx
-// goes up; anything else is absorbed.
+// absorb handles a request (not an ACK) that matched retired transaction
+// r: a retransmission of a non-INVITE request gets the final response
+// again, sent to where the retransmission came from; a retransmitted
+// INVITE is absorbed.
 func (l *Layer) absorb(r *retired, req *message.Request, src any) {
 	switch {
-	case req.Method == "ACK":
-		if r.invite && l.cb.Request != nil {
-			l.cb.Request(nil, req, src)
-		}
 	case !r.invite:
 		m, err := unlimited.Parse(l.lingering.response(r))
 		if err != nil {
