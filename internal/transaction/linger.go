@@ -60,6 +60,11 @@ type lingerStore struct {
 	tail       uint64 // the sequence number of the next record
 	index      map[uint64]uint64
 	peak       int // the most entries index held since it was made
+	// filter counts the records in each bucket of their hash (up to 255,
+	// where a count stays): a look-up whose bucket is empty, as nearly
+	// every new request's is, misses without probing the index. Its
+	// length is zero or a power of two, at least 4 per record.
+	filter []uint8
 
 	chunks [][]byte // chunks[i] is chunk number first+i
 	first  uint32
@@ -139,6 +144,11 @@ func (ls *lingerStore) add(k serverKey, h uint64, at time.Time, tu [2]uint64, in
 		at: int64(at.Sub(ls.epoch)), hash: h, tuKey: tu, chunk: chunk, off: off, port: int32(k.port),
 		nb: uint16(len(k.branch)), nh: uint16(len(k.host)), nm: uint8(len(k.method)), nr: uint32(len(resp)), invite: invite,
 	}
+	if len(ls.filter) < 4*ls.len() {
+		ls.refilter(8 * ls.len()) // counts the new record too
+	} else {
+		ls.count(h, +1)
+	}
 	// A second record under one hash (a hash collision of two keys, or
 	// one key retired twice) hides the first: the later one answers.
 	ls.index[h] = seq
@@ -152,8 +162,34 @@ func (ls *lingerStore) bytes(r *retired) []byte {
 	return c[r.off : r.off+n : r.off+n]
 }
 
+// refilter makes the filter anew with room for n records, counting the
+// records held.
+func (ls *lingerStore) refilter(n int) {
+	size := 1024
+	for size < n {
+		size *= 2
+	}
+	ls.filter = make([]uint8, size)
+	for seq := ls.head; seq != ls.tail; seq++ {
+		ls.count(ls.rec(seq).hash, +1)
+	}
+}
+
+// count adds d to the filter's count of hash h, which stays once it is
+// 255 (a bucket that full is always probed).
+func (ls *lingerStore) count(h uint64, d int) {
+	c := &ls.filter[h&uint64(len(ls.filter)-1)]
+	if *c == math.MaxUint8 || (d < 0 && *c == 0) {
+		return
+	}
+	*c = uint8(int(*c) + d)
+}
+
 // get returns the record of the transaction with key k (hash h), or nil.
 func (ls *lingerStore) get(k serverKey, h uint64) *retired {
+	if len(ls.filter) == 0 || ls.filter[h&uint64(len(ls.filter)-1)] == 0 {
+		return nil
+	}
 	seq, ok := ls.index[h]
 	if !ok {
 		return nil
@@ -206,6 +242,7 @@ func (ls *lingerStore) expire(now time.Time, f func(method string, tu [2]uint64)
 		if seq, ok := ls.index[r.hash]; ok && seq == ls.head {
 			delete(ls.index, r.hash)
 		}
+		ls.count(r.hash, -1)
 		method, tu := ls.method(r), r.tuKey
 		ls.head++
 		ls.release()
@@ -255,6 +292,9 @@ func (ls *lingerStore) shrink() {
 			index[k] = v
 		}
 		ls.index, ls.peak = index, n
+		if len(ls.filter) > 16*ls.len() {
+			ls.refilter(8 * ls.len())
+		}
 	}
 	if cap(ls.chunks) > 64 && len(ls.chunks) < cap(ls.chunks)/4 {
 		ls.chunks = append([][]byte(nil), ls.chunks...)
