@@ -20,8 +20,11 @@ type udpSock struct {
 	local netip.AddrPort
 	bc    batchConn // recvmmsg and sendmmsg on pc; nil where there are none
 
-	wmu          sync.Mutex   // held by a batch write, over bw
-	bw           batchWriter  // scratch of the batch writes
+	wmu          sync.Mutex  // held by a write through bw or mw
+	bw           batchWriter // scratch of the batch writes through bc
+	mw           *mmsgWriter // raw sendmmsg and sendto on pc (Linux); nil: bc and pc's WriteTo
+	wbufs        [][]byte    // scratch of the writes through mw
+	wto          []netip.AddrPort
 	noWriteBatch atomic.Bool  // sendmmsg failed with ENOSYS
 	slots        atomic.Int32 // the reader's slots, for tests
 }
@@ -40,6 +43,26 @@ func (s *udpSock) writeTo(b []byte, to netip.AddrPort) error {
 	}
 	_, err := s.pc.WriteTo(b, net.UDPAddrFromAddrPort(to))
 	return err
+}
+
+// writeOne sends one datagram: through mw where there is one.
+func (s *udpSock) writeOne(b []byte, to netip.AddrPort) error {
+	if s.mw == nil {
+		return s.writeTo(b, to)
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	_, err := s.writeRaw(b, to)
+	return err
+}
+
+// writeRaw sends one datagram through mw. Under wmu.
+func (s *udpSock) writeRaw(b []byte, to netip.AddrPort) (int, error) {
+	s.wbufs = append(s.wbufs[:0], b)
+	s.wto = append(s.wto[:0], to)
+	n, err := s.mw.write(s.wbufs, s.wto)
+	s.wbufs[0] = nil
+	return n, err
 }
 
 func (s *udpSock) readFrom(b []byte) (int, netip.AddrPort, error) {
@@ -67,7 +90,7 @@ func (l udpLink) write(ctx context.Context, b []byte) error {
 	}
 	l.s.t.stats.writeCalls.Add(1)
 	l.s.t.stats.written.Add(1)
-	if err := l.s.writeTo(b, l.s.sendAddr(l.to)); err != nil {
+	if err := l.s.writeOne(b, l.s.sendAddr(l.to)); err != nil {
 		if errors.Is(err, net.ErrClosed) {
 			return fmt.Errorf("transport: send UDP to %v: %w", l.to, ErrClosed)
 		}
@@ -85,6 +108,9 @@ func (t *Transport) addUDP(pc net.PacketConn) (*udpSock, error) {
 	}
 	s := &udpSock{t: t, pc: pc, local: addrPortOf(pc.LocalAddr())}
 	s.bc = t.newBatchConn(pc, s.local)
+	if uc, ok := pc.(*net.UDPConn); ok && t.batchHook == nil {
+		s.mw = newMmsgWriter(uc)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {

@@ -367,6 +367,34 @@ func (s *udpSock) writeHeld(hs []held) {
 	s.wmu.Lock()
 	i := 0
 	for i < len(hs) {
+		if s.mw != nil {
+			n := 1
+			if !s.noWriteBatch.Load() {
+				n = max(1, min(len(hs)-i, t.cfg.UDP.BatchSize))
+			}
+			s.wbufs, s.wto = s.wbufs[:0], s.wto[:0]
+			for _, h := range hs[i : i+n] {
+				s.wbufs = append(s.wbufs, *h.bp)
+				s.wto = append(s.wto, s.sendAddr(h.to))
+			}
+			sent, err := s.mw.write(s.wbufs, s.wto)
+			clear(s.wbufs)
+			t.stats.writeCalls.Add(1)
+			if sent > 0 {
+				t.stats.written.Add(uint64(sent))
+				i += sent
+			}
+			if err != nil {
+				if n > 1 && noBatch(err) {
+					t.log.Debug("sip transport: no batch writes on this socket, writing one datagram at a time", "local", s.local, "err", err)
+					s.noWriteBatch.Store(true)
+					continue
+				}
+				fail(hs[i], err)
+				i++
+			}
+			continue
+		}
 		if s.bc == nil || s.noWriteBatch.Load() || len(hs)-i == 1 {
 			h := hs[i]
 			t.stats.writeCalls.Add(1)

@@ -133,3 +133,80 @@ func TestMmsgReaderFallback(t *testing.T) {
 	assert.Equal(t, "hello", string(r.slots[0][:r.n[0]]))
 	assert.Equal(t, cli.LocalAddr().(*net.UDPAddr).AddrPort(), r.src[0])
 }
+
+// TestMmsgWriter: the raw writer sends a batch (sendmmsg) and a lone
+// datagram (sendto) to IPv4 and IPv6 peers, and IPv4 peers from a
+// dual-stack socket, in order and to the right port; it allocates
+// nothing once its scratch has grown; a destination its socket cannot
+// reach and a closed socket give errors that say so.
+func TestMmsgWriter(t *testing.T) {
+	for _, tc := range []struct{ name, listen, peer string }{
+		{"IPv4", "127.0.0.1:0", "127.0.0.1:0"},
+		{"IPv6", "[::1]:0", "[::1]:0"},
+		{"IPv4 from dual stack", "[::]:0", "127.0.0.1:0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(tc.listen)))
+			if err != nil {
+				t.Skipf("no such socket here: %v", err)
+			}
+			defer src.Close()
+			peer, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(tc.peer)))
+			require.NoError(t, err)
+			defer peer.Close()
+			to := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+			w := newMmsgWriter(src)
+			require.NotNil(t, w)
+			if tc.listen == "[::]:0" {
+				to = netip.AddrPortFrom(netip.AddrFrom16(to.Addr().As16()), to.Port()) // as udpSock.sendAddr maps it
+			}
+			bufs := [][]byte{[]byte("one"), []byte("two"), []byte("three")}
+			tos := []netip.AddrPort{to, to, to}
+			n, err := w.write(bufs, tos)
+			require.NoError(t, err)
+			assert.Equal(t, 3, n)
+			n, err = w.write([][]byte{[]byte("four")}, []netip.AddrPort{to})
+			require.NoError(t, err)
+			assert.Equal(t, 1, n)
+			require.NoError(t, peer.SetReadDeadline(time.Now().Add(5*time.Second)))
+			buf := make([]byte, 100)
+			for _, want := range []string{"one", "two", "three", "four"} {
+				k, from, err := peer.ReadFromUDPAddrPort(buf)
+				require.NoError(t, err)
+				assert.Equal(t, want, string(buf[:k]))
+				assert.Equal(t, src.LocalAddr().(*net.UDPAddr).Port, int(from.Port()))
+			}
+			allocs := testing.AllocsPerRun(20, func() {
+				if _, err := w.write(bufs, tos); err != nil {
+					t.Fatal(err)
+				}
+			})
+			assert.Zero(t, allocs)
+		})
+	}
+	t.Run("IPv6 peer from IPv4 socket", func(t *testing.T) {
+		src, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		require.NoError(t, err)
+		defer src.Close()
+		w := newMmsgWriter(src)
+		require.NotNil(t, w)
+		_, err = w.write([][]byte{[]byte("x")}, []netip.AddrPort{netip.MustParseAddrPort("[2001:db8::1]:5060")})
+		require.ErrorIs(t, err, syscall.EAFNOSUPPORT)
+		var op *net.OpError
+		require.ErrorAs(t, err, &op)
+		// A batch whose second destination fails sends the first only.
+		n, err := w.write([][]byte{[]byte("a"), []byte("b")},
+			[]netip.AddrPort{src.LocalAddr().(*net.UDPAddr).AddrPort(), netip.MustParseAddrPort("[2001:db8::1]:5060")})
+		require.NoError(t, err)
+		assert.Equal(t, 1, n)
+	})
+	t.Run("closed", func(t *testing.T) {
+		src, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		require.NoError(t, err)
+		w := newMmsgWriter(src)
+		require.NotNil(t, w)
+		src.Close()
+		_, err = w.write([][]byte{[]byte("x")}, []netip.AddrPort{src.LocalAddr().(*net.UDPAddr).AddrPort()})
+		require.ErrorIs(t, err, net.ErrClosed)
+	})
+}
