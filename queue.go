@@ -72,8 +72,9 @@ func (q *callbackQueue) drain() {
 // maxIdleWorkers bounds the goroutines a UserAgent keeps waiting for a
 // lane to run, whatever the number of calls: under load a burst of new
 // calls (one read batch, the loop catching up after a GC) runs hundreds
-// of lanes at once. Each waits at most workerIdle: a UserAgent with
-// nothing to do keeps none.
+// of lanes at once. Each waits between workerIdle and twice that (one
+// reaper timer for all, not a timer per worker reset at every lane): a
+// UserAgent with nothing to do keeps none.
 const (
 	maxIdleWorkers = 256
 	workerIdle     = 50 * time.Millisecond
@@ -92,9 +93,12 @@ type lanes struct {
 	cond    sync.Cond
 	running map[*callbackQueue]int64 // the goroutine of each busy lane (0: not yet running)
 	inStop  map[int64]int            // goroutines inside Stop
-	idle    []idleWorker             // waiting workers; a nil lane ends one
+	idle    []idleWorker             // waiting workers, the longest waiting first; a nil lane ends one
 	closed  bool                     // Stop has ended the workers: none waits any more
-	exiting sync.WaitGroup           // idle workers told to end by close
+	exiting sync.WaitGroup           // idle workers told to end (by close or reap)
+	gen     uint64                   // reaper rounds so far
+	reaper  *time.Timer              // runs reap while workers wait; nil before the first
+	reaping bool                     // reaper is armed
 	// runs counts the lanes handed to a worker: the hops from the loop
 	// to the application (the tests check which calls need none).
 	runs atomic.Int64
@@ -109,10 +113,12 @@ func (l *lanes) lock() {
 	}
 }
 
-// idleWorker is a worker waiting for a lane: id is its goroutine.
+// idleWorker is a worker waiting for a lane: id is its goroutine, gen
+// the reaper round in which it began to wait.
 type idleWorker struct {
-	ch chan *callbackQueue
-	id int64
+	ch  chan *callbackQueue
+	id  int64
+	gen uint64
 }
 
 // dispatch marks q running and runs it on a waiting worker, or on a new
@@ -136,16 +142,10 @@ func (l *lanes) dispatch(q *callbackQueue) {
 
 // work is a worker goroutine: it runs q, then the lanes handed to it
 // while it waits, until it is not wanted any more: Stop, idle for
-// workerIdle, or enough others waiting.
+// workerIdle (reap), or enough others waiting.
 func (l *lanes) work(q *callbackQueue) {
 	w := idleWorker{id: goid()}
 	l.started(q, w.id)
-	var idle *time.Timer
-	defer func() {
-		if idle != nil {
-			idle.Stop()
-		}
-	}()
 	for {
 		q.drain()
 		l.lock()
@@ -155,32 +155,55 @@ func (l *lanes) work(q *callbackQueue) {
 		}
 		if w.ch == nil {
 			w.ch = make(chan *callbackQueue, 1)
-			idle = time.NewTimer(workerIdle)
-		} else {
-			idle.Reset(workerIdle)
 		}
+		w.gen = l.gen
 		l.idle = append(l.idle, w)
+		l.armReaper()
 		l.mu.Unlock()
-		select {
-		case q = <-w.ch:
-		case <-idle.C:
-			l.lock()
-			i := slices.Index(l.idle, w)
-			if i >= 0 {
-				l.idle = slices.Delete(l.idle, i, i+1)
-			}
-			l.mu.Unlock()
-			if i >= 0 {
-				return
-			}
-			q = <-w.ch // handed a lane (or told to end) as the timer fired
-		}
-		if q == nil {
+		if q = <-w.ch; q == nil {
 			l.exiting.Done()
 			return
 		}
-		idle.Stop()
 	}
+}
+
+// armReaper starts the reaper timer if it is not running. Under mu.
+func (l *lanes) armReaper() {
+	if l.reaping {
+		return
+	}
+	l.reaping = true
+	if l.reaper == nil {
+		l.reaper = time.AfterFunc(workerIdle, l.reap)
+		return
+	}
+	l.reaper.Reset(workerIdle)
+}
+
+// reap ends the workers that have waited since before the last round
+// (workerIdle to 2·workerIdle), and runs again while any wait.
+func (l *lanes) reap() {
+	l.lock()
+	if l.closed {
+		l.reaping = false
+		l.mu.Unlock()
+		return
+	}
+	l.gen++
+	n := 0
+	for n < len(l.idle) && l.idle[n].gen+2 <= l.gen {
+		n++
+	}
+	l.exiting.Add(n)
+	for _, w := range l.idle[:n] {
+		w.ch <- nil // buffered: never blocks
+	}
+	l.idle = slices.Delete(l.idle, 0, n)
+	l.reaping = false
+	if len(l.idle) > 0 {
+		l.armReaper()
+	}
+	l.mu.Unlock()
 }
 
 // close ends the waiting workers and waits for them; a lane that starts
@@ -189,6 +212,10 @@ func (l *lanes) work(q *callbackQueue) {
 func (l *lanes) close() {
 	l.lock()
 	l.closed = true
+	if l.reaper != nil {
+		l.reaper.Stop()
+		l.reaping = false
+	}
 	idle := l.idle
 	l.idle = nil
 	l.exiting.Add(len(idle))
