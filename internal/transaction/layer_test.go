@@ -328,7 +328,7 @@ func TestLayerGivesBackBurstRoom(t *testing.T) {
 	_, servers = l.Len()
 	assert.Zero(t, servers)
 	assert.Nil(t, l.lingering.blocks, "the records' blocks were given back")
-	assert.Nil(t, l.lingering.index, "the index was given back")
+	assert.Nil(t, l.lingering.buckets, "the index was given back")
 	assert.Nil(t, l.lingering.chunks, "the chunks were given back")
 	// And the Layer goes on working.
 	l.Receive(newReq(t, "OPTIONS", "z9hG4bKafter"), "alice", false, t0.Add(time.Minute))

@@ -22,6 +22,14 @@ import (
 // and its timers cost nothing), with the bytes of its key and
 // response in large byte chunks, and an index from the key's hash to the
 // record. None of it holds a pointer the collector would follow.
+//
+// The index is a table of buckets, each the sequence number of the
+// newest record whose hash falls in it, and each record links to the
+// next older one of its bucket: records are only ever added at the new
+// end and expire from the old end, so a chain is in age order and a
+// look-up stops at the first link older than the oldest record held.
+// Expiry therefore leaves the index alone, and a new request's look-up,
+// nearly always a miss, reads one bucket.
 
 // lingerChunk is the size of the chunks that hold the bytes of retired
 // transactions. A transaction whose bytes do not fit in one is not
@@ -44,6 +52,9 @@ type retired struct {
 	// are absorbed); else a non-INVITE in Completed (requests get the
 	// response again).
 	invite bool
+	// link is how many records older the next record of its bucket is
+	// (0: none).
+	link uint32
 }
 
 // lingerStore holds the retired server transactions of a Layer.
@@ -58,13 +69,10 @@ type lingerStore struct {
 	spareBlock []retired
 	head       uint64 // the sequence number of the oldest record
 	tail       uint64 // the sequence number of the next record
-	index      map[uint64]uint64
-	peak       int // the most entries index held since it was made
-	// filter counts the records in each bucket of their hash (up to 255,
-	// where a count stays): a look-up whose bucket is empty, as nearly
-	// every new request's is, misses without probing the index. Its
-	// length is zero or a power of two, at least 4 per record.
-	filter []uint8
+	// buckets[h&(len-1)] locates the newest record whose hash is h (see
+	// bucket). Its length is zero or a power of two, at least 2 per
+	// record.
+	buckets []bucket
 
 	chunks [][]byte // chunks[i] is chunk number first+i
 	first  uint32
@@ -117,8 +125,7 @@ func (ls *lingerStore) room(n int) (b []byte, chunk, off uint32) {
 // transaction-user key tu and, for a non-INVITE transaction, final
 // response resp. fits(k, resp) must hold.
 func (ls *lingerStore) add(k serverKey, h uint64, at time.Time, tu [2]uint64, invite bool, resp []byte) {
-	if ls.index == nil {
-		ls.index = make(map[uint64]uint64)
+	if ls.len() == 0 && len(ls.buckets) == 0 {
 		ls.epoch = at
 	}
 	if len(ls.blocks) == 0 || ls.tail%recBlock == 0 {
@@ -144,15 +151,57 @@ func (ls *lingerStore) add(k serverKey, h uint64, at time.Time, tu [2]uint64, in
 		at: int64(at.Sub(ls.epoch)), hash: h, tuKey: tu, chunk: chunk, off: off, port: int32(k.port),
 		nb: uint16(len(k.branch)), nh: uint16(len(k.host)), nm: uint8(len(k.method)), nr: uint32(len(resp)), invite: invite,
 	}
-	if len(ls.filter) < 4*ls.len() {
-		ls.refilter(8 * ls.len()) // counts the new record too
+	if len(ls.buckets) < 2*ls.len() {
+		ls.rebucket(4 * ls.len()) // links the new record too
 	} else {
-		ls.count(h, +1)
+		ls.link(seq)
 	}
-	// A second record under one hash (a hash collision of two keys, or
-	// one key retired twice) hides the first: the later one answers.
-	ls.index[h] = seq
-	ls.peak = max(ls.peak, len(ls.index))
+}
+
+// bucket is one bucket of the index: in its low 48 bits 1 + the
+// sequence number of the newest record that fell in it (0, or an expired
+// record's: none), in bit 48 whether an older record did too while that
+// one was held (it may have expired since), and above it the top 15
+// bits of the newest record's hash. A look-up that finds the bucket
+// empty, or holding one record of another hash, misses without reading
+// a record.
+type bucket uint64
+
+const (
+	bucketSeq  = 1<<48 - 1
+	bucketMore = 1 << 48
+)
+
+func (b bucket) seq() uint64 { return uint64(b) & bucketSeq }
+
+func tagOf(h uint64) bucket { return bucket(h>>49) << 49 }
+
+// link puts record seq at the head of its bucket.
+func (ls *lingerStore) link(seq uint64) {
+	r := ls.rec(seq)
+	b := &ls.buckets[r.hash&uint64(len(ls.buckets)-1)]
+	r.link = 0
+	nb := tagOf(r.hash) | bucket(seq+1)&bucketSeq
+	if s := b.seq(); s > ls.head { // a record held: s-1 >= head
+		if d := seq - (s - 1); d <= math.MaxUint32 {
+			r.link = uint32(d)
+			nb |= bucketMore
+		}
+	}
+	*b = nb
+}
+
+// rebucket makes the index anew with room for n records, linking the
+// records held, oldest first.
+func (ls *lingerStore) rebucket(n int) {
+	size := 1024
+	for size < n {
+		size *= 2
+	}
+	ls.buckets = make([]bucket, size)
+	for seq := ls.head; seq != ls.tail; seq++ {
+		ls.link(seq)
+	}
 }
 
 // bytes returns the bytes of r: branch, host, method, response.
@@ -162,46 +211,35 @@ func (ls *lingerStore) bytes(r *retired) []byte {
 	return c[r.off : r.off+n : r.off+n]
 }
 
-// refilter makes the filter anew with room for n records, counting the
-// records held.
-func (ls *lingerStore) refilter(n int) {
-	size := 1024
-	for size < n {
-		size *= 2
-	}
-	ls.filter = make([]uint8, size)
-	for seq := ls.head; seq != ls.tail; seq++ {
-		ls.count(ls.rec(seq).hash, +1)
-	}
-}
-
-// count adds d to the filter's count of hash h, which stays once it is
-// 255 (a bucket that full is always probed).
-func (ls *lingerStore) count(h uint64, d int) {
-	c := &ls.filter[h&uint64(len(ls.filter)-1)]
-	if *c == math.MaxUint8 || (d < 0 && *c == 0) {
-		return
-	}
-	*c = uint8(int(*c) + d)
-}
-
 // get returns the record of the transaction with key k (hash h), or nil.
+// When two records have the same key (one retired twice), the newer
+// answers.
 func (ls *lingerStore) get(k serverKey, h uint64) *retired {
-	if len(ls.filter) == 0 || ls.filter[h&uint64(len(ls.filter)-1)] == 0 {
+	if len(ls.buckets) == 0 {
 		return nil
 	}
-	seq, ok := ls.index[h]
-	if !ok {
+	b := ls.buckets[h&uint64(len(ls.buckets)-1)]
+	s := b.seq()
+	if s <= ls.head || (b&bucketMore == 0 && b&^(bucketMore|bucketSeq) != tagOf(h)) {
 		return nil
 	}
-	r := ls.rec(seq)
-	b := ls.bytes(r)
-	nb, nh, nm := int(r.nb), int(r.nh), int(r.nm)
-	if int(r.port) != k.port || string(b[:nb]) != k.branch || string(b[nb:nb+nh]) != k.host ||
-		string(b[nb+nh:nb+nh+nm]) != k.method {
-		return nil
+	for s > ls.head { // s-1 >= head: a record held
+		seq := s - 1
+		r := ls.rec(seq)
+		if r.hash == h {
+			b := ls.bytes(r)
+			nb, nh, nm := int(r.nb), int(r.nh), int(r.nm)
+			if int(r.port) == k.port && string(b[:nb]) == k.branch && string(b[nb:nb+nh]) == k.host &&
+				string(b[nb+nh:nb+nh+nm]) == k.method {
+				return r
+			}
+		}
+		if r.link == 0 {
+			return nil
+		}
+		s = seq - uint64(r.link) + 1
 	}
-	return r
+	return nil
 }
 
 // method returns the method of r, as a string of its own.
@@ -239,10 +277,6 @@ func (ls *lingerStore) expire(now time.Time, f func(method string, tu [2]uint64)
 		if r.at > t {
 			break
 		}
-		if seq, ok := ls.index[r.hash]; ok && seq == ls.head {
-			delete(ls.index, r.hash)
-		}
-		ls.count(r.hash, -1)
 		method, tu := ls.method(r), r.tuKey
 		ls.head++
 		ls.release()
@@ -279,22 +313,14 @@ func (ls *lingerStore) dropChunk() {
 }
 
 // shrink gives back the room of a burst: all of it when the store is
-// empty, the index when it holds an eighth of its peak (a Go map keeps
-// the room it grew to).
+// empty, most of the index when it holds a sixteenth of its room.
 func (ls *lingerStore) shrink() {
 	if ls.len() == 0 {
 		*ls = lingerStore{head: ls.head, tail: ls.tail, minted: ls.minted}
 		return
 	}
-	if n := len(ls.index); ls.peak >= shrinkAfter && n <= ls.peak/8 {
-		index := make(map[uint64]uint64, n)
-		for k, v := range ls.index {
-			index[k] = v
-		}
-		ls.index, ls.peak = index, n
-		if len(ls.filter) > 16*ls.len() {
-			ls.refilter(8 * ls.len())
-		}
+	if len(ls.buckets) >= 2*shrinkAfter && len(ls.buckets) > 32*ls.len() {
+		ls.rebucket(4 * ls.len())
 	}
 	if cap(ls.chunks) > 64 && len(ls.chunks) < cap(ls.chunks)/4 {
 		ls.chunks = append([][]byte(nil), ls.chunks...)
