@@ -67,6 +67,7 @@ func (c *core) start(ctx context.Context) error {
 	to := c.cfg.transport
 	c.tp = transport.New(transport.Config{
 		OnMessages:      c.receiveBatch,
+		OnMessagesThen:  c.receiveUDP,
 		OnUnreachable:   func(f transport.Flow, err error) { c.post(func() { c.failOnFlow(f, err) }) },
 		Logger:          c.log,
 		Tracer:          c.cfg.tracer,
@@ -243,15 +244,54 @@ func (c *core) receiveBatch(ins []transport.Incoming) {
 	busy := len(ins) > 1
 	if !busy && c.tryOwn() {
 		// The loop is idle: handle the message here, on the reader.
-		c.tp.Batch(func() {
-			for _, in := range ins {
-				c.receive(in)
-			}
-		})
+		c.receiveInPlace(ins)
 		c.release()
 		c.kick()
 		return
 	}
+	c.queueBatch(ins, busy)
+}
+
+// receiveUDP is receiveBatch for a read from a UDP socket
+// (transport.Config.OnMessagesThen): the callback lanes that the work
+// done in place starts are left to the reader, which runs them next,
+// rather than each waking a worker goroutine (the transport hands the
+// socket to another reader if they take long).
+//
+// Unlike receiveBatch, it handles a read of several messages in place too
+// when the loop is idle: the reader would otherwise wake the loop
+// goroutine, and that goroutine wake a worker per lane, each switch
+// costing more than the overlap of reading and handling gains (at 8000
+// calls/s, 65-80 against 47-58 µs per call).
+func (c *core) receiveUDP(ins []transport.Incoming) transport.Then {
+	if c.tryOwn() {
+		c.inline.begin()
+		c.receiveInPlace(ins)
+		run := c.inline.end()
+		c.release()
+		c.kick()
+		if run == nil {
+			return nil
+		}
+		return run
+	}
+	c.queueBatch(ins, len(ins) > 1)
+	return nil
+}
+
+// receiveInPlace handles messages on the goroutine that read them. Under
+// own.
+func (c *core) receiveInPlace(ins []transport.Incoming) {
+	c.tp.Batch(func() {
+		for _, in := range ins {
+			c.receive(in)
+		}
+	})
+}
+
+// queueBatch queues a read's messages for the loop; busy: they were read
+// in a backlog, the loop goroutine takes them.
+func (c *core) queueBatch(ins []transport.Incoming, busy bool) {
 	be, _ := c.batches.Get().(*batchEvent)
 	if be == nil {
 		be = &batchEvent{c: c}

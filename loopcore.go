@@ -51,6 +51,9 @@ type core struct {
 	// own is held by whoever runs loop code: the loop goroutine or a
 	// goroutine doing the loop's work in its place (tryOwn).
 	own sync.Mutex
+	// inline takes the callback lanes started by work a UDP reader does
+	// in place, for the reader to run (receiveUDP).
+	inline inlineLanes
 	// queued counts the work queued and not yet run: work is done in
 	// place only when none is, so that it never overtakes work queued
 	// before it.

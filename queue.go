@@ -102,6 +102,9 @@ type lanes struct {
 	// runs counts the lanes handed to a worker: the hops from the loop
 	// to the application (the tests check which calls need none).
 	runs atomic.Int64
+	// inline, when set, takes the lanes that a UDP reader runs itself
+	// (see inlineLanes).
+	inline *inlineLanes
 }
 
 func (l *lanes) lock() {
@@ -125,6 +128,15 @@ type idleWorker struct {
 // one.
 func (l *lanes) dispatch(q *callbackQueue) {
 	l.runs.Add(1)
+	if l.inline.take(l, q) {
+		return
+	}
+	l.toWorker(q)
+}
+
+// toWorker runs q, a lane about to start (or collected by inline), on a
+// waiting worker, or on a new one.
+func (l *lanes) toWorker(q *callbackQueue) {
 	l.lock()
 	if n := len(l.idle); n > 0 {
 		w := l.idle[n-1]
@@ -247,6 +259,7 @@ func (l *lanes) end(q *callbackQueue) {
 // returned function is called.
 func (l *lanes) enterStop() (leave func()) {
 	id := goid()
+	l.inline.relieveGoroutine(id)
 	l.lock()
 	l.inStop[id]++
 	l.cond.Broadcast()
@@ -358,4 +371,158 @@ func (t timers) next() (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return t[0].at, true
+}
+
+// inlineLanes collects the lanes that work done in place on a UDP reader
+// starts (lanes.dispatch), so that the reader runs them itself once it
+// has let go of the loop (transport.Then) instead of waking a worker for
+// each: a call's callbacks then cost no goroutine switch. The transport
+// relieves a reader whose callbacks take long, so they delay no other
+// call by more than its UDPConfig.Relief. It is shared by the lanes of
+// every UserAgent on the core.
+type inlineLanes struct {
+	active atomic.Bool // a reader is collecting
+	mu     sync.Mutex
+	lanes  []inlineLane
+	// ids caches the goroutine id of each reader (by its number), which
+	// the lanes record for Stop (goid is slow).
+	ids map[uint64]int64
+	// runs are the runs in progress, by the goroutine id of their reader.
+	runs map[int64]*inlineRun
+	// ran counts the lanes readers ran (for tests).
+	ran atomic.Int64
+}
+
+type inlineLane struct {
+	set *lanes
+	q   *callbackQueue
+}
+
+// begin starts collecting. Under core.own.
+func (il *inlineLanes) begin() { il.active.Store(true) }
+
+// end stops collecting and returns what was collected, or nil. Under
+// core.own.
+func (il *inlineLanes) end() *inlineRun {
+	il.mu.Lock()
+	il.active.Store(false)
+	if len(il.lanes) == 0 {
+		il.mu.Unlock()
+		return nil
+	}
+	// A run is not reused: the transport may call Relieve after Run
+	// returned.
+	run := &inlineRun{il: il}
+	run.lanes = append(run.first[:0], il.lanes...)
+	clear(il.lanes)
+	il.lanes = il.lanes[:0]
+	il.mu.Unlock()
+	return run
+}
+
+// take collects q, a lane of l about to start, when a reader is
+// collecting; false: dispatch it to a worker.
+func (il *inlineLanes) take(l *lanes, q *callbackQueue) bool {
+	if il == nil || !il.active.Load() {
+		return false
+	}
+	il.mu.Lock()
+	defer il.mu.Unlock()
+	if !il.active.Load() {
+		return false
+	}
+	l.lock()
+	l.running[q] = 0 // busy for Stop from now: the reader records its id
+	l.mu.Unlock()
+	il.lanes = append(il.lanes, inlineLane{l, q})
+	return true
+}
+
+// goidOf returns the goroutine id of the reader numbered reader, which
+// is the calling goroutine.
+func (il *inlineLanes) goidOf(reader uint64) int64 {
+	il.mu.Lock()
+	id, ok := il.ids[reader]
+	il.mu.Unlock()
+	if ok {
+		return id
+	}
+	id = goid()
+	il.mu.Lock()
+	if il.ids == nil || len(il.ids) >= 64 {
+		il.ids = map[uint64]int64{} // readers come and go (relief)
+	}
+	il.ids[reader] = id
+	il.mu.Unlock()
+	return id
+}
+
+// inlineRun is the lanes a reader runs after its work in place, one
+// after the other. Those it has not started when the reader is relieved
+// (a lane that takes long: transport.Then.Relieve), or when one of its
+// callbacks calls Stop, go to workers: a slow callback delays another
+// call's by UDPConfig.Relief at most.
+type inlineRun struct {
+	il    *inlineLanes
+	mu    sync.Mutex
+	lanes []inlineLane
+	next  int  // the next lane to start
+	gone  bool // the rest went to workers
+	first [2]inlineLane
+}
+
+// Run runs the lanes on the reader (transport.Then).
+func (r *inlineRun) Run(reader uint64) {
+	id := r.il.goidOf(reader)
+	r.il.mu.Lock()
+	if r.il.runs == nil {
+		r.il.runs = map[int64]*inlineRun{}
+	}
+	r.il.runs[id] = r
+	r.il.mu.Unlock()
+	for {
+		r.mu.Lock()
+		if r.gone || r.next == len(r.lanes) {
+			r.mu.Unlock()
+			break
+		}
+		x := r.lanes[r.next]
+		r.lanes[r.next] = inlineLane{}
+		r.next++
+		r.mu.Unlock()
+		x.set.started(x.q, id)
+		r.il.ran.Add(1)
+		x.q.drain()
+	}
+	r.il.mu.Lock()
+	delete(r.il.runs, id)
+	r.il.mu.Unlock()
+}
+
+// Relieve hands the lanes not started yet to workers (none once Run has
+// returned).
+func (r *inlineRun) Relieve() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.gone = true
+	for ; r.next < len(r.lanes); r.next++ {
+		x := r.lanes[r.next]
+		r.lanes[r.next] = inlineLane{}
+		x.set.toWorker(x.q)
+	}
+}
+
+// relieveGoroutine relieves the run of the reader whose goroutine is id,
+// if it runs one: its callback is calling Stop, which waits for the
+// lanes behind it.
+func (il *inlineLanes) relieveGoroutine(id int64) {
+	if il == nil {
+		return
+	}
+	il.mu.Lock()
+	r := il.runs[id]
+	il.mu.Unlock()
+	if r != nil {
+		r.Relieve()
+	}
 }

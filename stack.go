@@ -299,6 +299,7 @@ func (s *Stack) NewUserAgent(opts UserAgentOptions) (*UserAgent, error) {
 		return nil, err
 	}
 	ua.core = s.core
+	ua.lanes.inline = &s.core.inline
 	ua.stack = s
 	s.mu.Lock()
 	defer s.mu.Unlock()

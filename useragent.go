@@ -419,6 +419,7 @@ func NewUserAgent(opts UserAgentOptions) (*UserAgent, error) {
 		acceptOnlyFromServer: ua.opts.AcceptOnlyFromServer,
 		limits:               ua.limits,
 	})
+	ua.lanes.inline = &ua.core.inline
 	return ua, nil
 }
 

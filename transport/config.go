@@ -27,6 +27,16 @@ type Config struct {
 	// like OnMessage, so that a loop gets one event per batch. The slice
 	// is reused once OnMessages returns: keep a copy, not the slice.
 	OnMessages func([]Incoming)
+	// OnMessagesThen, when set, is called instead of OnMessages with the
+	// batches read from UDP sockets (stream connections still go to
+	// OnMessages). It may return work to run next on the same reader
+	// goroutine, before it reads again: nil for none. When that work
+	// lasts longer than UDPConfig.Relief, another goroutine takes over
+	// reading the socket and this one ends when the work returns, so
+	// slow work delays the socket's next datagrams by Relief to twice
+	// that at most. Close does not wait for a reader that runs such work
+	// (the work may itself call Close).
+	OnMessagesThen func([]Incoming) Then
 	// OnConn is called when a stream connection opens or closes, on that
 	// connection's reader goroutine (so a connection's ConnOpen comes
 	// before its messages and its ConnClosed after them). Nil: not
@@ -175,6 +185,11 @@ type UDPConfig struct {
 	// sockets (Config.ListenPacket other than *net.UDPConn) without
 	// batch calls.
 	BatchSize int
+	// Relief is how long work left by Config.OnMessagesThen may keep a
+	// socket's reader before another goroutine takes over reading (it is
+	// checked every Relief, so it takes over after Relief to 2·Relief).
+	// Default 2 ms.
+	Relief time.Duration
 }
 
 // WebSocketConfig configures the WebSocket server side.
@@ -198,6 +213,7 @@ const (
 	defaultUDPWriteBuffer    = 1 << 20
 	defaultUDPMaxRequestSize = 1300
 	defaultUDPBatchSize      = 32
+	defaultUDPRelief         = 2 * time.Millisecond
 )
 
 func durDefault(d, def time.Duration) time.Duration {
@@ -239,6 +255,9 @@ func (c Config) norm() Config {
 	}
 	c.UDP.MaxRequestSize = intDefault(c.UDP.MaxRequestSize, defaultUDPMaxRequestSize)
 	c.UDP.BatchSize = max(intDefault(c.UDP.BatchSize, defaultUDPBatchSize), 1)
+	if c.UDP.Relief <= 0 {
+		c.UDP.Relief = defaultUDPRelief
+	}
 	if c.Limits.MaxMessageSize == 0 {
 		c.Limits.MaxMessageSize = message.DefaultMaxMessageSize
 	}

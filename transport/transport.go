@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sipua/sip/message"
@@ -31,6 +32,8 @@ type Transport struct {
 	ctx    context.Context // ends at Close; parent of dials
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the Transport started
+	// readers numbers the UDP readers (Then.Run).
+	readers atomic.Uint64
 
 	mu        sync.Mutex
 	closed    bool
@@ -225,6 +228,7 @@ func (t *Transport) Close() error {
 	}
 	for _, s := range socks {
 		s.pc.Close()
+		s.closeRelief()
 	}
 	for _, c := range conns {
 		c.close(ErrClosed)
@@ -699,6 +703,16 @@ func (t *Transport) incoming(raw []byte, m message.Message, err error, f Flow) I
 		t.trace(trace.Received, f, raw, m, err)
 	}
 	return Incoming{Msg: m, Err: err, Flow: f}
+}
+
+// emitUDP hands a UDP batch to OnMessagesThen, and returns the work it
+// leaves, or to emit.
+func (t *Transport) emitUDP(ins []Incoming) Then {
+	if t.cfg.OnMessagesThen != nil {
+		return t.cfg.OnMessagesThen(ins)
+	}
+	t.emit(ins)
+	return nil
 }
 
 // emit hands received messages to OnMessages, or one by one to

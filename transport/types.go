@@ -129,6 +129,19 @@ func (f Flow) String() string {
 	return s + " " + f.Local.String() + "->" + f.Remote.String()
 }
 
+// Then is work that Config.OnMessagesThen leaves to the reader goroutine
+// that delivered the messages.
+type Then interface {
+	// Run runs the work. reader numbers the reader goroutine: it stays
+	// the same for all the work one goroutine runs and is never given to
+	// another goroutine of the Transport.
+	Run(reader uint64)
+	// Relieve is called, on another goroutine, when the reader running
+	// Run is relieved (see Config.OnMessagesThen): what Run has not
+	// started yet should be done elsewhere. Run is still running.
+	Relieve()
+}
+
 // Incoming is a message received by a Transport.
 type Incoming struct {
 	// Msg is the message: a *message.Request or a *message.Response. For

@@ -27,6 +27,7 @@ type udpSock struct {
 	wto          []netip.AddrPort
 	noWriteBatch atomic.Bool  // sendmmsg failed with ENOSYS
 	slots        atomic.Int32 // the reader's slots, for tests
+	relief       relief       // the reader running OnMessagesThen work
 }
 
 // addrPortConn is implemented by *net.UDPConn and by in-memory conns that
@@ -121,7 +122,8 @@ func (t *Transport) addUDP(pc net.PacketConn) (*udpSock, error) {
 	if _, ok := t.listening[UDP]; !ok {
 		t.listening[UDP] = s.local
 	}
-	t.wg.Go(s.readLoop)
+	t.wg.Add(1)
+	go s.readLoop(newUDPReader(s))
 	return s, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -93,16 +94,21 @@ func noBatch(err error) bool {
 // more so that an oversize datagram shows), as many as the last reads
 // needed up to BatchSize.
 type udpReader struct {
-	s     *udpSock
-	bc    batchConn   // nil: one ReadFrom per datagram
-	mm    *mmsgReader // recvmmsg of bc's socket, without x/net's *net.UDPAddr per datagram; nil: bc's ReadBatch
-	size  int
-	limit int
-	slots [][]byte
-	ms    []ipv4.Message
-	n     []int
-	src   []netip.AddrPort
-	in    []Incoming
+	s   *udpSock
+	num uint64 // the reader's number (Then.Run)
+	// relieved: another reader took over the socket while this one ran
+	// OnMessagesThen work; this one ends, no longer counted in the
+	// Transport's WaitGroup. Under s.relief.mu.
+	relieved bool
+	bc       batchConn   // nil: one ReadFrom per datagram
+	mm       *mmsgReader // recvmmsg of bc's socket, without x/net's *net.UDPAddr per datagram; nil: bc's ReadBatch
+	size     int
+	limit    int
+	slots    [][]byte
+	ms       []ipv4.Message
+	n        []int
+	src      []netip.AddrPort
+	in       []Incoming
 	// While the reader holds more than one slot, a read deadline
 	// (renewed at most once per idleShrink) ends a read that waits
 	// longer than idleShrink to 2·idleShrink: the socket is idle and
@@ -146,7 +152,7 @@ func (r *udpReader) shrink() {
 
 func newUDPReader(s *udpSock) *udpReader {
 	t := s.t
-	r := &udpReader{s: s, bc: s.bc, limit: t.cfg.UDP.BatchSize}
+	r := &udpReader{s: s, bc: s.bc, limit: t.cfg.UDP.BatchSize, num: t.readers.Add(1)}
 	if uc, ok := s.pc.(*net.UDPConn); ok && r.bc != nil && t.batchHook == nil {
 		r.mm = newMmsgReader(uc)
 	}
@@ -209,7 +215,7 @@ func (r *udpReader) read() (int, error) {
 }
 
 // deliver parses the n datagrams read and hands them over in one call.
-func (r *udpReader) deliver(n int) {
+func (r *udpReader) deliver(n int) (then Then) {
 	s, t := r.s, r.s.t
 	t.stats.readCalls.Add(1)
 	t.stats.read.Add(uint64(n))
@@ -232,19 +238,29 @@ func (r *udpReader) deliver(n int) {
 		r.in = append(r.in, t.incoming(b, m, perr, f))
 	}
 	if len(r.in) > 0 {
-		t.emit(r.in)
+		then = t.emitUDP(r.in)
 	}
 	clear(r.in)
+	return then
 }
 
-// readLoop reads the socket until it closes.
-func (s *udpSock) readLoop() {
+// readLoop reads the socket with r until it closes, or until another
+// reader takes over. It is counted in t.wg until then.
+func (s *udpSock) readLoop(r *udpReader) {
 	t := s.t
-	r := newUDPReader(s)
+	counted := true
+	defer func() {
+		if counted {
+			t.wg.Done()
+		}
+	}()
 	for {
 		n, err := r.read()
 		if err == nil {
-			r.deliver(n)
+			if then := r.deliver(n); then != nil && !s.runThen(r, then) {
+				counted = false
+				return
+			}
 			continue
 		}
 		if errors.Is(err, net.ErrClosed) {
@@ -272,6 +288,115 @@ func (s *udpSock) readLoop() {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// relief watches the reader of a socket that runs OnMessagesThen work:
+// a timer checks every Relief, while there is such work, that the reader
+// has started new work since the last check or is not running any; a
+// reader stuck in one piece of work is relieved: another reader takes
+// over the socket.
+type relief struct {
+	mu    sync.Mutex
+	busy  *udpReader // the reader running work; nil: none
+	then  Then       // the work busy runs
+	runs  uint64     // pieces of work started
+	seen  uint64     // runs at the last check
+	timer *time.Timer
+	armed bool
+}
+
+// runThen runs then on reader r, and reports whether r still reads the
+// socket (false: it was relieved meanwhile and must end, uncounted).
+func (s *udpSock) runThen(r *udpReader, then Then) bool {
+	rl := &s.relief
+	rl.mu.Lock()
+	rl.busy, rl.then = r, then
+	rl.runs++
+	if !rl.armed {
+		rl.armed = true
+		if rl.timer == nil {
+			rl.timer = time.AfterFunc(s.t.cfg.UDP.Relief, s.checkRelief)
+		} else {
+			rl.timer.Reset(s.t.cfg.UDP.Relief)
+		}
+	}
+	rl.mu.Unlock()
+	then.Run(r.num)
+	rl.mu.Lock()
+	relieved := r.relieved
+	if rl.busy == r {
+		rl.busy, rl.then = nil, nil
+	}
+	rl.mu.Unlock()
+	return !relieved
+}
+
+// checkRelief is the relief timer: it relieves a reader that has run the
+// same work since the last check, and stops once the socket's readers
+// run none.
+func (s *udpSock) checkRelief() {
+	if then := s.checkReliefLocked(); then != nil {
+		then.Relieve()
+	}
+}
+
+// checkReliefLocked is checkRelief under relief.mu; it returns the work
+// of a reader it relieved.
+func (s *udpSock) checkReliefLocked() (relieved Then) {
+	t := s.t
+	rl := &s.relief
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	if t.isClosed() {
+		rl.armed = false
+		return
+	}
+	if rl.busy != nil && rl.runs == rl.seen {
+		t.mu.Lock()
+		closed := t.closed
+		if !closed {
+			t.wg.Add(1) // the new reader's, before the busy one's Done
+		}
+		t.mu.Unlock()
+		relieved = rl.then
+		s.relieve()
+		if !closed {
+			t.log.Debug("sip transport: a UDP reader is busy with work, another takes over the socket", "local", s.local)
+			go s.readLoop(newUDPReader(s))
+		}
+	}
+	if rl.busy == nil && rl.runs == rl.seen {
+		rl.armed = false
+		return relieved
+	}
+	rl.seen = rl.runs
+	rl.timer.Reset(t.cfg.UDP.Relief)
+	return relieved
+}
+
+// relieve stops counting the busy reader: it ends when its work returns.
+// Under relief.mu.
+func (s *udpSock) relieve() {
+	rl := &s.relief
+	if rl.busy == nil {
+		return
+	}
+	rl.busy.relieved = true
+	rl.busy, rl.then = nil, nil
+	s.t.wg.Done()
+}
+
+// closeRelief, at Close, stops the relief timer and stops counting a
+// reader that runs work (which may be the one calling Close).
+func (s *udpSock) closeRelief() {
+	rl := &s.relief
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	if rl.timer != nil {
+		rl.timer.Stop()
+	}
+	rl.armed = false
+	s.relieve()
 }
 
 // held is a datagram waiting for the end of a Batch.
